@@ -1,0 +1,95 @@
+"""Rules: each looks at one certificate, one node or the whole fleet and returns Findings.
+
+A rule registers itself with `@rule(id, severity, scope)`; `detect()` runs every registered
+rule (or a chosen few) over the swept nodes. Rule ids and their least severities are a
+contract (DESIGN.md); the registry refuses an id twice so a typo cannot shadow a rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from sweeper.errors import BadInput
+from sweeper.model import CertRecord, Finding, NodeResult, Severity
+
+Scope = Literal["cert", "node", "fleet"]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the rules know beyond the certificates: the time, and the incident's inputs."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    expiring_days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    severity: Severity
+    scope: Scope
+    check: Callable[..., Iterable[Finding]]
+    summary: str
+
+
+REGISTRY: dict[str, Rule] = {}
+
+
+def rule(rule_id: str, severity: Severity, scope: Scope) -> Callable[[Callable], Callable]:
+    """Register a check; its docstring's first line is the rule's summary."""
+
+    def register(check: Callable) -> Callable:
+        if rule_id in REGISTRY:
+            raise ValueError(f"rule {rule_id!r} registered twice")
+        summary = (check.__doc__ or rule_id).strip().splitlines()[0]
+        REGISTRY[rule_id] = Rule(rule_id, severity, scope, check, summary)
+        return check
+
+    return register
+
+
+def finding(rule_id: str, record: CertRecord, message: str, **evidence: object) -> Finding:
+    """A finding about one certificate, at its rule's registered severity."""
+    return Finding(
+        rule=rule_id, severity=REGISTRY[rule_id].severity, node=record.node, store=record.store,
+        entry=record.entry, sha256=record.sha256, message=message, evidence=dict(evidence),
+    )
+
+
+def select(rule_ids: Iterable[str] | None) -> list[Rule]:
+    """The rules to run; an unknown id is bad input, named in the error."""
+    _load_rules()
+    if rule_ids is None:
+        return list(REGISTRY.values())
+    chosen = []
+    for rule_id in rule_ids:
+        if rule_id not in REGISTRY:
+            raise BadInput(f"unknown rule {rule_id!r} (known: {', '.join(sorted(REGISTRY))})")
+        chosen.append(REGISTRY[rule_id])
+    return chosen
+
+
+def detect(nodes: Iterable[NodeResult], context: Context, rule_ids: Iterable[str] | None = None) -> list[Finding]:
+    """Run the rules over every swept node; most severe findings first."""
+    rules = select(rule_ids)
+    swept = [n for n in nodes if n.swept]
+    findings: list[Finding] = []
+    for chosen in rules:
+        if chosen.scope == "cert":
+            for node in swept:
+                for record in node.certificates:
+                    findings.extend(chosen.check(record, context))
+        elif chosen.scope == "node":
+            for node in swept:
+                findings.extend(chosen.check(node, context))
+        else:
+            findings.extend(chosen.check(swept, context))
+    return sorted(findings, key=lambda f: (-f.severity, f.rule, f.node or "", f.store or "", f.entry or ""))
+
+
+def _load_rules() -> None:
+    """Import the rule modules so their decorators run (once)."""
+    from sweeper.detect import validity  # noqa: F401

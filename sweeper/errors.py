@@ -1,0 +1,80 @@
+"""One error tree: every class carries its exit code, and its message is one line for a human."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_BAD_INPUT = 2
+EXIT_INCOMPLETE = 3
+
+
+class SweeperError(Exception):
+    """Base of every error sweeper raises on purpose; only cli.py catches it and exits."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadInput(SweeperError):
+    """Something the user gave us (a file, an option) is wrong; exit 2."""
+
+
+class InventoryError(BadInput):
+    """The inventory cannot be read or does not fit the schema."""
+
+
+class CorruptInput(BadInput):
+    """A certificate, CRL, key or IOC file given on the command line is unreadable."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class NodeError(Exception):
+    """A failure reaching or reading one node; becomes that node's status, never a crash."""
+
+    status = "error"
+    attempts = 0
+
+    def with_attempts(self, attempts: int) -> NodeError:
+        """Record how many connection attempts were made before this failure."""
+        self.attempts = attempts
+        return self
+
+
+class Transient(NodeError):
+    """A fault worth retrying: refused, reset, timed out, dropped before auth."""
+
+    status = "unreachable"
+
+
+class Unreachable(NodeError):
+    """The node could not be reached after every retry (or the fault is not retryable)."""
+
+    status = "unreachable"
+
+
+class AuthFailed(NodeError):
+    """The node refused our identity; retrying would only lock the account."""
+
+    status = "auth-failed"
+
+
+class HostKeyMismatch(NodeError):
+    """The node presented a host key we do not trust: never connect, never retry."""
+
+    status = "host-key-mismatch"
+
+
+class CommandFailed(NodeError):
+    """A command on the node failed in a way that spoils the whole node read."""
+
+    status = "error"

@@ -1,0 +1,216 @@
+"""Plain frozen values that flow one way: inventory -> ssh -> stores -> records -> detect -> report."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Severity(enum.IntEnum):
+    """Ordered so that `finding.severity >= Severity.HIGH` reads naturally."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.label for s in cls)
+            raise ValueError(f"unknown severity {text!r} (expected one of: {names})") from None
+
+
+STORE_KINDS = ("pem", "bundle", "dir", "vecs")
+ROLES = ("leaf", "trust", "crl")
+PROFILES = ("vcsa", "esxi", "linux")
+NODE_STATUSES = ("ok", "unreachable", "auth-failed", "host-key-mismatch", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSpec:
+    """Where certificates live on a node, as the inventory (or the profile) says."""
+
+    kind: str
+    role: str
+    cert: str | None = None
+    key: str | None = None
+    path: str | None = None
+    store: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The store's name in reports: its path, or `vecs:NAME`."""
+        if self.kind == "vecs":
+            return f"vecs:{self.store}" if self.store else "vecs"
+        return self.cert if self.kind == "pem" else (self.path or "")
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One inventory node with every default applied; built once, shared read-only."""
+
+    name: str
+    host: str
+    profile: str = "linux"
+    port: int = 22
+    user: str | None = None
+    tags: tuple[str, ...] = ()
+    root: str = "/"
+    known_hosts: str | None = "~/.ssh/known_hosts"
+    accept_new: bool = False
+    client_keys: tuple[str, ...] = ()
+    passphrase_env: str | None = None
+    password_env: str | None = None
+    agent: bool = False
+    ssh_config: str | None = None
+    connect_timeout: float = 10.0
+    deadline: float = 300.0
+    become: str | None = None
+    become_password_env: str | None = None
+    jump: str | None = None
+    sso_user: str | None = None
+    sso_password_env: str | None = None
+    restart: str | None = None
+    tls_port: int | None = None
+    stores: tuple[StoreSpec, ...] = ()
+
+    def path(self, node_path: str) -> str:
+        """The real path of `node_path` on the machine, under the node's `root` prefix."""
+        if self.root in ("", "/"):
+            return node_path
+        return self.root.rstrip("/") + "/" + node_path.lstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What we learned about a leaf's private key without ever keeping the key itself."""
+
+    path: str
+    mode: str | None = None
+    owner: str | None = None
+    group: str | None = None
+    spki_sha256: str | None = None
+    matches: bool | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CertRecord:
+    """One certificate as found in one store entry on one node."""
+
+    node: str
+    store: str
+    entry: str
+    role: str
+    subject: str
+    issuer: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    sha256: str
+    spki_sha256: str
+    key_type: str
+    key_bits: int
+    signature_algorithm: str
+    is_ca: bool
+    self_signed: bool
+    sans: tuple[str, ...] = ()
+    entry_type: str | None = None
+    key: KeyInfo | None = None
+    der: bytes = field(default=b"", repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CrlRecord:
+    """A CRL found on a node or given on the command line; verified later by detect."""
+
+    source: str
+    der: bytes = field(repr=False)
+    node: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    """The outcome of reading one store: its records, or why it could not be read."""
+
+    label: str
+    kind: str
+    role: str
+    status: str = "ok"
+    error: str | None = None
+    certificates: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeResult:
+    """Everything one node gave us, or the status saying why it gave nothing."""
+
+    name: str
+    host: str
+    status: str
+    error: str | None = None
+    attempts: int = 0
+    certificates: tuple[CertRecord, ...] = ()
+    crls: tuple[CrlRecord, ...] = ()
+    stores: tuple[StoreResult, ...] = ()
+    identity: str | None = None
+    duration: float = 0.0
+
+    @property
+    def swept(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing wrong, with the evidence an investigator needs to act on it."""
+
+    rule: str
+    severity: Severity
+    node: str | None
+    store: str | None
+    entry: str | None
+    sha256: str | None
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """Who ran what, when, against which inventory."""
+
+    id: str
+    kind: str
+    started: datetime
+    finished: datetime
+    tool_version: str
+    inventory_path: str
+    inventory_sha256: str
+    argv: tuple[str, ...]
+    interrupted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The canonical result of a run; every output format is rendered from it."""
+
+    run: RunInfo
+    nodes: tuple[NodeResult, ...]
+    findings: tuple[Finding, ...]
+
+    @property
+    def incomplete(self) -> bool:
+        return self.run.interrupted or any(not n.swept for n in self.nodes)
+
+    def worst_severity(self) -> Severity | None:
+        return max((f.severity for f in self.findings), default=None)

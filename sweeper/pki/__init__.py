@@ -1,0 +1,1 @@
+"""Certificate, key and CRL work; the only package that imports pyca/cryptography."""

@@ -1,0 +1,207 @@
+"""Read certificates, CRLs and public keys from PEM or DER bytes as the nodes hold them."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)\s*-----END \1-----", re.DOTALL
+)
+CERT_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
+CRL_LABELS = {b"X509 CRL"}
+
+
+class ParseError(ValueError):
+    """Bytes that should hold a certificate, key or CRL do not; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class PemBlock:
+    label: str
+    der: bytes
+
+
+def pem_blocks(data: bytes) -> list[PemBlock]:
+    """Every PEM block in `data`, whatever text stands around it (CRLF, comments, OpenSSL dumps)."""
+    blocks = []
+    for match in _PEM_BLOCK.finditer(data):
+        body = re.sub(rb"\s+", b"", match.group(2))
+        if b":" in match.group(2).split(b"\n", 1)[0]:
+            raise ParseError(f"encrypted or headed PEM block '{match.group(1).decode()}' is not supported")
+        try:
+            der = base64.b64decode(body, validate=True)
+        except ValueError:
+            raise ParseError(f"PEM block '{match.group(1).decode()}' is not valid base64") from None
+        blocks.append(PemBlock(match.group(1).decode(), der))
+    return blocks
+
+
+def split_certificates(data: bytes) -> list[bytes]:
+    """DER of every certificate in a PEM text (any number of blocks) or a single DER file."""
+    if b"-----BEGIN" in data:
+        ders = [b.der for b in pem_blocks(data) if b.label.encode() in CERT_LABELS]
+        if not ders and not any(b.label.encode() in CRL_LABELS for b in pem_blocks(data)):
+            raise ParseError("no certificate in PEM text")
+        return ders
+    if not data.strip():
+        raise ParseError("file is empty")
+    if data[:1] != b"\x30":
+        raise ParseError("neither PEM nor DER")
+    try:
+        x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise ParseError(f"not a DER certificate ({exc})") from None
+    return [data]
+
+
+def split_crls(data: bytes) -> list[bytes]:
+    """DER of every CRL in PEM text or a single DER CRL."""
+    if b"-----BEGIN" in data:
+        return [b.der for b in pem_blocks(data) if b.label.encode() in CRL_LABELS]
+    try:
+        x509.load_der_x509_crl(data)
+    except ValueError as exc:
+        raise ParseError(f"not a CRL ({exc})") from None
+    return [data]
+
+
+@dataclass(frozen=True, slots=True)
+class CertFacts:
+    """The fields a report and the rules need from one certificate, parsed once."""
+
+    subject: str
+    issuer: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    sha256: str
+    spki_sha256: str
+    key_type: str
+    key_bits: int
+    signature_algorithm: str
+    is_ca: bool
+    self_signed: bool
+    sans: tuple[str, ...]
+
+
+@lru_cache(maxsize=65536)
+def certificate_facts(der: bytes) -> CertFacts:
+    """Parse a DER certificate once per process; fleets repeat the same roots thousands of times."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        public_key = cert.public_key()
+        key_type, key_bits = describe_public_key(public_key)
+        spki = public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return CertFacts(
+            subject=cert.subject.rfc4514_string(),
+            issuer=cert.issuer.rfc4514_string(),
+            serial=format(cert.serial_number, "x"),
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            sha256=hashlib.sha256(der).hexdigest(),
+            spki_sha256=hashlib.sha256(spki).hexdigest(),
+            key_type=key_type,
+            key_bits=key_bits,
+            signature_algorithm=_signature_name(cert),
+            is_ca=_is_ca(cert),
+            self_signed=_self_signed(cert),
+            sans=_sans(cert),
+        )
+    except (ValueError, TypeError) as exc:
+        raise ParseError(f"malformed certificate ({exc})") from None
+
+
+def describe_public_key(key: object) -> tuple[str, int]:
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"EC-{key.curve.name}", key.curve.key_size
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 456
+    return type(key).__name__, 0
+
+
+def _signature_name(cert: x509.Certificate) -> str:
+    oid = cert.signature_algorithm_oid
+    return getattr(oid, "_name", None) or oid.dotted_string
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _self_signed(cert: x509.Certificate) -> bool:
+    if cert.subject != cert.issuer:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except Exception:  # noqa: BLE001 - any failure means "not provably self-signed"
+        return False
+    return True
+
+
+def _sans(cert: x509.Certificate) -> tuple[str, ...]:
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    dns = names.get_values_for_type(x509.DNSName)
+    ips = [str(ip) for ip in names.get_values_for_type(x509.IPAddress)]
+    return tuple(dns + ips)
+
+
+def spki_sha256_from_public_pem(data: bytes) -> str:
+    """SHA-256 of the SubjectPublicKeyInfo in an `openssl pkey -pubout` PEM."""
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise ParseError(f"not a public key ({exc})") from None
+    return _spki_sha256(key)
+
+
+def spki_sha256_from_private_key(data: bytes) -> str:
+    """SHA-256 of the public half of a private key held only in memory, never stored."""
+    try:
+        if b"-----BEGIN" in data:
+            key = serialization.load_pem_private_key(data, password=None)
+        else:
+            key = serialization.load_der_private_key(data, password=None)
+    except TypeError:
+        raise ParseError("private key is encrypted") from None
+    except ValueError:
+        raise ParseError("not a private key") from None
+    return _spki_sha256(key.public_key())
+
+
+def _spki_sha256(public_key: object) -> str:
+    spki = public_key.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()
+
+
+def spki_sha256_from_openssl_output(text: str) -> str:
+    """SHA-256 of the SPKI in `openssl pkey -pubout` output, whatever noise stands around it."""
+    start = text.find("-----BEGIN PUBLIC KEY-----")
+    if start < 0:
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        raise ParseError(f"key unreadable: {first[:200] or 'openssl printed no public key'}")
+    return spki_sha256_from_public_pem(text[start:].encode())

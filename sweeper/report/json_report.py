@@ -1,0 +1,108 @@
+"""The canonical `sweeper.report/1` JSON: built from the Report model, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sweeper.model import CertRecord, Finding, NodeResult, Report, Severity
+
+SCHEMA = "sweeper.report/1"
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 UTC with a Z, second precision: stable and readable."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_dict(report: Report) -> dict[str, Any]:
+    run = report.run
+    counts = {s.label: 0 for s in sorted(Severity, reverse=True)}
+    for item in report.findings:
+        counts[item.severity.label] += 1
+    return {
+        "schema": SCHEMA,
+        "run": {
+            "id": run.id, "kind": run.kind, "started": iso(run.started), "finished": iso(run.finished),
+            "tool_version": run.tool_version,
+            "inventory": {"path": run.inventory_path, "sha256": run.inventory_sha256},
+            "argv": list(run.argv), "interrupted": run.interrupted,
+        },
+        "summary": {
+            "nodes": len(report.nodes),
+            "nodes_swept": sum(1 for n in report.nodes if n.swept),
+            "certificates": sum(len(n.certificates) for n in report.nodes),
+            "findings": counts,
+        },
+        "nodes": [_node(n) for n in report.nodes],
+        "findings": [_finding(f) for f in report.findings],
+    }
+
+
+def _node(node: NodeResult) -> dict[str, Any]:
+    return {
+        "name": node.name, "host": node.host, "status": node.status, "error": node.error,
+        "attempts": node.attempts, "identity": node.identity, "duration": round(node.duration, 3),
+        "stores": [
+            {"store": s.label, "kind": s.kind, "role": s.role, "status": s.status, "error": s.error,
+             "certificates": s.certificates}
+            for s in node.stores
+        ],
+        "certificates": [_certificate(c) for c in node.certificates],
+    }
+
+
+def _certificate(cert: CertRecord) -> dict[str, Any]:
+    key = None
+    if cert.key is not None:
+        key = {"path": cert.key.path, "mode": cert.key.mode, "owner": cert.key.owner,
+               "group": cert.key.group, "spki_sha256": cert.key.spki_sha256,
+               "matches": cert.key.matches, "error": cert.key.error}
+    return {
+        "store": cert.store, "entry": cert.entry, "role": cert.role, "subject": cert.subject,
+        "issuer": cert.issuer, "serial": cert.serial, "not_before": iso(cert.not_before),
+        "not_after": iso(cert.not_after), "sha256": cert.sha256, "spki_sha256": cert.spki_sha256,
+        "key_type": cert.key_type, "key_bits": cert.key_bits,
+        "signature_algorithm": cert.signature_algorithm, "is_ca": cert.is_ca,
+        "self_signed": cert.self_signed, "sans": list(cert.sans), "entry_type": cert.entry_type,
+        "key": key,
+    }
+
+
+def _finding(item: Finding) -> dict[str, Any]:
+    return {
+        "rule": item.rule, "severity": item.severity.label, "node": item.node, "store": item.store,
+        "entry": item.entry, "sha256": item.sha256, "message": item.message, "evidence": item.evidence,
+    }
+
+
+def stem(report: Report) -> str:
+    """`<UTC timestamp>-<run id>`: sorts by time, unique per run."""
+    return f"{report.run.started:%Y%m%dT%H%M%SZ}-{report.run.id}"
+
+
+def write_json(report: Report, out_dir: Path) -> Path:
+    """Write `<stem>.json` atomically (temp file, fsync, rename) and return its path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{stem(report)}.json"
+    data = json.dumps(to_dict(report), indent=2, sort_keys=False).encode() + b"\n"
+    atomic_write(path, data)
+    return path
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,174 @@
+"""A sweep: every node read over one SSH connection, at most N at once, then the rules.
+
+Data flows one way: nodes -> ssh -> stores -> records -> detect -> Report. A node that
+fails is a status in the report, never a crash; Ctrl-C or SIGTERM stops the sweep within
+a second or two and still yields a report, marked interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sweeper import __version__, stores
+from sweeper.detect import Context, detect, select
+from sweeper.errors import AuthFailed, NodeError, Unreachable
+from sweeper.inventory import Inventory
+from sweeper.model import Node, NodeResult, Report, RunInfo
+from sweeper.ssh import Connector, RetryPolicy, Session
+
+NodeCallback = Callable[[NodeResult], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    concurrency: int = 100
+    retry: RetryPolicy = RetryPolicy()
+    context: Context = field(default_factory=Context)
+    rules: tuple[str, ...] | None = None
+
+
+def node_command(node: Node) -> str:
+    """The remote command; the read script itself goes in on stdin (no quoting, no length limit)."""
+    if node.become == "sudo":
+        return "sudo -n sh -s"
+    if node.become == "doas":
+        return "doas -n sh -s"
+    return "sh -s"
+
+
+async def read_node(node: Node, connector: Connector) -> NodeResult:
+    """Sweep one node: one connection, one command, records parsed off the event loop."""
+    started = time.monotonic()
+    token = "@@SWEEPER-" + secrets.token_hex(8)
+    script = stores.read_script(node, token)
+
+    async def work(session: Session) -> stores.NodeRead:
+        result = await session.run(node_command(node), stdin=script, timeout=node.deadline)
+        read = await asyncio.to_thread(stores.parse, node, token, result.stdout)
+        if not read.complete:
+            raise _failed_command(result.exit_status, result.stderr)
+        return read
+
+    try:
+        async with asyncio.timeout(node.deadline):
+            read, attempts = await connector.with_session(node, work)
+    except TimeoutError:
+        return _failed(node, Unreachable(f"no complete answer within the {node.deadline:g}s deadline"),
+                       started)
+    except NodeError as exc:
+        return _failed(node, exc, started)
+    return NodeResult(
+        name=node.name, host=node.host, status="ok", attempts=attempts,
+        certificates=read.certificates, crls=read.crls, stores=read.stores,
+        identity=node.user, duration=time.monotonic() - started,
+    )
+
+
+def _failed_command(status: int, stderr: str) -> NodeError:
+    first = next((line.strip() for line in stderr.splitlines() if line.strip()), "")
+    if "password is required" in first or first.startswith(("sudo:", "doas:")):
+        return AuthFailed(f"privilege escalation refused: {first}")
+    return NodeError(f"read script stopped early (exit status {status}){': ' + first if first else ''}")
+
+
+def _failed(node: Node, exc: NodeError, started: float) -> NodeResult:
+    return NodeResult(
+        name=node.name, host=node.host, status=exc.status, error=str(exc), attempts=exc.attempts,
+        duration=time.monotonic() - started,
+    )
+
+
+async def sweep(
+    nodes: tuple[Node, ...], options: ScanOptions, on_node: NodeCallback | None = None
+) -> tuple[list[NodeResult], bool]:
+    """Read every node (bounded concurrency); returns results in inventory order and `interrupted`."""
+    connector = Connector(nodes, options.retry)
+    gate = asyncio.Semaphore(max(1, options.concurrency))
+
+    async def one(node: Node) -> NodeResult:
+        async with gate:
+            result = await read_node(node, connector)
+        if on_node:
+            on_node(result)
+        return result
+
+    tasks = [asyncio.create_task(one(n), name=n.name) for n in nodes]
+    interrupted = await _wait_unless_signalled(tasks)
+    results = []
+    for node, task in zip(nodes, tasks, strict=True):
+        if task.done() and not task.cancelled() and task.exception() is None:
+            results.append(task.result())
+        else:
+            reason = "interrupted before this node was swept" if interrupted else str(task.exception())
+            results.append(NodeResult(name=node.name, host=node.host, status="error", error=reason))
+    return results, interrupted
+
+
+async def _wait_unless_signalled(tasks: list[asyncio.Task]) -> bool:
+    """Wait for every task; on SIGINT/SIGTERM cancel them and return True quickly."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    try:
+        everything = asyncio.gather(*tasks, return_exceptions=True)
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({everything, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not stop.is_set():
+            stopper.cancel()
+            return False
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=2)
+        return True
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def scan(
+    inventory: Inventory, nodes: tuple[Node, ...], options: ScanOptions, argv: list[str] | None = None,
+    on_node: NodeCallback | None = None,
+) -> Report:
+    """Sweep `nodes`, run the rules, and return the report (synchronous entry point)."""
+    select(options.rules)  # an unknown rule is bad input before any connection is made
+    started = datetime.now(UTC)
+    results, interrupted = asyncio.run(sweep(nodes, options, on_node))
+    findings = detect(results, options.context, options.rules)
+    run = RunInfo(
+        id=secrets.token_hex(4), kind="scan", started=started, finished=datetime.now(UTC),
+        tool_version=__version__, inventory_path=str(inventory.path), inventory_sha256=inventory.sha256,
+        argv=tuple(redact_argv(argv if argv is not None else sys.argv)), interrupted=interrupted,
+    )
+    return Report(run=run, nodes=tuple(results), findings=tuple(findings))
+
+
+SECRET_OPTIONS = ("--password", "--passphrase", "--ca-key-passphrase", "--token")
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """The command line for the report, with any value of a secret-bearing option masked."""
+    redacted: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            redacted.append("***")
+            hide_next = False
+        elif arg.startswith(SECRET_OPTIONS) and "=" in arg:
+            redacted.append(arg.split("=", 1)[0] + "=***")
+        else:
+            hide_next = arg in SECRET_OPTIONS
+            redacted.append(arg)
+    return redacted

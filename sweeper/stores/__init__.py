@@ -1,0 +1,50 @@
+"""Where certificates live on a node: one module per store kind, all read by one script.
+
+`read_script(node, token)` is the single command a node runs; `parse(node, token, output)`
+turns what it printed into records. Each store kind supplies `calls()` and `collect()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+from sweeper.model import CertRecord, CrlRecord, Node, StoreResult
+from sweeper.stores import files, script, vecs
+
+_KINDS: dict[str, ModuleType] = {"pem": files, "bundle": files, "dir": files, "vecs": vecs}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRead:
+    """Everything read from one node's stores."""
+
+    certificates: tuple[CertRecord, ...]
+    crls: tuple[CrlRecord, ...]
+    stores: tuple[StoreResult, ...]
+    complete: bool
+
+
+def read_script(node: Node, token: str) -> str:
+    """The POSIX sh script that prints every store of `node`, tagged with `token`."""
+    calls: list[str] = []
+    for index, spec in enumerate(node.stores):
+        calls.extend(_KINDS[spec.kind].calls(spec, node, f"s{index}"))
+    return script.build(token, calls)
+
+
+def parse(node: Node, token: str, output: str) -> NodeRead:
+    """Records from the script's output; CPU-bound, so callers run it off the event loop."""
+    split = script.split_output(token, output)
+    certificates: list[CertRecord] = []
+    crls: list[CrlRecord] = []
+    results: list[StoreResult] = []
+    for index, spec in enumerate(node.stores):
+        sections = split.sections.get(f"s{index}", [])
+        for read in _KINDS[spec.kind].collect(spec, node, sections):
+            if not sections and split.complete:
+                read.fail("error", "the node printed nothing for this store")
+            certificates.extend(read.certificates)
+            crls.extend(read.crls)
+            results.append(read.result())
+    return NodeRead(tuple(certificates), tuple(crls), tuple(results), split.complete)

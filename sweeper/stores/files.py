@@ -1,0 +1,114 @@
+"""Stores that are files on the node: `pem` (cert + key), `bundle` (many blocks), `dir` (a folder)."""
+
+from __future__ import annotations
+
+from sweeper.model import KeyInfo, Node, StoreSpec
+from sweeper.pki.parse import (
+    ParseError,
+    spki_sha256_from_openssl_output,
+    spki_sha256_from_private_key,
+)
+from sweeper.stores.records import StoreRead, add_file_contents
+from sweeper.stores.script import Section, quote
+
+_FILE_FAILURES = {
+    "missing": ("missing", "no such file"),
+    "unreadable": ("unreadable", "permission denied"),
+    "isdir": ("error", "is a directory, not a file"),
+    "notdir": ("error", "is not a directory"),
+}
+
+
+def calls(spec: StoreSpec, node: Node, sid: str) -> list[str]:
+    if spec.kind == "pem":
+        lines = [f"sw_file {sid} {quote(node.path(spec.cert or ''))}"]
+        if spec.key:
+            lines.append(f"sw_key {sid} {quote(node.path(spec.key))}")
+        return lines
+    if spec.kind == "bundle":
+        return [f"sw_file {sid} {quote(node.path(spec.path or ''))}"]
+    return [f"sw_dir {sid} {quote(node.path(spec.path or ''))}"]
+
+
+def collect(spec: StoreSpec, node: Node, sections: list[Section]) -> list[StoreRead]:
+    read = StoreRead(label=spec.label, kind=spec.kind, role=spec.role)
+    key = _key_info(node, sections)
+    skipped = 0
+    seen: set[bytes] = set()
+    for section in sections:
+        path = _node_path(node, section.args)
+        if section.kind in _FILE_FAILURES:
+            status, why = _FILE_FAILURES[section.kind]
+            read.fail(status, f"{path}: {why}")
+        elif section.kind == "file":
+            mode, _owner, _group, real = _split_meta(section.args)
+            path = _node_path(node, real)
+            try:
+                data = section.decode_base64()
+            except ValueError as exc:
+                read.fail("error", f"{path}: {exc}")
+                continue
+            if spec.kind == "dir" and data in seen:
+                continue  # the same file reached through a symlink
+            seen.add(data)
+            held = add_file_contents(
+                read, node.name, path, data, key=key, must_hold_certificates=spec.kind != "dir"
+            )
+            skipped += not held
+    if spec.kind == "dir" and read.status == "ok" and skipped:
+        read.error = f"{skipped} file(s) held no certificate or CRL and were skipped"
+    return [read]
+
+
+def _key_info(node: Node, sections: list[Section]) -> KeyInfo | None:
+    """What the node told us about the leaf's key: mode, owner, and its public half."""
+    info: dict[str, str | None] = {}
+    for section in sections:
+        if section.kind == "keymissing":
+            return KeyInfo(path=_node_path(node, section.args), error="key file is missing")
+        if section.kind == "keymeta":
+            mode, owner, group, real = _split_meta(section.args)
+            info.update(path=_node_path(node, real), mode=mode, owner=owner, group=group)
+        elif section.kind == "keyunreadable":
+            info["error"] = "key file is not readable by this user"
+        elif section.kind == "pubkey":
+            info.update(_public_key_from_openssl(section))
+        elif section.kind == "keyfile":
+            try:
+                info["spki_sha256"] = spki_sha256_from_private_key(section.decode_base64())
+            except (ParseError, ValueError) as exc:
+                info["error"] = str(exc)
+    if "path" not in info:
+        return None
+    return KeyInfo(
+        path=info["path"] or "", mode=info.get("mode"), owner=info.get("owner"),
+        group=info.get("group"), spki_sha256=info.get("spki_sha256"), error=info.get("error"),
+    )
+
+
+def _public_key_from_openssl(section: Section) -> dict[str, str]:
+    try:
+        return {"spki_sha256": spki_sha256_from_openssl_output(section.text)}
+    except ParseError as exc:
+        return {"error": str(exc)}
+
+
+def _split_meta(args: str) -> tuple[str | None, str | None, str | None, str]:
+    """`<mode> <owner> <group> <path>` as sw_stat printed it; unknown values are None."""
+    parts = args.split(" ", 3)
+    if len(parts) < 4:
+        return None, None, None, args
+    mode, owner, group, path = parts
+    return (None if mode == "?" else mode.zfill(4)), _known(owner), _known(group), path
+
+
+def _known(value: str) -> str | None:
+    return None if value == "?" else value
+
+
+def _node_path(node: Node, real_path: str) -> str:
+    """Show paths as the node knows them, without the inventory's `root` prefix."""
+    root = node.root.rstrip("/")
+    if root and real_path.startswith(root + "/"):
+        return real_path[len(root):]
+    return real_path

@@ -1,0 +1,82 @@
+"""Turn bytes read from a store into CertRecords and CrlRecords, plus the store's outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from sweeper.model import CertRecord, CrlRecord, KeyInfo, StoreResult
+from sweeper.pki.parse import ParseError, certificate_facts, split_certificates, split_crls
+
+
+@dataclass(slots=True)
+class StoreRead:
+    """What one store contributed; mutable while a store module fills it."""
+
+    label: str
+    kind: str
+    role: str
+    certificates: list[CertRecord] = field(default_factory=list)
+    crls: list[CrlRecord] = field(default_factory=list)
+    status: str = "ok"
+    error: str | None = None
+
+    def fail(self, status: str, error: str) -> None:
+        """Keep the first failure: it is the one that explains the others."""
+        if self.status == "ok":
+            self.status, self.error = status, error
+
+    def result(self) -> StoreResult:
+        return StoreResult(
+            label=self.label, kind=self.kind, role=self.role, status=self.status,
+            error=self.error, certificates=len(self.certificates),
+        )
+
+
+def certificate_record(
+    node: str, store: str, entry: str, role: str, der: bytes,
+    entry_type: str | None = None, key: KeyInfo | None = None,
+) -> CertRecord:
+    facts = certificate_facts(der)
+    if key is not None and key.spki_sha256 is not None:
+        key = replace(key, matches=key.spki_sha256 == facts.spki_sha256)
+    return CertRecord(
+        node=node, store=store, entry=entry, role=role,
+        subject=facts.subject, issuer=facts.issuer, serial=facts.serial,
+        not_before=facts.not_before, not_after=facts.not_after, sha256=facts.sha256,
+        spki_sha256=facts.spki_sha256, key_type=facts.key_type, key_bits=facts.key_bits,
+        signature_algorithm=facts.signature_algorithm, is_ca=facts.is_ca,
+        self_signed=facts.self_signed, sans=facts.sans, entry_type=entry_type, key=key, der=der,
+    )
+
+
+def add_file_contents(
+    read: StoreRead, node: str, path: str, data: bytes, *, key: KeyInfo | None = None,
+    must_hold_certificates: bool = True,
+) -> bool:
+    """Record every certificate and CRL in one file; False if it held neither."""
+    try:
+        crls = split_crls(data) if b"CRL" in data or not data.startswith(b"-----") else []
+    except ParseError:
+        crls = []
+    try:
+        ders = split_certificates(data)
+    except ParseError as exc:
+        if crls:
+            ders = []
+        elif must_hold_certificates:
+            read.fail("corrupt", f"{path}: {exc}")
+            return False
+        else:
+            return False
+    read.crls.extend(CrlRecord(source=f"{node}:{path}", der=der, node=node) for der in crls)
+    for index, der in enumerate(ders, start=1):
+        entry = path if len(ders) == 1 else f"{path}#{index}"
+        try:
+            record = certificate_record(
+                node, read.label, entry, read.role, der, key=key if index == 1 else None
+            )
+        except ParseError as exc:
+            read.fail("corrupt", f"{entry}: {exc}")
+            continue
+        read.certificates.append(record)
+    return bool(ders or crls)

@@ -92,7 +92,7 @@ def guarded(action: Callable[[], int]) -> int:
     try:
         return action()
     except SweeperError as exc:
-        err.print(f"[bold red]sweeper:[/] {exc.message}", highlight=False, markup=True)
+        typer.echo(f"sweeper: {exc.message}", err=True)
         return exc.exit_code
 
 
@@ -161,6 +161,68 @@ def show_summary(report: Report) -> None:
     interrupted = " [bold yellow](interrupted)[/]" if report.run.interrupted else ""
     err.print(f"{swept}/{len(report.nodes)} nodes swept, {certificates} certificates, "
               f"{len(report.findings)} findings{interrupted}")
+
+
+@lab_app.command("up")
+def lab_up(
+    nodes: Annotated[int, typer.Option(min=1, help="How many simulated nodes.")] = 20,
+    dir: Annotated[Path, typer.Option("--dir", help="Where the lab keeps its nodes.")] = Path("lab"),
+    seed: Annotated[int, typer.Option(help="Seed for the fleet's layout and planted incident.")] = 0,
+) -> None:
+    """Start a simulated fleet on 127.0.0.1 in the background and write its inventory."""
+
+    def run() -> int:
+        from sweeper.lab import start_lab
+
+        handle = start_lab(dir, nodes, seed=seed)
+        typer.echo(str(handle.inventory))
+        err.print(f"{nodes} lab nodes up; sweep them with: sweeper scan {handle.inventory}\n"
+                  f"stop them with: sweeper lab down --dir {dir}", highlight=False)
+        return EXIT_OK
+
+    raise typer.Exit(guarded(run))
+
+
+@lab_app.command("down")
+def lab_down(
+    dir: Annotated[Path, typer.Option("--dir", help="The lab's folder.")] = Path("lab"),
+) -> None:
+    """Stop a lab started with `lab up`."""
+
+    def run() -> int:
+        from sweeper.lab import stop_lab
+
+        stop_lab(dir)
+        err.print(f"lab in {dir} stopped")
+        return EXIT_OK
+
+    raise typer.Exit(guarded(run))
+
+
+@app.command("demo")
+def demo_command(
+    nodes: Annotated[int, typer.Option(min=5, help="How many simulated nodes.")] = 20,
+    dir: Annotated[Path, typer.Option("--dir", help="Where the lab keeps its nodes.")] = Path("lab"),
+    out: Annotated[Path, typer.Option(help="Folder for the reports.")] = Path("reports"),
+) -> None:
+    """The whole story on a lab fleet: start it, sweep it, report what the incident left behind."""
+
+    def run() -> int:
+        from sweeper.lab import start_lab
+
+        err.rule("1. Start a lab fleet")
+        with start_lab(dir, nodes) as lab:
+            err.print(f"{nodes} nodes on 127.0.0.1 (inventory {lab.inventory})", highlight=False)
+            err.rule("2. Sweep it")
+            inv = load_inventory(lab.inventory)
+            with progress_reporter(len(inv.nodes)) as on_node:
+                report = scan(inv, inv.nodes, ScanOptions(), argv=sys.argv, on_node=on_node)
+            finish(report, out, Severity.HIGH)
+        err.rule("Done")
+        err.print("The lab is stopped. Start one to explore with: sweeper lab up", highlight=False)
+        return EXIT_OK
+
+    raise typer.Exit(guarded(run))
 
 
 @app.command("version")

@@ -1,0 +1,52 @@
+"""Bad input at the command line: one line on stderr, exit 2, no traceback, no connection attempted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GOOD_NODE = '[[nodes]]\nname = "n1"\nhost = "127.0.0.1"\nport = 1\nprofile = "esxi"\n'
+
+
+def sweeper(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sweeper", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize(
+    ("inventory", "extra", "expected"),
+    [
+        ('[[nodes]]\nname = "n1"\nhost = "h"\nprofile = "esxi"\nbogus = 1\n', [],
+         "node 'n1': key 'bogus': unknown key"),
+        (GOOD_NODE, ["--rule", "no-such-rule"], "unknown rule 'no-such-rule'"),
+        ('[defaults]\nknown_hosts = "/nonexistent/known_hosts"\n' + GOOD_NODE, [],
+         "known_hosts file not found"),
+        ('[defaults]\nclient_keys = ["/nonexistent/id"]\nknown_hosts = "/dev/null"\n' + GOOD_NODE, [],
+         "client key not found"),
+        ('[defaults]\npassword_env = "SWEEPER_TEST_UNSET_VAR"\nknown_hosts = "/dev/null"\n' + GOOD_NODE, [],
+         "SWEEPER_TEST_UNSET_VAR"),
+        (GOOD_NODE, ["--limit", "nobody"], "matches no node"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, inventory: str, extra: list[str], expected: str) -> None:
+    (tmp_path / "inv.toml").write_text(inventory)
+    done = sweeper("scan", "inv.toml", "--out", "out", *extra, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists(), "no report for a run that never started"
+
+
+def test_bad_fail_on_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "inv.toml").write_text(GOOD_NODE)
+    done = sweeper("scan", "inv.toml", "--fail-on", "severe", cwd=tmp_path)
+    assert done.returncode == 2 and "unknown severity" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_missing_inventory_file(tmp_path: Path) -> None:
+    done = sweeper("scan", "absent.toml", cwd=tmp_path)
+    assert done.returncode == 2 and "absent.toml: cannot read inventory" in done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,15 +24,23 @@ from sweeper.ssh import RetryPolicy
 
 app = typer.Typer(
     help="Find revoked or suspect certificates across a fleet over SSH, and replace them all.",
-    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
 )
-lab_app = typer.Typer(help="A simulated fleet on this machine, for demos, tests and benchmarks.",
-                      no_args_is_help=True)
+lab_app = typer.Typer(
+    help="A simulated fleet on this machine, for demos, tests and benchmarks.", no_args_is_help=True
+)
 app.add_typer(lab_app, name="lab")
 
 err = Console(stderr=True)
-STATUS_STYLE = {"ok": "green", "unreachable": "yellow", "auth-failed": "red",
-                "host-key-mismatch": "bold red", "error": "red"}
+STATUS_STYLE = {
+    "ok": "green",
+    "unreachable": "yellow",
+    "auth-failed": "red",
+    "host-key-mismatch": "bold red",
+    "error": "red",
+}
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 
 
@@ -49,7 +58,9 @@ def scan_command(
     concurrency: Annotated[int, typer.Option(min=1, help="Nodes swept at once.")] = 100,
     retries: Annotated[int, typer.Option(min=1, help="Connection attempts per node (transient faults).")] = 4,
     out: Annotated[Path, typer.Option(help="Folder for the reports.")] = Path("reports"),
-    fail_on: Annotated[str, typer.Option(help="Exit 1 when a finding is at or above this severity.")] = "high",
+    fail_on: Annotated[
+        str, typer.Option(help="Exit 1 when a finding is at or above this severity.")
+    ] = "high",
     expiring_days: Annotated[int, typer.Option(min=0, help="Warn of certificates expiring this soon.")] = 30,
     rule: Annotated[list[str], typer.Option("--rule", help="Run only this rule (repeatable).")] = [],  # noqa: B006
 ) -> None:
@@ -60,14 +71,24 @@ def scan_command(
         inv = load_inventory(inventory)
         nodes = inv.limited(limit)
         options = ScanOptions(
-            concurrency=concurrency, retry=RetryPolicy(attempts=retries),
-            context=Context(expiring_days=expiring_days), rules=tuple(rule) or None,
+            concurrency=concurrency,
+            retry=RetryPolicy(attempts=retries),
+            context=Context(expiring_days=expiring_days),
+            rules=tuple(rule) or None,
+            ask=terminal_prompt(),
         )
         with progress_reporter(len(nodes)) as on_node:
             report = scan(inv, nodes, options, argv=sys.argv, on_node=on_node)
         return finish(report, out, threshold)
 
     raise typer.Exit(guarded(run))
+
+
+def terminal_prompt() -> Callable[[str], str] | None:
+    """Ask for missing secrets on a terminal (never echoed); None when nobody can answer."""
+    if not sys.stdin.isatty():
+        return None
+    return lambda prompt: getpass.getpass(f"sweeper: {prompt}")
 
 
 def finish(report: Report, out: Path, threshold: Severity) -> int:
@@ -105,8 +126,13 @@ class progress_reporter:
         self.progress: Progress | None = None
         if err.is_terminal:
             self.progress = Progress(
-                TextColumn("sweeping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("{task.description}"), console=err, transient=True,
+                TextColumn("sweeping"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.description}"),
+                console=err,
+                transient=True,
             )
             self.task = self.progress.add_task("", total=total)
 
@@ -125,8 +151,9 @@ class progress_reporter:
             self.progress.update(self.task, advance=1, description=f"{result.name}: {result.status}")
             return
         detail = f"{len(result.certificates)} certificates" if result.swept else (result.error or "")
-        print(f"[{self.done}/{self.total}] {result.name}: {result.status} {detail}", file=sys.stderr,
-              flush=True)
+        print(
+            f"[{self.done}/{self.total}] {result.name}: {result.status} {detail}", file=sys.stderr, flush=True
+        )
 
 
 def show_summary(report: Report) -> None:
@@ -141,15 +168,18 @@ def show_summary(report: Report) -> None:
     err.print(nodes)
     failed = [n for n in report.nodes if not n.swept][:10]
     for node in failed:
-        err.print(f"  [{STATUS_STYLE.get(node.status, '')}]{node.name}[/] ({node.host}): {node.error}",
-                  highlight=False)
+        err.print(
+            f"  [{STATUS_STYLE.get(node.status, '')}]{node.name}[/] ({node.host}): {node.error}",
+            highlight=False,
+        )
     findings = Table(title="Findings", title_justify="left")
     for column in ("severity", "rule", "node", "entry", "message"):
         findings.add_column(column, overflow="fold")
     for item in report.findings[:25]:
         label = item.severity.label
-        findings.add_row(f"[{SEVERITY_STYLE[label]}]{label}[/]", item.rule, item.node or "",
-                         item.entry or "", item.message)
+        findings.add_row(
+            f"[{SEVERITY_STYLE[label]}]{label}[/]", item.rule, item.node or "", item.entry or "", item.message
+        )
     if report.findings:
         err.print(findings)
         if len(report.findings) > 25:
@@ -159,8 +189,10 @@ def show_summary(report: Report) -> None:
     certificates = sum(len(n.certificates) for n in report.nodes)
     swept = sum(1 for n in report.nodes if n.swept)
     interrupted = " [bold yellow](interrupted)[/]" if report.run.interrupted else ""
-    err.print(f"{swept}/{len(report.nodes)} nodes swept, {certificates} certificates, "
-              f"{len(report.findings)} findings{interrupted}")
+    err.print(
+        f"{swept}/{len(report.nodes)} nodes swept, {certificates} certificates, "
+        f"{len(report.findings)} findings{interrupted}"
+    )
 
 
 @lab_app.command("up")
@@ -176,8 +208,11 @@ def lab_up(
 
         handle = start_lab(dir, nodes, seed=seed)
         typer.echo(str(handle.inventory))
-        err.print(f"{nodes} lab nodes up; sweep them with: sweeper scan {handle.inventory}\n"
-                  f"stop them with: sweeper lab down --dir {dir}", highlight=False)
+        err.print(
+            f"{nodes} lab nodes up; sweep them with: sweeper scan {handle.inventory}\n"
+            f"stop them with: sweeper lab down --dir {dir}",
+            highlight=False,
+        )
         return EXIT_OK
 
     raise typer.Exit(guarded(run))

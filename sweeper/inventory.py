@@ -52,8 +52,12 @@ class StoreModel(_Strict):
     def to_spec(self) -> StoreSpec:
         default_role = {"pem": "leaf", "bundle": "trust", "dir": "trust", "vecs": "leaf"}[self.kind]
         return StoreSpec(
-            kind=self.kind, role=self.role or default_role, cert=self.cert, key=self.key,
-            path=self.path, store=self.store,
+            kind=self.kind,
+            role=self.role or default_role,
+            cert=self.cert,
+            key=self.key,
+            path=self.path,
+            store=self.store,
         )
 
 

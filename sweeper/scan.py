@@ -21,7 +21,7 @@ from sweeper.detect import Context, detect, select
 from sweeper.errors import AuthFailed, NodeError, Unreachable
 from sweeper.inventory import Inventory
 from sweeper.model import Node, NodeResult, Report, RunInfo
-from sweeper.ssh import Connector, RetryPolicy, Session
+from sweeper.ssh import AskSecret, Connector, RetryPolicy, Session
 
 NodeCallback = Callable[[NodeResult], None]
 
@@ -32,6 +32,7 @@ class ScanOptions:
     retry: RetryPolicy = RetryPolicy()
     context: Context = field(default_factory=Context)
     rules: tuple[str, ...] | None = None
+    ask: AskSecret | None = None
 
 
 def node_command(node: Node) -> str:
@@ -60,14 +61,21 @@ async def read_node(node: Node, connector: Connector) -> NodeResult:
         async with asyncio.timeout(node.deadline):
             read, attempts = await connector.with_session(node, work)
     except TimeoutError:
-        return _failed(node, Unreachable(f"no complete answer within the {node.deadline:g}s deadline"),
-                       started)
+        return _failed(
+            node, Unreachable(f"no complete answer within the {node.deadline:g}s deadline"), started
+        )
     except NodeError as exc:
         return _failed(node, exc, started)
     return NodeResult(
-        name=node.name, host=node.host, status="ok", attempts=attempts,
-        certificates=read.certificates, crls=read.crls, stores=read.stores,
-        identity=node.user, duration=time.monotonic() - started,
+        name=node.name,
+        host=node.host,
+        status="ok",
+        attempts=attempts,
+        certificates=read.certificates,
+        crls=read.crls,
+        stores=read.stores,
+        identity=node.user,
+        duration=time.monotonic() - started,
     )
 
 
@@ -80,7 +88,11 @@ def _failed_command(status: int, stderr: str) -> NodeError:
 
 def _failed(node: Node, exc: NodeError, started: float) -> NodeResult:
     return NodeResult(
-        name=node.name, host=node.host, status=exc.status, error=str(exc), attempts=exc.attempts,
+        name=node.name,
+        host=node.host,
+        status=exc.status,
+        error=str(exc),
+        attempts=exc.attempts,
         duration=time.monotonic() - started,
     )
 
@@ -89,7 +101,7 @@ async def sweep(
     nodes: tuple[Node, ...], options: ScanOptions, on_node: NodeCallback | None = None
 ) -> tuple[list[NodeResult], bool]:
     """Read every node (bounded concurrency); returns results in inventory order and `interrupted`."""
-    connector = Connector(nodes, options.retry)
+    connector = Connector(nodes, options.retry, options.ask)
     gate = asyncio.Semaphore(max(1, options.concurrency))
 
     async def one(node: Node) -> NodeResult:
@@ -139,7 +151,10 @@ async def _wait_unless_signalled(tasks: list[asyncio.Task]) -> bool:
 
 
 def scan(
-    inventory: Inventory, nodes: tuple[Node, ...], options: ScanOptions, argv: list[str] | None = None,
+    inventory: Inventory,
+    nodes: tuple[Node, ...],
+    options: ScanOptions,
+    argv: list[str] | None = None,
     on_node: NodeCallback | None = None,
 ) -> Report:
     """Sweep `nodes`, run the rules, and return the report (synchronous entry point)."""
@@ -148,9 +163,15 @@ def scan(
     results, interrupted = asyncio.run(sweep(nodes, options, on_node))
     findings = detect(results, options.context, options.rules)
     run = RunInfo(
-        id=secrets.token_hex(4), kind="scan", started=started, finished=datetime.now(UTC),
-        tool_version=__version__, inventory_path=str(inventory.path), inventory_sha256=inventory.sha256,
-        argv=tuple(redact_argv(argv if argv is not None else sys.argv)), interrupted=interrupted,
+        id=secrets.token_hex(4),
+        kind="scan",
+        started=started,
+        finished=datetime.now(UTC),
+        tool_version=__version__,
+        inventory_path=str(inventory.path),
+        inventory_sha256=inventory.sha256,
+        argv=tuple(redact_argv(argv if argv is not None else sys.argv)),
+        interrupted=interrupted,
     )
     return Report(run=run, nodes=tuple(results), findings=tuple(findings))
 

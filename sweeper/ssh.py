@@ -23,6 +23,8 @@ from sweeper.errors import AuthFailed, BadInput, HostKeyMismatch, NodeError, Tra
 from sweeper.model import Node
 
 T = TypeVar("T")
+AskSecret = Callable[[str], str]
+"""Prompts the operator for a secret (never echoed); None when there is no terminal."""
 
 DEFAULT_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 
@@ -50,11 +52,14 @@ class Session:
         self.node = node
         self._conn = conn
 
-    async def run(self, command: str, stdin: str | None = None, timeout: float | None = None) -> CommandResult:
+    async def run(
+        self, command: str, stdin: str | None = None, timeout: float | None = None
+    ) -> CommandResult:
         """Run one command; a lost connection is Transient, anything else comes back as a result."""
         try:
-            proc = await self._conn.run(command, input=stdin, check=False, timeout=timeout,
-                                        encoding="utf-8", errors="replace")
+            proc = await self._conn.run(
+                command, input=stdin, check=False, timeout=timeout, encoding="utf-8", errors="replace"
+            )
         except asyncssh.TimeoutError as exc:
             raise Transient(f"command timed out after {timeout:g}s") from exc
         except (asyncssh.Error, OSError) as exc:
@@ -66,8 +71,11 @@ class Session:
 class Connector:
     """Opens connections with credentials and known_hosts loaded once for the whole fleet."""
 
-    def __init__(self, nodes: tuple[Node, ...], retry: RetryPolicy = RetryPolicy()) -> None:
+    def __init__(
+        self, nodes: tuple[Node, ...], retry: RetryPolicy = RetryPolicy(), ask: AskSecret | None = None
+    ) -> None:
         self.retry = retry
+        self._ask = ask
         self._known_hosts: dict[str, asyncssh.SSHKnownHosts | None] = {}
         self._keys: dict[tuple[str, ...], list[asyncssh.SSHKey]] = {}
         self._passwords: dict[str, str] = {}
@@ -79,9 +87,42 @@ class Connector:
         if node.known_hosts and node.known_hosts not in self._known_hosts:
             self._known_hosts[node.known_hosts] = _read_known_hosts(node.known_hosts, node.accept_new)
         if node.client_keys not in self._keys:
-            self._keys[node.client_keys] = _load_keys(node.client_keys, node.passphrase_env)
+            self._keys[node.client_keys] = self._load_keys(node.client_keys, node.passphrase_env)
         if node.password_env and node.password_env not in self._passwords:
-            self._passwords[node.password_env] = _secret_from_env(node.password_env, "password")
+            self._passwords[node.password_env] = self._secret(node.password_env, "password")
+
+    def _secret(self, variable: str, what: str) -> str:
+        """A secret from the variable the inventory names, or the operator's answer at a prompt."""
+        value = os.environ.get(variable)
+        if value is not None:
+            return value
+        if self._ask is not None:
+            return self._ask(f"{what} ({variable} is not set): ")
+        raise BadInput(f"the {what} variable {variable} named in the inventory is not set")
+
+    def _load_keys(self, paths: tuple[str, ...], passphrase_env: str | None) -> list[asyncssh.SSHKey]:
+        """Load client keys once (a passphrase costs ~150 ms of bcrypt per load)."""
+        explicit = bool(paths)
+        candidates = paths or tuple(os.path.expanduser(p) for p in DEFAULT_KEYS)
+        passphrase = self._secret(passphrase_env, "key passphrase") if passphrase_env else None
+        keys = []
+        for path in candidates:
+            if not os.path.exists(path):
+                if explicit:
+                    raise BadInput(f"{path}: client key not found")
+                continue
+            keys.append(self._read_key(path, passphrase))
+        return keys
+
+    def _read_key(self, path: str, passphrase: str | None) -> asyncssh.SSHKey:
+        try:
+            return asyncssh.read_private_key(path, passphrase)
+        except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
+            if passphrase is None and self._ask is not None and "assphrase" in str(exc):
+                return self._read_key(path, self._ask(f"passphrase for {path}: "))
+            raise BadInput(f"{path}: cannot load client key: {exc}") from None
+        except OSError as exc:
+            raise BadInput(f"{path}: cannot read client key: {exc.strerror}") from None
 
     async def with_session(self, node: Node, work: Callable[[Session], Awaitable[T]]) -> tuple[T, int]:
         """Connect (retrying transient faults), run `work`, close; returns its result and attempts."""
@@ -112,7 +153,8 @@ class Connector:
         trust_on_first_use = node.accept_new and not _has_entry(known_hosts, node)
         try:
             conn = await asyncssh.connect(
-                node.host, node.port,
+                node.host,
+                node.port,
                 username=node.user or getpass.getuser(),
                 known_hosts=None if trust_on_first_use else known_hosts,
                 client_keys=self._keys[node.client_keys] or None,
@@ -123,7 +165,7 @@ class Connector:
                 preferred_auth=("publickey", "keyboard-interactive", "password"),
                 x509_trusted_certs=None,
             )
-        except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, asyncssh.Error, OSError) as exc:
             raise classify(exc) from exc
         if trust_on_first_use:
             await self._remember_host_key(node, conn)
@@ -188,30 +230,3 @@ def _read_known_hosts(path: str, accept_new: bool) -> asyncssh.SSHKnownHosts | N
         return asyncssh.read_known_hosts(path)
     except (OSError, ValueError) as exc:
         raise BadInput(f"{path}: cannot read known_hosts: {exc}") from None
-
-
-def _load_keys(paths: tuple[str, ...], passphrase_env: str | None) -> list[asyncssh.SSHKey]:
-    """Load client keys once (a passphrase costs ~150 ms of bcrypt per load)."""
-    explicit = bool(paths)
-    candidates = paths or tuple(os.path.expanduser(p) for p in DEFAULT_KEYS)
-    passphrase = _secret_from_env(passphrase_env, "passphrase") if passphrase_env else None
-    keys = []
-    for path in candidates:
-        if not os.path.exists(path):
-            if explicit:
-                raise BadInput(f"{path}: client key not found")
-            continue
-        try:
-            keys.append(asyncssh.read_private_key(path, passphrase))
-        except asyncssh.KeyImportError as exc:
-            raise BadInput(f"{path}: cannot load client key: {exc}") from None
-        except OSError as exc:
-            raise BadInput(f"{path}: cannot read client key: {exc.strerror}") from None
-    return keys
-
-
-def _secret_from_env(variable: str, what: str) -> str:
-    value = os.environ.get(variable)
-    if value is None:
-        raise BadInput(f"the {what} variable {variable} named in the inventory is not set")
-    return value

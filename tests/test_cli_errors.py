@@ -12,26 +12,46 @@ GOOD_NODE = '[[nodes]]\nname = "n1"\nhost = "127.0.0.1"\nport = 1\nprofile = "es
 
 
 def sweeper(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sweeper", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "sweeper", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize(
     ("inventory", "extra", "expected"),
     [
-        ('[[nodes]]\nname = "n1"\nhost = "h"\nprofile = "esxi"\nbogus = 1\n', [],
-         "node 'n1': key 'bogus': unknown key"),
+        (
+            '[[nodes]]\nname = "n1"\nhost = "h"\nprofile = "esxi"\nbogus = 1\n',
+            [],
+            "node 'n1': key 'bogus': unknown key",
+        ),
         (GOOD_NODE, ["--rule", "no-such-rule"], "unknown rule 'no-such-rule'"),
-        ('[defaults]\nknown_hosts = "/nonexistent/known_hosts"\n' + GOOD_NODE, [],
-         "known_hosts file not found"),
-        ('[defaults]\nclient_keys = ["/nonexistent/id"]\nknown_hosts = "/dev/null"\n' + GOOD_NODE, [],
-         "client key not found"),
-        ('[defaults]\npassword_env = "SWEEPER_TEST_UNSET_VAR"\nknown_hosts = "/dev/null"\n' + GOOD_NODE, [],
-         "SWEEPER_TEST_UNSET_VAR"),
+        (
+            '[defaults]\nknown_hosts = "/nonexistent/known_hosts"\n' + GOOD_NODE,
+            [],
+            "known_hosts file not found",
+        ),
+        (
+            '[defaults]\nclient_keys = ["/nonexistent/id"]\nknown_hosts = "/dev/null"\n' + GOOD_NODE,
+            [],
+            "client key not found",
+        ),
+        (
+            '[defaults]\npassword_env = "SWEEPER_TEST_UNSET_VAR"\nknown_hosts = "/dev/null"\n' + GOOD_NODE,
+            [],
+            "SWEEPER_TEST_UNSET_VAR",
+        ),
         (GOOD_NODE, ["--limit", "nobody"], "matches no node"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(tmp_path: Path, inventory: str, extra: list[str], expected: str) -> None:
+def test_bad_input_exits_2_with_one_line(
+    tmp_path: Path, inventory: str, extra: list[str], expected: str
+) -> None:
     (tmp_path / "inv.toml").write_text(inventory)
     done = sweeper("scan", "inv.toml", "--out", "out", *extra, cwd=tmp_path)
     assert done.returncode == 2, done.stderr

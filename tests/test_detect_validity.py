@@ -14,10 +14,22 @@ from sweeper.model import CertRecord, NodeResult, Severity
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 HEALTHY = CertRecord(
-    node="web1", store="/etc/tls/server.crt", entry="/etc/tls/server.crt", role="leaf",
-    subject="CN=web1", issuer="CN=Corp Root", serial="1f", not_before=NOW - timedelta(days=30),
-    not_after=NOW + timedelta(days=365), sha256="aa" * 32, spki_sha256="bb" * 32, key_type="RSA",
-    key_bits=2048, signature_algorithm="sha256WithRSAEncryption", is_ca=False, self_signed=False,
+    node="web1",
+    store="/etc/tls/server.crt",
+    entry="/etc/tls/server.crt",
+    role="leaf",
+    subject="CN=web1",
+    issuer="CN=Corp Root",
+    serial="1f",
+    not_before=NOW - timedelta(days=30),
+    not_after=NOW + timedelta(days=365),
+    sha256="aa" * 32,
+    spki_sha256="bb" * 32,
+    key_type="RSA",
+    key_bits=2048,
+    signature_algorithm="sha256WithRSAEncryption",
+    is_ca=False,
+    self_signed=False,
 )
 
 
@@ -44,8 +56,10 @@ def test_not_yet_valid_and_expiring_are_medium() -> None:
     future = replace(HEALTHY, not_before=NOW + timedelta(hours=2))
     soon = replace(HEALTHY, sha256="cc" * 32, not_after=NOW + timedelta(days=10))
     found = detect(sweep_of(future, soon), Context(now=NOW))
-    assert {(f.rule, f.severity) for f in found} == {("not-yet-valid", Severity.MEDIUM),
-                                                     ("expiring", Severity.MEDIUM)}
+    assert {(f.rule, f.severity) for f in found} == {
+        ("not-yet-valid", Severity.MEDIUM),
+        ("expiring", Severity.MEDIUM),
+    }
 
 
 def test_expiring_window_follows_the_option() -> None:

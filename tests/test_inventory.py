@@ -86,14 +86,19 @@ def test_environment_variables_and_tilde_are_expanded_in_local_paths(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KEYDIR", "/srv/keys")
-    inv = load_inventory(write(tmp_path, """
+    inv = load_inventory(
+        write(
+            tmp_path,
+            """
 [defaults]
 client_keys = ["$KEYDIR/id_ed25519"]
 known_hosts = "~/kh"
 [[nodes]]
 host = "h"
 profile = "esxi"
-"""))
+""",
+        )
+    )
     assert inv.nodes[0].client_keys == ("/srv/keys/id_ed25519",)
     assert inv.nodes[0].known_hosts == str(Path.home() / "kh")
 
@@ -101,20 +106,29 @@ profile = "esxi"
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[[nodes]]\nname = "web1"\nhost = "h"\nprofile = "esxi"\ncolour = "red"\n',
-         "node 'web1': key 'colour': unknown key"),
-        ('[defaults]\nprot = 22\n[[nodes]]\nhost = "h"\nprofile = "esxi"\n',
-         "[defaults]: key 'prot': unknown key"),
-        ('[[nodes]]\nname = "web1"\nhost = "h"\n[[nodes.stores]]\nkind = "pem"\ncerrt = "/x"\n',
-         "node 'web1': store #1: key 'cerrt': unknown key"),
-        ('[[nodes]]\nname = "web1"\nhost = "h"\n[[nodes.stores]]\nkind = "pem"\n',
-         "node 'web1': store #1: a 'pem' store needs 'cert'"),
-        ('[[nodes]]\nname = "web1"\nhost = "h"\nport = 70000\nprofile = "esxi"\n',
-         "node 'web1': key 'port'"),
+        (
+            '[[nodes]]\nname = "web1"\nhost = "h"\nprofile = "esxi"\ncolour = "red"\n',
+            "node 'web1': key 'colour': unknown key",
+        ),
+        (
+            '[defaults]\nprot = 22\n[[nodes]]\nhost = "h"\nprofile = "esxi"\n',
+            "[defaults]: key 'prot': unknown key",
+        ),
+        (
+            '[[nodes]]\nname = "web1"\nhost = "h"\n[[nodes.stores]]\nkind = "pem"\ncerrt = "/x"\n',
+            "node 'web1': store #1: key 'cerrt': unknown key",
+        ),
+        (
+            '[[nodes]]\nname = "web1"\nhost = "h"\n[[nodes.stores]]\nkind = "pem"\n',
+            "node 'web1': store #1: a 'pem' store needs 'cert'",
+        ),
+        ('[[nodes]]\nname = "web1"\nhost = "h"\nport = 70000\nprofile = "esxi"\n', "node 'web1': key 'port'"),
         ('[[nodes]]\nname = "x"\nprofile = "esxi"\n', "node 'x': key 'host': required key is missing"),
         ('[[nodes]]\nname = "w"\nhost = "h"\n', "node 'w': a linux node needs at least one"),
-        ('[[nodes]]\nhost = "h"\nprofile = "esxi"\n[[nodes]]\nhost = "h"\nprofile = "esxi"\n',
-         "node 'h': duplicate node name"),
+        (
+            '[[nodes]]\nhost = "h"\nprofile = "esxi"\n[[nodes]]\nhost = "h"\nprofile = "esxi"\n',
+            "node 'h': duplicate node name",
+        ),
         ('[[nodes]]\nhost = "h"\nprofile = "esxi"\nroot = "relative"\n', "'root' must be an absolute path"),
         ("nodes = [\n", "not valid TOML"),
     ],

@@ -25,9 +25,26 @@ def openssl(*args: str, cwd: Path) -> None:
 def material(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A self-signed leaf with its key, a second unrelated key, and an encrypted key (openssl CLI)."""
     d = tmp_path_factory.mktemp("material")
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "leaf.key", "-out", "leaf.crt", "-subj", "/CN=web1.example", "-days", "90",
-            "-addext", "subjectAltName=DNS:web1.example,IP:10.0.0.1", cwd=d)
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.crt",
+        "-subj",
+        "/CN=web1.example",
+        "-days",
+        "90",
+        "-addext",
+        "subjectAltName=DNS:web1.example,IP:10.0.0.1",
+        cwd=d,
+    )
     openssl("genpkey", "-algorithm", "ed25519", "-out", "other.key", cwd=d)
     openssl("pkey", "-in", "leaf.key", "-out", "encrypted.key", "-aes256", "-passout", "pass:secret", cwd=d)
     openssl("x509", "-in", "leaf.crt", "-outform", "DER", "-out", "leaf.der", cwd=d)
@@ -54,8 +71,12 @@ def lay(root: Path, files: dict[str, bytes], mode: int = 0o644) -> None:
 def test_pem_leaf_with_matching_key_is_read_through_the_root_prefix(tmp_path: Path, material: Path) -> None:
     lay(tmp_path, {"/etc/tls/server.crt": (material / "leaf.crt").read_bytes()})
     lay(tmp_path, {"/etc/tls/server.key": (material / "leaf.key").read_bytes()}, mode=0o600)
-    node = Node(name="web1", host="h", root=str(tmp_path),
-                stores=(StoreSpec("pem", "leaf", cert="/etc/tls/server.crt", key="/etc/tls/server.key"),))
+    node = Node(
+        name="web1",
+        host="h",
+        root=str(tmp_path),
+        stores=(StoreSpec("pem", "leaf", cert="/etc/tls/server.crt", key="/etc/tls/server.key"),),
+    )
     read = run_script(node)
     assert read.complete and [s.status for s in read.stores] == ["ok"]
     (cert,) = read.certificates
@@ -66,16 +87,31 @@ def test_pem_leaf_with_matching_key_is_read_through_the_root_prefix(tmp_path: Pa
 
 
 def test_a_key_that_belongs_to_another_certificate_does_not_match(tmp_path: Path, material: Path) -> None:
-    lay(tmp_path, {"/c.crt": (material / "leaf.crt").read_bytes(), "/k.key": (material / "other.key").read_bytes()})
-    node = Node(name="n", host="h", root=str(tmp_path), stores=(StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),))
+    lay(
+        tmp_path,
+        {"/c.crt": (material / "leaf.crt").read_bytes(), "/k.key": (material / "other.key").read_bytes()},
+    )
+    node = Node(
+        name="n",
+        host="h",
+        root=str(tmp_path),
+        stores=(StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),),
+    )
     (cert,) = run_script(node).certificates
     assert cert.key.matches is False and cert.key.error is None
 
 
 def test_an_encrypted_key_is_reported_not_prompted_for(tmp_path: Path, material: Path) -> None:
-    lay(tmp_path, {"/c.crt": (material / "leaf.crt").read_bytes(),
-                   "/k.key": (material / "encrypted.key").read_bytes()})
-    node = Node(name="n", host="h", root=str(tmp_path), stores=(StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),))
+    lay(
+        tmp_path,
+        {"/c.crt": (material / "leaf.crt").read_bytes(), "/k.key": (material / "encrypted.key").read_bytes()},
+    )
+    node = Node(
+        name="n",
+        host="h",
+        root=str(tmp_path),
+        stores=(StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),),
+    )
     (cert,) = run_script(node).certificates
     assert cert.key.matches is None and cert.key.error
 
@@ -83,11 +119,21 @@ def test_an_encrypted_key_is_reported_not_prompted_for(tmp_path: Path, material:
 def test_bundle_with_text_crlf_and_der_dir_are_all_read(tmp_path: Path, material: Path) -> None:
     pem = (material / "leaf.crt").read_bytes()
     bundle = b"# corp bundle\r\n" + pem.replace(b"\n", b"\r\n") + b"subject=whatever\n" + pem
-    lay(tmp_path, {"/b.pem": bundle, "/d/one.der": (material / "leaf.der").read_bytes(),
-                   "/d/readme.txt": b"not a certificate\n"})
+    lay(
+        tmp_path,
+        {
+            "/b.pem": bundle,
+            "/d/one.der": (material / "leaf.der").read_bytes(),
+            "/d/readme.txt": b"not a certificate\n",
+        },
+    )
     (tmp_path / "d/link.pem").symlink_to(tmp_path / "d/one.der")
-    node = Node(name="n", host="h", root=str(tmp_path),
-                stores=(StoreSpec("bundle", "trust", path="/b.pem"), StoreSpec("dir", "trust", path="/d")))
+    node = Node(
+        name="n",
+        host="h",
+        root=str(tmp_path),
+        stores=(StoreSpec("bundle", "trust", path="/b.pem"), StoreSpec("dir", "trust", path="/d")),
+    )
     read = run_script(node)
     entries = [c.entry for c in read.certificates]
     assert entries[:2] == ["/b.pem#1", "/b.pem#2"]
@@ -97,8 +143,12 @@ def test_bundle_with_text_crlf_and_der_dir_are_all_read(tmp_path: Path, material
 
 @pytest.mark.parametrize(
     ("content", "status"),
-    [(None, "missing"), (b"-----BEGIN CERTIFICATE-----\nnot base64!!\n-----END CERTIFICATE-----\n", "corrupt"),
-     (b"hello world\n", "corrupt"), (b"", "corrupt")],
+    [
+        (None, "missing"),
+        (b"-----BEGIN CERTIFICATE-----\nnot base64!!\n-----END CERTIFICATE-----\n", "corrupt"),
+        (b"hello world\n", "corrupt"),
+        (b"", "corrupt"),
+    ],
 )
 def test_missing_or_corrupt_file_is_a_store_error_not_a_crash(
     tmp_path: Path, content: bytes | None, status: str
@@ -119,8 +169,12 @@ def test_unreadable_key_is_recorded_with_its_mode(material: Path) -> None:
         root.chmod(0o755)
         lay(root, {"/c.crt": (material / "leaf.crt").read_bytes()})
         lay(root, {"/k.key": (material / "leaf.key").read_bytes()}, mode=0o600)
-        node = Node(name="n", host="h", root=str(root),
-                    stores=(StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),))
+        node = Node(
+            name="n",
+            host="h",
+            root=str(root),
+            stores=(StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),),
+        )
         (cert,) = run_script(node, user="nobody").certificates
     finally:
         shutil.rmtree(root)
@@ -130,10 +184,16 @@ def test_unreadable_key_is_recorded_with_its_mode(material: Path) -> None:
 
 @pytest.mark.skipif(not shutil.which("busybox"), reason="busybox not installed (ESXi's shell)")
 def test_the_script_runs_under_busybox_sh_as_on_esxi(tmp_path: Path, material: Path) -> None:
-    lay(tmp_path, {"/etc/vmware/ssl/rui.crt": (material / "leaf.crt").read_bytes(),
-                   "/etc/vmware/ssl/castore.pem": (material / "leaf.crt").read_bytes()})
+    lay(
+        tmp_path,
+        {
+            "/etc/vmware/ssl/rui.crt": (material / "leaf.crt").read_bytes(),
+            "/etc/vmware/ssl/castore.pem": (material / "leaf.crt").read_bytes(),
+        },
+    )
     lay(tmp_path, {"/etc/vmware/ssl/rui.key": (material / "leaf.key").read_bytes()}, mode=0o600)
     from sweeper.inventory import ESXI_STORES
+
     node = Node(name="esx", host="h", profile="esxi", root=str(tmp_path), stores=ESXI_STORES)
     read = run_script(node, shell="busybox")
     assert read.complete and [s.status for s in read.stores] == ["ok", "ok"]
@@ -154,7 +214,10 @@ ENTRY_LIST = (
 
 def test_vecs_entry_list_is_parsed_per_entry() -> None:
     entries = parse_entry_list(ENTRY_LIST)
-    assert [(e.alias, e.entry_type) for e in entries] == [("__MACHINE_CERT", "Private Key"), ("applmgmt", "Secret Key")]
+    assert [(e.alias, e.entry_type) for e in entries] == [
+        ("__MACHINE_CERT", "Private Key"),
+        ("applmgmt", "Secret Key"),
+    ]
     assert entries[0].pem.startswith("-----BEGIN CERTIFICATE-----") and entries[1].pem == ""
 
 

@@ -54,8 +54,14 @@ def rule(rule_id: str, severity: Severity, scope: Scope) -> Callable[[Callable],
 def finding(rule_id: str, record: CertRecord, message: str, **evidence: object) -> Finding:
     """A finding about one certificate, at its rule's registered severity."""
     return Finding(
-        rule=rule_id, severity=REGISTRY[rule_id].severity, node=record.node, store=record.store,
-        entry=record.entry, sha256=record.sha256, message=message, evidence=dict(evidence),
+        rule=rule_id,
+        severity=REGISTRY[rule_id].severity,
+        node=record.node,
+        store=record.store,
+        entry=record.entry,
+        sha256=record.sha256,
+        message=message,
+        evidence=dict(evidence),
     )
 
 
@@ -72,7 +78,9 @@ def select(rule_ids: Iterable[str] | None) -> list[Rule]:
     return chosen
 
 
-def detect(nodes: Iterable[NodeResult], context: Context, rule_ids: Iterable[str] | None = None) -> list[Finding]:
+def detect(
+    nodes: Iterable[NodeResult], context: Context, rule_ids: Iterable[str] | None = None
+) -> list[Finding]:
     """Run the rules over every swept node; most severe findings first."""
     rules = select(rule_ids)
     swept = [n for n in nodes if n.swept]

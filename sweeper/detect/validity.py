@@ -15,8 +15,11 @@ def expired(record: CertRecord, context: Context) -> Iterator[Finding]:
     if record.not_after < context.now:
         days = (context.now - record.not_after).days
         yield finding(
-            "expired", record, f"expired {days} day(s) ago ({record.not_after:%Y-%m-%d}): {record.subject}",
-            not_after=record.not_after.isoformat(), days_ago=days,
+            "expired",
+            record,
+            f"expired {days} day(s) ago ({record.not_after:%Y-%m-%d}): {record.subject}",
+            not_after=record.not_after.isoformat(),
+            days_ago=days,
         )
 
 
@@ -25,7 +28,8 @@ def not_yet_valid(record: CertRecord, context: Context) -> Iterator[Finding]:
     """not_before is in the future."""
     if record.not_before > context.now:
         yield finding(
-            "not-yet-valid", record,
+            "not-yet-valid",
+            record,
             f"not valid before {record.not_before:%Y-%m-%d %H:%M} UTC: {record.subject}",
             not_before=record.not_before.isoformat(),
         )
@@ -38,6 +42,10 @@ def expiring(record: CertRecord, context: Context) -> Iterator[Finding]:
     if context.now <= record.not_after < horizon:
         days = (record.not_after - context.now).days
         yield finding(
-            "expiring", record, f"expires in {days} day(s) ({record.not_after:%Y-%m-%d}): {record.subject}",
-            not_after=record.not_after.isoformat(), days_left=days, expiring_days=context.expiring_days,
+            "expiring",
+            record,
+            f"expires in {days} day(s) ({record.not_after:%Y-%m-%d}): {record.subject}",
+            not_after=record.not_after.isoformat(),
+            days_left=days,
+            expiring_days=context.expiring_days,
         )

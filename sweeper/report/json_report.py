@@ -27,10 +27,14 @@ def to_dict(report: Report) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "run": {
-            "id": run.id, "kind": run.kind, "started": iso(run.started), "finished": iso(run.finished),
+            "id": run.id,
+            "kind": run.kind,
+            "started": iso(run.started),
+            "finished": iso(run.finished),
             "tool_version": run.tool_version,
             "inventory": {"path": run.inventory_path, "sha256": run.inventory_sha256},
-            "argv": list(run.argv), "interrupted": run.interrupted,
+            "argv": list(run.argv),
+            "interrupted": run.interrupted,
         },
         "summary": {
             "nodes": len(report.nodes),
@@ -45,11 +49,22 @@ def to_dict(report: Report) -> dict[str, Any]:
 
 def _node(node: NodeResult) -> dict[str, Any]:
     return {
-        "name": node.name, "host": node.host, "status": node.status, "error": node.error,
-        "attempts": node.attempts, "identity": node.identity, "duration": round(node.duration, 3),
+        "name": node.name,
+        "host": node.host,
+        "status": node.status,
+        "error": node.error,
+        "attempts": node.attempts,
+        "identity": node.identity,
+        "duration": round(node.duration, 3),
         "stores": [
-            {"store": s.label, "kind": s.kind, "role": s.role, "status": s.status, "error": s.error,
-             "certificates": s.certificates}
+            {
+                "store": s.label,
+                "kind": s.kind,
+                "role": s.role,
+                "status": s.status,
+                "error": s.error,
+                "certificates": s.certificates,
+            }
             for s in node.stores
         ],
         "certificates": [_certificate(c) for c in node.certificates],
@@ -59,24 +74,47 @@ def _node(node: NodeResult) -> dict[str, Any]:
 def _certificate(cert: CertRecord) -> dict[str, Any]:
     key = None
     if cert.key is not None:
-        key = {"path": cert.key.path, "mode": cert.key.mode, "owner": cert.key.owner,
-               "group": cert.key.group, "spki_sha256": cert.key.spki_sha256,
-               "matches": cert.key.matches, "error": cert.key.error}
+        key = {
+            "path": cert.key.path,
+            "mode": cert.key.mode,
+            "owner": cert.key.owner,
+            "group": cert.key.group,
+            "spki_sha256": cert.key.spki_sha256,
+            "matches": cert.key.matches,
+            "error": cert.key.error,
+        }
     return {
-        "store": cert.store, "entry": cert.entry, "role": cert.role, "subject": cert.subject,
-        "issuer": cert.issuer, "serial": cert.serial, "not_before": iso(cert.not_before),
-        "not_after": iso(cert.not_after), "sha256": cert.sha256, "spki_sha256": cert.spki_sha256,
-        "key_type": cert.key_type, "key_bits": cert.key_bits,
-        "signature_algorithm": cert.signature_algorithm, "is_ca": cert.is_ca,
-        "self_signed": cert.self_signed, "sans": list(cert.sans), "entry_type": cert.entry_type,
+        "store": cert.store,
+        "entry": cert.entry,
+        "role": cert.role,
+        "subject": cert.subject,
+        "issuer": cert.issuer,
+        "serial": cert.serial,
+        "not_before": iso(cert.not_before),
+        "not_after": iso(cert.not_after),
+        "sha256": cert.sha256,
+        "spki_sha256": cert.spki_sha256,
+        "key_type": cert.key_type,
+        "key_bits": cert.key_bits,
+        "signature_algorithm": cert.signature_algorithm,
+        "is_ca": cert.is_ca,
+        "self_signed": cert.self_signed,
+        "sans": list(cert.sans),
+        "entry_type": cert.entry_type,
         "key": key,
     }
 
 
 def _finding(item: Finding) -> dict[str, Any]:
     return {
-        "rule": item.rule, "severity": item.severity.label, "node": item.node, "store": item.store,
-        "entry": item.entry, "sha256": item.sha256, "message": item.message, "evidence": item.evidence,
+        "rule": item.rule,
+        "severity": item.severity.label,
+        "node": item.node,
+        "store": item.store,
+        "entry": item.entry,
+        "sha256": item.sha256,
+        "message": item.message,
+        "evidence": item.evidence,
     }
 
 

@@ -81,8 +81,12 @@ def _key_info(node: Node, sections: list[Section]) -> KeyInfo | None:
     if "path" not in info:
         return None
     return KeyInfo(
-        path=info["path"] or "", mode=info.get("mode"), owner=info.get("owner"),
-        group=info.get("group"), spki_sha256=info.get("spki_sha256"), error=info.get("error"),
+        path=info["path"] or "",
+        mode=info.get("mode"),
+        owner=info.get("owner"),
+        group=info.get("group"),
+        spki_sha256=info.get("spki_sha256"),
+        error=info.get("error"),
     )
 
 
@@ -110,5 +114,5 @@ def _node_path(node: Node, real_path: str) -> str:
     """Show paths as the node knows them, without the inventory's `root` prefix."""
     root = node.root.rstrip("/")
     if root and real_path.startswith(root + "/"):
-        return real_path[len(root):]
+        return real_path[len(root) :]
     return real_path

@@ -27,30 +27,58 @@ class StoreRead:
 
     def result(self) -> StoreResult:
         return StoreResult(
-            label=self.label, kind=self.kind, role=self.role, status=self.status,
-            error=self.error, certificates=len(self.certificates),
+            label=self.label,
+            kind=self.kind,
+            role=self.role,
+            status=self.status,
+            error=self.error,
+            certificates=len(self.certificates),
         )
 
 
 def certificate_record(
-    node: str, store: str, entry: str, role: str, der: bytes,
-    entry_type: str | None = None, key: KeyInfo | None = None,
+    node: str,
+    store: str,
+    entry: str,
+    role: str,
+    der: bytes,
+    entry_type: str | None = None,
+    key: KeyInfo | None = None,
 ) -> CertRecord:
     facts = certificate_facts(der)
     if key is not None and key.spki_sha256 is not None:
         key = replace(key, matches=key.spki_sha256 == facts.spki_sha256)
     return CertRecord(
-        node=node, store=store, entry=entry, role=role,
-        subject=facts.subject, issuer=facts.issuer, serial=facts.serial,
-        not_before=facts.not_before, not_after=facts.not_after, sha256=facts.sha256,
-        spki_sha256=facts.spki_sha256, key_type=facts.key_type, key_bits=facts.key_bits,
-        signature_algorithm=facts.signature_algorithm, is_ca=facts.is_ca,
-        self_signed=facts.self_signed, sans=facts.sans, entry_type=entry_type, key=key, der=der,
+        node=node,
+        store=store,
+        entry=entry,
+        role=role,
+        subject=facts.subject,
+        issuer=facts.issuer,
+        serial=facts.serial,
+        not_before=facts.not_before,
+        not_after=facts.not_after,
+        sha256=facts.sha256,
+        spki_sha256=facts.spki_sha256,
+        key_type=facts.key_type,
+        key_bits=facts.key_bits,
+        signature_algorithm=facts.signature_algorithm,
+        is_ca=facts.is_ca,
+        self_signed=facts.self_signed,
+        sans=facts.sans,
+        entry_type=entry_type,
+        key=key,
+        der=der,
     )
 
 
 def add_file_contents(
-    read: StoreRead, node: str, path: str, data: bytes, *, key: KeyInfo | None = None,
+    read: StoreRead,
+    node: str,
+    path: str,
+    data: bytes,
+    *,
+    key: KeyInfo | None = None,
     must_hold_certificates: bool = True,
 ) -> bool:
     """Record every certificate and CRL in one file; False if it held neither."""

@@ -71,7 +71,7 @@ def quote(text: str) -> str:
 
 def build(token: str, calls: list[str]) -> str:
     """The whole script: the helper functions, then one call line per store."""
-    return PRELUDE.format(token=token) + "\n".join(calls) + "\necho \"$T end\"\n"
+    return PRELUDE.format(token=token) + "\n".join(calls) + '\necho "$T end"\n'
 
 
 @dataclass(slots=True)
@@ -113,12 +113,12 @@ def split_output(token: str, text: str) -> Output:
             if current is not None:
                 current.lines.append(line)
             continue
-        parts = line[len(prefix):].split(" ", 2)
+        parts = line[len(prefix) :].split(" ", 2)
         kind = parts[0]
         if kind == "end":
             complete = True
         elif kind == "err" and current is not None:
-            current.errors.append(line[len(prefix) + 4:])
+            current.errors.append(line[len(prefix) + 4 :])
         elif kind == "rc" and current is not None and len(parts) > 1:
             current.rc = int(parts[1]) if parts[1].isdigit() else None
         elif len(parts) >= 2:

@@ -93,14 +93,22 @@ def _store(node: Node, section: Section, public_keys: dict[tuple[str, str], KeyI
         blocks = pem_blocks(entry.pem.encode()) if entry.pem else []
         for block in blocks:
             if block.label == "X509 CRL":
-                read.crls.append(CrlRecord(source=f"{node.name}:{read.label}:{entry.alias}",
-                                           der=block.der, node=node.name))
+                read.crls.append(
+                    CrlRecord(source=f"{node.name}:{read.label}:{entry.alias}", der=block.der, node=node.name)
+                )
             elif block.label == "CERTIFICATE":
                 try:
-                    read.certificates.append(certificate_record(
-                        node.name, read.label, entry.alias, read.role, block.der,
-                        entry_type=entry.entry_type, key=public_keys.get((name, entry.alias)),
-                    ))
+                    read.certificates.append(
+                        certificate_record(
+                            node.name,
+                            read.label,
+                            entry.alias,
+                            read.role,
+                            block.der,
+                            entry_type=entry.entry_type,
+                            key=public_keys.get((name, entry.alias)),
+                        )
+                    )
                 except ParseError as exc:
                     read.fail("corrupt", f"{entry.alias}: {exc}")
                 break  # the entry's own certificate comes first; a chain may follow

@@ -1,0 +1,299 @@
+"""`sweeper scan` end to end against real OpenSSH sshd servers on loopback and OpenSSL-made PKI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.fixtures import write_inventory
+from tests.support.node_tree import lay_linux_node_tree
+
+pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server")
+
+
+def run_scan(
+    tmp_path: Path, inventory: Path, *args: str, timeout: float = 120
+) -> tuple[int, dict[str, Any], str]:
+    out = tmp_path / "reports"
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    reports = sorted(out.glob("*.json"))
+    assert len(reports) == 1, done.stderr
+    return done.returncode, json.loads(reports[0].read_text()), done.stderr
+
+
+def defaults(tmp_path: Path, client_key, known_hosts_lines: list[str], **extra: Any) -> dict[str, Any]:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("".join(f"{line}\n" for line in known_hosts_lines))
+    return {
+        "user": "root",
+        "known_hosts": str(known_hosts),
+        "client_keys": [str(client_key.private_path)],
+        "connect_timeout": 5,
+        **extra,
+    }
+
+
+def node_entry(name: str, sshd, root: Path, stores: list[dict[str, str]], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "host": sshd.host,
+        "port": sshd.port,
+        "profile": "linux",
+        "root": str(root),
+        "stores": stores,
+        **extra,
+    }
+
+
+def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n["name"]: n for n in report["nodes"]}
+
+
+def test_healthy_nodes_are_swept_with_every_field_matching_openssl(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    a, b = sshd_factory(2)
+    tree_a = lay_linux_node_tree(tmp_path / "a", openssl_pki)
+    tree_b = lay_linux_node_tree(tmp_path / "b", openssl_pki, leaf=openssl_pki.leaf_ec)
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [
+            node_entry("web1", a, tree_a.root, tree_a.stores),
+            node_entry("web2", b, tree_b.root, tree_b.stores),
+        ],
+        defaults(tmp_path, client_key, [a.host_key_line, b.host_key_line]),
+    )
+
+    code, report, stderr = run_scan(tmp_path, inventory)
+
+    assert code == 0, stderr
+    assert report["schema"] == "sweeper.report/1" and report["run"]["kind"] == "scan"
+    assert report["summary"]["nodes"] == report["summary"]["nodes_swept"] == 2
+    nodes = by_name(report)
+    for name, leaf in (("web1", openssl_pki.leaf_rsa), ("web2", openssl_pki.leaf_ec)):
+        node = nodes[name]
+        assert node["status"] == "ok" and node["attempts"] == 1
+        assert all(s["status"] == "ok" for s in node["stores"]), node["stores"]
+        cert = next(c for c in node["certificates"] if c["role"] == "leaf")
+        assert cert["sha256"] == leaf.sha256 and cert["spki_sha256"] == leaf.spki_sha256
+        assert int(cert["serial"], 16) == leaf.serial
+        assert cert["key"]["matches"] is True and cert["key"]["mode"] == "0600"
+        trust = {c["sha256"] for c in node["certificates"] if c["role"] == "trust"}
+        assert trust == {openssl_pki.root.sha256, openssl_pki.intermediate.sha256}
+    assert a.connection_count() == 1 and b.connection_count() == 1, "one connection per node"
+    assert "BEGIN PRIVATE KEY" not in json.dumps(report)
+
+
+def test_wrong_host_key_is_reported_and_never_retried(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    (good,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
+    other_key = (
+        good.host_key_line.split()[0]
+        + " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKU8HGbLtULyJ0d2gUvLzfqgr0tunmL9lUsUDExkz4dG"
+    )
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [node_entry("n", good, tree.root, tree.stores)],
+        defaults(tmp_path, client_key, [other_key]),
+    )
+    code, report, _ = run_scan(tmp_path, inventory)
+    node = by_name(report)["n"]
+    assert node["status"] == "host-key-mismatch" and node["attempts"] == 1
+    assert code == 3
+    assert good.connection_count() == 0, "no login to a server whose key we do not trust"
+
+
+def test_refused_port_is_retried_then_unreachable(tmp_path: Path, refused_port, client_key) -> None:
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [
+            {"name": "gone", "host": refused_port.host, "port": refused_port.port, "profile": "esxi"},
+        ],
+        defaults(tmp_path, client_key, []),
+    )
+    code, report, _ = run_scan(tmp_path, inventory, "--retries", "3")
+    node = by_name(report)["gone"]
+    assert node["status"] == "unreachable" and node["attempts"] == 3 and "refused" in node["error"]
+    assert code == 3 and report["summary"]["nodes_swept"] == 0
+
+
+def test_listener_that_never_speaks_ssh_times_out(tmp_path: Path, silent_listener, client_key) -> None:
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [
+            {"name": "mute", "host": silent_listener.host, "port": silent_listener.port, "profile": "esxi"},
+        ],
+        defaults(tmp_path, client_key, [], connect_timeout=1),
+    )
+    started = time.monotonic()
+    code, report, _ = run_scan(tmp_path, inventory, "--retries", "2")
+    node = by_name(report)["mute"]
+    assert node["status"] == "unreachable" and "timed out" in node["error"] and node["attempts"] == 2
+    assert time.monotonic() - started < 20
+    assert code == 3
+
+
+def test_failing_vecs_cli_is_a_store_error_on_a_swept_node(tmp_path: Path, sshd_factory, client_key) -> None:
+    (server,) = sshd_factory(1)
+    cli = tmp_path / "vc/usr/lib/vmware-vmafd/bin/vecs-cli"
+    cli.parent.mkdir(parents=True)
+    cli.write_text(
+        "#!/bin/sh\necho 'vecs-cli failed. Error 87: Operation failed with error "
+        "ERROR_INVALID_PARAMETER (87)' >&2\nexit 87\n"
+    )
+    cli.chmod(0o755)
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [
+            {
+                "name": "vc01",
+                "host": server.host,
+                "port": server.port,
+                "profile": "vcsa",
+                "root": str(tmp_path / "vc"),
+            },
+        ],
+        defaults(tmp_path, client_key, [server.host_key_line]),
+    )
+    code, report, _ = run_scan(tmp_path, inventory)
+    node = by_name(report)["vc01"]
+    assert node["status"] == "ok"
+    (store,) = node["stores"]
+    assert store["status"] == "error" and "ERROR_INVALID_PARAMETER (87)" in store["error"]
+    assert code == 0
+
+
+def test_max_startups_drops_are_retried_until_every_node_is_swept(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    (server,) = sshd_factory(1, max_startups="2:100:2")
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
+    nodes = [node_entry(f"n{i:02}", server, tree.root, tree.stores) for i in range(16)]
+    inventory = write_inventory(
+        tmp_path / "inv.toml", nodes, defaults(tmp_path, client_key, [server.host_key_line])
+    )
+    code, report, stderr = run_scan(tmp_path, inventory, "--retries", "10", "--concurrency", "16")
+    statuses = {n["name"]: (n["status"], n["attempts"]) for n in report["nodes"]}
+    assert all(status == "ok" for status, _ in statuses.values()), statuses
+    assert server.dropped_count() > 0, "the test must really hit MaxStartups"
+    assert max(attempts for _, attempts in statuses.values()) > 1
+    assert code == 0, stderr
+
+
+def test_a_node_that_hangs_is_cut_off_at_its_deadline(tmp_path: Path, sshd_factory, client_key) -> None:
+    (server,) = sshd_factory(1)
+    root = tmp_path / "hang"
+    (root / "etc").mkdir(parents=True)
+    os.mkfifo(root / "etc/stuck.pem")  # reading it blocks forever
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [
+            node_entry("stuck", server, root, [{"kind": "bundle", "path": "/etc/stuck.pem"}], deadline=2),
+        ],
+        defaults(tmp_path, client_key, [server.host_key_line]),
+    )
+    started = time.monotonic()
+    code, report, _ = run_scan(tmp_path, inventory, "--retries", "1")
+    node = by_name(report)["stuck"]
+    assert node["status"] == "unreachable" and "deadline" in node["error"]
+    assert time.monotonic() - started < 15 and code == 3
+
+
+def test_ctrl_c_stops_quickly_and_still_writes_an_interrupted_report(
+    tmp_path: Path, silent_listener, client_key
+) -> None:
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [
+            {
+                "name": f"mute{i}",
+                "host": silent_listener.host,
+                "port": silent_listener.port,
+                "profile": "esxi",
+            }
+            for i in range(3)
+        ],
+        defaults(tmp_path, client_key, [], connect_timeout=60),
+    )
+    out = tmp_path / "reports"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _, stderr = proc.communicate(timeout=20)
+    assert time.monotonic() - sent < 4, "stops within a second or two"
+    assert "Traceback" not in stderr
+    assert proc.returncode == 3
+    (report_path,) = out.glob("*.json")
+    report = json.loads(report_path.read_text())
+    assert report["run"]["interrupted"] is True
+    assert {n["status"] for n in report["nodes"]} == {"error"}
+
+
+def test_passphrase_protected_key_is_unlocked_from_the_named_variable(
+    tmp_path: Path, sshd_factory, openssl_pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = tmp_path / "id_locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "s3cret-pass", "-f", str(key)], check=True)
+    (server,) = sshd_factory(1, authorized_keys=[Path(f"{key}.pub").read_text().strip()])
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(server.host_key_line + "\n")
+    base = {"user": "root", "known_hosts": str(known_hosts), "client_keys": [str(key)],
+            "passphrase_env": "SWEEPER_TEST_PASSPHRASE"}
+    inventory = write_inventory(tmp_path / "inv.toml", [node_entry("n", server, tree.root, tree.stores)], base)
+
+    monkeypatch.setenv("SWEEPER_TEST_PASSPHRASE", "s3cret-pass")
+    code, report, stderr = run_scan(tmp_path, inventory)
+    assert code == 0 and by_name(report)["n"]["status"] == "ok", stderr
+    assert "s3cret-pass" not in json.dumps(report) and "s3cret-pass" not in stderr
+
+    monkeypatch.setenv("SWEEPER_TEST_PASSPHRASE", "wrong")
+    done = subprocess.run([sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(tmp_path / "r2")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "cannot load client key" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_accept_new_trusts_on_first_use_then_checks_strictly(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    (server,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
+    known_hosts = tmp_path / "fresh_known_hosts"
+    base = {"user": "root", "known_hosts": str(known_hosts), "client_keys": [str(client_key.private_path)],
+            "host_key_checking": "accept-new"}
+    inventory = write_inventory(tmp_path / "inv.toml", [node_entry("n", server, tree.root, tree.stores)], base)
+    code, report, _ = run_scan(tmp_path, inventory)
+    assert code == 0 and by_name(report)["n"]["status"] == "ok"
+    assert known_hosts.read_text().split() == server.host_key_line.split()
+
+    # The same address now presents another key: accept-new must refuse it, as OpenSSH does.
+    known_hosts.write_text(server.host_key_line.split()[0]
+                           + " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKU8HGbLtULyJ0d2gUvLzfqgr0tunmL9lUsUDExkz4dG\n")
+    out = tmp_path / "second"
+    done = subprocess.run([sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(out)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    (path,) = out.glob("*.json")
+    assert by_name(json.loads(path.read_text()))["n"]["status"] == "host-key-mismatch" and done.returncode == 3

@@ -218,7 +218,7 @@ def _resolve(path: Path, defaults: NodeSettings, node: NodeModel) -> Node:
         name=name,
         host=node.host,
         profile=profile,
-        port=merged.get("port", 22),
+        port=merged.get("port"),
         user=merged.get("user"),
         tags=tuple(merged.get("tags", ())),
         root=merged.get("root", "/"),

@@ -62,7 +62,7 @@ class Node:
     name: str
     host: str
     profile: str = "linux"
-    port: int = 22
+    port: int | None = None
     user: str | None = None
     tags: tuple[str, ...] = ()
     root: str = "/"

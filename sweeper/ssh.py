@@ -154,10 +154,10 @@ class Connector:
         try:
             conn = await asyncssh.connect(
                 node.host,
-                node.port,
-                username=node.user or getpass.getuser(),
+                node.port or (() if node.ssh_config else 22),
+                username=node.user or (() if node.ssh_config else getpass.getuser()),
                 known_hosts=None if trust_on_first_use else known_hosts,
-                client_keys=self._keys[node.client_keys] or None,
+                client_keys=self._keys[node.client_keys] or (() if node.agent else None),
                 password=self._passwords.get(node.password_env or ""),
                 agent_path=() if node.agent else None,
                 config=[node.ssh_config] if node.ssh_config else None,
@@ -176,7 +176,8 @@ class Connector:
         key = conn.get_server_host_key()
         if key is None or not node.known_hosts:
             return
-        host = node.host if node.port == 22 else f"[{node.host}]:{node.port}"
+        port = node.port or 22
+        host = node.host if port == 22 else f"[{node.host}]:{port}"
         line = f"{host} {key.export_public_key('openssh').decode().strip()}\n"
         async with self._tofu_lock:
             path = Path(node.known_hosts)
@@ -214,7 +215,7 @@ def classify(exc: BaseException) -> NodeError:
 def _has_entry(known_hosts: asyncssh.SSHKnownHosts | None, node: Node) -> bool:
     if known_hosts is None:
         return False
-    host_keys, ca_keys, *_ = known_hosts.match(node.host, "", node.port)
+    host_keys, ca_keys, *_ = known_hosts.match(node.host, "", node.port or 22)
     return bool(host_keys or ca_keys)
 
 

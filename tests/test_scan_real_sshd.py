@@ -261,9 +261,15 @@ def test_passphrase_protected_key_is_unlocked_from_the_named_variable(
     tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text(server.host_key_line + "\n")
-    base = {"user": "root", "known_hosts": str(known_hosts), "client_keys": [str(key)],
-            "passphrase_env": "SWEEPER_TEST_PASSPHRASE"}
-    inventory = write_inventory(tmp_path / "inv.toml", [node_entry("n", server, tree.root, tree.stores)], base)
+    base = {
+        "user": "root",
+        "known_hosts": str(known_hosts),
+        "client_keys": [str(key)],
+        "passphrase_env": "SWEEPER_TEST_PASSPHRASE",
+    }
+    inventory = write_inventory(
+        tmp_path / "inv.toml", [node_entry("n", server, tree.root, tree.stores)], base
+    )
 
     monkeypatch.setenv("SWEEPER_TEST_PASSPHRASE", "s3cret-pass")
     code, report, stderr = run_scan(tmp_path, inventory)
@@ -271,8 +277,13 @@ def test_passphrase_protected_key_is_unlocked_from_the_named_variable(
     assert "s3cret-pass" not in json.dumps(report) and "s3cret-pass" not in stderr
 
     monkeypatch.setenv("SWEEPER_TEST_PASSPHRASE", "wrong")
-    done = subprocess.run([sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(tmp_path / "r2")],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(tmp_path / "r2")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2 and "cannot load client key" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -282,18 +293,97 @@ def test_accept_new_trusts_on_first_use_then_checks_strictly(
     (server,) = sshd_factory(1)
     tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
     known_hosts = tmp_path / "fresh_known_hosts"
-    base = {"user": "root", "known_hosts": str(known_hosts), "client_keys": [str(client_key.private_path)],
-            "host_key_checking": "accept-new"}
-    inventory = write_inventory(tmp_path / "inv.toml", [node_entry("n", server, tree.root, tree.stores)], base)
+    base = {
+        "user": "root",
+        "known_hosts": str(known_hosts),
+        "client_keys": [str(client_key.private_path)],
+        "host_key_checking": "accept-new",
+    }
+    inventory = write_inventory(
+        tmp_path / "inv.toml", [node_entry("n", server, tree.root, tree.stores)], base
+    )
     code, report, _ = run_scan(tmp_path, inventory)
     assert code == 0 and by_name(report)["n"]["status"] == "ok"
     assert known_hosts.read_text().split() == server.host_key_line.split()
 
     # The same address now presents another key: accept-new must refuse it, as OpenSSH does.
-    known_hosts.write_text(server.host_key_line.split()[0]
-                           + " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKU8HGbLtULyJ0d2gUvLzfqgr0tunmL9lUsUDExkz4dG\n")
+    known_hosts.write_text(
+        server.host_key_line.split()[0]
+        + " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKU8HGbLtULyJ0d2gUvLzfqgr0tunmL9lUsUDExkz4dG\n"
+    )
     out = tmp_path / "second"
-    done = subprocess.run([sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(out)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     (path,) = out.glob("*.json")
-    assert by_name(json.loads(path.read_text()))["n"]["status"] == "host-key-mismatch" and done.returncode == 3
+    assert (
+        by_name(json.loads(path.read_text()))["n"]["status"] == "host-key-mismatch" and done.returncode == 3
+    )
+
+
+def test_ssh_config_host_alias_supplies_address_port_and_user(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    (server,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host web-alias\n  HostName {server.host}\n  Port {server.port}\n  User root\n")
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(server.host_key_line + "\n")
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [
+            {
+                "name": "web",
+                "host": "web-alias",
+                "profile": "linux",
+                "root": str(tree.root),
+                "stores": tree.stores,
+            },
+        ],
+        {
+            "known_hosts": str(known_hosts),
+            "client_keys": [str(client_key.private_path)],
+            "ssh_config": str(config),
+        },
+    )
+    code, report, stderr = run_scan(tmp_path, inventory)
+    assert code == 0 and by_name(report)["web"]["status"] == "ok", stderr
+
+
+def test_ssh_agent_keys_are_offered_when_asked_for(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    (server,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while not socket_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(socket_path), "HOME": str(tmp_path)}
+        subprocess.run(["ssh-add", str(client_key.private_path)], env=env, check=True, capture_output=True)
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text(server.host_key_line + "\n")
+        inventory = write_inventory(
+            tmp_path / "inv.toml",
+            [node_entry("n", server, tree.root, tree.stores)],
+            {"user": "root", "known_hosts": str(known_hosts), "agent": True},
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(tmp_path / "r")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+    finally:
+        agent.terminate()
+        agent.wait()

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Install the Debian packages the tests need: a real OpenSSH sshd and client,
+# the openssl CLI (the test PKI is made with it) and sudo (the `become` tests).
+# Idempotent and non-interactive; apt is skipped when everything is present,
+# so re-runs cost nothing. Runs as root (or through sudo when it exists).
+set -eu
+
+export DEBIAN_FRONTEND=noninteractive
+
+# package:command that proves it is installed
+wanted="openssh-server:/usr/sbin/sshd openssh-client:/usr/bin/ssh-keygen openssl:/usr/bin/openssl sudo:/usr/bin/sudo"
+
+missing=""
+for item in $wanted; do
+    package=${item%%:*}
+    command=${item#*:}
+    if [ ! -x "$command" ] || ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null \
+        | grep -q 'install ok installed'; then
+        missing="$missing $package"
+    fi
+done
+
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+        as_root=""
+    else
+        as_root="sudo -n"
+    fi
+    echo "install-system-deps: installing$missing" >&2
+    $as_root apt-get update -q
+    # shellcheck disable=SC2086  # word splitting of the package list is wanted
+    $as_root apt-get install -y -q --no-install-recommends $missing
+fi
+
+# sshd's privilege separation directory; the package's systemd unit normally makes it.
+if [ "$(id -u)" -eq 0 ]; then
+    install -d -m 0755 -o root -g root /run/sshd
+fi
+
+echo "install-system-deps: ok ($(/usr/sbin/sshd -V 2>&1 | head -n 1); $(openssl version))" >&2

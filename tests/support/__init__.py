@@ -1,0 +1,1 @@
+"""Test harness: real OpenSSH sshd servers and OpenSSL-made PKI material."""

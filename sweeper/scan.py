@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from sweeper import __version__, stores
 from sweeper.detect import Context, detect, select
-from sweeper.errors import AuthFailed, NodeError, Unreachable
+from sweeper.errors import NodeError, Unreachable
 from sweeper.inventory import Inventory
 from sweeper.model import Node, NodeResult, Report, RunInfo
 from sweeper.ssh import AskSecret, Connector, RetryPolicy, Session
@@ -35,15 +35,6 @@ class ScanOptions:
     ask: AskSecret | None = None
 
 
-def node_command(node: Node) -> str:
-    """The remote command; the read script itself goes in on stdin (no quoting, no length limit)."""
-    if node.become == "sudo":
-        return "sudo -n sh -s"
-    if node.become == "doas":
-        return "doas -n sh -s"
-    return "sh -s"
-
-
 async def read_node(node: Node, connector: Connector) -> NodeResult:
     """Sweep one node: one connection, one command, records parsed off the event loop."""
     started = time.monotonic()
@@ -51,7 +42,7 @@ async def read_node(node: Node, connector: Connector) -> NodeResult:
     script = stores.read_script(node, token)
 
     async def work(session: Session) -> stores.NodeRead:
-        result = await session.run(node_command(node), stdin=script, timeout=node.deadline)
+        result = await session.run_script(script, timeout=node.deadline)
         read = await asyncio.to_thread(stores.parse, node, token, result.stdout)
         if not read.complete:
             raise _failed_command(result.exit_status, result.stderr)
@@ -74,15 +65,13 @@ async def read_node(node: Node, connector: Connector) -> NodeResult:
         certificates=read.certificates,
         crls=read.crls,
         stores=read.stores,
-        identity=node.user,
+        identity=connector.identity(node),
         duration=time.monotonic() - started,
     )
 
 
 def _failed_command(status: int, stderr: str) -> NodeError:
     first = next((line.strip() for line in stderr.splitlines() if line.strip()), "")
-    if "password is required" in first or first.startswith(("sudo:", "doas:")):
-        return AuthFailed(f"privilege escalation refused: {first}")
     return NodeError(f"read script stopped early (exit status {status}){': ' + first if first else ''}")
 
 
@@ -112,7 +101,10 @@ async def sweep(
         return result
 
     tasks = [asyncio.create_task(one(n), name=n.name) for n in nodes]
-    interrupted = await _wait_unless_signalled(tasks)
+    try:
+        interrupted = await _wait_unless_signalled(tasks)
+    finally:
+        await connector.close()
     results = []
     for node, task in zip(nodes, tasks, strict=True):
         if task.done() and not task.cancelled() and task.exception() is None:

@@ -1,0 +1,11 @@
+"""SSH transport: one connection per node, strict host keys, typed failures, retries on transient faults.
+
+The only package (with `lab/`) that imports asyncssh. Callers get a `Session` with `run()` and
+`run_script()` and plain results; failures come out as the NodeError classes of
+`sweeper.errors`, which decide both the node's status and whether a retry is worth it.
+"""
+
+from sweeper.ssh.connector import AskSecret, Connector, RetryPolicy
+from sweeper.ssh.session import CommandResult, Session
+
+__all__ = ["AskSecret", "CommandResult", "Connector", "RetryPolicy", "Session"]

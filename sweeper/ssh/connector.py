@@ -1,0 +1,117 @@
+"""Open connections to nodes: direct or through a shared bastion, retried on transient faults only."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import asyncssh
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from sweeper.errors import NodeError, Transient, Unreachable
+from sweeper.model import Node
+from sweeper.ssh.bastion import Bastions
+from sweeper.ssh.credentials import AskSecret, Credentials
+from sweeper.ssh.faults import classify
+from sweeper.ssh.session import Session
+
+T = TypeVar("T")
+
+__all__ = ["AskSecret", "Connector", "RetryPolicy"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, bounded attempts; transient faults only."""
+
+    attempts: int = 4
+    base: float = 0.5
+    cap: float = 8.0
+
+    def retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_random_exponential(multiplier=self.base, max=self.cap),
+            retry=retry_if_exception_type(Transient),
+            reraise=True,
+        )
+
+
+class Connector:
+    """Opens connections with credentials and known_hosts loaded once for the whole fleet."""
+
+    def __init__(
+        self, nodes: tuple[Node, ...], retry: RetryPolicy = RetryPolicy(), ask: AskSecret | None = None
+    ):
+        self.retry = retry
+        self.credentials = Credentials(nodes, ask)
+        self.bastions = Bastions(self._connect_with_retries)
+
+    async def with_session(self, node: Node, work: Callable[[Session], Awaitable[T]]) -> tuple[T, int]:
+        """Connect (retrying transient faults), run `work`, close; returns its result and attempts."""
+        attempts = 0
+        try:
+            async for attempt in self.retry.retrying():
+                with attempt:
+                    attempts += 1
+                    conn = await self._connect(node, await self.bastions.tunnel(node))
+                    try:
+                        session = Session(node, conn, self.credentials.become_password(node))
+                        return await work(session), attempts
+                    finally:
+                        conn.close()
+        except Transient as exc:
+            raise Unreachable(f"{exc} (gave up after {attempts} attempts)").with_attempts(attempts) from exc
+        except NodeError as exc:
+            raise exc.with_attempts(attempts) from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def identity(self, node: Node) -> str:
+        return self.credentials.identity(node, node.user or getpass.getuser())
+
+    async def close(self) -> None:
+        await self.bastions.close()
+
+    async def _connect_with_retries(
+        self, node: Node, tunnel: asyncssh.SSHClientConnection | None
+    ) -> asyncssh.SSHClientConnection:
+        attempts = 0
+        try:
+            async for attempt in self.retry.retrying():
+                with attempt:
+                    attempts += 1
+                    return await self._connect(node, tunnel)
+        except Transient as exc:
+            raise Unreachable(f"{exc} (gave up after {attempts} attempts)") from exc
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _connect(
+        self, node: Node, tunnel: asyncssh.SSHClientConnection | None
+    ) -> asyncssh.SSHClientConnection:
+        port = node.port or 22
+        trust_on_first_use = node.accept_new and not self.credentials.has_host(node, node.host, port)
+        gate = self.bastions.gate(node)
+        try:
+            async with gate if gate is not None else contextlib.nullcontext():
+                conn = await asyncssh.connect(
+                    node.host,
+                    node.port or (() if node.ssh_config else 22),
+                    tunnel=tunnel if tunnel is not None else (),
+                    username=node.user or (() if node.ssh_config else getpass.getuser()),
+                    known_hosts=None if trust_on_first_use else self.credentials.known_hosts(node),
+                    client_keys=self.credentials.keys(node) or (() if node.agent else None),
+                    password=self.credentials.password(node),
+                    agent_path=() if node.agent else None,
+                    config=[node.ssh_config] if node.ssh_config else None,
+                    connect_timeout=node.connect_timeout,
+                    preferred_auth=("publickey", "keyboard-interactive", "password"),
+                    x509_trusted_certs=None,
+                )
+        except (TimeoutError, asyncssh.Error, OSError) as exc:
+            raise classify(exc) from exc
+        if trust_on_first_use:
+            await self.credentials.remember_host_key(node, node.host, port, conn.get_server_host_key())
+        return conn

@@ -1,0 +1,137 @@
+"""Client keys, known_hosts and secrets, loaded once for the whole fleet and shared by every node."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncssh
+
+from sweeper.errors import BadInput
+from sweeper.model import Node
+
+AskSecret = Callable[[str], str]
+"""Prompts the operator for a secret (never echoed); None when there is no terminal."""
+
+DEFAULT_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
+
+
+class Credentials:
+    """Everything needed to log in, loaded up front so that a bad key or a missing variable
+    is bad input before any connection, and so that no connection pays for loading again
+    (a passphrase costs ~150 ms of bcrypt, a big known_hosts ~270 ms, per load)."""
+
+    def __init__(self, nodes: tuple[Node, ...], ask: AskSecret | None) -> None:
+        self._ask = ask
+        self._known_hosts: dict[str, asyncssh.SSHKnownHosts | None] = {}
+        self._keys: dict[tuple[str, ...], list[asyncssh.SSHKey]] = {}
+        self._secrets: dict[str, str] = {}
+        self._tofu_lock = asyncio.Lock()
+        for node in nodes:
+            if node.known_hosts and node.known_hosts not in self._known_hosts:
+                self._known_hosts[node.known_hosts] = read_known_hosts(node.known_hosts, node.accept_new)
+            if node.client_keys not in self._keys:
+                self._keys[node.client_keys] = self._load_keys(node.client_keys, node.passphrase_env)
+            if node.password_env:
+                self.secret(node.password_env, "password")
+            if node.become_password_env:
+                if node.become != "sudo":
+                    raise BadInput(f"node '{node.name}': become_password_env needs become = \"sudo\"")
+                self.secret(node.become_password_env, "become password")
+
+    def known_hosts(self, node: Node) -> asyncssh.SSHKnownHosts | None:
+        return self._known_hosts.get(node.known_hosts or "")
+
+    def keys(self, node: Node) -> list[asyncssh.SSHKey]:
+        return self._keys[node.client_keys]
+
+    def password(self, node: Node) -> str | None:
+        return self._secrets.get(node.password_env) if node.password_env else None
+
+    def become_password(self, node: Node) -> str | None:
+        return self._secrets.get(node.become_password_env) if node.become_password_env else None
+
+    def identity(self, node: Node, user: str) -> str:
+        """Which identity logs in, for the report: names and fingerprints, never a secret."""
+        ways = [
+            f"key {k.get_comment() or ''} {k.get_fingerprint()}".replace("  ", " ") for k in self.keys(node)
+        ]
+        if node.agent:
+            ways.append("ssh-agent")
+        if node.password_env:
+            ways.append(f"password from ${node.password_env}")
+        become = f", become {node.become}" if node.become else ""
+        return f"{user} ({'; '.join(ways) or 'default keys'}){become}"
+
+    def has_host(self, node: Node, host: str, port: int) -> bool:
+        known = self.known_hosts(node)
+        if known is None:
+            return False
+        host_keys, ca_keys, *_ = known.match(host, "", port)
+        return bool(host_keys or ca_keys)
+
+    async def remember_host_key(self, node: Node, host: str, port: int, key: asyncssh.SSHKey | None) -> None:
+        """accept-new: append the key of a host we had never seen, as OpenSSH does."""
+        if key is None or not node.known_hosts:
+            return
+        name = host if port == 22 else f"[{host}]:{port}"
+        line = f"{name} {key.export_public_key('openssh').decode().strip()}\n"
+        async with self._tofu_lock:
+            path = Path(node.known_hosts)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+            self._known_hosts[node.known_hosts] = read_known_hosts(node.known_hosts, True)
+
+    def secret(self, variable: str, what: str) -> str:
+        """A secret from the variable the inventory names, or the operator's answer at a prompt."""
+        if variable not in self._secrets:
+            value = os.environ.get(variable)
+            if value is None and self._ask is not None:
+                value = self._ask(f"{what} ({variable} is not set): ")
+            if value is None:
+                raise BadInput(f"the {what} variable {variable} named in the inventory is not set")
+            self._secrets[variable] = value
+        return self._secrets[variable]
+
+    def _load_keys(self, paths: tuple[str, ...], passphrase_env: str | None) -> list[asyncssh.SSHKey]:
+        explicit = bool(paths)
+        candidates = paths or tuple(os.path.expanduser(p) for p in DEFAULT_KEYS)
+        passphrase = self.secret(passphrase_env, "key passphrase") if passphrase_env else None
+        keys = []
+        for path in candidates:
+            if not os.path.exists(path):
+                if explicit:
+                    raise BadInput(f"{path}: client key not found")
+                continue
+            keys.append(self._read_key(path, passphrase))
+        return keys
+
+    def _read_key(self, path: str, passphrase: str | None) -> asyncssh.SSHKey:
+        try:
+            key = asyncssh.read_private_key(path, passphrase)
+        except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
+            if passphrase is None and self._ask is not None and "assphrase" in str(exc):
+                return self._read_key(path, self._ask(f"passphrase for {path}: "))
+            raise BadInput(f"{path}: cannot load client key: {exc}") from None
+        except OSError as exc:
+            raise BadInput(f"{path}: cannot read client key: {exc.strerror}") from None
+        if not key.get_comment():
+            key.set_comment(os.path.basename(path))
+        return key
+
+
+def read_known_hosts(path: str, accept_new: bool) -> asyncssh.SSHKnownHosts | None:
+    if not os.path.exists(path):
+        if accept_new:
+            return None
+        raise BadInput(
+            f"{path}: known_hosts file not found; host keys are checked strictly "
+            '(set host_key_checking = "accept-new" to trust nodes on first connection)'
+        )
+    try:
+        return asyncssh.read_known_hosts(path)
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"{path}: cannot read known_hosts: {exc}") from None

@@ -1,0 +1,116 @@
+"""An open connection to one node: run commands, and run scripts with privilege escalation."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import asyncssh
+
+from sweeper.errors import AuthFailed, Transient
+from sweeper.model import Node
+from sweeper.ssh.faults import classify
+
+SUDO_PROMPT = "[sweeper-sudo-password]"
+SHELL_READY = "[sweeper-shell-ready]"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    exit_status: int
+    stdout: str
+    stderr: str
+
+
+class Session:
+    """An open, authenticated connection to one node; every read of the node goes over it."""
+
+    def __init__(self, node: Node, conn: asyncssh.SSHClientConnection, become_password: str | None) -> None:
+        self.node = node
+        self._conn = conn
+        self._become_password = become_password
+
+    async def run(
+        self, command: str, stdin: str | None = None, timeout: float | None = None
+    ) -> CommandResult:
+        """Run one command; a lost connection is Transient, anything else comes back as a result."""
+        try:
+            proc = await self._conn.run(
+                command, input=stdin, check=False, timeout=timeout, encoding="utf-8", errors="replace"
+            )
+        except asyncssh.TimeoutError as exc:
+            raise Transient(f"command timed out after {timeout:g}s") from exc
+        except (asyncssh.Error, OSError) as exc:
+            raise classify(exc) from exc
+        status = proc.exit_status if proc.exit_status is not None else 255
+        return CommandResult(status, str(proc.stdout or ""), str(proc.stderr or ""))
+
+    async def run_script(self, script: str, timeout: float | None = None) -> CommandResult:
+        """Run a POSIX sh script (on stdin) as the node's `become` user, or as ourselves.
+
+        With a become password, sudo is asked to prompt with a marker and the password is
+        written only when that marker appears, so it can never reach the shell as a command
+        (sudo may have cached credentials or a NOPASSWD rule). It is never on a command line.
+        """
+        if not self.node.become:
+            return await self.run("sh -s", stdin=script, timeout=timeout)
+        if self._become_password is None:
+            result = await self.run(f"{self.node.become} -n sh -s", stdin=script, timeout=timeout)
+        else:
+            try:
+                result = await asyncio.wait_for(self._sudo_with_password(script), timeout)
+            except TimeoutError as exc:
+                raise Transient(f"command timed out after {timeout:g}s") from exc
+        _raise_if_refused(self.node.become, result)
+        return result
+
+    async def _sudo_with_password(self, script: str) -> CommandResult:
+        command = f"sudo -S -p '{SUDO_PROMPT}' sh -c 'echo \"{SHELL_READY}\" >&2; exec sh -s'"
+        try:
+            proc = await self._conn.create_process(command, encoding="utf-8", errors="replace")
+        except (asyncssh.Error, OSError) as exc:
+            raise classify(exc) from exc
+        try:
+            early = await self._answer_sudo(proc)
+            proc.stdin.write(script)
+            proc.stdin.write_eof()
+            stdout, stderr = await asyncio.gather(proc.stdout.read(), proc.stderr.read())
+            await proc.wait_closed()
+        finally:
+            proc.close()
+        status = proc.exit_status if proc.exit_status is not None else 255
+        return CommandResult(status, stdout, early + stderr)
+
+    async def _answer_sudo(self, proc: asyncssh.SSHClientProcess) -> str:
+        """Read stderr until the shell is ready, answering sudo's prompt once."""
+        seen = ""
+        answered = False
+        while True:
+            chunk = await proc.stderr.read(4096)
+            if not chunk:
+                reason = _escalation_error("sudo", seen.replace(SUDO_PROMPT, "\n")) or "sudo ended early"
+                raise AuthFailed(f"privilege escalation refused: {reason}")
+            seen += chunk
+            if SHELL_READY in seen:
+                return seen.split(SHELL_READY, 1)[1].lstrip("\n")
+            if SUDO_PROMPT in seen:
+                if answered:
+                    proc.terminate()
+                    raise AuthFailed("privilege escalation refused: sudo: incorrect password")
+                proc.stdin.write(f"{self._become_password}\n")
+                answered = True
+                seen = seen.split(SUDO_PROMPT, 1)[1]
+
+
+def _raise_if_refused(become: str, result: CommandResult) -> None:
+    """sudo/doas refusing (no password given, command not allowed) is an auth failure, not a crash."""
+    if result.exit_status == 0 or result.stdout.strip():
+        return
+    reason = _escalation_error(become, result.stderr)
+    if reason:
+        raise AuthFailed(f"privilege escalation refused: {reason}")
+
+
+def _escalation_error(become: str, stderr: str) -> str | None:
+    """sudo's own complaint, if it made one (sshd may print other lines first, like a missing home)."""
+    return next((line.strip() for line in stderr.splitlines() if line.strip().startswith(f"{become}:")), None)

@@ -1,0 +1,231 @@
+"""Reaching nodes the way operators do, against real OpenSSH and real sudo: become, bastions, identities."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.fixtures import write_inventory
+from tests.support.node_tree import lay_linux_node_tree
+
+SUDO_PASSWORD = "Sw33p-test-pw"
+USERS = {
+    "swp-nopw": "NOPASSWD: ALL",  # sudo without a password
+    "swp-pw": "ALL",  # sudo that needs the user's password
+}
+SUDOERS = Path("/etc/sudoers.d/sweeper-tests")
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("sudo") or not Path("/usr/sbin/sshd").exists(),
+    reason="needs root, sudo and openssh-server (installed by .ci/install-system-deps.sh)",
+)
+
+
+@pytest.fixture(scope="module")
+def sudo_users() -> Iterator[dict[str, str]]:
+    """Non-root login users with real sudoers rules; removed afterwards."""
+    for user in USERS:
+        if subprocess.run(["id", user], capture_output=True, check=False).returncode != 0:
+            subprocess.run(["useradd", "-M", "-s", "/bin/sh", user], check=True)
+        # an account with no usable password is "locked" to sshd without PAM; '*' is not locked
+        subprocess.run(["usermod", "-p", "*", user], check=True)
+    subprocess.run(["chpasswd"], input=f"swp-pw:{SUDO_PASSWORD}\n", text=True, check=True)
+    SUDOERS.write_text("".join(f"{user} ALL=(root) {rule}\n" for user, rule in USERS.items()))
+    SUDOERS.chmod(0o440)
+    try:
+        yield {user: user for user in USERS}
+    finally:
+        SUDOERS.unlink(missing_ok=True)
+        for user in USERS:
+            subprocess.run(["userdel", user], capture_output=True, check=False)
+
+
+def let_other_users_traverse(path: Path) -> None:
+    """sshd reads authorized_keys as the logging-in user: let them walk pytest's 0700 tmp tree."""
+    for directory in [path, *path.parents]:
+        if directory == Path("/tmp"):
+            break
+        directory.chmod(directory.stat().st_mode | 0o011)
+
+
+def scan(
+    tmp_path: Path, inventory: Path, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any], str]:
+    out = tmp_path / "reports"
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(out), "--retries", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    (path,) = out.glob("*.json")
+    return done.returncode, json.loads(path.read_text()), done.stderr
+
+
+def inventory_for(
+    tmp_path: Path, client_key, servers, node_extra: dict[str, Any], tree, known: list[str], **defaults: Any
+) -> Path:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("".join(f"{line}\n" for line in known))
+    for server in servers:
+        let_other_users_traverse(server.directory)
+    nodes = [
+        {
+            "name": f"n{i}",
+            "host": s.host,
+            "port": s.port,
+            "profile": "linux",
+            "root": str(tree.root),
+            "stores": tree.stores,
+            **node_extra,
+        }
+        for i, s in enumerate(servers)
+    ]
+    return write_inventory(
+        tmp_path / "inv.toml",
+        nodes,
+        {
+            "known_hosts": str(known_hosts),
+            "client_keys": [str(client_key.private_path)],
+            "connect_timeout": 5,
+            **defaults,
+        },
+    )
+
+
+def test_sudo_without_password_reads_root_only_keys(
+    tmp_path, sshd_factory, client_key, openssl_pki, sudo_users
+):
+    (server,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "node", openssl_pki)  # under a 0700 tree, key 0600 root
+    inventory = inventory_for(
+        tmp_path, client_key, [server], {"user": "swp-nopw", "become": "sudo"}, tree, [server.host_key_line]
+    )
+    code, report, stderr = scan(tmp_path, inventory)
+    (node,) = report["nodes"]
+    assert node["status"] == "ok", node
+    leaf = next(c for c in node["certificates"] if c["role"] == "leaf")
+    assert leaf["key"]["matches"] is True and leaf["key"]["owner"] == "root" and leaf["key"]["mode"] == "0600"
+    assert node["identity"].startswith("swp-nopw (key ") and "become sudo" in node["identity"]
+    assert code == 0, stderr
+
+
+def test_without_become_a_root_only_key_is_reported_unreadable(
+    tmp_path, sshd_factory, client_key, openssl_pki, sudo_users
+):
+    (server,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "node", openssl_pki)
+    inventory = inventory_for(
+        tmp_path, client_key, [server], {"user": "swp-nopw"}, tree, [server.host_key_line]
+    )
+    _, report, _ = scan(tmp_path, inventory)
+    (node,) = report["nodes"]
+    assert node["status"] == "ok"
+    leaf = next(c for c in node["certificates"] if c["role"] == "leaf")
+    assert leaf["key"]["matches"] is None and "not readable" in leaf["key"]["error"]
+    assert leaf["key"]["owner"] == "root" and leaf["key"]["mode"] == "0600"
+
+
+def test_sudo_password_from_the_named_variable_goes_to_stdin_only(
+    tmp_path, sshd_factory, client_key, openssl_pki, sudo_users
+):
+    (server,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "node", openssl_pki)
+    extra = {"user": "swp-pw", "become": "sudo", "become_password_env": "SWEEPER_TEST_SUDO_PW"}
+    inventory = inventory_for(tmp_path, client_key, [server], extra, tree, [server.host_key_line])
+    code, report, stderr = scan(tmp_path, inventory, {"SWEEPER_TEST_SUDO_PW": SUDO_PASSWORD})
+    (node,) = report["nodes"]
+    assert node["status"] == "ok", node
+    assert any(c["key"] and c["key"]["matches"] for c in node["certificates"])
+    assert SUDO_PASSWORD not in json.dumps(report) and SUDO_PASSWORD not in stderr
+    assert SUDO_PASSWORD not in server.log_tail(200)
+
+
+def test_wrong_sudo_password_is_auth_failed_not_a_hang(
+    tmp_path, sshd_factory, client_key, openssl_pki, sudo_users
+):
+    (server,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "node", openssl_pki)
+    extra = {"user": "swp-pw", "become": "sudo", "become_password_env": "SWEEPER_TEST_SUDO_PW"}
+    inventory = inventory_for(tmp_path, client_key, [server], extra, tree, [server.host_key_line])
+    code, report, _ = scan(tmp_path, inventory, {"SWEEPER_TEST_SUDO_PW": "not-the-password"})
+    (node,) = report["nodes"]
+    assert node["status"] == "auth-failed" and "incorrect password" in node["error"], node
+    assert node["attempts"] == 1 and code == 3
+
+
+def test_sudo_that_needs_a_password_nobody_gave_is_auth_failed(
+    tmp_path, sshd_factory, client_key, openssl_pki, sudo_users
+):
+    (server,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "node", openssl_pki)
+    inventory = inventory_for(
+        tmp_path, client_key, [server], {"user": "swp-pw", "become": "sudo"}, tree, [server.host_key_line]
+    )
+    code, report, _ = scan(tmp_path, inventory)
+    (node,) = report["nodes"]
+    assert node["status"] == "auth-failed" and "sudo: a password is required" in node["error"], node
+    assert code == 3
+
+
+def test_one_bastion_connection_carries_every_node_behind_it(tmp_path, sshd_factory, client_key, openssl_pki):
+    bastion, *targets = sshd_factory(4)
+    tree = lay_linux_node_tree(tmp_path / "node", openssl_pki)
+    jump = f"root@{bastion.host}:{bastion.port}"
+    inventory = inventory_for(
+        tmp_path,
+        client_key,
+        targets,
+        {"user": "root", "jump": jump},
+        tree,
+        [bastion.host_key_line] + [t.host_key_line for t in targets],
+    )
+    code, report, stderr = scan(tmp_path, inventory)
+    assert [n["status"] for n in report["nodes"]] == ["ok", "ok", "ok"], stderr
+    assert bastion.connection_count() == 1, "one login to the bastion for all of its nodes"
+    assert [t.connection_count() for t in targets] == [1, 1, 1]
+    assert code == 0
+
+
+def test_bastion_host_key_is_checked_too(tmp_path, sshd_factory, client_key, openssl_pki):
+    bastion, target = sshd_factory(2)
+    tree = lay_linux_node_tree(tmp_path / "node", openssl_pki)
+    jump = f"root@{bastion.host}:{bastion.port}"
+    inventory = inventory_for(
+        tmp_path, client_key, [target], {"user": "root", "jump": jump}, tree, [target.host_key_line]
+    )  # the bastion's key is not known
+    _, report, _ = scan(tmp_path, inventory)
+    (node,) = report["nodes"]
+    assert node["status"] == "host-key-mismatch" and f"bastion {jump}" in node["error"]
+    assert bastion.connection_count() == 0 and target.connection_count() == 0
+
+
+def test_a_bastion_that_is_down_marks_its_nodes_unreachable_naming_it(
+    tmp_path, sshd_factory, refused_port, client_key, openssl_pki
+):
+    targets = sshd_factory(3)
+    tree = lay_linux_node_tree(tmp_path / "node", openssl_pki)
+    jump = f"ops@{refused_port.host}:{refused_port.port}"
+    inventory = inventory_for(
+        tmp_path,
+        client_key,
+        targets,
+        {"user": "root", "jump": jump},
+        tree,
+        [t.host_key_line for t in targets],
+    )
+    code, report, _ = scan(tmp_path, inventory)
+    for node in report["nodes"]:
+        assert node["status"] == "unreachable" and f"bastion {jump}" in node["error"], node
+    assert code == 3

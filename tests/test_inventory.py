@@ -155,3 +155,8 @@ def test_limit_selects_by_name_or_tag(tmp_path: Path) -> None:
     assert len(inv.limited([])) == 3
     with pytest.raises(InventoryError, match="matches no node"):
         inv.limited(["nothing"])
+
+
+@pytest.mark.parametrize("example", sorted(Path(__file__).parent.parent.glob("inventories/*.toml")))
+def test_shipped_example_inventories_load(example: Path) -> None:
+    assert load_inventory(example).nodes

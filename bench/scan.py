@@ -1,0 +1,82 @@
+"""Benchmark: sweeper's scan of an N-node lab against the floor, in the same process and run.
+
+The floor is plain asyncssh: connect, one `cat` of a store file, close, per node, at the
+same concurrency, with the same loaded key and known_hosts. The machines here are noisy,
+so the script alternates floor and sweeper runs and reports the best of each, and their
+ratio; only the ratio is meaningful across machines.
+
+    python bench/scan.py --nodes 200 [--concurrency 100] [--rounds 2] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import asyncssh
+
+from sweeper.inventory import VECS_CLI, load_inventory
+from sweeper.lab import start_lab
+from sweeper.model import Node
+from sweeper.scan import ScanOptions, scan
+
+
+def first_file(node: Node) -> str:
+    store = node.stores[0]
+    return node.path(store.cert or store.path or VECS_CLI)
+
+
+async def floor_sweep(nodes: tuple[Node, ...], concurrency: int) -> int:
+    """Connect + one cat + close per node: the least any SSH sweep can cost."""
+    known_hosts = asyncssh.read_known_hosts(nodes[0].known_hosts)
+    keys = [asyncssh.read_private_key(path) for path in nodes[0].client_keys]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(node: Node) -> int:
+        async with gate, asyncssh.connect(
+            node.host, node.port, username=node.user, known_hosts=known_hosts, client_keys=keys,
+            agent_path=None, config=None,
+        ) as conn:
+            result = await conn.run(f"cat {first_file(node)}", check=True)
+            return len(result.stdout or "")
+
+    return sum(await asyncio.gather(*(one(n) for n in nodes)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--dir", type=Path, help="lab folder (default: a temporary one)")
+    args = parser.parse_args()
+    lab_dir = args.dir or Path(tempfile.mkdtemp(prefix="sweeper-bench-"))
+    started = time.monotonic()
+    with start_lab(lab_dir, args.nodes) as lab:
+        print(f"lab of {args.nodes} nodes up in {time.monotonic() - started:.1f}s ({lab_dir})")
+        inventory = load_inventory(lab.inventory)
+        options = ScanOptions(concurrency=args.concurrency)
+        floors, sweeps = [], []
+        for _ in range(args.rounds):
+            t0 = time.perf_counter()
+            asyncio.run(floor_sweep(inventory.nodes, args.concurrency))
+            floors.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            report = scan(inventory, inventory.nodes, options, argv=["bench"])
+            sweeps.append(time.perf_counter() - t0)
+            swept = sum(1 for n in report.nodes if n.swept)
+            if swept != len(inventory.nodes):
+                raise SystemExit(f"only {swept}/{len(inventory.nodes)} nodes swept; not a fair comparison")
+        certificates = sum(len(n.certificates) for n in report.nodes)
+    floor, sweep = min(floors), min(sweeps)
+    print(f"nodes={args.nodes} concurrency={args.concurrency} certificates={certificates}")
+    print(f"floor   (asyncssh connect + cat): {floor:.2f}s  ({[round(f, 2) for f in floors]})")
+    print(f"sweeper (scan, all stores+rules): {sweep:.2f}s  ({[round(s, 2) for s in sweeps]})")
+    print(f"ratio sweeper/floor: {sweep / floor:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Rotation: plan -> phases (trust, reissue, purge) -> journal -> verify; resume and rollback."""

@@ -1,0 +1,102 @@
+"""The rotation journal: durable intent, compare-and-swap steps, first-state backups sealed at rest."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sweeper.errors import BadInput
+from sweeper.rotate.journal import DB_NAME, Journal, JournalError
+
+PASS = "correct horse battery staple"
+KEY_PEM = b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIOldSecretKeyMaterialForTheJournalTest0000\n-----END PRIVATE KEY-----\n"
+
+
+def test_journal_directory_is_private_and_reopens_only_with_its_passphrase(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path / "j", PASS, {"run_id": "abc"})
+    journal.close()
+    assert stat.S_IMODE((tmp_path / "j").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "j" / DB_NAME).stat().st_mode) == 0o600
+    assert Journal.open(tmp_path / "j", PASS).meta("run_id") == "abc"
+    with pytest.raises(BadInput):
+        Journal.open(tmp_path / "j", "wrong")
+    with pytest.raises(JournalError):
+        Journal.create(tmp_path / "j", PASS, {})
+
+
+def test_a_done_step_is_never_begun_again(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path / "j", PASS, {})
+    journal.plan_steps([("web1", "trust", "add-root"), ("web2", "trust", "add-root")])
+    assert journal.begin("web1", "trust", "add-root") is True
+    journal.finish("web1", "trust", "add-root", {"read_back": True})
+    assert journal.begin("web1", "trust", "add-root") is False
+    assert journal.begin("web2", "trust", "add-root") is True  # pending -> running
+    assert journal.begin("web2", "trust", "add-root") is True  # running again after a crash: resumable
+    journal.fail("web2", "trust", "add-root", "connection reset")
+    assert journal.begin("web2", "trust", "add-root") is True
+    states = {(s.node, s.state, s.attempts) for s in journal.steps("trust")}
+    assert states == {("web1", "done", 1), ("web2", "running", 3)}
+
+
+def test_a_step_changed_by_someone_else_stops_loudly(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path / "j", PASS, {})
+    journal.plan_steps([("n", "reissue", "leaf")])
+    journal.begin("n", "reissue", "leaf")
+    other = Journal.open(tmp_path / "j", PASS)
+    other.finish("n", "reissue", "leaf")
+    with pytest.raises(JournalError):
+        journal.finish("n", "reissue", "leaf")
+    with pytest.raises(JournalError):
+        journal.begin("n", "reissue", "not-planned")
+
+
+def test_backups_keep_the_first_state_and_seal_secrets_at_rest(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path / "j", PASS, {})
+    assert journal.backup(
+        "n",
+        "file",
+        "/etc/tls/server.key",
+        existed=True,
+        content=KEY_PEM,
+        owner="root",
+        group="root",
+        mode="0600",
+        secret=True,
+    )
+    assert not journal.backup(
+        "n", "file", "/etc/tls/server.key", existed=True, content=b"half-changed", secret=True
+    )
+    journal.backup("n", "file", "/etc/tls/new.pem", existed=False)
+    journal.put_secret("new-root-key", KEY_PEM)
+    journal.close()
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "j").iterdir())
+    assert b"PRIVATE KEY" not in raw and b"OldSecretKeyMaterial" not in raw
+    reopened = Journal.open(tmp_path / "j", PASS)
+    first, second = list(reopened.backups("n"))
+    assert first.content == KEY_PEM and first.mode == "0600" and first.existed
+    assert second.target == "/etc/tls/new.pem" and not second.existed and second.content is None
+    assert reopened.secret("new-root-key") == KEY_PEM
+
+
+def test_intent_survives_kill_9(tmp_path: Path) -> None:
+    child = textwrap.dedent(f"""
+        import os, signal
+        from pathlib import Path
+        from sweeper.rotate.journal import Journal
+        j = Journal.create(Path({str(tmp_path / "j")!r}), {PASS!r}, {{}})
+        j.plan_steps([("n", "reissue", "leaf")])
+        j.begin("n", "reissue", "leaf")
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    done = subprocess.run([sys.executable, "-c", child], check=False)
+    assert done.returncode == -signal.SIGKILL
+    (step,) = Journal.open(tmp_path / "j", PASS).steps()
+    assert (step.state, step.attempts) == ("running", 1)
+    assert os.path.exists(tmp_path / "j" / DB_NAME)

@@ -16,7 +16,11 @@ from sweeper.errors import BadInput
 from sweeper.rotate.journal import DB_NAME, Journal, JournalError
 
 PASS = "correct horse battery staple"
-KEY_PEM = b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIOldSecretKeyMaterialForTheJournalTest0000\n-----END PRIVATE KEY-----\n"
+KEY_PEM = (
+    b"-----BEGIN PRIVATE KEY-----\n"
+    b"MC4CAQAwBQYDK2VwBCIEIOldSecretKeyMaterialForTheJournalTest0000\n"
+    b"-----END PRIVATE KEY-----\n"
+)
 
 
 def test_journal_directory_is_private_and_reopens_only_with_its_passphrase(tmp_path: Path) -> None:

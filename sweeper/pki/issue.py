@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+Certificate = x509.Certificate
+CRL = x509.CertificateRevocationList
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 HashName = Literal["sha256", "sha384", "sha512", "sha1", "md5"]
@@ -29,11 +31,17 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
-    "sha1": hashes.SHA1,
 }
-# DER of the AlgorithmIdentifier for sha256WithRSAEncryption and md5WithRSAEncryption.
-_SHA256_RSA_ALGID = bytes.fromhex("300d06092a864886f70d01010b0500")
-_MD5_RSA_ALGID = bytes.fromhex("300d06092a864886f70d0101040500")
+_LEGACY: dict[str, type[hashes.HashAlgorithm]] = {"sha1": hashes.SHA1, "md5": hashes.MD5}
+# DER AlgorithmIdentifiers: (key family, hash) -> signatureAlgorithm.
+_ALGIDS = {
+    ("rsa", "sha256"): bytes.fromhex("300d06092a864886f70d01010b0500"),
+    ("rsa", "sha1"): bytes.fromhex("300d06092a864886f70d0101050500"),
+    ("rsa", "md5"): bytes.fromhex("300d06092a864886f70d0101040500"),
+    ("ec", "sha256"): bytes.fromhex("300a06082a8648ce3d040302"),
+    ("ec", "sha1"): bytes.fromhex("300906072a8648ce3d0401"),
+    ("ec", "md5"): b"",  # no such algorithm
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +181,7 @@ def make_crl(
             x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
         )
     if hash not in _HASHES:
-        raise ValueError(f"CRLs cannot be signed with {hash}")
+        raise ValueError(f"CRLs are not signed with {hash} here")
     return builder.sign(issuer_key, _HASHES[hash]())
 
 
@@ -220,6 +228,16 @@ def crl_der(crl: x509.CertificateRevocationList) -> bytes:
 def fingerprint(cert: x509.Certificate, algorithm: Literal["sha256", "sha1"] = "sha256") -> str:
     """Lower-case hex fingerprint of the DER certificate (sha1 is VECS's alias scheme)."""
     return hashlib.new(algorithm, cert_der(cert)).hexdigest()
+
+
+def subject_key_id(cert: x509.Certificate) -> str | None:
+    """Lower-case hex Subject Key Identifier, if the certificate has one (VMware Directory
+    names trusted roots by it)."""
+    try:
+        ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return None
+    return ski.digest.hex()
 
 
 def spki_sha256(cert: x509.Certificate) -> str:
@@ -335,28 +353,37 @@ def _general_name(san: str) -> x509.GeneralName:
 
 
 def _sign(builder: x509.CertificateBuilder, key: PrivateKey, hash: HashName) -> x509.Certificate:
-    if hash == "md5":
-        return _sign_md5(builder, key)
+    if hash in _LEGACY:
+        return _sign_legacy(builder, key, hash)
     if hash not in _HASHES:
         raise ValueError(f"unknown hash {hash!r}")
     return builder.sign(key, _HASHES[hash]())
 
 
-def _sign_md5(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.Certificate:
-    """Sign with md5WithRSAEncryption, which cryptography refuses to do itself.
+def _sign_legacy(
+    builder: x509.CertificateBuilder, key: PrivateKey, hash: HashName
+) -> x509.Certificate:
+    """Sign with SHA-1 or MD5, which cryptography no longer does for certificates.
 
-    A SHA-256 certificate is built first, its TBS gets the MD5 algorithm identifier
-    (same length, so no DER lengths move) and is signed again: the lab needs such
-    certificates to prove the weak-signature rule fires.
+    The lab needs such certificates to prove the weak-signature rule fires: a SHA-256
+    certificate is built, its TBS gets the legacy algorithm identifier, and the TBS is
+    signed again with the legacy digest.
     """
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("md5 signatures need an RSA issuer key")
-    tbs = builder.sign(key, hashes.SHA256()).tbs_certificate_bytes
-    if tbs.count(_SHA256_RSA_ALGID) != 1:
+    family = "rsa" if isinstance(key, rsa.RSAPrivateKey) else "ec"
+    new_algid = _ALGIDS[(family, hash)]
+    if not new_algid:
+        raise ValueError(f"no {hash} signature algorithm for {family} keys")
+    old_algid = _ALGIDS[(family, "sha256")]
+    tbs_body = _der_content(builder.sign(key, hashes.SHA256()).tbs_certificate_bytes)
+    if tbs_body.count(old_algid) != 1:
         raise ValueError("cannot locate the signature algorithm in the TBS certificate")
-    tbs = tbs.replace(_SHA256_RSA_ALGID, _MD5_RSA_ALGID)
-    signature = key.sign(tbs, padding.PKCS1v15(), hashes.MD5())
-    body = tbs + _MD5_RSA_ALGID + _der(0x03, b"\x00" + signature)
+    tbs = _der(0x30, tbs_body.replace(old_algid, new_algid))
+    digest = _LEGACY[hash]()
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(tbs, padding.PKCS1v15(), digest)
+    else:
+        signature = key.sign(tbs, ec.ECDSA(digest))
+    body = tbs + new_algid + _der(0x03, b"\x00" + signature)
     return x509.load_der_x509_certificate(_der(0x30, body))
 
 
@@ -367,3 +394,13 @@ def _der(tag: int, content: bytes) -> bytes:
         return bytes([tag, n]) + content
     length = n.to_bytes((n.bit_length() + 7) // 8, "big")
     return bytes([tag, 0x80 | len(length)]) + length + content
+
+
+def _der_content(tlv: bytes) -> bytes:
+    """The content octets of one DER TLV."""
+    first = tlv[1]
+    if first < 0x80:
+        return tlv[2 : 2 + first]
+    size = first & 0x7F
+    length = int.from_bytes(tlv[2 : 2 + size], "big")
+    return tlv[2 + size : 2 + size + length]

@@ -12,6 +12,9 @@ from sweeper.model import Node
 from sweeper.ssh.faults import classify
 
 SUDO_PROMPT = "[sweeper-sudo-password]"
+# Read the whole script before running any of it, so that a command in it that reads stdin
+# gets EOF instead of swallowing the rest of the script.
+RUN_STDIN = """sh -c 'eval "$(cat)"'"""
 SHELL_READY = "[sweeper-shell-ready]"
 
 
@@ -53,9 +56,9 @@ class Session:
         (sudo may have cached credentials or a NOPASSWD rule). It is never on a command line.
         """
         if not self.node.become:
-            return await self.run("sh -s", stdin=script, timeout=timeout)
+            return await self.run(RUN_STDIN, stdin=script, timeout=timeout)
         if self._become_password is None:
-            result = await self.run(f"{self.node.become} -n sh -s", stdin=script, timeout=timeout)
+            result = await self.run(f"{self.node.become} -n {RUN_STDIN}", stdin=script, timeout=timeout)
         else:
             try:
                 result = await asyncio.wait_for(self._sudo_with_password(script), timeout)
@@ -65,7 +68,7 @@ class Session:
         return result
 
     async def _sudo_with_password(self, script: str) -> CommandResult:
-        command = f"sudo -S -p '{SUDO_PROMPT}' sh -c 'echo \"{SHELL_READY}\" >&2; exec sh -s'"
+        command = f"""sudo -S -p '{SUDO_PROMPT}' sh -c 'echo "{SHELL_READY}" >&2; eval "$(cat)"'"""
         try:
             proc = await self._conn.create_process(command, encoding="utf-8", errors="replace")
         except (asyncssh.Error, OSError) as exc:

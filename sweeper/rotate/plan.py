@@ -1,0 +1,267 @@
+"""The rotation plan: pure data, computed from what the preflight sweep saw and what the report flagged.
+
+`make_plan()` decides, per phase and node, what is added, replaced and removed; the engine
+only carries it out, and `--dry-run` only prints it. A plan is stored in the journal so
+that `resume` finishes the plan that was started, not a new one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sweeper.errors import BadInput
+from sweeper.model import CertRecord, Node, NodeResult
+
+PHASES = ("trust", "reissue", "purge")
+PURGE_RULES = ("revoked", "ioc-match", "compromised-issuer", "known-compromised-key", "rogue-root")
+VECS_TRUST = "vecs:TRUSTED_ROOTS"
+VECS_BACKUPS = ("vecs:BACKUP_STORE", "vecs:BACKUP_STORE_H5C")
+ESXI_RESTART = (
+    "{root}/bin/auto-backup.sh && {root}/etc/init.d/hostd restart && {root}/etc/init.d/vpxa restart"
+)
+VCSA_RESTART = "service-control --stop --all && service-control --start --all"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One idempotent step on one node; `step` is unique within (node, phase)."""
+
+    node: str
+    phase: str
+    kind: str
+    target: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def step(self) -> str:
+        return f"{self.kind}:{self.target}"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    actions: tuple[Action, ...]
+    waves: tuple[tuple[str, ...], ...]
+    remove: Mapping[str, tuple[str, ...]]
+    """sha256 of every certificate the purge removes -> why (rule ids, or 'old-root')."""
+    max_failures: int
+
+    def for_phase(self, phase: str, nodes: Iterable[str] | None = None) -> list[Action]:
+        wanted = set(nodes) if nodes is not None else None
+        return [a for a in self.actions if a.phase == phase and (wanted is None or a.node in wanted)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "actions": [asdict(a) | {"detail": dict(a.detail)} for a in self.actions],
+            "waves": [list(w) for w in self.waves],
+            "remove": {k: list(v) for k, v in self.remove.items()},
+            "max_failures": self.max_failures,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        return cls(
+            actions=tuple(Action(**a) for a in data["actions"]),
+            waves=tuple(tuple(w) for w in data["waves"]),
+            remove={k: tuple(v) for k, v in data["remove"].items()},
+            max_failures=int(data["max_failures"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WaveOptions:
+    canary: int = 1
+    wave: str = "25%"
+    max_failures: str = "0"
+
+
+def flagged_from_report(report: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """sha256 -> rules, for every finding of the source report that the purge must act on."""
+    flagged: dict[str, set[str]] = {}
+    for finding in report.get("findings", []):
+        if finding.get("rule") in PURGE_RULES and finding.get("sha256"):
+            flagged.setdefault(finding["sha256"], set()).add(finding["rule"])
+    return {sha: tuple(sorted(rules)) for sha, rules in flagged.items()}
+
+
+def make_plan(
+    nodes: Mapping[str, Node],
+    observed: Iterable[NodeResult],
+    flagged: Mapping[str, tuple[str, ...]],
+    new_root_sha256: str,
+    options: WaveOptions,
+    vmca_compatible: bool = True,
+) -> Plan:
+    """Every action of the rotation, per phase and node, from the preflight sweep."""
+    swept = [r for r in observed if r.swept]
+    every_cert = [c for r in swept for c in r.certificates]
+    leaves = [c for c in every_cert if _is_identity(c)]
+    remove: dict[str, tuple[str, ...]] = dict(flagged)
+    for sha in _old_chain_cas(leaves, every_cert):
+        remove.setdefault(sha, ("old-root",))
+    remove.pop(new_root_sha256, None)
+
+    actions: list[Action] = []
+    for result in swept:
+        node = nodes[result.name]
+        if node.profile == "vcsa" and not vmca_compatible:
+            raise BadInput(f"node '{node.name}' is a vCenter: VMCA accepts RSA only, use an RSA root")
+        actions += _trust_actions(node, result, new_root_sha256)
+        actions += _reissue_actions(node, result)
+        actions += _purge_actions(node, result, remove)
+    with_work = [r.name for r in swept if any(a.node == r.name and a.phase == "reissue" for a in actions)]
+    return Plan(
+        tuple(actions),
+        _waves(with_work, options),
+        remove,
+        _count(options.max_failures, len(with_work), "--max-failures"),
+    )
+
+
+def _is_identity(cert: CertRecord) -> bool:
+    """A node's own certificate: a leaf store entry that comes with its private key."""
+    if cert.role != "leaf" or cert.is_ca or cert.store in VECS_BACKUPS:
+        return False
+    return cert.key is not None or cert.entry_type == "Private Key"
+
+
+def _old_chain_cas(leaves: list[CertRecord], every_cert: list[CertRecord]) -> set[str]:
+    """The CAs above today's leaves (by issuer name, up to a self-signed root): the old trust."""
+    cas_by_subject: dict[str, list[CertRecord]] = {}
+    for cert in every_cert:
+        if cert.is_ca:
+            cas_by_subject.setdefault(cert.subject, []).append(cert)
+    found: set[str] = set()
+    for leaf in leaves:
+        issuer, seen = leaf.issuer, set()
+        while issuer in cas_by_subject and issuer not in seen:
+            seen.add(issuer)
+            for ca in cas_by_subject[issuer]:
+                found.add(ca.sha256)
+            parent = cas_by_subject[issuer][0]
+            if parent.self_signed:
+                break
+            issuer = parent.issuer
+    return found
+
+
+def _trust_actions(node: Node, result: NodeResult, new_root: str) -> list[Action]:
+    actions = []
+    for store in result.stores:
+        if store.role != "trust":
+            continue
+        if store.kind == "vecs":
+            actions.append(Action(node.name, "trust", "vmdir-publish", "TRUSTED_ROOTS", {"sha256": new_root}))
+        elif store.status in ("ok", "missing"):
+            actions.append(
+                Action(
+                    node.name,
+                    "trust",
+                    "add-anchor",
+                    store.label,
+                    {"store_kind": store.kind, "sha256": new_root},
+                )
+            )
+    return actions
+
+
+def _reissue_actions(node: Node, result: NodeResult) -> list[Action]:
+    actions = []
+    for cert in result.certificates:
+        if not _is_identity(cert):
+            continue
+        if cert.store.startswith("vecs:"):
+            store = cert.store.removeprefix("vecs:")
+            actions.append(
+                Action(
+                    node.name,
+                    "reissue",
+                    "reissue-vecs",
+                    f"{store}/{cert.entry}",
+                    {"store": store, "alias": cert.entry, "old_sha256": cert.sha256},
+                )
+            )
+        elif cert.key is not None and "#" not in cert.entry:
+            actions.append(
+                Action(
+                    node.name,
+                    "reissue",
+                    "reissue-file",
+                    cert.entry,
+                    {
+                        "key": cert.key.path,
+                        "old_sha256": cert.sha256,
+                        "key_type": cert.key_type,
+                        "key_bits": cert.key_bits,
+                    },
+                )
+            )
+    if actions:
+        restart = _restart_command(node)
+        if restart:
+            actions.append(Action(node.name, "reissue", "restart", "services", {"command": restart}))
+        if node.tls_port:
+            actions.append(
+                Action(
+                    node.name,
+                    "reissue",
+                    "verify-tls",
+                    str(node.tls_port),
+                    {"host": node.host, "port": node.tls_port},
+                )
+            )
+    return actions
+
+
+def _restart_command(node: Node) -> str | None:
+    if node.restart:
+        return node.restart
+    root = node.root.rstrip("/")
+    if node.profile == "esxi":
+        return ESXI_RESTART.format(root=root)
+    if node.profile == "vcsa":
+        return VCSA_RESTART
+    return None
+
+
+def _purge_actions(node: Node, result: NodeResult, remove: Mapping[str, tuple[str, ...]]) -> list[Action]:
+    by_store: dict[str, list[str]] = {}
+    for cert in result.certificates:
+        if cert.sha256 in remove and (cert.role == "trust" or cert.store in VECS_BACKUPS):
+            by_store.setdefault(cert.store, []).append(cert.sha256)
+    actions = []
+    for store, shas in by_store.items():
+        detail = {"sha256": sorted(set(shas))}
+        if store == VECS_TRUST:
+            actions.append(Action(node.name, "purge", "vmdir-unpublish", "TRUSTED_ROOTS", detail))
+        elif store in VECS_BACKUPS:
+            actions.append(
+                Action(node.name, "purge", "clear-vecs-store", store.removeprefix("vecs:"), detail)
+            )
+        else:
+            kind = next(s.kind for s in result.stores if s.label == store)
+            actions.append(Action(node.name, "purge", "remove-anchors", store, detail | {"store_kind": kind}))
+    return actions
+
+
+def _waves(names: list[str], options: WaveOptions) -> tuple[tuple[str, ...], ...]:
+    """Canary nodes first, then waves of N nodes or PCT of the fleet."""
+    canary = max(0, min(options.canary, len(names)))
+    size = max(1, _count(options.wave, len(names), "--wave"))
+    waves = [tuple(names[:canary])] if canary else []
+    rest = names[canary:]
+    waves += [tuple(rest[i : i + size]) for i in range(0, len(rest), size)]
+    return tuple(w for w in waves if w)
+
+
+def _count(value: str, total: int, option: str) -> int:
+    """`N` or `PCT%` of `total` (rounded up)."""
+    text = value.strip()
+    try:
+        if text.endswith("%"):
+            return math.ceil(total * float(text[:-1]) / 100)
+        return int(text)
+    except ValueError:
+        raise BadInput(f"{option} {value!r}: expected a number or a percentage like 25%") from None

@@ -1,0 +1,184 @@
+"""Shell scripts for the changes a rotation makes on a node, and the parsing of what they print.
+
+Every script is POSIX sh (ESXi's busybox included), goes in on stdin (so no secret or
+certificate ever sits on a command line), and is idempotent: run twice, it ends in the
+same state. Files are replaced atomically: a temp file in the same folder, fsync, rename,
+with the owner, group and mode the old file had.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+import textwrap
+
+from sweeper.model import Node
+from sweeper.stores.script import PRELUDE, Section, split_output
+
+VECS_CLI = "/usr/lib/vmware-vmafd/bin/vecs-cli"
+DIR_CLI = "/usr/lib/vmware-vmafd/bin/dir-cli"
+PENDING_DIR = "/var/lib/sweeper/pending"
+
+HELPERS = r"""
+set -u
+if command -v base64 >/dev/null 2>&1; then sw_unb64() { base64 -d; }; else sw_unb64() { openssl base64 -d; }; fi
+sw_fsync() { sync "$1" 2>/dev/null || sync; }
+sw_put() {  # sw_put PATH OWNER GROUP MODE < base64 ; atomic replace
+  d=$(dirname "$1"); mkdir -p "$d"
+  tmp=$(mktemp "$d/.sweeper.XXXXXX") || return 1
+  if ! sw_unb64 > "$tmp"; then rm -f "$tmp"; return 1; fi
+  if [ "$2" != "-" ]; then chown "$2:$3" "$tmp" || { rm -f "$tmp"; return 1; }; fi
+  chmod "$4" "$tmp" && sw_fsync "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"; return 1; }
+}
+"""
+
+
+def q(text: str) -> str:
+    return shlex.quote(text)
+
+
+def b64(data: bytes) -> str:
+    """Base64 in 64-column lines: both coreutils and `openssl base64 -d` read that."""
+    return "\n".join(textwrap.wrap(base64.b64encode(data).decode(), 64))
+
+
+def script(token: str, body: str) -> str:
+    """A rotation script: the scan's reading helpers, the writing helpers, the body, an end marker."""
+    return PRELUDE.format(token=token) + HELPERS + body + '\necho "$T end"\n'
+
+
+def read_files(paths: list[str]) -> str:
+    """Sections `file`/`missing` per path, for backups and read-backs (uses the scan's sw_file)."""
+    return "\n".join(f"sw_file f{i} {q(p)}" for i, p in enumerate(paths))
+
+
+def files_from(token: str, output: str, paths: list[str]) -> dict[str, tuple[bytes, str, str, str] | None]:
+    """path -> (content, owner, group, mode), or None when the file does not exist."""
+    split = split_output(token, output)
+    found: dict[str, tuple[bytes, str, str, str] | None] = {}
+    for index, path in enumerate(paths):
+        sections = split.sections.get(f"f{index}", [])
+        found[path] = _file_section(sections, path)
+    return found
+
+
+def _file_section(sections: list[Section], path: str) -> tuple[bytes, str, str, str] | None:
+    for section in sections:
+        if section.kind == "missing":
+            return None
+        if section.kind == "file":
+            mode, owner, group, _ = section.args.split(" ", 3)
+            return section.decode_base64(), owner, group, mode.zfill(4)
+    raise ValueError(f"{path}: the node did not say whether it exists (unreadable?)")
+
+
+def put_file(path: str, data: bytes, owner: str | None, group: str | None, mode: str) -> str:
+    return f"sw_put {q(path)} {q(owner or '-')} {q(group or '-')} {q(mode)} <<'SWEEPER_B64'\n{b64(data)}\nSWEEPER_B64\n"
+
+
+def remove_file(path: str) -> str:
+    return f"rm -f {q(path)}\n"
+
+
+def pending_key_path(key_path: str) -> str:
+    directory, _, name = key_path.rpartition("/")
+    return f"{directory}/.sweeper-pending-{name}"
+
+
+def ensure_pending_key(pending: str, key_type: str) -> str:
+    """Generate the new private key on the node (kept across a crash), print its public half."""
+    algorithm = (
+        "-algorithm EC -pkeyopt ec_paramgen_curve:P-256"
+        if key_type.startswith("EC")
+        else "-algorithm RSA -pkeyopt rsa_keygen_bits:2048"
+    )
+    return textwrap.dedent(f"""\
+        umask 077
+        k={q(pending)}
+        if [ ! -s "$k" ]; then
+          mkdir -p "$(dirname "$k")"
+          openssl genpkey {algorithm} -out "$k.tmp" 2>/dev/null && sw_fsync "$k.tmp" && mv -f "$k.tmp" "$k"
+        fi
+        echo "$T pubkey p0"
+        openssl pkey -in "$k" -pubout
+        """)
+
+
+def has_openssl() -> str:
+    return 'if command -v openssl >/dev/null 2>&1; then echo "$T tool openssl"; fi\n'
+
+
+def install_leaf(
+    cert_path: str,
+    cert_pem: bytes,
+    cert_meta: tuple[str | None, str | None, str],
+    key_path: str,
+    pending: str,
+    key_meta: tuple[str | None, str | None, str],
+) -> str:
+    """Put the new key (already on the node) and certificate in place, key first."""
+    key_owner, key_group, key_mode = key_meta
+    owner_change = f'chown {q(f"{key_owner}:{key_group}")} "$k" && ' if key_owner and key_group else ""
+    return (
+        textwrap.dedent(f"""\
+        k={q(pending)}
+        if [ -s "$k" ]; then {owner_change}chmod {q(key_mode)} "$k" && sw_fsync "$k" && mv -f "$k" {q(key_path)} || exit 1; fi
+        """)
+        + put_file(cert_path, cert_pem, *cert_meta)
+        + "|| exit 1\n"
+    )
+
+
+def run_command(command: str) -> str:
+    """The node's restart command, in its own shell; its status is printed for the journal."""
+    return f'sh -c {q(command)}\necho "$T status $?"\n'
+
+
+def vecs_cli(node: Node) -> str:
+    return q(node.path(VECS_CLI))
+
+
+def dir_cli(node: Node) -> str:
+    return q(node.path(DIR_CLI))
+
+
+def vecs_entry_list(node: Node, store: str, sid: str) -> str:
+    return f'echo "$T vecsstore {sid} {store}"\nsw_run {vecs_cli(node)} entry list --store {q(store)}\n'
+
+
+def vecs_backup_entry(node: Node, store: str, alias: str) -> str:
+    cli = vecs_cli(node)
+    return textwrap.dedent(f"""\
+        echo "$T vcert c0"
+        sw_run {cli} entry getcert --store {q(store)} --alias {q(alias)}
+        echo "$T vkey k0"
+        sw_run {cli} entry getkey --store {q(store)} --alias {q(alias)}
+        """)
+
+
+def vecs_replace_entry(node: Node, store: str, alias: str, pending_dir: str, cert_pem: bytes) -> str:
+    """Swap a VECS entry for the new certificate and the key generated in `pending_dir`."""
+    cli = vecs_cli(node)
+    return put_file(f"{pending_dir}/cert.pem", cert_pem, None, None, "0600") + textwrap.dedent(f"""\
+        {cli} entry delete --store {q(store)} --alias {q(alias)} -y >/dev/null 2>&1
+        sw_run {cli} entry create --store {q(store)} --alias {q(alias)} --cert {q(pending_dir + "/cert.pem")} --key {q(pending_dir + "/key.pem")}
+        """)
+
+
+def vecs_delete_entry(node: Node, store: str, alias: str) -> str:
+    return f"sw_run {vecs_cli(node)} entry delete --store {q(store)} --alias {q(alias)} -y\n"
+
+
+def vmdir(node: Node, verb: str, cert_file: str, login: str, password: str) -> str:
+    """dir-cli trustedcert publish|unpublish; the SSO password reaches it on stdin, never argv."""
+    return textwrap.dedent(f"""\
+        printf '%s\\n' {q(password)} | sw_run {dir_cli(node)} trustedcert {verb} --cert {q(cert_file)} --login {q(login)}
+        """)
+
+
+def force_refresh(node: Node) -> str:
+    return f"sw_run {vecs_cli(node)} force-refresh\n"
+
+
+def remove_tree(path: str) -> str:
+    return f"rm -rf {q(path)}\n"

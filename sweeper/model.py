@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -207,6 +208,8 @@ class Report:
     run: RunInfo
     nodes: tuple[NodeResult, ...]
     findings: tuple[Finding, ...]
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Top-level sections beyond a scan's (a rotation's plan, steps, before and after)."""
 
     @property
     def incomplete(self) -> bool:

@@ -124,6 +124,10 @@ def public_key_pem_of(private_pem: bytes) -> bytes:
     )
 
 
+def der_to_pem(der: bytes) -> bytes:
+    return cert_pem(x509.load_der_x509_certificate(der))
+
+
 def certificate_sha256(pem_or_der: bytes) -> str:
     if pem_or_der.lstrip().startswith(b"-----"):
         pem_or_der = x509.load_pem_x509_certificate(pem_or_der).public_bytes(serialization.Encoding.DER)

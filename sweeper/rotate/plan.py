@@ -22,7 +22,7 @@ VECS_BACKUPS = ("vecs:BACKUP_STORE", "vecs:BACKUP_STORE_H5C")
 ESXI_RESTART = (
     "{root}/bin/auto-backup.sh && {root}/etc/init.d/hostd restart && {root}/etc/init.d/vpxa restart"
 )
-VCSA_RESTART = "service-control --stop --all && service-control --start --all"
+VCSA_RESTART = "{root}/usr/bin/service-control --stop --all && {root}/usr/bin/service-control --start --all"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,9 @@ class Plan:
     def for_phase(self, phase: str, nodes: Iterable[str] | None = None) -> list[Action]:
         wanted = set(nodes) if nodes is not None else None
         return [a for a in self.actions if a.phase == phase and (wanted is None or a.node in wanted)]
+
+    def of_node(self, name: str) -> list[Action]:
+        return [a for a in self.actions if a.node == name]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -222,27 +225,28 @@ def _restart_command(node: Node) -> str | None:
     if node.profile == "esxi":
         return ESXI_RESTART.format(root=root)
     if node.profile == "vcsa":
-        return VCSA_RESTART
+        return VCSA_RESTART.format(root=root)
     return None
 
 
 def _purge_actions(node: Node, result: NodeResult, remove: Mapping[str, tuple[str, ...]]) -> list[Action]:
-    by_store: dict[str, list[str]] = {}
+    """Removed certificates out of trust stores; VMware's BACKUP_STORE emptied (old certs *and keys*)."""
+    doomed: dict[str, list[CertRecord]] = {}
     for cert in result.certificates:
-        if cert.sha256 in remove and (cert.role == "trust" or cert.store in VECS_BACKUPS):
-            by_store.setdefault(cert.store, []).append(cert.sha256)
+        if cert.store in VECS_BACKUPS or (cert.sha256 in remove and cert.role == "trust"):
+            doomed.setdefault(cert.store, []).append(cert)
     actions = []
-    for store, shas in by_store.items():
-        detail = {"sha256": sorted(set(shas))}
+    for store, certs in doomed.items():
+        detail = {"sha256": sorted({c.sha256 for c in certs})}
+        entries = sorted({c.entry.split("#", 1)[0] for c in certs})
         if store == VECS_TRUST:
-            actions.append(Action(node.name, "purge", "vmdir-unpublish", "TRUSTED_ROOTS", detail))
+            kind, target, extra = "vmdir-unpublish", "TRUSTED_ROOTS", {"aliases": entries}
         elif store in VECS_BACKUPS:
-            actions.append(
-                Action(node.name, "purge", "clear-vecs-store", store.removeprefix("vecs:"), detail)
-            )
+            kind, target, extra = "clear-vecs-store", store.removeprefix("vecs:"), {"aliases": entries}
         else:
-            kind = next(s.kind for s in result.stores if s.label == store)
-            actions.append(Action(node.name, "purge", "remove-anchors", store, detail | {"store_kind": kind}))
+            store_kind = next(s.kind for s in result.stores if s.label == store)
+            kind, target, extra = "remove-anchors", store, {"store_kind": store_kind, "files": entries}
+        actions.append(Action(node.name, "purge", kind, target, detail | extra))
     return actions
 
 

@@ -73,7 +73,9 @@ def _file_section(sections: list[Section], path: str) -> tuple[bytes, str, str, 
 
 
 def put_file(path: str, data: bytes, owner: str | None, group: str | None, mode: str) -> str:
-    return f"sw_put {q(path)} {q(owner or '-')} {q(group or '-')} {q(mode)} <<'SWEEPER_B64'\n{b64(data)}\nSWEEPER_B64\n"
+    """Replace `path` atomically with `data`; the script stops here if that fails."""
+    args = f"{q(path)} {q(owner or '-')} {q(group or '-')} {q(mode)}"
+    return f"sw_put {args} <<'SWEEPER_B64' || exit 1\n{b64(data)}\nSWEEPER_B64\n"
 
 
 def remove_file(path: str) -> str:
@@ -125,7 +127,6 @@ def install_leaf(
         if [ -s "$k" ]; then {owner_change}chmod {q(key_mode)} "$k" && sw_fsync "$k" && mv -f "$k" {q(key_path)} || exit 1; fi
         """)
         + put_file(cert_path, cert_pem, *cert_meta)
-        + "|| exit 1\n"
     )
 
 
@@ -158,15 +159,30 @@ def vecs_backup_entry(node: Node, store: str, alias: str) -> str:
 
 def vecs_replace_entry(node: Node, store: str, alias: str, pending_dir: str, cert_pem: bytes) -> str:
     """Swap a VECS entry for the new certificate and the key generated in `pending_dir`."""
-    cli = vecs_cli(node)
-    return put_file(f"{pending_dir}/cert.pem", cert_pem, None, None, "0600") + textwrap.dedent(f"""\
-        {cli} entry delete --store {q(store)} --alias {q(alias)} -y >/dev/null 2>&1
-        sw_run {cli} entry create --store {q(store)} --alias {q(alias)} --cert {q(pending_dir + "/cert.pem")} --key {q(pending_dir + "/key.pem")}
+    return (
+        put_file(f"{pending_dir}/cert.pem", cert_pem, None, None, "0600")
+        + vecs_delete_entry(node, store, alias, quiet=True)
+        + vecs_create_entry(node, store, alias, f"{pending_dir}/cert.pem", f"{pending_dir}/key.pem")
+    )
+
+
+def vecs_create_entry(node: Node, store: str, alias: str, cert_file: str, key_file: str | None) -> str:
+    key = f" --key {q(key_file)}" if key_file else ""
+    return f"sw_run {vecs_cli(node)} entry create --store {q(store)} --alias {q(alias)} --cert {q(cert_file)}{key}\n"
+
+
+def vecs_key_public(node: Node, store: str, alias: str) -> str:
+    """The public half of a VECS entry's key, derived on the node: the key itself stays there."""
+    return textwrap.dedent(f"""\
+        echo "$T vkey k0"
+        {vecs_cli(node)} entry getkey --store {q(store)} --alias {q(alias)} 2>/dev/null | openssl pkey -pubout 2>&1
         """)
 
 
-def vecs_delete_entry(node: Node, store: str, alias: str) -> str:
-    return f"sw_run {vecs_cli(node)} entry delete --store {q(store)} --alias {q(alias)} -y\n"
+def vecs_delete_entry(node: Node, store: str, alias: str, quiet: bool = False) -> str:
+    """Delete an entry; `quiet` for 'make sure it is gone' (a missing entry is no error then)."""
+    command = f"{vecs_cli(node)} entry delete --store {q(store)} --alias {q(alias)} -y"
+    return f"{command} >/dev/null 2>&1 || true\n" if quiet else f"sw_run {command}\n"
 
 
 def vmdir(node: Node, verb: str, cert_file: str, login: str, password: str) -> str:

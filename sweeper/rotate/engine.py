@@ -1,0 +1,149 @@
+"""Carry out a plan, phase by phase, node by node, with the journal as the only source of progress.
+
+Each phase finishes on every node before the next starts, so no node stops trusting a
+peer that still presents an old certificate: preflight (backups) and trust everywhere,
+then re-issue in canary-then-waves under a failure budget, then purge — only once every
+node is re-issued (or with --force, said loudly). A node is one SSH connection per phase;
+transient faults are retried by the connector, and finished steps are never redone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sweeper.errors import NodeError
+from sweeper.model import Node
+from sweeper.rotate.actions import HANDLERS, Rotation, backup
+from sweeper.rotate.plan import Action
+from sweeper.ssh import Connector, Session
+
+PREFLIGHT = ("preflight", "backup")
+Progress = Callable[[str, str, str], None]
+"""(phase, node, status) as each node finishes a phase: for the live display."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How far the rotation got; `failed` maps node -> the error that stopped it."""
+
+    failed: dict[str, str] = field(default_factory=dict)
+    stopped_at: str | None = None
+    purged: bool = False
+    forced: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.stopped_at is None and not self.failed
+
+
+class Engine:
+    def __init__(
+        self,
+        rotation: Rotation,
+        nodes: dict[str, Node],
+        connector: Connector,
+        concurrency: int = 50,
+        progress: Progress | None = None,
+    ) -> None:
+        self.rot = rotation
+        self.nodes = nodes
+        self.connector = connector
+        self.gate = asyncio.Semaphore(max(1, concurrency))
+        self.progress = progress or (lambda phase, node, status: None)
+
+    def record_plan(self) -> None:
+        """Every step of the plan, pending, in the journal (idempotent: resume keeps progress)."""
+        plan = self.rot.plan
+        steps = [(name, *PREFLIGHT) for name in self._nodes_with_work()]
+        steps += [(a.node, a.phase, a.step) for a in plan.actions]
+        self.rot.journal.plan_steps(steps)
+
+    async def run(self, force: bool = False) -> Outcome:
+        outcome = Outcome(forced=force)
+        everyone = self._nodes_with_work()
+        if not await self._phase("preflight", everyone, outcome):
+            return self._stop(outcome, "preflight")
+        if not await self._phase("trust", everyone, outcome):
+            return self._stop(outcome, "trust")
+        budget = self.rot.plan.max_failures
+        for wave in self.rot.plan.waves:
+            await self._phase("reissue", list(wave), outcome)
+            if len(outcome.failed) > budget:
+                return self._stop(outcome, "reissue")
+        if outcome.failed and not force:
+            return self._stop(outcome, "reissue")
+        outcome.purged = await self._phase("purge", everyone, outcome)
+        if not outcome.purged:
+            outcome.stopped_at = "purge"
+        return outcome
+
+    def _stop(self, outcome: Outcome, phase: str) -> Outcome:
+        outcome.stopped_at = phase
+        return outcome
+
+    def _nodes_with_work(self) -> list[str]:
+        named = {a.node for a in self.rot.plan.actions}
+        return [name for name in self.nodes if name in named]
+
+    async def _phase(self, phase: str, names: list[str], outcome: Outcome) -> bool:
+        """Run one phase on `names` concurrently; True when every one of them finished it."""
+        names = [n for n in names if n not in outcome.failed]
+        results = await asyncio.gather(*(self._node_phase(phase, n) for n in names))
+        for name, error in zip(names, results, strict=True):
+            if error is not None:
+                outcome.failed[name] = error
+        return all(error is None for error in results)
+
+    async def _node_phase(self, phase: str, name: str) -> str | None:
+        node = self.nodes[name]
+        actions = (
+            self.rot.plan.of_node(name) if phase == "preflight" else self.rot.plan.for_phase(phase, [name])
+        )
+        if phase != "preflight" and not actions:
+            return None
+        if not self._pending(name, phase, actions):
+            self.progress(phase, name, "already done")
+            return None
+
+        async def work(session: Session) -> None:
+            if phase == "preflight":
+                await self._step(name, *PREFLIGHT, lambda: backup(self.rot, session, actions))
+                return
+            for action in actions:
+                await self._step(
+                    name, phase, action.step, lambda a=action: HANDLERS[a.kind](self.rot, session, a)
+                )
+
+        try:
+            async with self.gate:
+                await self.connector.with_session(node, work)
+        except NodeError as exc:
+            self.progress(phase, name, f"failed: {exc}")
+            return str(exc)
+        self.progress(phase, name, "done")
+        return None
+
+    def _pending(self, name: str, phase: str, actions: list[Action]) -> bool:
+        done = {
+            (s.phase, s.step) for s in self.rot.journal.steps(phase) if s.node == name and s.state == "done"
+        }
+        if phase == "preflight":
+            return ("preflight", PREFLIGHT[1]) not in {(p, s) for p, s in done}
+        return any((a.phase, a.step) not in done for a in actions)
+
+    async def _step(self, node: str, phase: str, step: str, do: Callable[[], Awaitable[dict]]) -> None:
+        """Intent in the journal, the change, the outcome in the journal; a done step is skipped."""
+        journal = self.rot.journal
+        if not journal.begin(node, phase, step):
+            return
+        try:
+            detail = await do()
+        except NodeError as exc:
+            journal.fail(node, phase, step, str(exc))
+            raise
+        except (ValueError, KeyError, OSError) as exc:  # a surprise from the node's data: this node fails
+            journal.fail(node, phase, step, f"unexpected: {exc!r}")
+            raise NodeError(f"{step}: unexpected: {exc!r}") from exc
+        journal.finish(node, phase, step, detail)

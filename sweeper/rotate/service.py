@@ -1,0 +1,323 @@
+"""Rotation from start to end: preflight sweep and plan (read-only), then the journaled run,
+then a verify sweep; and the same for `resume` and `rollback`, from the journal alone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from sweeper.errors import BadInput, CorruptInput, NodeError, SweeperError
+from sweeper.inventory import Inventory, load_inventory
+from sweeper.model import Finding, Node, Report, Severity
+from sweeper.pki import rotation
+from sweeper.rotate.actions import Rotation
+from sweeper.rotate.engine import Engine, Outcome, Progress
+from sweeper.rotate.journal import Journal
+from sweeper.rotate.plan import Plan, WaveOptions, flagged_from_report, make_plan
+from sweeper.rotate.rollback import rollback_node
+from sweeper.scan import ScanOptions, redact_argv, scan
+from sweeper.ssh import AskSecret, Connector, RetryPolicy
+
+REPORT_SCHEMA = "sweeper.report/1"
+
+
+class RotationStopped(SweeperError):
+    """The rotation stopped before its end; the journal says where, `resume` goes on."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True, slots=True)
+class RotateRequest:
+    inventory: Path
+    source_report: Path
+    journal_dir: Path
+    root_key_type: str = "rsa3072"
+    ca_cert: Path | None = None
+    ca_key: Path | None = None
+    ca_passphrase: str | None = None
+    waves: WaveOptions = WaveOptions()
+    limit: tuple[str, ...] = ()
+    force: bool = False
+    allow_partial: bool = False
+    concurrency: int = 50
+    retry: RetryPolicy = RetryPolicy()
+    leaf_days: int = 730
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Everything decided before a single change: the fleet as it is, the CA, the plan."""
+
+    inventory: Inventory
+    nodes: tuple[Node, ...]
+    before: Report
+    ca: rotation.CertificateAuthority
+    plan: Plan
+
+
+@dataclass(frozen=True, slots=True)
+class RotationResult:
+    outcome: Outcome
+    report: Report
+    journal_dir: Path
+
+
+def load_source_report(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise CorruptInput(path, f"cannot read report: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise CorruptInput(path, f"not JSON (line {exc.lineno})") from None
+    if not isinstance(data, dict) or data.get("schema") != REPORT_SCHEMA:
+        raise CorruptInput(path, f"not a {REPORT_SCHEMA} report")
+    return data
+
+
+def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | None = None) -> Prepared:
+    """Read-only: sweep the fleet, make or load the CA, and plan. Nothing on a node changes."""
+    inventory = load_inventory(request.inventory)
+    nodes = inventory.limited(list(request.limit))
+    source = load_source_report(request.source_report)
+    ca = _authority(request)
+    before = scan(
+        inventory,
+        nodes,
+        ScanOptions(concurrency=request.concurrency, retry=request.retry, ask=ask),
+        on_node=on_node,
+    )
+    missing = [n.name for n in before.nodes if not n.swept]
+    if missing and not request.allow_partial:
+        raise RotationStopped(
+            f"preflight: {len(missing)} node(s) could not be swept ({', '.join(missing[:5])}); "
+            "fix them or pass --allow-partial"
+        )
+    plan = make_plan(
+        {n.name: n for n in nodes},
+        before.nodes,
+        flagged_from_report(source),
+        ca.sha256,
+        request.waves,
+        vmca_compatible=ca.is_rsa,
+    )
+    return Prepared(inventory, nodes, before, ca, plan)
+
+
+def _authority(request: RotateRequest) -> rotation.CertificateAuthority:
+    if request.ca_cert or request.ca_key:
+        if not (request.ca_cert and request.ca_key):
+            raise BadInput("--ca-cert and --ca-key go together")
+        try:
+            cert, key = request.ca_cert.read_bytes(), request.ca_key.read_bytes()
+        except OSError as exc:
+            raise CorruptInput(exc.filename, f"cannot read: {exc.strerror}") from None
+        return rotation.load_authority(cert, key, request.ca_passphrase, str(request.ca_key))
+    try:
+        return rotation.new_root(request.root_key_type)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def start(
+    prepared: Prepared,
+    request: RotateRequest,
+    passphrase: str,
+    argv: list[str],
+    ask: AskSecret | None,
+    progress: Progress | None = None,
+) -> RotationResult:
+    """Create the journal, then carry the plan out."""
+    from sweeper.report.json_report import to_dict
+
+    journal = Journal.create(
+        request.journal_dir,
+        passphrase,
+        {
+            "inventory": str(prepared.inventory.path.resolve()),
+            "inventory_sha256": prepared.inventory.sha256,
+            "limit": list(request.limit),
+            "plan": prepared.plan.to_json(),
+            "ca_cert": prepared.ca.cert_pem.decode(),
+            "options": {
+                "force": request.force,
+                "concurrency": request.concurrency,
+                "leaf_days": request.leaf_days,
+                "attempts": request.retry.attempts,
+            },
+            "argv": redact_argv(argv),
+            "before": to_dict(prepared.before)["nodes"],
+            "state": "running",
+        },
+    )
+    journal.put_secret("ca_key", prepared.ca.key_pem)
+    return _carry_out(journal, prepared.inventory, prepared.nodes, prepared.plan, prepared.ca, ask, progress)
+
+
+def resume(
+    journal_dir: Path, passphrase: str, ask: AskSecret | None, progress: Progress | None = None
+) -> RotationResult:
+    """Go on with a rotation from its journal, without redoing a finished step."""
+    journal = Journal.open(journal_dir, passphrase)
+    inventory = load_inventory(Path(journal.meta("inventory")))
+    if inventory.sha256 != journal.meta("inventory_sha256"):
+        raise BadInput(
+            f"{inventory.path}: the inventory changed since this rotation started; restore it first"
+        )
+    nodes = inventory.limited(journal.meta("limit"))
+    return _carry_out(
+        journal, inventory, nodes, Plan.from_json(journal.meta("plan")), _journal_ca(journal), ask, progress
+    )
+
+
+def _journal_ca(journal: Journal) -> rotation.CertificateAuthority:
+    key = journal.secret("ca_key")
+    if key is None:
+        raise BadInput(f"{journal.directory}: the journal holds no CA key")
+    return rotation.load_authority(journal.meta("ca_cert").encode(), key, None, str(journal.directory))
+
+
+def _carry_out(
+    journal: Journal,
+    inventory: Inventory,
+    nodes: tuple[Node, ...],
+    plan: Plan,
+    ca: rotation.CertificateAuthority,
+    ask: AskSecret | None,
+    progress: Progress | None,
+) -> RotationResult:
+    options = journal.meta("options")
+    retry = RetryPolicy(attempts=options["attempts"])
+
+    async def go() -> Outcome:
+        connector = Connector(nodes, retry, ask)
+        rot = Rotation(journal, plan, ca, _sso_password(connector), options["leaf_days"])
+        engine = Engine(rot, {n.name: n for n in nodes}, connector, options["concurrency"], progress)
+        engine.record_plan()
+        try:
+            return await engine.run(force=options["force"])
+        finally:
+            await connector.close()
+
+    try:
+        outcome = asyncio.run(go())
+        journal.set_meta("state", "complete" if outcome.complete else f"stopped at {outcome.stopped_at}")
+        after = scan(inventory, nodes, ScanOptions(concurrency=options["concurrency"], retry=retry, ask=ask))
+        report = _rotation_report(journal, plan, ca, outcome, after)
+    finally:
+        journal.close()
+    return RotationResult(outcome, report, journal.directory)
+
+
+def _sso_password(connector: Connector) -> Callable[[Node], str]:
+    def password(node: Node) -> str:
+        if not node.sso_password_env:
+            raise BadInput(f"node '{node.name}': set sso_password_env to publish roots to VMware Directory")
+        return connector.credentials.secret(node.sso_password_env, "SSO password")
+
+    return password
+
+
+def _rotation_report(
+    journal: Journal, plan: Plan, ca: rotation.CertificateAuthority, outcome: Outcome, after: Report
+) -> Report:
+    """The verify sweep, with the plan, every step, and each node's certificates before and after."""
+    from sweeper.report.json_report import to_dict
+
+    leftovers = [
+        Finding(
+            "revoked-present",
+            Severity.MEDIUM,
+            cert.node,
+            cert.store,
+            cert.entry,
+            cert.sha256,
+            f"still present after the rotation ({', '.join(plan.remove[cert.sha256])}): {cert.subject}",
+            {"reasons": list(plan.remove[cert.sha256])},
+        )
+        for node in after.nodes
+        for cert in node.certificates
+        if cert.sha256 in plan.remove
+    ]
+    steps = [
+        {
+            "node": s.node,
+            "phase": s.phase,
+            "step": s.step,
+            "state": s.state,
+            "attempts": s.attempts,
+            "detail": s.detail,
+            "error": s.error,
+        }
+        for s in journal.steps()
+    ]
+    extra: Mapping[str, Any] = {
+        "rotation": {
+            "journal": str(journal.directory),
+            "new_root": {"sha256": ca.sha256, "subject": ca.subject},
+            "complete": outcome.complete,
+            "stopped_at": outcome.stopped_at,
+            "failed": outcome.failed,
+            "purged": outcome.purged,
+            "forced": outcome.forced,
+        },
+        "plan": plan.to_json(),
+        "steps": steps,
+        "before": journal.meta("before"),
+        "after": to_dict(after)["nodes"],
+    }
+    return replace(
+        after,
+        run=replace(after.run, kind="rotate", interrupted=not outcome.complete),
+        findings=tuple(sorted((*after.findings, *leftovers), key=lambda f: -f.severity)),
+        extra=extra,
+    )
+
+
+def rollback(
+    journal_dir: Path,
+    passphrase: str,
+    only: list[str],
+    ask: AskSecret | None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Restore every backup of the journal (or of the named nodes), newest change first."""
+    journal = Journal.open(journal_dir, passphrase)
+    try:
+        inventory = load_inventory(Path(journal.meta("inventory")))
+        nodes = inventory.limited(journal.meta("limit"))
+        if only:
+            unknown = set(only) - {n.name for n in nodes}
+            if unknown:
+                raise BadInput(f"--node {', '.join(sorted(unknown))}: not in this rotation")
+            nodes = tuple(n for n in nodes if n.name in only)
+        plan = Plan.from_json(journal.meta("plan"))
+        rot_ca = _journal_ca(journal)
+        options = journal.meta("options")
+
+        async def go() -> dict[str, Any]:
+            connector = Connector(nodes, RetryPolicy(attempts=options["attempts"]), ask)
+            rot = Rotation(journal, plan, rot_ca, _sso_password(connector), options["leaf_days"])
+            results: dict[str, Any] = {}
+            try:
+                for node in nodes:
+                    try:
+                        done, _ = await connector.with_session(node, lambda s: rollback_node(rot, s))
+                        results[node.name] = done
+                    except NodeError as exc:
+                        results[node.name] = {"error": str(exc)}
+                    if progress:
+                        progress("rollback", node.name, "failed" if "error" in results[node.name] else "done")
+            finally:
+                await connector.close()
+            return results
+
+        results = asyncio.run(go())
+        journal.set_meta("state", "rolled back" if not only else f"rolled back {', '.join(only)}")
+        return results
+    finally:
+        journal.close()

@@ -1,0 +1,206 @@
+"""`sweeper rotate`, `resume` and `rollback` end to end against real sshd nodes, checked with the openssl CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.fixtures import write_inventory
+from tests.support.node_tree import LinuxNodeTree, lay_linux_node_tree
+
+pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server")
+PASSPHRASE = "journal pass for tests"
+
+
+def sweeper(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeper", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE, **(env or {})},
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def openssl(*args: str, stdin: bytes | None = None) -> str:
+    return subprocess.run(["openssl", *args], input=stdin, capture_output=True, check=True).stdout.decode()
+
+
+def fleet(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki, count: int = 2
+) -> tuple[Path, list[LinuxNodeTree]]:
+    servers = sshd_factory(count)
+    leaves = [openssl_pki.leaf_rsa, openssl_pki.leaf_ec, openssl_pki.weak_rsa1024][:count]
+    trees = [lay_linux_node_tree(tmp_path / f"n{i}", openssl_pki, leaf=leaf) for i, leaf in enumerate(leaves)]
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("".join(s.host_key_line + "\n" for s in servers))
+    nodes = [
+        {
+            "name": f"n{i}",
+            "host": s.host,
+            "port": s.port,
+            "profile": "linux",
+            "root": str(t.root),
+            "stores": [st for st in t.stores if st["kind"] != "dir"],
+            "restart": f"echo restarted >> {t.root}/restart.log",
+        }
+        for i, (s, t) in enumerate(zip(servers, trees, strict=True))
+    ]
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        nodes,
+        {
+            "user": "root",
+            "known_hosts": str(known_hosts),
+            "client_keys": [str(client_key.private_path)],
+        },
+    )
+    return inventory, trees
+
+
+def scan_report(tmp_path: Path, inventory: Path) -> Path:
+    out = tmp_path / "scan"
+    sweeper("scan", str(inventory), "--out", str(out))
+    (report,) = out.glob("*.json")
+    return report
+
+
+def snapshot(trees: list[LinuxNodeTree]) -> dict[str, tuple[bytes, int]]:
+    files = {}
+    for tree in trees:
+        for path in (tree.cert, tree.key, tree.trust_bundle):
+            real = tree.host_path(path)
+            files[str(real)] = (real.read_bytes(), real.stat().st_mode)
+    return files
+
+
+def subject_and_sans(cert: Path) -> tuple[str, str]:
+    return (
+        openssl("x509", "-in", str(cert), "-noout", "-subject"),
+        openssl("x509", "-in", str(cert), "-noout", "-ext", "subjectAltName"),
+    )
+
+
+def test_rotation_replaces_everything_and_rollback_puts_it_back(
+    tmp_path, sshd_factory, client_key, openssl_pki
+):
+    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
+    before_files = snapshot(trees)
+    before_names = [subject_and_sans(t.host_path(t.cert)) for t in trees]
+    source = scan_report(tmp_path, inventory)
+
+    dry = sweeper(
+        "rotate", str(inventory), "--from", str(source), "--dry-run", "--journal", str(tmp_path / "dry")
+    )
+    assert dry.returncode == 0 and "reissue" in dry.stderr and "add the new root" in dry.stderr
+    assert snapshot(trees) == before_files and not (tmp_path / "dry").exists(), "--dry-run changes nothing"
+
+    journal = tmp_path / "journal"
+    done = sweeper(
+        "rotate",
+        str(inventory),
+        "--from",
+        str(source),
+        "--yes",
+        "--journal",
+        str(journal),
+        "--out",
+        str(tmp_path / "rot"),
+    )
+    assert done.returncode == 0, done.stderr
+    (report_path,) = (tmp_path / "rot").glob("*.json")
+    report = json.loads(report_path.read_text())
+    assert report["run"]["kind"] == "rotate" and report["rotation"]["complete"] is True
+    new_root_sha = report["rotation"]["new_root"]["sha256"]
+
+    for tree, names in zip(trees, before_names, strict=True):
+        cert, key, bundle = (tree.host_path(p) for p in (tree.cert, tree.key, tree.trust_bundle))
+        assert "OK" in openssl("verify", "-CAfile", str(bundle), str(cert)), (
+            "leaf chains to the node's own trust"
+        )
+        assert openssl("x509", "-in", str(cert), "-noout", "-pubkey") == openssl(
+            "pkey", "-in", str(key), "-pubout"
+        )
+        assert oct(key.stat().st_mode & 0o777) == "0o600"
+        assert subject_and_sans(cert) == names, "subject and SANs are kept"
+        anchors = bundle.read_text().count("BEGIN CERTIFICATE")
+        assert anchors == 1 and new_root_sha in _shas(bundle.read_bytes()), "old root and intermediate purged"
+        assert openssl_pki.root.sha256 not in _shas(bundle.read_bytes())
+        assert "restarted" in (tree.root / "restart.log").read_text()
+    assert "PRIVATE KEY" not in report_path.read_text()
+    assert not [f for f in report["findings"] if f["rule"] == "revoked-present"]
+
+    rolled = sweeper("rollback", str(journal))
+    assert rolled.returncode == 0, rolled.stderr
+    assert snapshot(trees) == before_files, "rollback restores every file byte for byte, mode too"
+
+
+def _shas(pem: bytes) -> set[str]:
+    shas = set()
+    for block in pem.split(b"-----END CERTIFICATE-----")[:-1]:
+        der = subprocess.run(
+            ["openssl", "x509", "-outform", "DER"],
+            input=block + b"-----END CERTIFICATE-----\n",
+            capture_output=True,
+            check=True,
+        ).stdout
+        shas.add(hashlib.sha256(der).hexdigest())
+    return shas
+
+
+def test_a_node_that_fails_for_good_stops_the_wave_and_resume_finishes(
+    tmp_path, sshd_factory, client_key, openssl_pki
+):
+    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=3)
+    source = scan_report(tmp_path, inventory)
+    broken = trees[1]
+    # n1's restart fails until the operator fixes it: the canary (n0) passes, n1 fails, budget 0 stops.
+    text = inventory.read_text().replace(
+        f"echo restarted >> {broken.root}/restart.log",
+        f"test -e {broken.root}/fixed && echo restarted >> {broken.root}/restart.log",
+    )
+    inventory.write_text(text)
+    journal = tmp_path / "journal"
+    done = sweeper(
+        "rotate",
+        str(inventory),
+        "--from",
+        str(source),
+        "--yes",
+        "--journal",
+        str(journal),
+        "--canary",
+        "1",
+        "--wave",
+        "1",
+        "--out",
+        str(tmp_path / "rot"),
+    )
+    assert done.returncode == 3, done.stderr
+    assert "stopped at reissue" in done.stderr and "sweeper resume" in done.stderr
+    bundle_before_purge = trees[0].host_path(trees[0].trust_bundle).read_bytes()
+    assert openssl_pki.root.sha256 in _shas(bundle_before_purge), "no purge while a node is not re-issued"
+    untouched = trees[2].host_path(trees[2].cert).read_bytes()
+    assert untouched == openssl_pki.weak_rsa1024.cert.read_bytes(), "no new wave after the budget is spent"
+
+    (broken.root / "fixed").touch()
+    resumed = sweeper("resume", str(journal), "--out", str(tmp_path / "resumed"))
+    assert resumed.returncode == 0, resumed.stderr
+    (path,) = (tmp_path / "resumed").glob("*.json")
+    steps: list[dict[str, Any]] = json.loads(path.read_text())["steps"]
+    canary_steps = [s for s in steps if s["node"] == "n0" and s["phase"] == "reissue"]
+    assert canary_steps and all(s["attempts"] == 1 for s in canary_steps), "finished steps are not redone"
+    for tree in trees:
+        assert openssl_pki.root.sha256 not in _shas(tree.host_path(tree.trust_bundle).read_bytes())

@@ -1,4 +1,4 @@
-"""`sweeper rotate`, `resume` and `rollback` end to end against real sshd nodes, checked with the openssl CLI."""
+"""`rotate`, `resume` and `rollback` end to end against real sshd nodes, checked with the openssl CLI."""
 
 from __future__ import annotations
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +206,136 @@ def test_a_node_that_fails_for_good_stops_the_wave_and_resume_finishes(
     assert canary_steps and all(s["attempts"] == 1 for s in canary_steps), "finished steps are not redone"
     for tree in trees:
         assert openssl_pki.root.sha256 not in _shas(tree.host_path(tree.trust_bundle).read_bytes())
+
+
+def assert_rotated(trees: list[LinuxNodeTree], openssl_pki) -> None:
+    """The end state of a good rotation, checked with openssl only."""
+    for tree in trees:
+        cert, key, bundle = (tree.host_path(p) for p in (tree.cert, tree.key, tree.trust_bundle))
+        assert "OK" in openssl("verify", "-CAfile", str(bundle), str(cert))
+        assert openssl("x509", "-in", str(cert), "-noout", "-pubkey") == openssl(
+            "pkey", "-in", str(key), "-pubout"
+        )
+        assert openssl_pki.root.sha256 not in _shas(bundle.read_bytes())
+        assert not list(cert.parent.glob(".sweeper*")) and not list(key.parent.glob(".sweeper*"))
+
+
+def test_a_node_that_drops_mid_reissue_is_retried_and_finishes(
+    tmp_path, sshd_factory, client_key, openssl_pki
+):
+    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
+    source = scan_report(tmp_path, inventory)
+    victim = trees[0]
+    # The first restart kills its own SSH session (the sshd process above the script's shell).
+    drop_once = (
+        f"if [ ! -e {victim.root}/dropped ]; then touch {victim.root}/dropped; "
+        "kill -9 $(awk '{print $4}' /proc/$PPID/stat); sleep 5; fi; "
+        f"echo restarted >> {victim.root}/restart.log"
+    )
+    inventory.write_text(
+        inventory.read_text().replace(f"echo restarted >> {victim.root}/restart.log", drop_once)
+    )
+    done = sweeper(
+        "rotate",
+        str(inventory),
+        "--from",
+        str(source),
+        "--yes",
+        "--journal",
+        str(tmp_path / "j"),
+        "--out",
+        str(tmp_path / "rot"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert (victim.root / "dropped").exists(), "the connection really dropped"
+    (path,) = (tmp_path / "rot").glob("*.json")
+    restart = next(
+        s
+        for s in json.loads(path.read_text())["steps"]
+        if s["node"] == "n0" and s["step"].startswith("restart")
+    )
+    assert restart["state"] == "done" and restart["attempts"] == 2
+    assert_rotated(trees, openssl_pki)
+
+
+def test_kill_9_at_several_points_then_resume_reaches_the_same_end(
+    tmp_path, sshd_factory, client_key, openssl_pki
+):
+    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=3)
+    source = scan_report(tmp_path, inventory)
+    gate = tmp_path / "go"
+    # n1's restart waits for the gate: a kill -9 lands while a step is journaled as running.
+    blocked = f"while [ ! -e {gate} ]; do sleep 0.1; done; echo restarted >> {trees[1].root}/restart.log"
+    inventory.write_text(
+        inventory.read_text().replace(f"echo restarted >> {trees[1].root}/restart.log", blocked)
+    )
+    journal = tmp_path / "journal"
+    env = {**os.environ, "SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE}
+    args = [sys.executable, "-m", "sweeper"]
+    first = subprocess.Popen(
+        [
+            *args,
+            "rotate",
+            str(inventory),
+            "--from",
+            str(source),
+            "--yes",
+            "--journal",
+            str(journal),
+            "--wave",
+            "2",
+            "--out",
+            str(tmp_path / "r0"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not _journal_has_running_restart(journal) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first.kill()
+    first.wait()
+    gate.touch()
+
+    for attempt, delay in enumerate((0.8, 1.6, 2.4), start=1):  # kill -9 resumes wherever they are
+        proc = subprocess.Popen(
+            [*args, "resume", str(journal), "--out", str(tmp_path / f"r{attempt}")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+    final = sweeper("resume", str(journal), "--out", str(tmp_path / "final"))
+    assert final.returncode == 0, final.stderr
+    (path,) = (tmp_path / "final").glob("*.json")
+    report = json.loads(path.read_text())
+    assert report["rotation"]["complete"] is True
+    assert all(s["state"] == "done" for s in report["steps"])
+    assert_rotated(trees, openssl_pki)
+    rolled = sweeper("rollback", str(journal))
+    assert rolled.returncode == 0, rolled.stderr
+    for tree, leaf in zip(
+        trees, [openssl_pki.leaf_rsa, openssl_pki.leaf_ec, openssl_pki.weak_rsa1024], strict=True
+    ):
+        assert tree.host_path(tree.cert).read_bytes() == leaf.cert.read_bytes()
+        assert tree.host_path(tree.key).read_bytes() == leaf.key.read_bytes()
+
+
+def _journal_has_running_restart(journal: Path) -> bool:
+    db_path = journal / "journal.sqlite"
+    if not db_path.exists():
+        return False
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1)
+        try:
+            row = db.execute(
+                "SELECT 1 FROM steps WHERE node = 'n1' AND step LIKE 'restart:%' AND state = 'running'"
+            ).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+    return row is not None

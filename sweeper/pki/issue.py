@@ -360,9 +360,7 @@ def _sign(builder: x509.CertificateBuilder, key: PrivateKey, hash: HashName) -> 
     return builder.sign(key, _HASHES[hash]())
 
 
-def _sign_legacy(
-    builder: x509.CertificateBuilder, key: PrivateKey, hash: HashName
-) -> x509.Certificate:
+def _sign_legacy(builder: x509.CertificateBuilder, key: PrivateKey, hash: HashName) -> x509.Certificate:
     """Sign with SHA-1 or MD5, which cryptography no longer does for certificates.
 
     The lab needs such certificates to prove the weak-signature rule fires: a SHA-256

@@ -9,6 +9,7 @@ The only module that imports sqlite3 for rotation.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -82,6 +83,18 @@ class Journal:
         self.directory = directory
         self._db = db
         self._key = key
+        self._lock = self._take_lock(directory)
+
+    @staticmethod
+    def _take_lock(directory: Path) -> int:
+        """One sweeper at a time per journal; the kernel drops the lock if we are killed."""
+        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise JournalError(f"{directory}: another sweeper is using this journal right now") from None
+        return fd
 
     @classmethod
     def create(cls, directory: Path, passphrase: str, meta: dict[str, Any]) -> Journal:
@@ -134,6 +147,7 @@ class Journal:
 
     def close(self) -> None:
         self._db.close()
+        os.close(self._lock)
 
     # --- metadata --------------------------------------------------------------------------
 

@@ -45,6 +45,8 @@ class Session:
             raise Transient(f"command timed out after {timeout:g}s") from exc
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc) from exc
+        if proc.exit_status is None and proc.exit_signal is None:
+            raise Transient("the connection dropped while a command was running")
         status = proc.exit_status if proc.exit_status is not None else 255
         return CommandResult(status, str(proc.stdout or ""), str(proc.stderr or ""))
 

@@ -1,0 +1,30 @@
+"""Install the POSIX sh stand-ins shipped in sweeper/lab/bin into node trees.
+
+They are sh, not Python: a 1,000-node sweep runs them thousands of times and a
+Python start costs ~30 ms. Each finds its node root (and the lab) from its own path.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+
+from sweeper.lab.files import write_file
+
+
+@cache
+def stand_in(name: str) -> str:
+    """The text of a script in sweeper/lab/bin."""
+    return files("sweeper.lab").joinpath("bin", name).read_text()
+
+
+def install_tool(root: Path, path: str, name: str) -> None:
+    """Install the stand-in `name` as-is at node path `path` (vecs-cli, dir-cli)."""
+    write_file(root / path.lstrip("/"), stand_in(name), 0o755)
+
+
+def install_service(root: Path, path: str, name: str) -> None:
+    """Install a service stand-in at `path` that only logs its calls under the node root."""
+    text = stand_in("service-stub").replace("@PATH@", path).replace("@NAME@", name)
+    write_file(root / path.lstrip("/"), text, 0o755)

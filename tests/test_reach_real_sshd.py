@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -17,11 +18,13 @@ from tests.support.fixtures import write_inventory
 from tests.support.node_tree import lay_linux_node_tree
 
 SUDO_PASSWORD = "Sw33p-test-pw"
+RUN = secrets.token_hex(3)  # users and sudoers of this run only: parallel runs must not share them
+NOPW, PW = f"swp-nopw-{RUN}", f"swp-pw-{RUN}"
 USERS = {
-    "swp-nopw": "NOPASSWD: ALL",  # sudo without a password
-    "swp-pw": "ALL",  # sudo that needs the user's password
+    NOPW: "NOPASSWD: ALL",  # sudo without a password
+    PW: "ALL",  # sudo that needs the user's password
 }
-SUDOERS = Path("/etc/sudoers.d/sweeper-tests")
+SUDOERS = Path(f"/etc/sudoers.d/sweeper-tests-{RUN}")
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("sudo") or not Path("/usr/sbin/sshd").exists(),
@@ -37,7 +40,7 @@ def sudo_users() -> Iterator[dict[str, str]]:
             subprocess.run(["useradd", "-M", "-s", "/bin/sh", user], check=True)
         # an account with no usable password is "locked" to sshd without PAM; '*' is not locked
         subprocess.run(["usermod", "-p", "*", user], check=True)
-    subprocess.run(["chpasswd"], input=f"swp-pw:{SUDO_PASSWORD}\n", text=True, check=True)
+    subprocess.run(["chpasswd"], input=f"{PW}:{SUDO_PASSWORD}\n", text=True, check=True)
     SUDOERS.write_text("".join(f"{user} ALL=(root) {rule}\n" for user, rule in USERS.items()))
     SUDOERS.chmod(0o440)
     try:
@@ -61,7 +64,20 @@ def scan(
 ) -> tuple[int, dict[str, Any], str]:
     out = tmp_path / "reports"
     done = subprocess.run(
-        [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(out), "--retries", "2"],
+        # nodes here share one file tree (so one key): only reachability decides the exit code
+        [
+            sys.executable,
+            "-m",
+            "sweeper",
+            "scan",
+            str(inventory),
+            "--out",
+            str(out),
+            "--retries",
+            "2",
+            "--fail-on",
+            "critical",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -110,14 +126,14 @@ def test_sudo_without_password_reads_root_only_keys(
     (server,) = sshd_factory(1)
     tree = lay_linux_node_tree(tmp_path / "node", openssl_pki)  # under a 0700 tree, key 0600 root
     inventory = inventory_for(
-        tmp_path, client_key, [server], {"user": "swp-nopw", "become": "sudo"}, tree, [server.host_key_line]
+        tmp_path, client_key, [server], {"user": NOPW, "become": "sudo"}, tree, [server.host_key_line]
     )
     code, report, stderr = scan(tmp_path, inventory)
     (node,) = report["nodes"]
     assert node["status"] == "ok", node
     leaf = next(c for c in node["certificates"] if c["role"] == "leaf")
     assert leaf["key"]["matches"] is True and leaf["key"]["owner"] == "root" and leaf["key"]["mode"] == "0600"
-    assert node["identity"].startswith("swp-nopw (key ") and "become sudo" in node["identity"]
+    assert node["identity"].startswith(f"{NOPW} (key ") and "become sudo" in node["identity"]
     assert code == 0, stderr
 
 
@@ -126,9 +142,7 @@ def test_without_become_a_root_only_key_is_reported_unreadable(
 ):
     (server,) = sshd_factory(1)
     tree = lay_linux_node_tree(tmp_path / "node", openssl_pki)
-    inventory = inventory_for(
-        tmp_path, client_key, [server], {"user": "swp-nopw"}, tree, [server.host_key_line]
-    )
+    inventory = inventory_for(tmp_path, client_key, [server], {"user": NOPW}, tree, [server.host_key_line])
     _, report, _ = scan(tmp_path, inventory)
     (node,) = report["nodes"]
     assert node["status"] == "ok"
@@ -142,7 +156,7 @@ def test_sudo_password_from_the_named_variable_goes_to_stdin_only(
 ):
     (server,) = sshd_factory(1)
     tree = lay_linux_node_tree(tmp_path / "node", openssl_pki)
-    extra = {"user": "swp-pw", "become": "sudo", "become_password_env": "SWEEPER_TEST_SUDO_PW"}
+    extra = {"user": PW, "become": "sudo", "become_password_env": "SWEEPER_TEST_SUDO_PW"}
     inventory = inventory_for(tmp_path, client_key, [server], extra, tree, [server.host_key_line])
     code, report, stderr = scan(tmp_path, inventory, {"SWEEPER_TEST_SUDO_PW": SUDO_PASSWORD})
     (node,) = report["nodes"]
@@ -157,7 +171,7 @@ def test_wrong_sudo_password_is_auth_failed_not_a_hang(
 ):
     (server,) = sshd_factory(1)
     tree = lay_linux_node_tree(tmp_path / "node", openssl_pki)
-    extra = {"user": "swp-pw", "become": "sudo", "become_password_env": "SWEEPER_TEST_SUDO_PW"}
+    extra = {"user": PW, "become": "sudo", "become_password_env": "SWEEPER_TEST_SUDO_PW"}
     inventory = inventory_for(tmp_path, client_key, [server], extra, tree, [server.host_key_line])
     code, report, _ = scan(tmp_path, inventory, {"SWEEPER_TEST_SUDO_PW": "not-the-password"})
     (node,) = report["nodes"]
@@ -171,11 +185,13 @@ def test_sudo_that_needs_a_password_nobody_gave_is_auth_failed(
     (server,) = sshd_factory(1)
     tree = lay_linux_node_tree(tmp_path / "node", openssl_pki)
     inventory = inventory_for(
-        tmp_path, client_key, [server], {"user": "swp-pw", "become": "sudo"}, tree, [server.host_key_line]
+        tmp_path, client_key, [server], {"user": PW, "become": "sudo"}, tree, [server.host_key_line]
     )
     code, report, _ = scan(tmp_path, inventory)
     (node,) = report["nodes"]
-    assert node["status"] == "auth-failed" and "sudo: a password is required" in node["error"], node
+    assert node["status"] == "auth-failed" and "sudo: a password is required" in node["error"], (
+        server.log_tail(30)
+    )
     assert code == 3
 
 

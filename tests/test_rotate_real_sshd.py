@@ -226,10 +226,11 @@ def test_a_node_that_drops_mid_reissue_is_retried_and_finishes(
     inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
     source = scan_report(tmp_path, inventory)
     victim = trees[0]
-    # The first restart kills its own SSH session (the sshd process above the script's shell).
+    # The first restart kills its own SSH session: the sshd process above the script's shells.
     drop_once = (
         f"if [ ! -e {victim.root}/dropped ]; then touch {victim.root}/dropped; "
-        "kill -9 $(awk '{print $4}' /proc/$PPID/stat); sleep 5; fi; "
+        "p=$PPID; while ! grep -qx sshd /proc/$p/comm; do p=$(awk '{print $4}' /proc/$p/stat); done; "
+        "kill -9 $p; sleep 5; fi; "
         f"echo restarted >> {victim.root}/restart.log"
     )
     inventory.write_text(

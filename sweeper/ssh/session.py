@@ -14,7 +14,9 @@ from sweeper.ssh.faults import classify
 SUDO_PROMPT = "[sweeper-sudo-password]"
 # Read the whole script before running any of it, so that a command in it that reads stdin
 # gets EOF instead of swallowing the rest of the script.
-RUN_STDIN = """sh -c 'eval "$(cat)"'"""
+# The output is gathered and printed once at the end, so that it crosses the wire in a few
+# large packets rather than hundreds of small ones (each one encrypted at both ends).
+RUN_STDIN = """sh -c 'out=$(eval "$(cat)"); printf "%s\\n" "$out"'"""
 SHELL_READY = "[sweeper-shell-ready]"
 
 
@@ -45,7 +47,9 @@ class Session:
             raise Transient(f"command timed out after {timeout:g}s") from exc
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc) from exc
-        if proc.exit_status is None and proc.exit_signal is None:
+        if proc.exit_signal is not None:
+            raise Transient(f"the command was killed by signal {proc.exit_signal[0]}")
+        if proc.exit_status is None:
             raise Transient("the connection dropped while a command was running")
         status = proc.exit_status if proc.exit_status is not None else 255
         return CommandResult(status, str(proc.stdout or ""), str(proc.stderr or ""))
@@ -70,7 +74,10 @@ class Session:
         return result
 
     async def _sudo_with_password(self, script: str) -> CommandResult:
-        command = f"""sudo -S -p '{SUDO_PROMPT}' sh -c 'echo "{SHELL_READY}" >&2; eval "$(cat)"'"""
+        command = (
+            f"sudo -S -p '{SUDO_PROMPT}' sh -c "
+            f"""'echo "{SHELL_READY}" >&2; out=$(eval "$(cat)"); printf "%s\\n" "$out"'"""
+        )
         try:
             proc = await self._conn.create_process(command, encoding="utf-8", errors="replace")
         except (asyncssh.Error, OSError) as exc:

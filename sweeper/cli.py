@@ -28,6 +28,7 @@ from sweeper.report.drift import Drift, diff
 from sweeper.report.formats import parse_formats, stem_of, write_formats
 from sweeper.report.options import RenderOptions
 from sweeper.report.publish import Publication, publish
+from sweeper.report.schema import SEVERITIES
 from sweeper.rotate.plan import Action, Plan, WaveOptions
 from sweeper.rotate.service import RotateRequest, RotationResult, prepare, start
 from sweeper.rotate.service import resume as resume_rotation
@@ -288,7 +289,7 @@ def report_command(
 
     def run() -> int:
         chosen = parse_formats(formats)
-        doc, _ = schema.load(report_file)
+        doc = schema.load(report_file)
         target = out or report_file.parent
         for path in write_formats(doc, target, stem_of(report_file), chosen, RenderOptions(threshold)):
             typer.echo(str(path))
@@ -335,7 +336,7 @@ def history_command(
         table.add_column("report", overflow="fold")
         for row in history.runs(history_db or history.default_path(out), limit):
             swept = f"{row.nodes_swept}/{row.nodes}" + (" interrupted" if row.interrupted else "")
-            counts = "/".join(str(row.findings[name]) for name in history.SEVERITIES)
+            counts = "/".join(str(row.findings[name]) for name in SEVERITIES)
             report = str(row.report_path)
             table.add_row(row.id, row.kind, row.started, swept, str(row.certificates), counts, report)
         stdout_console().print(table)
@@ -511,6 +512,8 @@ def describe_action(action: Action) -> str:
         "remove-anchors": f"remove {len(detail.get('sha256', []))} certificate(s) from {action.target}",
         "vmdir-unpublish": f"unpublish and delete {len(detail.get('sha256', []))} root(s) from TRUSTED_ROOTS",
         "clear-vecs-store": f"empty VECS {action.target} (old certificates and keys)",
+        "remove-crls": f"remove {len(detail.get('files', []))} CRL file(s) of removed CAs: {action.target}",
+        "delete-vecs-crls": f"delete {len(detail.get('aliases', []))} CRL(s) of removed roots from VECS",
     }.get(action.kind, f"{action.kind} {action.target}")
 
 

@@ -138,6 +138,8 @@ class CrlRecord:
     source: str
     der: bytes = field(repr=False)
     node: str | None = None
+    store: str | None = None
+    entry: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
@@ -203,3 +204,50 @@ def spki_sha256_from_openssl_output(text: str) -> str:
         first = next((line.strip() for line in text.splitlines() if line.strip()), "")
         raise ParseError(f"key unreadable: {first[:200] or 'openssl printed no public key'}")
     return spki_sha256_from_public_pem(text[start:].encode())
+
+
+@lru_cache(maxsize=65536)
+def load_certificate(der: bytes) -> x509.Certificate:
+    """The cryptography object for a DER certificate, once per process (rules share it)."""
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise ParseError(f"malformed certificate ({exc})") from None
+
+
+# Signature algorithms cryptography may not name (MD2, MD4, an alternate SHA-1 OID): hash by OID.
+_SIGNATURE_HASH_BY_OID = {
+    "1.2.840.113549.1.1.2": "md2",
+    "1.2.840.113549.1.1.3": "md4",
+    "1.2.840.113549.1.1.4": "md5",
+    "1.2.840.113549.1.1.5": "sha1",
+    "1.3.14.3.2.29": "sha1",
+    "1.2.840.10040.4.3": "sha1",
+    "1.2.840.10045.4.1": "sha1",
+}
+
+
+def signature_hash(der: bytes) -> str | None:
+    """Lower-case name of the hash under a certificate's signature (RSA-PSS included); None if none."""
+    cert = load_certificate(der)
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return _SIGNATURE_HASH_BY_OID.get(cert.signature_algorithm_oid.dotted_string)
+    return algorithm.name.lower() if algorithm is not None else None
+
+
+@lru_cache(maxsize=4096)
+def crl_issuer(der: bytes) -> str:
+    """The issuer name of a DER CRL (RFC 4514), to match it with the CA that signs it."""
+    try:
+        return x509.load_der_x509_crl(der).issuer.rfc4514_string()
+    except ValueError as exc:
+        raise ParseError(f"malformed CRL ({exc})") from None
+
+
+def crl_pem(der: bytes) -> str:
+    """PEM text of a DER CRL (for journals and VECS, which speak PEM)."""
+    body = base64.encodebytes(der).decode().replace("\n", "")
+    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    return f"-----BEGIN X509 CRL-----\n{lines}\n-----END X509 CRL-----\n"

@@ -90,8 +90,17 @@ async def backup(rot: Rotation, session: Session, actions: list[Action]) -> dict
             paths.append(node.path(action.target))
         elif action.kind == "reissue-file":
             paths += [node.path(action.target), node.path(action.detail["key"])]
-        elif action.kind == "remove-anchors":
+        elif action.kind in ("remove-anchors", "remove-crls"):
             paths += [node.path(p) for p in action.detail["files"]]
+        elif action.kind == "delete-vecs-crls":
+            for alias, pem in action.detail["crls"].items():
+                rot.journal.backup(
+                    node.name,
+                    "vecs",
+                    f"{action.target}/{alias}",
+                    existed=True,
+                    content=json.dumps({"crl": pem}).encode(),
+                )
         elif action.kind == "reissue-vecs":
             entries.append((action.detail["store"], action.detail["alias"]))
         elif action.kind in ("vmdir-unpublish", "clear-vecs-store"):
@@ -212,7 +221,7 @@ async def _vmdir(rot: Rotation, session: Session, verb: str, cert_pem: bytes) ->
     )
     _, split = await run(session, body, f"dir-cli trustedcert {verb}")
     error = _errors(split, "d0")
-    if error and verb == "publish":
+    if error and verb != "unpublish":  # unpublishing what is already gone is fine
         raise CommandFailed(f"dir-cli trustedcert {verb}: {error}")
 
 
@@ -439,6 +448,27 @@ async def clear_vecs_store(rot: Rotation, session: Session, action: Action) -> d
     return {"removed": aliases}
 
 
+async def remove_crls(rot: Rotation, session: Session, action: Action) -> dict[str, Any]:
+    """Delete CRL files whose every CRL was signed by a removed CA."""
+    paths = [session.node.path(p) for p in action.detail["files"]]
+    await run(session, "".join(remote.remove_file(p) for p in paths), "remove CRLs")
+    left = [p for p, state in (await read_files(session, paths)).items() if state is not None]
+    if left:
+        raise CommandFailed(f"{left[0]}: still there after removing it")
+    return {"removed": action.detail["files"]}
+
+
+async def delete_vecs_crls(rot: Rotation, session: Session, action: Action) -> dict[str, Any]:
+    """Delete VECS CRL entries of removed roots (their roots are unpublished first, so they stay gone)."""
+    node, aliases = session.node, action.detail["aliases"]
+    body = "".join(remote.vecs_delete_entry(node, action.target, a, quiet=True) for a in aliases)
+    await run(session, body + remote.force_refresh(node), f"delete CRLs from {action.target}")
+    left = set(aliases) & {alias for alias, _, _ in await _store_entries(session, action.target)}
+    if left:
+        raise CommandFailed(f"{action.target}: {len(left)} CRL(s) came back after deleting them")
+    return {"removed": aliases}
+
+
 HANDLERS: dict[str, Handler] = {
     "add-anchor": add_anchor,
     "vmdir-publish": vmdir_publish,
@@ -449,4 +479,6 @@ HANDLERS: dict[str, Handler] = {
     "remove-anchors": remove_anchors,
     "vmdir-unpublish": vmdir_unpublish,
     "clear-vecs-store": clear_vecs_store,
+    "remove-crls": remove_crls,
+    "delete-vecs-crls": delete_vecs_crls,
 }

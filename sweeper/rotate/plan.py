@@ -14,6 +14,7 @@ from typing import Any
 
 from sweeper.errors import BadInput
 from sweeper.model import CertRecord, Node, NodeResult
+from sweeper.pki.parse import ParseError, crl_issuer, crl_pem
 
 PHASES = ("trust", "reissue", "purge")
 PURGE_RULES = ("revoked", "ioc-match", "compromised-issuer", "known-compromised-key", "rogue-root")
@@ -106,6 +107,7 @@ def make_plan(
         remove.setdefault(sha, ("old-root",))
     remove.pop(new_root_sha256, None)
 
+    removed_subjects = {c.subject for c in every_cert if c.sha256 in remove and c.is_ca}
     actions: list[Action] = []
     for result in swept:
         node = nodes[result.name]
@@ -114,6 +116,7 @@ def make_plan(
         actions += _trust_actions(node, result, new_root_sha256)
         actions += _reissue_actions(node, result)
         actions += _purge_actions(node, result, remove)
+        actions += _crl_purge_actions(node, result, removed_subjects)
     with_work = [r.name for r in swept if any(a.node == r.name and a.phase == "reissue" for a in actions)]
     return Plan(
         tuple(actions),
@@ -247,6 +250,39 @@ def _purge_actions(node: Node, result: NodeResult, remove: Mapping[str, tuple[st
             store_kind = next(s.kind for s in result.stores if s.label == store)
             kind, target, extra = "remove-anchors", store, {"store_kind": store_kind, "files": entries}
         actions.append(Action(node.name, "purge", kind, target, detail | extra))
+    return actions
+
+
+def _crl_purge_actions(node: Node, result: NodeResult, removed_subjects: set[str]) -> list[Action]:
+    """CRLs signed by a removed CA go with it: nothing left can verify them."""
+    by_entry: dict[tuple[str, str], list[bool]] = {}
+    pems: dict[tuple[str, str], str] = {}
+    for crl in result.crls:
+        if crl.store is None or crl.entry is None:
+            continue
+        try:
+            doomed = crl_issuer(crl.der) in removed_subjects
+        except ParseError:
+            doomed = False
+        by_entry.setdefault((crl.store, crl.entry), []).append(doomed)
+        pems[(crl.store, crl.entry)] = crl_pem(crl.der)
+    gone = sorted(key for key, verdicts in by_entry.items() if all(verdicts))
+    actions = []
+    for store in sorted({store for store, _ in gone}):
+        entries = [entry for s, entry in gone if s == store]
+        if store.startswith("vecs:"):
+            crls = {entry: pems[(store, entry)] for entry in entries}
+            actions.append(
+                Action(
+                    node.name,
+                    "purge",
+                    "delete-vecs-crls",
+                    store.removeprefix("vecs:"),
+                    {"aliases": entries, "crls": crls},
+                )
+            )
+        else:
+            actions.append(Action(node.name, "purge", "remove-crls", store, {"files": entries}))
     return actions
 
 

@@ -121,13 +121,10 @@ def install_leaf(
     """Put the new key (already on the node) and certificate in place, key first."""
     key_owner, key_group, key_mode = key_meta
     owner_change = f'chown {q(f"{key_owner}:{key_group}")} "$k" && ' if key_owner and key_group else ""
-    return (
-        textwrap.dedent(f"""\
+    return textwrap.dedent(f"""\
         k={q(pending)}
         if [ -s "$k" ]; then {owner_change}chmod {q(key_mode)} "$k" && sw_fsync "$k" && mv -f "$k" {q(key_path)} || exit 1; fi
-        """)
-        + put_file(cert_path, cert_pem, *cert_meta)
-    )
+        """) + put_file(cert_path, cert_pem, *cert_meta)
 
 
 def run_command(command: str) -> str:
@@ -185,10 +182,11 @@ def vecs_delete_entry(node: Node, store: str, alias: str, quiet: bool = False) -
     return f"{command} >/dev/null 2>&1 || true\n" if quiet else f"sw_run {command}\n"
 
 
-def vmdir(node: Node, verb: str, cert_file: str, login: str, password: str) -> str:
-    """dir-cli trustedcert publish|unpublish; the SSO password reaches it on stdin, never argv."""
+def vmdir(node: Node, verb: str, pem_file: str, login: str, password: str) -> str:
+    """dir-cli trustedcert publish|unpublish|publish-crl; the SSO password reaches it on stdin, never argv."""
+    what = "--crl" if verb == "publish-crl" else "--cert"
     return textwrap.dedent(f"""\
-        printf '%s\\n' {q(password)} | sw_run {dir_cli(node)} trustedcert {verb} --cert {q(cert_file)} --login {q(login)}
+        printf '%s\\n' {q(password)} | sw_run {dir_cli(node)} trustedcert {verb} {what} {q(pem_file)} --login {q(login)}
         """)
 
 

@@ -56,6 +56,9 @@ async def _restore_vecs(rot: Rotation, session: Session, item: Backup) -> None:
     store, _, alias = item.target.partition("/")
     saved = json.loads(item.content or b"{}")
     cert, key = (saved.get("cert") or "").encode(), (saved.get("key") or "").encode()
+    if saved.get("crl"):
+        await _vmdir(rot, session, "publish-crl", saved["crl"].encode())
+        return
     if store == "TRUSTED_ROOTS":
         if cert:
             await _vmdir(rot, session, "publish", cert)

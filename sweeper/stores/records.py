@@ -96,7 +96,9 @@ def add_file_contents(
             return False
         else:
             return False
-    read.crls.extend(CrlRecord(source=f"{node}:{path}", der=der, node=node) for der in crls)
+    read.crls.extend(
+        CrlRecord(source=f"{node}:{path}", der=der, node=node, store=read.label, entry=path) for der in crls
+    )
     for index, der in enumerate(ders, start=1):
         entry = path if len(ders) == 1 else f"{path}#{index}"
         try:

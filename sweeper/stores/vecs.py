@@ -94,7 +94,13 @@ def _store(node: Node, section: Section, public_keys: dict[tuple[str, str], KeyI
         for block in blocks:
             if block.label == "X509 CRL":
                 read.crls.append(
-                    CrlRecord(source=f"{node.name}:{read.label}:{entry.alias}", der=block.der, node=node.name)
+                    CrlRecord(
+                        source=f"{node.name}:{read.label}:{entry.alias}",
+                        der=block.der,
+                        node=node.name,
+                        store=read.label,
+                        entry=entry.alias,
+                    )
                 )
             elif block.label == "CERTIFICATE":
                 try:

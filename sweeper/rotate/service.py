@@ -155,6 +155,8 @@ def start(
         },
     )
     journal.put_secret("ca_key", prepared.ca.key_pem)
+    # The new root is public: operators hand it to clients and to later scans (--expected-roots).
+    (request.journal_dir / "new-root.pem").write_bytes(prepared.ca.cert_pem)
     return _carry_out(journal, prepared.inventory, prepared.nodes, prepared.plan, prepared.ca, ask, progress)
 
 

@@ -1,0 +1,149 @@
+"""The whole story on the lab's planted incident: scan, rotate (VECS included), rescan, roll back.
+
+Checked independently with the openssl CLI and the lab's own files, not through sweeper's parser.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sweeper.lab import LabHandle, start_lab
+
+PASSPHRASE = "lab rotation test"
+VECS = "var/lib/vmware/vmafd/vecs"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    with start_lab(tmp_path_factory.mktemp("lab"), nodes=6) as handle:
+        yield handle
+
+
+def sweeper(lab: LabHandle, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **lab.env, "SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE}
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeper", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def scan(lab: LabHandle, out: Path, expected_roots: Path | None = None) -> dict[str, Any]:
+    args = json.loads((lab.dir / "incident" / "manifest.json").read_text())["scan_args"]
+    if expected_roots is not None:
+        args[args.index("--expected-roots") + 1] = str(expected_roots)
+    sweeper(lab, "scan", str(lab.inventory), *args, "--out", str(out))
+    (path,) = out.glob("*.json")
+    return json.loads(path.read_text())
+
+
+def openssl_verifies(cert: Path, anchors: list[Path], tmp: Path) -> bool:
+    bundle = tmp / f"anchors-{cert.parent.name}-{cert.name}.pem"
+    bundle.write_bytes(b"".join(a.read_bytes() + b"\n" for a in anchors))
+    done = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(bundle), str(cert)], capture_output=True, check=False
+    )
+    return done.returncode == 0
+
+
+def fingerprint(cert: Path) -> str:
+    out = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-noout", "-fingerprint", "-sha256"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.split("=", 1)[1].strip().replace(":", "").lower()
+
+
+def inventory_nodes(lab: LabHandle) -> list[dict[str, Any]]:
+    import tomllib
+
+    return tomllib.loads(lab.inventory.read_text())["nodes"]
+
+
+def test_rotation_fixes_the_incident_on_every_profile_and_rollback_restores_it(
+    lab: LabHandle, tmp_path: Path
+):
+    before = scan(lab, tmp_path / "before")
+    assert {f["rule"] for f in before["findings"]} >= {"compromised-issuer", "revoked", "rogue-root"}
+    (source,) = (tmp_path / "before").glob("*.json")
+
+    done = sweeper(
+        lab,
+        "rotate",
+        str(lab.inventory),
+        "--from",
+        str(source),
+        "--yes",
+        "--journal",
+        str(tmp_path / "journal"),
+        "--out",
+        str(tmp_path / "rotate"),
+    )
+    assert done.returncode == 0, done.stderr
+    (report_path,) = (tmp_path / "rotate").glob("*.json")
+    report = json.loads(report_path.read_text())
+    assert report["rotation"]["complete"] and report["rotation"]["purged"]
+    compromised = fingerprint(lab.dir / "incident" / "compromised-ca.pem")
+
+    for node in inventory_nodes(lab):
+        root = Path(node["root"])
+        if node["profile"] == "vcsa":
+            anchors = sorted((root / VECS / "TRUSTED_ROOTS").glob("*/cert.pem"))
+            machine = root / VECS / "MACHINE_SSL_CERT" / "__MACHINE_CERT" / "cert.pem"
+            assert openssl_verifies(machine, anchors, tmp_path), node["name"]
+            assert compromised not in {fingerprint(a) for a in anchors}
+            assert not list((root / VECS / "BACKUP_STORE").glob("*/key.pem")), "old keys cleared"
+            published = sorted((lab.dir / "vmdir" / "certs").glob("*/cert.pem"))
+            assert compromised not in {fingerprint(p) for p in published}, "unpublished from VMware Directory"
+        else:
+            stores = node.get("stores") or [
+                {"kind": "pem", "cert": "/etc/vmware/ssl/rui.crt"},
+                {"kind": "bundle", "path": "/etc/vmware/ssl/castore.pem"},
+            ]
+            anchors = [
+                root / s["path"].lstrip("/")
+                for s in stores
+                if s["kind"] == "bundle" and s.get("role") != "crl"
+            ]
+            for leaf in (root / s["cert"].lstrip("/") for s in stores if s["kind"] == "pem"):
+                assert openssl_verifies(leaf, anchors, tmp_path), (node["name"], leaf)
+
+    # what the fleet should trust now: the new root, and the anchors that were never in question
+    expected = tmp_path / "expected-now.pem"
+    expected.write_bytes(
+        (tmp_path / "journal" / "new-root.pem").read_bytes()
+        + (lab.dir / "incident" / "expected-roots.pem").read_bytes()
+    )
+    after = scan(lab, tmp_path / "after", expected_roots=expected)
+    serious = [
+        (f["rule"], f["node"], f["entry"], f["message"])
+        for f in after["findings"]
+        if f["severity"] not in ("info", "low")
+    ]
+    assert serious == []
+
+    rolled = sweeper(lab, "rollback", str(tmp_path / "journal"))
+    assert rolled.returncode == 0, rolled.stderr
+    restored = scan(lab, tmp_path / "restored")
+
+    def certificates(doc: dict[str, Any]) -> set[tuple[str, str, str, str]]:
+        return {
+            (n["name"], c["store"], c["entry"], c["sha256"]) for n in doc["nodes"] for c in n["certificates"]
+        }
+
+    assert certificates(restored) == certificates(before)

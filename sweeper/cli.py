@@ -448,24 +448,66 @@ def demo_command(
     dir: Annotated[Path, typer.Option("--dir", help="Where the lab keeps its nodes.")] = Path("lab"),
     out: Annotated[Path, typer.Option(help="Folder for the reports.")] = Path("reports"),
 ) -> None:
-    """The whole story on a lab fleet: start it, sweep it, report what the incident left behind."""
+    """The whole story on a lab fleet: sweep the incident, rotate everything, sweep again."""
 
     def run() -> int:
+        from sweeper.demo import LabIncident, expected_after_rotation, lab_journal_passphrase
         from sweeper.lab import start_lab
 
-        err.rule("1. Start a lab fleet")
+        err.rule("1. Start a lab fleet with a planted incident")
         with start_lab(dir, nodes) as lab:
+            os.environ.update(lab.env)  # the lab's SSO password, for its vCenter nodes
             err.print(f"{nodes} nodes on 127.0.0.1 (inventory {lab.inventory})", highlight=False)
-            err.rule("2. Sweep it")
             inv = load_inventory(lab.inventory)
+            incident = LabIncident.of(lab)
+            publication = publication_for(out, ["all"], Severity.HIGH, None, None)
+
+            err.rule("2. Sweep it with the incident's CRL, IOCs and compromised CA")
             with progress_reporter(len(inv.nodes)) as on_node:
-                report = scan(inv, inv.nodes, ScanOptions(), argv=sys.argv, on_node=on_node)
-            finish(report, out, Severity.HIGH, publication_for(out, ["all"], Severity.HIGH, None, None))
+                before = scan(inv, inv.nodes, ScanOptions(context=incident.context()), sys.argv, on_node)
+            source = next(p for p in publish(before, out, publication) if p.suffix == ".json")
+            show_summary(before)
+
+            err.rule("3. Replace everything, the root included")
+            journal = dir / "journals" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            request = RotateRequest(inventory=lab.inventory, source_report=source, journal_dir=journal)
+            prepared = prepare(request, None)
+            err.print(
+                f"plan: {len(prepared.plan.actions)} steps on {len(prepared.plan.waves)} wave(s), "
+                f"{len(prepared.plan.remove)} certificate(s) to purge",
+                highlight=False,
+            )
+            result = start(prepared, request, lab_journal_passphrase(lab), sys.argv, None, rotation_progress)
+            publish(result.report, out, publication)
+
+            err.rule("4. Sweep again")
+            expected = expected_after_rotation(lab, journal, incident)
+            with progress_reporter(len(inv.nodes)) as on_node:
+                after = scan(
+                    inv, inv.nodes, ScanOptions(context=incident.context(expected)), sys.argv, on_node
+                )
+            paths = publish(after, out, publication)
+            show_summary(after)
+            show_before_after(before, after)
         err.rule("Done")
-        err.print("The lab is stopped. Start one to explore with: sweeper lab up", highlight=False)
-        return EXIT_OK
+        err.print(
+            f"reports in {out}/ ({paths[0].stem}.*); journal in {journal} "
+            f"(sweeper rollback {journal} puts the old certificates back on a running lab)",
+            highlight=False,
+        )
+        return EXIT_OK if result.outcome.complete else EXIT_INCOMPLETE
 
     raise typer.Exit(guarded(run))
+
+
+def show_before_after(before: Report, after: Report) -> None:
+    table = Table(title="Findings by severity", title_justify="left")
+    for column in ("", *(s.label for s in sorted(Severity, reverse=True))):
+        table.add_column(column)
+    for name, report in (("before", before), ("after", after)):
+        counts = [sum(1 for f in report.findings if f.severity == s) for s in sorted(Severity, reverse=True)]
+        table.add_row(name, *(str(c) for c in counts))
+    err.print(table)
 
 
 JOURNAL_PASSPHRASE_ENV = "SWEEPER_JOURNAL_PASSPHRASE"

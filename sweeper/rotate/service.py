@@ -230,6 +230,7 @@ def _rotation_report(
     """The verify sweep, with the plan, every step, and each node's certificates before and after."""
     from sweeper.report.json_report import to_dict
 
+    already = {(f.rule, f.node, f.store, f.entry) for f in after.findings}
     leftovers = [
         Finding(
             "revoked-present",
@@ -244,6 +245,7 @@ def _rotation_report(
         for node in after.nodes
         for cert in node.certificates
         if cert.sha256 in plan.remove
+        and ("revoked-present", cert.node, cert.store, cert.entry) not in already
     ]
     steps = [
         {

@@ -30,6 +30,7 @@ HEALTHY = CertRecord(
     signature_algorithm="sha256WithRSAEncryption",
     is_ca=False,
     self_signed=False,
+    sans=("web1",),
 )
 
 

@@ -3,6 +3,10 @@
 A rule registers itself with `@rule(id, severity, scope)`; `detect()` runs every registered
 rule (or a chosen few) over the swept nodes. Rule ids and their least severities are a
 contract (DESIGN.md); the registry refuses an id twice so a typo cannot shadow a rule.
+Cert rules get `(record, context)`, node rules `(node, context)`, fleet rules
+`(fleet, context)` where `fleet` is a `detect.fleet.Fleet` shared by every fleet rule of
+the run, so what one rule learns about the fleet (CRLs verified, issuers found) another
+reuses.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from sweeper.detect.fleet import Fleet
 from sweeper.errors import BadInput
+from sweeper.incident import Incident
 from sweeper.model import CertRecord, Finding, NodeResult, Severity
 
 Scope = Literal["cert", "node", "fleet"]
@@ -24,6 +30,9 @@ class Context:
 
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     expiring_days: int = 30
+    incident: Incident = field(default_factory=Incident)
+    ocsp: bool = False
+    ocsp_timeout: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +62,35 @@ def rule(rule_id: str, severity: Severity, scope: Scope) -> Callable[[Callable],
 
 def finding(rule_id: str, record: CertRecord, message: str, **evidence: object) -> Finding:
     """A finding about one certificate, at its rule's registered severity."""
-    return Finding(
-        rule=rule_id,
-        severity=REGISTRY[rule_id].severity,
+    return located_finding(
+        rule_id,
+        message,
         node=record.node,
         store=record.store,
         entry=record.entry,
         sha256=record.sha256,
+        **evidence,
+    )
+
+
+def located_finding(
+    rule_id: str,
+    message: str,
+    *,
+    node: str | None = None,
+    store: str | None = None,
+    entry: str | None = None,
+    sha256: str | None = None,
+    **evidence: object,
+) -> Finding:
+    """A finding about something other than one certificate record (a CRL, an input file)."""
+    return Finding(
+        rule=rule_id,
+        severity=REGISTRY[rule_id].severity,
+        node=node,
+        store=store,
+        entry=entry,
+        sha256=sha256,
         message=message,
         evidence=dict(evidence),
     )
@@ -84,6 +115,7 @@ def detect(
     """Run the rules over every swept node; most severe findings first."""
     rules = select(rule_ids)
     swept = [n for n in nodes if n.swept]
+    fleet = Fleet(swept, context)
     findings: list[Finding] = []
     for chosen in rules:
         if chosen.scope == "cert":
@@ -94,10 +126,22 @@ def detect(
             for node in swept:
                 findings.extend(chosen.check(node, context))
         else:
-            findings.extend(chosen.check(swept, context))
+            findings.extend(chosen.check(fleet, context))
     return sorted(findings, key=lambda f: (-f.severity, f.rule, f.node or "", f.store or "", f.entry or ""))
 
 
 def _load_rules() -> None:
     """Import the rule modules so their decorators run (once)."""
-    from sweeper.detect import validity  # noqa: F401
+    from sweeper.detect import (  # noqa: F401
+        broken,
+        compromise,
+        hostname,
+        ioc,
+        keys,
+        ocsp,
+        present,
+        revocation,
+        strength,
+        trust,
+        validity,
+    )

@@ -1,0 +1,68 @@
+"""hostname-mismatch: a node's own TLS certificate whose SANs do not name the node.
+
+Judged: leaf files (rui.crt, server.crt …) and a vcsa's Machine SSL certificate. Not
+judged: CA certificates, and the other VECS stores — solution-user certificates (machine,
+vpxd, vpxd-extension, vsphere-webclient, hvc, wcp) are client identities towards the STS
+whose subject is the solution user (CN=vpxd, OU=mID-<machine id>), SMS and
+data-encipherment are internal, BACKUP_STORE holds old copies. A short host name
+(`vc01`) names `vc01.corp.example` and the other way round; wildcards cover one label.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+
+from sweeper.detect import Context, finding, rule
+from sweeper.detect.fleet import is_identity
+from sweeper.model import CertRecord, Finding, NodeResult, Severity
+
+MACHINE_SSL_STORE = "vecs:MACHINE_SSL_CERT"
+
+
+def _served(record: CertRecord) -> bool:
+    return is_identity(record) and (not record.store.startswith("vecs:") or record.store == MACHINE_SSL_STORE)
+
+
+def names_host(san: str, host: str) -> bool:
+    """True if the SAN value names `host` (exact, IP-equal, one-label wildcard, or short vs full name)."""
+    san, host = san.strip().lower().rstrip("."), host.strip().lower().rstrip(".")
+    try:
+        return ipaddress.ip_address(san) == ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if san == host:
+        return True
+    if san.startswith("*."):
+        first, _, rest = host.partition(".")
+        return bool(first) and rest == san[2:]
+    san_first, host_first = san.split(".", 1)[0], host.split(".", 1)[0]
+    return ("." not in san or "." not in host) and san_first == host_first and not _is_ip(host)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+@rule("hostname-mismatch", Severity.LOW, "node")
+def hostname_mismatch(node: NodeResult, context: Context) -> Iterator[Finding]:
+    """A leaf whose SANs do not name the node's host."""
+    hosts = sorted({node.host, node.name})
+    for record in node.certificates:
+        if not _served(record):
+            continue
+        if any(names_host(san, host) for san in record.sans for host in hosts):
+            continue
+        named = ", ".join(record.sans[:5]) or "no subjectAltName at all"
+        yield finding(
+            "hostname-mismatch",
+            record,
+            f"SANs ({named}) do not name {' or '.join(hosts)}: {record.subject}",
+            sans=list(record.sans),
+            node_host=node.host,
+            node_name=node.name,
+        )

@@ -245,3 +245,90 @@ def test_a_bastion_that_is_down_marks_its_nodes_unreachable_naming_it(
     for node in report["nodes"]:
         assert node["status"] == "unreachable" and f"bastion {jump}" in node["error"], node
     assert code == 3
+
+
+def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
+    tmp_path, sshd_factory, client_key, openssl_pki, sudo_users
+):
+    bastion, *targets = sshd_factory(3)
+    trees = [
+        lay_linux_node_tree(tmp_path / name, openssl_pki, leaf=leaf)
+        for name, leaf in (("a", openssl_pki.leaf_rsa), ("b", openssl_pki.leaf_ec))
+    ]
+    for server in [bastion, *targets]:
+        let_other_users_traverse(server.directory)
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("".join(f"{s.host_key_line}\n" for s in [bastion, *targets]))
+    nodes = [
+        {
+            "name": f"n{i}",
+            "host": s.host,
+            "port": s.port,
+            "profile": "linux",
+            "root": str(t.root),
+            "stores": [st for st in t.stores if st["kind"] != "dir"],
+            "restart": f"touch {t.root}/restarted",
+        }
+        for i, (s, t) in enumerate(zip(targets, trees, strict=True))
+    ]
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        nodes,
+        {
+            "known_hosts": str(known_hosts),
+            "client_keys": [str(client_key.private_path)],
+            "user": NOPW,
+            "become": "sudo",
+            "jump": f"{NOPW}@{bastion.host}:{bastion.port}",
+        },
+    )
+    before = {
+        str(p): (p.read_bytes(), p.stat().st_mode, p.stat().st_uid)
+        for t in trees
+        for p in (t.host_path(t.cert), t.host_path(t.key), t.host_path(t.trust_bundle))
+    }
+    env = {**os.environ, "SWEEPER_JOURNAL_PASSPHRASE": "bastion sudo rotation"}
+
+    def sweeper(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "sweeper", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env=env,
+        )
+        assert "Traceback" not in done.stderr, done.stderr
+        return done
+
+    sweeper("scan", str(inventory), "--out", str(tmp_path / "scan"))
+    (source,) = (tmp_path / "scan").glob("*.json")
+    done = sweeper(
+        "rotate",
+        str(inventory),
+        "--from",
+        str(source),
+        "--yes",
+        "--journal",
+        str(tmp_path / "j"),
+        "--out",
+        str(tmp_path / "rot"),
+    )
+    assert done.returncode == 0, done.stderr
+    for tree in trees:
+        cert, key, bundle = (tree.host_path(p) for p in (tree.cert, tree.key, tree.trust_bundle))
+        verified = subprocess.run(
+            ["openssl", "verify", "-CAfile", str(bundle), str(cert)], capture_output=True
+        )
+        assert verified.returncode == 0
+        assert (key.stat().st_uid, key.stat().st_mode & 0o777) == (0, 0o600), "root-owned 0600, through sudo"
+        assert (tree.root / "restarted").exists()
+    # one bastion login per sweeper run (scan, preflight, changes, verify), never one per node
+    assert bastion.connection_count() <= 4
+    assert sweeper("rollback", str(tmp_path / "j")).returncode == 0
+    after = {
+        str(p): (p.read_bytes(), p.stat().st_mode, p.stat().st_uid)
+        for t in trees
+        for p in (t.host_path(t.cert), t.host_path(t.key), t.host_path(t.trust_bundle))
+    }
+    assert after == before

@@ -333,3 +333,90 @@ def _journal_has_running_restart(journal: Path) -> bool:
     except sqlite3.Error:
         return False
     return row is not None
+
+
+def test_an_ecdsa_root_can_be_asked_for(tmp_path, sshd_factory, client_key, openssl_pki):
+    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=1)
+    source = scan_report(tmp_path, inventory)
+    done = sweeper(
+        "rotate",
+        str(inventory),
+        "--from",
+        str(source),
+        "--yes",
+        "--key-type",
+        "ec-p384",
+        "--journal",
+        str(tmp_path / "j"),
+        "--out",
+        str(tmp_path / "rot"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ASN1 OID: secp384r1" in openssl(
+        "x509", "-in", str(tmp_path / "j" / "new-root.pem"), "-noout", "-text"
+    )
+    assert_rotated(trees, openssl_pki)
+
+
+def test_an_enterprise_ca_with_an_encrypted_key_signs_the_new_leaves(
+    tmp_path, sshd_factory, client_key, openssl_pki
+):
+    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=1)
+    source = scan_report(tmp_path, inventory)
+    ca_key, ca_cert = tmp_path / "ca.key", tmp_path / "ca.pem"
+    openssl(
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:3072",
+        "-aes256",
+        "-pass",
+        "pass:ca-secret",
+        "-out",
+        str(ca_key),
+    )
+    openssl(
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        str(ca_key),
+        "-passin",
+        "pass:ca-secret",
+        "-subj",
+        "/CN=Enterprise Issuing CA",
+        "-days",
+        "365",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-out",
+        str(ca_cert),
+    )
+    base = [
+        "rotate",
+        str(inventory),
+        "--from",
+        str(source),
+        "--yes",
+        "--ca-cert",
+        str(ca_cert),
+        "--ca-key",
+        str(ca_key),
+        "--journal",
+        str(tmp_path / "j"),
+        "--out",
+        str(tmp_path / "rot"),
+    ]
+    wrong = sweeper(*base, env={"SWEEPER_CA_PASSPHRASE": "nope"})
+    assert wrong.returncode == 2 and "wrong passphrase" in wrong.stderr and not (tmp_path / "j").exists()
+    done = sweeper(*base, env={"SWEEPER_CA_PASSPHRASE": "ca-secret"})
+    assert done.returncode == 0, done.stderr
+    cert = trees[0].host_path(trees[0].cert)
+    assert "Enterprise Issuing CA" in openssl("x509", "-in", str(cert), "-noout", "-issuer")
+    assert_rotated(trees, openssl_pki)
+    assert "ca-secret" not in done.stderr and "ca-secret" not in "".join(
+        p.read_text() for p in (tmp_path / "rot").glob("*.json")
+    )

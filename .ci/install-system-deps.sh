@@ -1,20 +1,24 @@
 #!/bin/sh
 # Install the Debian packages the tests need: a real OpenSSH sshd and client,
-# the openssl CLI (the test PKI is made with it) and sudo (the `become` tests).
+# the openssl CLI (the test PKI is made with it), sudo (the `become` tests), busybox
+# (ESXi's shell, for the read script), and Chromium with a font (the HTML report is
+# opened headless: render, filter, screenshot, print to PDF).
 # Idempotent and non-interactive; apt is skipped when everything is present,
 # so re-runs cost nothing. Runs as root (or through sudo when it exists).
 set -eu
 
 export DEBIAN_FRONTEND=noninteractive
 
-# package:command that proves it is installed
-wanted="openssh-server:/usr/sbin/sshd openssh-client:/usr/bin/ssh-keygen openssl:/usr/bin/openssl sudo:/usr/bin/sudo"
+# package:file that proves it is installed
+wanted="openssh-server:/usr/sbin/sshd openssh-client:/usr/bin/ssh-keygen openssl:/usr/bin/openssl \
+sudo:/usr/bin/sudo busybox:/bin/busybox chromium:/usr/bin/chromium \
+fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 missing=""
 for item in $wanted; do
     package=${item%%:*}
-    command=${item#*:}
-    if [ ! -x "$command" ] || ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null \
+    file=${item#*:}
+    if [ ! -e "$file" ] || ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null \
         | grep -q 'install ok installed'; then
         missing="$missing $package"
     fi

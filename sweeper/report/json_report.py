@@ -20,6 +20,7 @@ def iso(moment: datetime) -> str:
 
 
 def to_dict(report: Report) -> dict[str, Any]:
+    """The report as its `sweeper.report/1` JSON document (plain types only)."""
     run = report.run
     counts = {s.label: 0 for s in sorted(Severity, reverse=True)}
     for item in report.findings:
@@ -44,6 +45,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         },
         "nodes": [_node(n) for n in report.nodes],
         "findings": [_finding(f) for f in report.findings],
+        **report.extra,
     }
 
 
@@ -127,12 +129,17 @@ def write_json(report: Report, out_dir: Path) -> Path:
     """Write `<stem>.json` atomically (temp file, fsync, rename) and return its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{stem(report)}.json"
-    data = json.dumps(to_dict(report), indent=2, sort_keys=False).encode() + b"\n"
-    atomic_write(path, data)
+    atomic_write(path, encode(to_dict(report)))
     return path
 
 
+def encode(doc: dict[str, Any]) -> bytes:
+    """The report's exact bytes on disk: what a signature covers, and what every renderer reads."""
+    return json.dumps(doc, indent=2, sort_keys=False).encode() + b"\n"
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write so that readers see the old file or the whole new one, never half (temp, fsync, rename)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -25,6 +25,7 @@ if command -v base64 >/dev/null 2>&1; then sw_unb64() { base64 -d; }; else sw_un
 sw_fsync() { sync "$1" 2>/dev/null || sync; }
 sw_put() {  # sw_put PATH OWNER GROUP MODE < base64 ; atomic replace
   d=$(dirname "$1"); mkdir -p "$d"
+  rm -f "$d"/.sweeper.??????  # temp files of a run killed mid-write (one sweeper per journal)
   tmp=$(mktemp "$d/.sweeper.XXXXXX") || return 1
   if ! sw_unb64 > "$tmp"; then rm -f "$tmp"; return 1; fi
   if [ "$2" != "-" ]; then chown "$2:$3" "$tmp" || { rm -f "$tmp"; return 1; }; fi

@@ -1,0 +1,68 @@
+"""CSV for spreadsheets: one row per certificate, one row per finding.
+
+Certificate subjects and messages are attacker-controlled; a cell that a spreadsheet would
+run as a formula (`=`, `+`, `-`, `@`, tab, CR) is prefixed with `'` so it stays text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from sweeper.report.options import RenderOptions
+from sweeper.report.schema import ReportDoc
+
+CERTIFICATE_COLUMNS = (
+    "node", "host", "store", "entry", "role", "subject", "issuer", "serial", "not_before", "not_after",
+    "sha256", "spki_sha256", "key_type", "key_bits", "signature_algorithm", "is_ca", "self_signed",
+    "sans", "key_path", "key_mode", "key_matches",
+)  # fmt: skip
+FINDING_COLUMNS = ("severity", "rule", "node", "store", "entry", "sha256", "message", "evidence")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def render_certificates(report: ReportDoc, options: RenderOptions) -> str:
+    rows = (_certificate_row(node, cert) for node in report["nodes"] for cert in node["certificates"])
+    return _table(CERTIFICATE_COLUMNS, rows)
+
+
+def render_findings(report: ReportDoc, options: RenderOptions) -> str:
+    rows = (
+        {**item, "evidence": json.dumps(item.get("evidence", {}), sort_keys=True)}
+        for item in report["findings"]
+    )
+    return _table(FINDING_COLUMNS, rows)
+
+
+def _certificate_row(node: dict[str, Any], cert: dict[str, Any]) -> dict[str, Any]:
+    key = cert.get("key") or {}
+    return {
+        **cert,
+        "node": node["name"],
+        "host": node["host"],
+        "sans": " ".join(cert.get("sans", [])),
+        "key_path": key.get("path"),
+        "key_mode": key.get("mode"),
+        "key_matches": key.get("matches"),
+    }
+
+
+def _table(columns: tuple[str, ...], rows: Iterable[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({column: _cell(row.get(column)) for column in columns})
+    return buffer.getvalue()
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text

@@ -1,0 +1,77 @@
+"""Output formats by name: each renders the `sweeper.report/1` document into one or more files of a run.
+
+One registry, so `scan`, `rotate` and `report` accept the same `--format` names and write the
+same file names: `<stem>.json`, `<stem>.html`, `<stem>.md`, `<stem>.certificates.csv` +
+`<stem>.findings.csv`, `<stem>.junit.xml`, `<stem>.sarif`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sweeper.errors import BadInput
+from sweeper.report import csv_report, html, junit, markdown, sarif
+from sweeper.report.json_report import atomic_write
+from sweeper.report.options import RenderOptions
+from sweeper.report.schema import ReportDoc
+
+Renderer = Callable[[ReportDoc, RenderOptions], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One file of a format: its suffix after the stem, and the function that renders it."""
+
+    suffix: str
+    render: Renderer
+
+
+CANONICAL = "json"
+FORMATS: dict[str, tuple[Output, ...]] = {
+    "html": (Output(".html", html.render),),
+    "md": (Output(".md", markdown.render),),
+    "csv": (
+        Output(".certificates.csv", csv_report.render_certificates),
+        Output(".findings.csv", csv_report.render_findings),
+    ),
+    "junit": (Output(".junit.xml", junit.render),),
+    "sarif": (Output(".sarif", sarif.render),),
+}
+KNOWN = (CANONICAL, *FORMATS)
+
+
+def parse_formats(values: Iterable[str]) -> tuple[str, ...]:
+    """Comma-separated (and repeatable) format names, `all` for every one; unknown names are bad input."""
+    chosen: list[str] = []
+    for value in values:
+        for name in (part.strip().lower() for part in value.split(",")):
+            if not name:
+                continue
+            if name == "all":
+                chosen.extend(KNOWN)
+            elif name in KNOWN:
+                chosen.append(name)
+            else:
+                raise BadInput(f"unknown report format {name!r} (known: {', '.join(KNOWN)}, all)")
+    return tuple(dict.fromkeys(chosen))
+
+
+def write_formats(
+    doc: ReportDoc, out_dir: Path, stem: str, formats: Iterable[str], options: RenderOptions
+) -> list[Path]:
+    """Render `doc` in every chosen format except the canonical JSON, atomically; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in formats:
+        for output in FORMATS.get(name, ()):
+            path = out_dir / f"{stem}{output.suffix}"
+            atomic_write(path, output.render(doc, options).encode())
+            written.append(path)
+    return written
+
+
+def stem_of(report_path: Path) -> str:
+    """The stem a report file's other formats share: its name without `.json`."""
+    return report_path.name.removesuffix(".json")

@@ -1,0 +1,43 @@
+"""Everything a finished run leaves behind: the canonical JSON, its signature, other formats, history.
+
+`scan` and `rotate` both end here. The other formats are rendered from the JSON's own bytes
+read back, so they are exactly what `sweeper report FILE.json` would make from the file later.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sweeper import history
+from sweeper.model import Report
+from sweeper.pki.sign import Signer, signature_path
+from sweeper.report.formats import write_formats
+from sweeper.report.json_report import atomic_write, stem, write_json
+from sweeper.report.options import RenderOptions
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """How to publish a run: which formats, signed with which key, recorded in which history file."""
+
+    formats: tuple[str, ...] = ("json",)
+    options: RenderOptions = RenderOptions()
+    signer: Signer | None = None
+    history: Path | None = None
+
+
+def publish(report: Report, out_dir: Path, publication: Publication) -> list[Path]:
+    """Write the run's files into `out_dir` and record it; returns the paths, the JSON first."""
+    path = write_json(report, out_dir)
+    raw = path.read_bytes()
+    written = [path]
+    if publication.signer is not None:
+        atomic_write(signature_path(path), publication.signer.sign(raw))
+        written.append(signature_path(path))
+    doc = json.loads(raw)
+    written += write_formats(doc, out_dir, stem(report), publication.formats, publication.options)
+    if publication.history is not None:
+        history.record(publication.history, doc, path)
+    return written

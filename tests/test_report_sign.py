@@ -1,0 +1,100 @@
+"""Detached Ed25519 signatures over a report's exact bytes, with keys made by the openssl CLI."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sweeper.errors import CorruptInput
+from sweeper.pki.sign import load_signer, signature_path, verify_file
+from tests.fixtures.cli import run_cli
+from tests.fixtures.reports import FIXTURE
+
+OPENSSL = shutil.which("openssl")
+pytestmark = pytest.mark.skipif(OPENSSL is None, reason="needs the openssl CLI to make keys")
+
+
+def openssl(*args: str) -> None:
+    subprocess.run([OPENSSL, *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("keys")
+    private, public = folder / "report.pem", folder / "report.pub"
+    openssl("genpkey", "-algorithm", "ed25519", "-out", str(private))
+    openssl("pkey", "-in", str(private), "-pubout", "-out", str(public))
+    return private, public
+
+
+def signed_copy(tmp_path: Path, private: Path) -> Path:
+    report = tmp_path / "run.json"
+    shutil.copyfile(FIXTURE, report)
+    signature_path(report).write_bytes(load_signer(private).sign(report.read_bytes()))
+    return report
+
+
+def test_signature_verifies_and_fails_after_a_one_byte_change(
+    tmp_path: Path, keys: tuple[Path, Path]
+) -> None:
+    private, public = keys
+    report = signed_copy(tmp_path, private)
+    assert verify_file(report, public).valid
+    data = bytearray(report.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    report.write_bytes(bytes(data))
+    assert not verify_file(report, public).valid
+
+
+def test_openssl_verifies_our_signature(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    private, public = keys
+    report = signed_copy(tmp_path, private)
+    openssl(
+        "pkeyutl", "-verify", "-pubin", "-inkey", str(public), "-rawin",
+        "-in", str(report), "-sigfile", str(signature_path(report)),
+    )  # fmt: skip
+
+
+def test_a_signature_by_another_key_is_invalid(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    report = signed_copy(tmp_path, keys[0])
+    other = tmp_path / "other.pem"
+    openssl("genpkey", "-algorithm", "ed25519", "-out", str(other))
+    openssl("pkey", "-in", str(other), "-pubout", "-out", str(tmp_path / "other.pub"))
+    assert not verify_file(report, tmp_path / "other.pub").valid
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"], "not an Ed25519 key"),
+        (["genpkey", "-algorithm", "ed25519", "-aes-128-cbc", "-pass", "pass:secret"], "encrypted"),
+    ],
+)
+def test_unusable_signing_key_is_bad_input(tmp_path: Path, make: list[str], reason: str) -> None:
+    key = tmp_path / "key.pem"
+    openssl(*make, "-out", str(key))
+    with pytest.raises(CorruptInput, match=reason):
+        load_signer(key)
+
+
+def test_signer_repr_never_shows_the_key(keys: tuple[Path, Path]) -> None:
+    assert "Ed25519PrivateKey" not in repr(load_signer(keys[0]))
+
+
+def test_verify_report_exits_0_valid_1_altered_2_bad_input(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    private, public = keys
+    report = signed_copy(tmp_path, private)
+    valid = run_cli("verify-report", str(report), "--pub", str(public))
+    assert valid.exit_code == 0 and "signature valid" in valid.stdout
+    report.write_bytes(report.read_bytes() + b" ")
+    altered = run_cli("verify-report", str(report), "--pub", str(public))
+    assert altered.exit_code == 1 and "does not match" in altered.stderr
+    for args in (["--pub", str(private)], ["--pub", str(tmp_path / "absent.pub")]):
+        bad = run_cli("verify-report", str(report), *args)
+        assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    signature_path(report).unlink()
+    missing = run_cli("verify-report", str(report), "--pub", str(public))
+    assert missing.exit_code == 2 and "cannot read signature" in missing.stderr

@@ -102,7 +102,8 @@ def scan_command(
         Path | None, typer.Option(help="PEM bundle of the roots the fleet should trust (for rogue-root).")
     ] = None,
     baseline: Annotated[
-        Path | None, typer.Option(help="Earlier scan report (JSON) whose anchors are expected.")
+        Path | None,
+        typer.Option(help="Earlier scan report (JSON) whose anchors are expected; 'last': the previous run."),
     ] = None,
     ocsp: Annotated[bool, typer.Option("--ocsp", help="Also ask each certificate's OCSP responder.")] = False,
     ocsp_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for an OCSP answer.")] = 5.0,
@@ -128,7 +129,7 @@ def scan_command(
             compromised_cas=compromised_ca,
             cas=ca,
             expected_roots=expected_roots,
-            baseline=baseline,
+            baseline=history.last_report_path(publication.history) if baseline == Path("last") else baseline,
             badkeys_blocklist=badkeys_blocklist,
         )
         options = ScanOptions(

@@ -390,3 +390,58 @@ def test_ssh_agent_keys_are_offered_when_asked_for(
     finally:
         agent.terminate()
         agent.wait()
+
+
+def test_baseline_last_flags_an_anchor_that_appeared_since_the_previous_run(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    (server,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [node_entry("web1", server, tree.root, tree.stores)],
+        defaults(tmp_path, client_key, [server.host_key_line]),
+    )
+    out = tmp_path / "reports"
+
+    def scan(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(out), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    first = scan("--baseline", "last")
+    assert first.returncode == 2 and "Traceback" not in first.stderr, "no history yet: bad input"
+    assert scan().returncode == 0
+    rogue_pem = tmp_path / "rogue.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            str(tmp_path / "rogue.key"),
+            "-out",
+            str(rogue_pem),
+            "-subj",
+            "/CN=Overnight Root",
+            "-days",
+            "30",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    bundle = tree.host_path(tree.trust_bundle)
+    bundle.write_bytes(bundle.read_bytes() + rogue_pem.read_bytes())  # an anchor appears overnight
+    drifted = scan("--baseline", "last")
+    report = json.loads(sorted(out.glob("*.json"))[-1].read_text())
+    rogue = [f["message"] for f in report["findings"] if f["rule"] == "rogue-root"]
+    assert len(rogue) == 1 and "Overnight Root" in rogue[0] and drifted.returncode == 1

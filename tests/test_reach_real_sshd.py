@@ -247,6 +247,21 @@ def test_a_bastion_that_is_down_marks_its_nodes_unreachable_naming_it(
     assert code == 3
 
 
+TLS_PORT = 18443
+
+
+def tls_server(tree, host: str) -> str:
+    """(Re)start a real TLS service (openssl s_server) on the node serving its current leaf:
+    what `restart` must do for the rotation's TLS check, made through the bastion, to pass."""
+    cert, key = tree.host_path(tree.cert), tree.host_path(tree.key)
+    pid = tree.root / "tls.pid"
+    return (
+        f"{{ [ -f {pid} ] && kill $(cat {pid}) && sleep 0.3; true; }}; "
+        f"setsid openssl s_server -quiet -accept {host}:{TLS_PORT} -cert {cert} -key {key} "
+        f"</dev/null >/dev/null 2>&1 & echo $! > {pid}"
+    )
+
+
 def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
     tmp_path, sshd_factory, client_key, openssl_pki, sudo_users
 ):
@@ -267,10 +282,13 @@ def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
             "profile": "linux",
             "root": str(t.root),
             "stores": [st for st in t.stores if st["kind"] != "dir"],
-            "restart": f"touch {t.root}/restarted",
+            "restart": f"touch {t.root}/restarted && {tls_server(t, s.host)}",
+            "tls_port": TLS_PORT,
         }
         for i, (s, t) in enumerate(zip(targets, trees, strict=True))
     ]
+    for server, tree in zip(targets, trees, strict=True):  # the services, serving the old certificates
+        subprocess.run(["sh", "-c", tls_server(tree, server.host)], check=True)
     inventory = write_inventory(
         tmp_path / "inv.toml",
         nodes,
@@ -323,9 +341,14 @@ def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
         assert verified.returncode == 0
         assert (key.stat().st_uid, key.stat().st_mode & 0o777) == (0, 0o600), "root-owned 0600, through sudo"
         assert (tree.root / "restarted").exists()
+    report = json.loads(next((tmp_path / "rot").glob("*.json")).read_text())
+    tls = [s for s in report["steps"] if s["step"].startswith("verify-tls")]
+    assert len(tls) == 2 and all(s["state"] == "done" for s in tls), "TLS checked through the bastion"
     # one bastion login per sweeper run (scan, preflight, changes, verify), never one per node
     assert bastion.connection_count() <= 4
-    assert sweeper("rollback", str(tmp_path / "j")).returncode == 0
+    assert sweeper("rollback", str(tmp_path / "j")).returncode == 0  # restarts the services again
+    for tree in trees:
+        subprocess.run(["sh", "-c", f"kill $(cat {tree.root}/tls.pid)"], check=False)
     after = {
         str(p): (p.read_bytes(), p.stat().st_mode, p.stat().st_uid)
         for t in trees

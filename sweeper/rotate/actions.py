@@ -359,7 +359,11 @@ async def verify_tls(rot: Rotation, session: Session, action: Action) -> dict[st
     served = ""
     for _ in range(20):  # the service may still be coming back from its restart
         try:
-            served = await _served_certificate(host, port)
+            if node.jump:  # we cannot reach it directly: go through the node's own connection
+                async with session.forward(host, port) as local_port:
+                    served = await _served_certificate("127.0.0.1", local_port, host)
+            else:
+                served = await _served_certificate(host, port, host)
         except (OSError, ssl.SSLError, TimeoutError):
             served = ""
         if served in expected:
@@ -368,11 +372,12 @@ async def verify_tls(rot: Rotation, session: Session, action: Action) -> dict[st
     raise CommandFailed(f"TLS on {host}:{port} serves {served or 'nothing'}, not the new certificate")
 
 
-async def _served_certificate(host: str, port: int) -> str:
+async def _served_certificate(host: str, port: int, server_name: str) -> str:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # we compare the exact certificate instead
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=context), 5)
+    opening = asyncio.open_connection(host, port, ssl=context, server_hostname=server_name)
+    reader, writer = await asyncio.wait_for(opening, 5)
     try:
         der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     finally:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncssh
@@ -53,6 +55,18 @@ class Session:
             raise Transient("the connection dropped while a command was running")
         status = proc.exit_status if proc.exit_status is not None else 255
         return CommandResult(status, str(proc.stdout or ""), str(proc.stderr or ""))
+
+    @contextlib.asynccontextmanager
+    async def forward(self, host: str, port: int) -> AsyncIterator[int]:
+        """A local port that reaches host:port from the node's side (for nodes behind a bastion)."""
+        try:
+            listener = await self._conn.forward_local_port("127.0.0.1", 0, host, port)
+        except (asyncssh.Error, OSError) as exc:
+            raise classify(exc) from exc
+        try:
+            yield listener.get_port()
+        finally:
+            listener.close()
 
     async def run_script(self, script: str, timeout: float | None = None) -> CommandResult:
         """Run a POSIX sh script (on stdin) as the node's `become` user, or as ourselves.

@@ -227,7 +227,7 @@ def test_inventory_is_toml_with_the_documented_keys(lab: LabHandle) -> None:
     assert defaults["client_keys"] == [str(lab.client_key)]
     nodes = {n["name"]: n for n in inventory["nodes"]}
     assert {name: n["port"] for name, n in nodes.items()} == lab.ports
-    allowed = {"name", "host", "port", "profile", "tags", "root", "sso_user", "sso_password_env",
+    allowed = {"name", "host", "port", "tls_port", "profile", "tags", "root", "sso_user", "sso_password_env",
                "restart", "stores"}  # fmt: skip
     for entry in nodes.values():
         assert set(entry) <= allowed and entry["host"] == "127.0.0.1"

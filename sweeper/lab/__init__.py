@@ -1,7 +1,7 @@
 """A simulated fleet on this machine: built node trees served over real SSH, with a planted incident.
 
 with start_lab(Path("/tmp/lab"), nodes=20) as lab:
-    ...  # lab.inventory, lab.known_hosts, lab.env; incident under /tmp/lab/incident
+    ...  # lab.inventory, lab.known_hosts, lab.env, lab.tls_ports; incident under /tmp/lab/incident
 """
 
 from sweeper.lab.build import LabBuild, build_lab

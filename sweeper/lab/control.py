@@ -33,6 +33,7 @@ class LabHandle:
     known_hosts: Path
     client_key: Path
     ports: dict[str, int]
+    tls_ports: dict[str, int]
     sso_password_env: str
     sso_password: str = field(repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
@@ -99,6 +100,7 @@ def start_lab(
                 known_hosts=Path(info["known_hosts"]),
                 client_key=Path(info["client_key"]),
                 ports=dict(info["ports"]),
+                tls_ports=dict(info["tls_ports"]),
                 sso_password_env=str(info["sso_password_env"]),
                 sso_password=str(info["sso_password"]),
                 process=child,

@@ -23,6 +23,9 @@ from sweeper.lab.plan import (
 from sweeper.lab.standins import install_service
 from sweeper.pki import issue
 
+# systemctl verbs after which a unit runs with freshly read certificates.
+_SYSTEMCTL_RESTARTS = ("start", "restart", "reload", "try-restart", "reload-or-restart")
+
 
 def write_leaves(root: Path, node: NodeSpec, mint: Mint) -> list[Placement]:
     """Every leaf slot of the node: the certificate 0644, its key 0600."""
@@ -65,7 +68,8 @@ def write_esxi(root: Path, node: NodeSpec, mint: Mint) -> list[Placement]:
     placed = write_leaves(root, node, mint)
     placed += write_bundle(root, node, CASTORE, mint)
     install_service(root, "/bin/auto-backup.sh", "auto-backup.sh")
-    install_service(root, "/etc/init.d/hostd", "hostd")
+    # hostd stands for the host's HTTPS endpoint; vpxa (the vCenter agent) serves none.
+    install_service(root, "/etc/init.d/hostd", "hostd", restarts=("start", "restart"))
     install_service(root, "/etc/init.d/vpxa", "vpxa")
     return placed
 
@@ -90,5 +94,5 @@ def write_linux(root: Path, node: NodeSpec, mint: Mint) -> list[Placement]:
         folder = root / LINUX_CRL_DIR.lstrip("/")
         write_file(folder / f"{auth.corp.slug}.crl", issue.crl_der(mint.corp_crl))
         write_file(folder / f"{auth.partner.slug}.crl", issue.crl_pem(mint.partner_crl))
-    install_service(root, "/usr/bin/systemctl", "systemctl")
+    install_service(root, "/usr/bin/systemctl", "systemctl", restarts=_SYSTEMCTL_RESTARTS)
     return placed

@@ -11,8 +11,13 @@ from sweeper.lab.plan import NodeSpec
 CONNECT_TIMEOUT = 10
 
 
-def render_inventory(paths: LabPaths, plan: tuple[NodeSpec, ...], ports: dict[str, int]) -> str:
-    """The inventory for this run of the lab (ports change on every start)."""
+def render_inventory(
+    paths: LabPaths, plan: tuple[NodeSpec, ...], ports: dict[str, int], tls_ports: dict[str, int]
+) -> str:
+    """The inventory for this run of the lab (ports change on every start).
+
+    esxi and vcsa nodes get no `restart`: rotation's profile defaults run their stand-ins.
+    """
     lines = [
         f"# sweeper lab: {len(plan)} nodes served on {LAB_HOST}; written at start, ports change.",
         "[defaults]",
@@ -29,6 +34,7 @@ def render_inventory(paths: LabPaths, plan: tuple[NodeSpec, ...], ports: dict[st
             f"name = {_s(node.name)}",
             f"host = {_s(LAB_HOST)}",
             f"port = {ports[node.name]}",
+            f"tls_port = {tls_ports[node.name]}",
             f"profile = {_s(node.profile)}",
             f"tags = [{_s(node.profile)}, {_s('lab')}, {_s(node.site)}]",
             f"root = {_s(str(root))}",

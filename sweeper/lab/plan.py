@@ -32,6 +32,9 @@ CASTORE = "/etc/vmware/ssl/castore.pem"
 LINUX_BUNDLE = "/etc/pki/ca-trust/source/anchors/corp-bundle.pem"
 LINUX_TRUST_DIR = "/usr/local/share/ca-certificates"
 LINUX_CRL_DIR = "/etc/pki/tls/crl"
+# What the service stand-ins write: every call, and the restarts the TLS endpoint reloads on.
+SERVICES_LOG = "/var/log/lab-services.log"
+RESTART_STAMP = "/var/run/lab-tls.restarts"
 _LINUX_PRIMARY = ("httpd", "/etc/pki/tls/certs/server.crt", "/etc/pki/tls/private/server.key")
 _LINUX_APPS = (
     ("nginx", "/etc/nginx/tls"),

@@ -1,6 +1,7 @@
-"""Serve a built lab: one asyncssh listener per node, every exec request in a real /bin/sh.
+"""Serve a built lab: per node an asyncssh listener running every exec request in a real
+/bin/sh, and a TLS listener serving the node's certificate (see tls.py).
 
-One process, one event loop: 1,000 listeners cost file descriptors, not threads. Each
+One process, one event loop: 2,000 listeners cost file descriptors, not threads. Each
 node has its own persistent host key; the lab's client key is accepted for any user
 name and nothing else is (no passwords). Commands run with the node root as cwd and
 HOME, `LANG=C`, and this process's PATH.
@@ -34,6 +35,7 @@ from sweeper.lab.paths import (
 )
 from sweeper.lab.plan import plan_fleet
 from sweeper.lab.state import read_json
+from sweeper.lab.tls import TlsEndpoint
 
 LAB_SCHEMA = "sweeper.lab/1"
 _CHUNK = 65536
@@ -70,8 +72,11 @@ async def serve_lab(dir: Path, stop: asyncio.Event | None = None) -> None:
     children: set[asyncio.subprocess.Process] = set()
     connections: weakref.WeakSet[asyncssh.SSHServerConnection] = weakref.WeakSet()
     listeners: list[asyncssh.SSHAcceptor] = []
+    tls_servers: list[asyncio.Server] = []
+    tls_live: set[asyncio.StreamWriter] = set()
     try:
         ports: dict[str, int] = {}
+        tls_ports: dict[str, int] = {}
         public_keys: dict[str, bytes] = {}
         for node in plan:
             host_key = asyncssh.read_private_key(paths.host_key(node.name))
@@ -96,7 +101,10 @@ async def serve_lab(dir: Path, stop: asyncio.Event | None = None) -> None:
             listeners.append(listener)
             ports[node.name] = listener.get_port()
             public_keys[node.name] = host_key.export_public_key()
-        write_atomic(paths.inventory, render_inventory(paths, plan, ports))
+            tls_server = await TlsEndpoint(session.root, node).listen(LAB_HOST, tls_live)
+            tls_servers.append(tls_server)
+            tls_ports[node.name] = tls_server.sockets[0].getsockname()[1]
+        write_atomic(paths.inventory, render_inventory(paths, plan, ports, tls_ports))
         write_atomic(paths.known_hosts, render_known_hosts(ports, public_keys))
         info = {
             "schema": LAB_SCHEMA,
@@ -109,6 +117,7 @@ async def serve_lab(dir: Path, stop: asyncio.Event | None = None) -> None:
             "known_hosts": str(paths.known_hosts),
             "client_key": str(paths.client_key),
             "ports": ports,
+            "tls_ports": tls_ports,
             "sso_user": SSO_USER,
             "sso_password_env": SSO_PASSWORD_ENV,
             "sso_password": SSO_PASSWORD,
@@ -119,6 +128,10 @@ async def serve_lab(dir: Path, stop: asyncio.Event | None = None) -> None:
         paths.lab_json.unlink(missing_ok=True)
         for listener in listeners:
             listener.close()
+        for server in tls_servers:
+            server.close()
+        for writer in list(tls_live):
+            writer.close()
         for conn in list(connections):
             conn.close()
         for child in list(children):
@@ -198,9 +211,9 @@ async def _feed(source: asyncssh.SSHReader[bytes], sink: asyncio.StreamWriter) -
 
 
 def _raise_fd_limit(nodes: int) -> None:
-    """A listener per node plus ~4 descriptors per live session: lift the soft limit."""
+    """Two listeners per node plus ~4 descriptors per live session: lift the soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = nodes + 4096
+    want = 2 * nodes + 4096
     if soft != resource.RLIM_INFINITY and soft < want:
         target = want if hard == resource.RLIM_INFINITY else min(want, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))

@@ -11,6 +11,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from sweeper.lab.files import write_file
+from sweeper.lab.plan import RESTART_STAMP, SERVICES_LOG
 
 
 @cache
@@ -24,7 +25,19 @@ def install_tool(root: Path, path: str, name: str) -> None:
     write_file(root / path.lstrip("/"), stand_in(name), 0o755)
 
 
-def install_service(root: Path, path: str, name: str) -> None:
-    """Install a service stand-in at `path` that only logs its calls under the node root."""
-    text = stand_in("service-stub").replace("@PATH@", path).replace("@NAME@", name)
+def install_service(root: Path, path: str, name: str, restarts: tuple[str, ...] = ()) -> None:
+    """Install a service stand-in at `path` that logs its calls under the node root.
+
+    :param restarts: first arguments that restart the service that serves the node's TLS
+        endpoint (`restart` for hostd, `--start` for service-control): only those make
+        the endpoint load its certificate again
+    """
+    text = (
+        stand_in("service-stub")
+        .replace("@PATH@", path)
+        .replace("@NAME@", name)
+        .replace("@RESTARTS@", " ".join(restarts))
+        .replace("@LOG@", SERVICES_LOG)
+        .replace("@STAMP@", RESTART_STAMP)
+    )
     write_file(root / path.lstrip("/"), text, 0o755)

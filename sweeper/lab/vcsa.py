@@ -74,7 +74,7 @@ def write_vcsa(
     """The VECS stores of one vCenter, already synced with vmdir, and its tool stand-ins."""
     for tool in ("vecs-cli", "dir-cli"):
         install_tool(root, f"{BIN}/{tool}", tool)
-    install_service(root, "/usr/bin/service-control", "service-control")
+    install_service(root, "/usr/bin/service-control", "service-control", restarts=("--start", "--restart"))
     vecs = root / VECS.lstrip("/")
     stores = STORES + ((BACKUP_STORE,) if node.backup_store else ())
     write_file(vecs / ".stores", "".join(f"{s}\n" for s in stores), 0o600)

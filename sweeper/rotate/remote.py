@@ -45,7 +45,7 @@ def b64(data: bytes) -> str:
 
 def script(token: str, body: str) -> str:
     """A rotation script: the scan's reading helpers, the writing helpers, the body, an end marker."""
-    return PRELUDE.format(token=token) + HELPERS + body + '\necho "$T end"\n'
+    return PRELUDE.format(token=token) + HELPERS + body + '\nsw_flush\necho "$T end"\n'
 
 
 def read_files(paths: list[str]) -> str:
@@ -67,10 +67,10 @@ def _file_section(sections: list[Section], path: str) -> tuple[bytes, str, str, 
     for section in sections:
         if section.kind == "missing":
             return None
-        if section.kind == "file":
-            mode, owner, group, _ = section.args.split(" ", 3)
-            return section.decode_base64(), owner, group, mode.zfill(4)
-    raise ValueError(f"{path}: the node did not say whether it exists (unreadable?)")
+        if section.kind == "file" and section.data is not None and section.meta is not None:
+            meta = section.meta
+            return section.data, meta.owner or "-", meta.group or "-", meta.mode or "0644"
+    raise ValueError(f"{path}: the node could not read it")
 
 
 def put_file(path: str, data: bytes, owner: str | None, group: str | None, mode: str) -> str:

@@ -41,12 +41,9 @@ def collect(spec: StoreSpec, node: Node, sections: list[Section]) -> list[StoreR
             status, why = _FILE_FAILURES[section.kind]
             read.fail(status, f"{path}: {why}")
         elif section.kind == "file":
-            mode, _owner, _group, real = _split_meta(section.args)
-            path = _node_path(node, real)
-            try:
-                data = section.decode_base64()
-            except ValueError as exc:
-                read.fail("error", f"{path}: {exc}")
+            data = section.data
+            if data is None:
+                read.fail("error", f"{path}: {section.problem or 'not read'}")
                 continue
             if spec.kind == "dir" and data in seen:
                 continue  # the same file reached through a symlink
@@ -67,8 +64,10 @@ def _key_info(node: Node, sections: list[Section]) -> KeyInfo | None:
         if section.kind == "keymissing":
             return KeyInfo(path=_node_path(node, section.args), error="key file is missing")
         if section.kind == "keymeta":
-            mode, owner, group, real = _split_meta(section.args)
-            info.update(path=_node_path(node, real), mode=mode, owner=owner, group=group)
+            meta = section.meta
+            info["path"] = _node_path(node, section.args)
+            if meta is not None:
+                info.update(mode=meta.mode, owner=meta.owner, group=meta.group)
         elif section.kind == "keyunreadable":
             info["error"] = "key file is not readable by this user"
         elif section.kind == "pubkey":
@@ -95,19 +94,6 @@ def _public_key_from_openssl(section: Section) -> dict[str, str]:
         return {"spki_sha256": spki_sha256_from_openssl_output(section.text)}
     except ParseError as exc:
         return {"error": str(exc)}
-
-
-def _split_meta(args: str) -> tuple[str | None, str | None, str | None, str]:
-    """`<mode> <owner> <group> <path>` as sw_stat printed it; unknown values are None."""
-    parts = args.split(" ", 3)
-    if len(parts) < 4:
-        return None, None, None, args
-    mode, owner, group, path = parts
-    return (None if mode == "?" else mode.zfill(4)), _known(owner), _known(group), path
-
-
-def _known(value: str) -> str | None:
-    return None if value == "?" else value
 
 
 def _node_path(node: Node, real_path: str) -> str:

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from sweeper import __version__, history
+from sweeper import __version__, history, keycache
 from sweeper.detect import Context
 from sweeper.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, BadInput, SweeperError
 from sweeper.incident import load_incident
@@ -115,6 +115,10 @@ def scan_command(
         Path | None, typer.Option(help="Ed25519 private key (PKCS#8 PEM): write a detached <stem>.json.sig.")
     ] = None,
     history_db: HistoryOption = None,
+    key_cache: Annotated[
+        bool,
+        typer.Option(help="Remember each key file's public key (by its hash) to skip openssl next time."),
+    ] = True,
 ) -> None:
     """Sweep the inventory's nodes (read-only) and report what is revoked or suspect."""
     threshold = fail_on_severity(fail_on)
@@ -140,6 +144,7 @@ def scan_command(
             ),
             rules=tuple(rule) or None,
             ask=terminal_prompt(),
+            key_cache=keycache.default_path() if key_cache else None,
         )
         with progress_reporter(len(nodes)) as on_node:
             report = scan(inv, nodes, options, argv=sys.argv, on_node=on_node)

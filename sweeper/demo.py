@@ -8,10 +8,10 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from sweeper.atomic import atomic_write
 from sweeper.detect import Context
 from sweeper.incident import load_incident
 from sweeper.lab import LabHandle
-from sweeper.report.json_report import atomic_write
 
 PASSPHRASE_FILE = "journal-passphrase"
 

@@ -15,11 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sweeper import __version__, stores
 from sweeper.detect import Context, detect, select
 from sweeper.errors import NodeError, Unreachable
 from sweeper.inventory import Inventory
+from sweeper.keycache import KeyCache
 from sweeper.model import Node, NodeResult, Report, RunInfo
 from sweeper.ssh import AskSecret, Connector, RetryPolicy, Session
 
@@ -33,17 +35,20 @@ class ScanOptions:
     context: Context = field(default_factory=Context)
     rules: tuple[str, ...] | None = None
     ask: AskSecret | None = None
+    key_cache: Path | None = None
+    """Where to remember key-file hash -> public key between sweeps (None: derive every time)."""
 
 
-async def read_node(node: Node, connector: Connector) -> NodeResult:
+async def read_node(node: Node, connector: Connector, cache: KeyCache) -> NodeResult:
     """Sweep one node: one connection, one command, records parsed off the event loop."""
     started = time.monotonic()
     token = "@@SWEEPER-" + secrets.token_hex(8)
-    script = stores.read_script(node, token)
+    known = cache.known_for(node.name)
+    script = stores.read_script(node, token, known)
 
     async def work(session: Session) -> stores.NodeRead:
         result = await session.run_script(script, timeout=node.deadline)
-        read = await asyncio.to_thread(stores.parse, node, token, result.stdout)
+        read = await asyncio.to_thread(stores.parse, node, token, result.stdout, known)
         if not read.complete:
             raise _failed_command(result.exit_status, result.stderr)
         return read
@@ -57,6 +62,7 @@ async def read_node(node: Node, connector: Connector) -> NodeResult:
         )
     except NodeError as exc:
         return _failed(node, exc, started)
+    cache.learn(node.name, read.keys.learned, read.keys.seen)
     return NodeResult(
         name=node.name,
         host=node.host,
@@ -91,11 +97,12 @@ async def sweep(
 ) -> tuple[list[NodeResult], bool]:
     """Read every node (bounded concurrency); returns results in inventory order and `interrupted`."""
     connector = Connector(nodes, options.retry, options.ask)
+    cache = KeyCache(options.key_cache)
     gate = asyncio.Semaphore(max(1, options.concurrency))
 
     async def one(node: Node) -> NodeResult:
         async with gate:
-            result = await read_node(node, connector)
+            result = await read_node(node, connector, cache)
         if on_node:
             on_node(result)
         return result
@@ -105,6 +112,7 @@ async def sweep(
         interrupted = await _wait_unless_signalled(tasks)
     finally:
         await connector.close()
+        cache.save()
     results = []
     for node, task in zip(nodes, tasks, strict=True):
         if task.done() and not task.cancelled() and task.exception() is None:

@@ -175,7 +175,7 @@ def test_wrong_sudo_password_is_auth_failed_not_a_hang(
     inventory = inventory_for(tmp_path, client_key, [server], extra, tree, [server.host_key_line])
     code, report, _ = scan(tmp_path, inventory, {"SWEEPER_TEST_SUDO_PW": "not-the-password"})
     (node,) = report["nodes"]
-    assert node["status"] == "auth-failed" and "incorrect password" in node["error"], node
+    assert node["status"] == "auth-failed" and "incorrect password" in node["error"], server.log_tail(40)
     assert node["attempts"] == 1 and code == 3
 
 

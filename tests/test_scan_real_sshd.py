@@ -445,3 +445,38 @@ def test_baseline_last_flags_an_anchor_that_appeared_since_the_previous_run(
     report = json.loads(sorted(out.glob("*.json"))[-1].read_text())
     rogue = [f["message"] for f in report["findings"] if f["rule"] == "rogue-root"]
     assert len(rogue) == 1 and "Overnight Root" in rogue[0] and drifted.returncode == 1
+
+
+def test_the_key_cache_skips_openssl_but_never_hides_a_changed_key(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    (server,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [node_entry("web1", server, tree.root, tree.stores)],
+        defaults(tmp_path, client_key, [server.host_key_line]),
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def leaf_key(out: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(tmp_path / out)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+        assert "Traceback" not in done.stderr, done.stderr
+        (path,) = (tmp_path / out).glob("*.json")
+        node = json.loads(path.read_text())["nodes"][0]
+        return next(c["key"] for c in node["certificates"] if c["role"] == "leaf")
+
+    assert leaf_key("cold")["matches"] is True
+    cache = tmp_path / "cache" / "sweeper" / "key-spki.json"
+    assert oct(cache.stat().st_mode & 0o777) == "0o600" and "PRIVATE" not in cache.read_text()
+    assert leaf_key("warm")["matches"] is True
+    tree.host_path(tree.key).write_bytes(openssl_pki.leaf_ec.key.read_bytes())  # the key is swapped
+    swapped = leaf_key("swapped")
+    assert swapped["matches"] is False and swapped["spki_sha256"] == openssl_pki.leaf_ec.spki_sha256

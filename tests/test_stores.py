@@ -225,3 +225,38 @@ def test_output_cut_short_is_incomplete() -> None:
     node = Node(name="n", host="h", stores=(StoreSpec("bundle", "trust", path="/x.pem"),))
     read = stores.parse(node, TOKEN, f"{TOKEN} file s0 644 root root /x.pem\nMIIB")
     assert not read.complete
+
+
+def test_known_key_hashes_spare_openssl_and_a_changed_key_is_derived_again(
+    tmp_path: Path, material: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "openssl.log"
+    real = shutil.which("openssl")
+    (bin_dir / "openssl").write_text(f'#!/bin/sh\necho "$1" >> {log}\nexec {real} "$@"\n')
+    (bin_dir / "openssl").chmod(0o755)
+    lay(tmp_path, {"/c.crt": (material / "leaf.crt").read_bytes()})
+    lay(tmp_path, {"/k.key": (material / "leaf.key").read_bytes()}, mode=0o600)
+    node = Node(
+        name="n",
+        host="h",
+        root=str(tmp_path),
+        stores=(StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),),
+    )
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+    def sweep(known: dict[str, str]) -> stores.NodeRead:
+        script = stores.read_script(node, TOKEN, known)
+        done = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, env=env, check=True)
+        return stores.parse(node, TOKEN, done.stdout, known)
+
+    cold = sweep({})
+    assert cold.certificates[0].key.matches is True and len(cold.keys.learned) == 1
+    assert log.read_text().split() == ["pkey"]
+    warm = sweep(cold.keys.learned)
+    assert warm.certificates[0].key.matches is True
+    assert log.read_text().split() == ["pkey"], "no openssl for a key whose hash is known"
+    lay(tmp_path, {"/k.key": (material / "other.key").read_bytes()}, mode=0o600)
+    changed = sweep(cold.keys.learned)
+    assert changed.certificates[0].key.matches is False and log.read_text().split() == ["pkey", "pkey"]

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sweeper.atomic import atomic_write
 from sweeper.errors import BadInput
 from sweeper.report import csv_report, html, junit, markdown, sarif
-from sweeper.report.json_report import atomic_write
 from sweeper.report.options import RenderOptions
 from sweeper.report.schema import ReportDoc
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sweeper.atomic import atomic_write
 from sweeper.model import CertRecord, Finding, NodeResult, Report, Severity
 
 SCHEMA = "sweeper.report/1"
@@ -136,18 +135,3 @@ def write_json(report: Report, out_dir: Path) -> Path:
 def encode(doc: dict[str, Any]) -> bytes:
     """The report's exact bytes on disk: what a signature covers, and what every renderer reads."""
     return json.dumps(doc, indent=2, sort_keys=False).encode() + b"\n"
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write so that readers see the old file or the whole new one, never half (temp, fsync, rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

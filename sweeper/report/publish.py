@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweeper import history
+from sweeper.atomic import atomic_write
 from sweeper.model import Report
 from sweeper.pki.sign import Signer, signature_path
 from sweeper.report.formats import write_formats
-from sweeper.report.json_report import atomic_write, stem, write_json
+from sweeper.report.json_report import stem, write_json
 from sweeper.report.options import RenderOptions
 
 

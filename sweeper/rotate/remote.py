@@ -13,7 +13,7 @@ import shlex
 import textwrap
 
 from sweeper.model import Node
-from sweeper.stores.script import PRELUDE, Section, split_output
+from sweeper.stores.script import Section, prelude, split_output
 
 VECS_CLI = "/usr/lib/vmware-vmafd/bin/vecs-cli"
 DIR_CLI = "/usr/lib/vmware-vmafd/bin/dir-cli"
@@ -45,7 +45,7 @@ def b64(data: bytes) -> str:
 
 def script(token: str, body: str) -> str:
     """A rotation script: the scan's reading helpers, the writing helpers, the body, an end marker."""
-    return PRELUDE.format(token=token) + HELPERS + body + '\nsw_flush\necho "$T end"\n'
+    return prelude(token) + HELPERS + body + '\nsw_flush\necho "$T end"\n'
 
 
 def read_files(paths: list[str]) -> str:

@@ -6,11 +6,13 @@ turns what it printed into records. Each store kind supplies `calls()` and `coll
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 
 from sweeper.model import CertRecord, CrlRecord, Node, StoreResult
 from sweeper.stores import files, script, vecs
+from sweeper.stores.records import KeyLedger
 
 _KINDS: dict[str, ModuleType] = {"pem": files, "bundle": files, "dir": files, "vecs": vecs}
 
@@ -23,28 +25,30 @@ class NodeRead:
     crls: tuple[CrlRecord, ...]
     stores: tuple[StoreResult, ...]
     complete: bool
+    keys: KeyLedger
 
 
-def read_script(node: Node, token: str) -> str:
+def read_script(node: Node, token: str, known_keys: Iterable[str] = ()) -> str:
     """The POSIX sh script that prints every store of `node`, tagged with `token`."""
     calls: list[str] = []
     for index, spec in enumerate(node.stores):
         calls.extend(_KINDS[spec.kind].calls(spec, node, f"s{index}"))
-    return script.build(token, calls)
+    return script.build(token, calls, known_keys)
 
 
-def parse(node: Node, token: str, output: str) -> NodeRead:
+def parse(node: Node, token: str, output: str, known_keys: Mapping[str, str] | None = None) -> NodeRead:
     """Records from the script's output; CPU-bound, so callers run it off the event loop."""
     split = script.split_output(token, output)
+    keys = KeyLedger(known=known_keys or {})
     certificates: list[CertRecord] = []
     crls: list[CrlRecord] = []
     results: list[StoreResult] = []
     for index, spec in enumerate(node.stores):
         sections = split.sections.get(f"s{index}", [])
-        for read in _KINDS[spec.kind].collect(spec, node, sections):
+        for read in _KINDS[spec.kind].collect(spec, node, sections, keys):
             if not sections and split.complete:
                 read.fail("error", "the node printed nothing for this store")
             certificates.extend(read.certificates)
             crls.extend(read.crls)
             results.append(read.result())
-    return NodeRead(tuple(certificates), tuple(crls), tuple(results), split.complete)
+    return NodeRead(tuple(certificates), tuple(crls), tuple(results), split.complete, keys)

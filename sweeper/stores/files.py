@@ -5,10 +5,9 @@ from __future__ import annotations
 from sweeper.model import KeyInfo, Node, StoreSpec
 from sweeper.pki.parse import (
     ParseError,
-    spki_sha256_from_openssl_output,
     spki_sha256_from_private_key,
 )
-from sweeper.stores.records import StoreRead, add_file_contents
+from sweeper.stores.records import KeyLedger, StoreRead, add_file_contents
 from sweeper.stores.script import Section, quote
 
 _FILE_FAILURES = {
@@ -30,9 +29,9 @@ def calls(spec: StoreSpec, node: Node, sid: str) -> list[str]:
     return [f"sw_dir {sid} {quote(node.path(spec.path or ''))}"]
 
 
-def collect(spec: StoreSpec, node: Node, sections: list[Section]) -> list[StoreRead]:
+def collect(spec: StoreSpec, node: Node, sections: list[Section], keys: KeyLedger) -> list[StoreRead]:
     read = StoreRead(label=spec.label, kind=spec.kind, role=spec.role)
-    key = _key_info(node, sections)
+    key = _key_info(node, sections, keys)
     skipped = 0
     seen: set[bytes] = set()
     for section in sections:
@@ -57,7 +56,7 @@ def collect(spec: StoreSpec, node: Node, sections: list[Section]) -> list[StoreR
     return [read]
 
 
-def _key_info(node: Node, sections: list[Section]) -> KeyInfo | None:
+def _key_info(node: Node, sections: list[Section], keys: KeyLedger) -> KeyInfo | None:
     """What the node told us about the leaf's key: mode, owner, and its public half."""
     info: dict[str, str | None] = {}
     for section in sections:
@@ -71,7 +70,10 @@ def _key_info(node: Node, sections: list[Section]) -> KeyInfo | None:
         elif section.kind == "keyunreadable":
             info["error"] = "key file is not readable by this user"
         elif section.kind == "pubkey":
-            info.update(_public_key_from_openssl(section))
+            try:
+                info["spki_sha256"] = keys.resolve(section.text)
+            except ParseError as exc:
+                info["error"] = str(exc)
         elif section.kind == "keyfile":
             try:
                 info["spki_sha256"] = spki_sha256_from_private_key(section.decode_base64())
@@ -87,13 +89,6 @@ def _key_info(node: Node, sections: list[Section]) -> KeyInfo | None:
         spki_sha256=info.get("spki_sha256"),
         error=info.get("error"),
     )
-
-
-def _public_key_from_openssl(section: Section) -> dict[str, str]:
-    try:
-        return {"spki_sha256": spki_sha256_from_openssl_output(section.text)}
-    except ParseError as exc:
-        return {"error": str(exc)}
 
 
 def _node_path(node: Node, real_path: str) -> str:

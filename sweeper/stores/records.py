@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from sweeper.model import CertRecord, CrlRecord, KeyInfo, StoreResult
-from sweeper.pki.parse import ParseError, certificate_facts, split_certificates, split_crls
+from sweeper.pki.parse import (
+    ParseError,
+    certificate_facts,
+    spki_sha256_from_openssl_output,
+    split_certificates,
+    split_crls,
+)
 
 
 @dataclass(slots=True)
@@ -34,6 +41,33 @@ class StoreRead:
             error=self.error,
             certificates=len(self.certificates),
         )
+
+
+@dataclass(slots=True)
+class KeyLedger:
+    """Public keys of a node's private keys: derived on the node now, or known from the key cache."""
+
+    known: Mapping[str, str] = field(default_factory=dict)
+    learned: dict[str, str] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+
+    def resolve(self, text: str) -> str:
+        """SPKI SHA-256 from a `hash <h>` line plus, when the key was new, openssl's output.
+
+        :raises ParseError: when neither gives a public key
+        """
+        first, _, rest = text.partition("\n")
+        key_hash = first.removeprefix("hash ").strip() if first.startswith("hash ") else ""
+        if "BEGIN PUBLIC KEY" in rest:
+            spki = spki_sha256_from_openssl_output(rest)
+            if key_hash:
+                self.learned[key_hash] = spki
+                self.seen.add(key_hash)
+            return spki
+        if key_hash in self.known:
+            self.seen.add(key_hash)
+            return self.known[key_hash]
+        return spki_sha256_from_openssl_output(rest or first)
 
 
 def certificate_record(

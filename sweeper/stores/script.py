@@ -15,6 +15,7 @@ import base64
 import binascii
 import shlex
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 PRELUDE = r"""
@@ -23,6 +24,15 @@ NL='
 '
 SW_FILES=''
 SW_STATS=''
+SW_KNOWN=' {known} '
+sw_sha() {{ sw_o=$(sha256sum 2>/dev/null || openssl dgst -sha256 -r 2>/dev/null); echo "${{sw_o%% *}}"; }}
+sw_pub() {{  # sw_pub SID HASH (key on stdin): openssl only for a key the cache has not seen
+  echo "hash $2"
+  case $SW_KNOWN in
+    *" $2 "*) ;;
+    *) openssl pkey -pubout -passin pass: 2>&1 || echo "$T pubkeyfail $1" ;;
+  esac
+}}
 if command -v base64 >/dev/null 2>&1; then sw_b64() {{ base64; }}; else sw_b64() {{ openssl base64; }}; fi
 sw_run() {{
   {{ sw_e=$( {{ "$@"; echo "$T rc $?" >&3; }} 2>&1 1>&3 ); }} 3>&1
@@ -47,7 +57,7 @@ sw_key() {{
   if [ ! -r "$2" ]; then echo "$T keyunreadable $1 $2"; return; fi
   if command -v openssl >/dev/null 2>&1; then
     echo "$T pubkey $1"
-    openssl pkey -in "$2" -pubout -passin pass: 2>&1 || echo "$T pubkeyfail $1"
+    sw_pub "$1" "$(sw_sha < "$2")" < "$2"
   else
     echo "$T keyfile $1"; sw_b64 < "$2"
   fi
@@ -77,8 +87,10 @@ sw_vecs() {{
         "Alias :	"*) sw_alias=${{sw_l#Alias :	}} ;;
         "Entry type :	Private Key")
           echo "$T vecskey $1 $s	$sw_alias"
-          "$2" entry getkey --store "$s" --alias "$sw_alias" 2>/dev/null </dev/null |
-            openssl pkey -pubout -passin pass: 2>/dev/null || echo "$T pubkeyfail $1" ;;
+          sw_k=$("$2" entry getkey --store "$s" --alias "$sw_alias" 2>/dev/null </dev/null)
+          if [ -n "$sw_k" ]; then
+            printf '%s\n' "$sw_k" | sw_pub "$1" "$(printf '%s\n' "$sw_k" | sw_sha)"
+          fi ;;
       esac
     done <<SW_LIST
 $sw_list
@@ -102,9 +114,17 @@ def quote(text: str) -> str:
     return shlex.quote(text)
 
 
-def build(token: str, calls: list[str]) -> str:
-    """The whole script: the helper functions, one call line per store, then the batched reads."""
-    return PRELUDE.format(token=token) + "\n".join(calls) + '\nsw_flush\necho "$T end"\n'
+def build(token: str, calls: list[str], known_keys: Iterable[str] = ()) -> str:
+    """The whole script: the helper functions, one call line per store, then the batched reads.
+
+    `known_keys`: hashes of key files whose public key is already known (see keycache).
+    """
+    known = " ".join(k for k in known_keys if k.isalnum())
+    return prelude(token, known) + "\n".join(calls) + '\nsw_flush\necho "$T end"\n'
+
+
+def prelude(token: str, known: str = "") -> str:
+    return PRELUDE.format(token=token, known=known)
 
 
 @dataclass(frozen=True, slots=True)

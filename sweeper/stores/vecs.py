@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from sweeper.inventory import VECS_CLI
 from sweeper.model import CrlRecord, KeyInfo, Node, StoreSpec
-from sweeper.pki.parse import ParseError, pem_blocks, spki_sha256_from_openssl_output
-from sweeper.stores.records import StoreRead, certificate_record
+from sweeper.pki.parse import ParseError, pem_blocks
+from sweeper.stores.records import KeyLedger, StoreRead, certificate_record
 from sweeper.stores.script import Section, quote
 
 TRUST_STORES = {"TRUSTED_ROOTS"}
@@ -68,11 +68,11 @@ def parse_entry_list(text: str) -> list[VecsEntry]:
     return entries
 
 
-def collect(spec: StoreSpec, node: Node, sections: list[Section]) -> list[StoreRead]:
+def collect(spec: StoreSpec, node: Node, sections: list[Section], keys: KeyLedger) -> list[StoreRead]:
     """One StoreRead per VECS store the node reported."""
     reads: list[StoreRead] = []
     overall = StoreRead(label=spec.label, kind="vecs", role=spec.role)
-    public_keys = _public_keys(sections)
+    public_keys = _public_keys(sections, keys)
     for section in sections:
         if section.kind == "missing":
             overall.fail("missing", f"vecs-cli not found at {section.args}")
@@ -121,7 +121,7 @@ def _store(node: Node, section: Section, public_keys: dict[tuple[str, str], KeyI
     return read
 
 
-def _public_keys(sections: list[Section]) -> dict[tuple[str, str], KeyInfo]:
+def _public_keys(sections: list[Section], ledger: KeyLedger) -> dict[tuple[str, str], KeyInfo]:
     keys: dict[tuple[str, str], KeyInfo] = {}
     for section in sections:
         if section.kind != "vecskey":
@@ -129,7 +129,7 @@ def _public_keys(sections: list[Section]) -> dict[tuple[str, str], KeyInfo]:
         store, _, alias = section.args.partition("\t")
         label = f"vecs:{store}/{alias}"
         try:
-            spki = spki_sha256_from_openssl_output(section.text)
+            spki = ledger.resolve(section.text)
             keys[(store, alias)] = KeyInfo(path=label, spki_sha256=spki)
         except ParseError:
             keys[(store, alias)] = KeyInfo(path=label, error="vecs-cli entry getkey gave no usable key")

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import run
 from tests.support.fixtures import write_inventory
 from tests.support.node_tree import LinuxNodeTree, lay_linux_node_tree
 
@@ -21,19 +22,27 @@ pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="nee
 PASSPHRASE = "journal pass for tests"
 
 
-def sweeper(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+def sweeper(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run.sweeper(*args, env={"SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE, **(env or {})})
+
+
+def rotate(
+    inventory: Path,
+    source: Path,
+    tmp_path: Path,
+    *extra: str,
+    journal: str = "journal",
+    out: str = "rot",
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "sweeper", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE, **(env or {})},
+    return run.rotate(
+        inventory,
+        source,
+        tmp_path / journal,
+        tmp_path / out,
+        *extra,
+        env={"SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE, **(env or {})},
     )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
 
 
 def openssl(*args: str, stdin: bytes | None = None) -> str:
@@ -110,17 +119,7 @@ def test_rotation_replaces_everything_and_rollback_puts_it_back(
     assert snapshot(trees) == before_files and not (tmp_path / "dry").exists(), "--dry-run changes nothing"
 
     journal = tmp_path / "journal"
-    done = sweeper(
-        "rotate",
-        str(inventory),
-        "--from",
-        str(source),
-        "--yes",
-        "--journal",
-        str(journal),
-        "--out",
-        str(tmp_path / "rot"),
-    )
+    done = rotate(inventory, source, tmp_path)
     assert done.returncode == 0, done.stderr
     (report_path,) = (tmp_path / "rot").glob("*.json")
     report = json.loads(report_path.read_text())
@@ -168,21 +167,7 @@ def test_a_node_that_fails_for_good_stops_the_wave_and_resume_finishes(
     )
     inventory.write_text(text)
     journal = tmp_path / "journal"
-    done = sweeper(
-        "rotate",
-        str(inventory),
-        "--from",
-        str(source),
-        "--yes",
-        "--journal",
-        str(journal),
-        "--canary",
-        "1",
-        "--wave",
-        "1",
-        "--out",
-        str(tmp_path / "rot"),
-    )
+    done = rotate(inventory, source, tmp_path, "--canary", "1", "--wave", "1")
     assert done.returncode == 3, done.stderr
     assert "stopped at reissue" in done.stderr and "sweeper resume" in done.stderr
     bundle_before_purge = trees[0].host_path(trees[0].trust_bundle).read_bytes()
@@ -229,17 +214,7 @@ def test_a_node_that_drops_mid_reissue_is_retried_and_finishes(
     inventory.write_text(
         inventory.read_text().replace(f"echo restarted >> {victim.root}/restart.log", drop_once)
     )
-    done = sweeper(
-        "rotate",
-        str(inventory),
-        "--from",
-        str(source),
-        "--yes",
-        "--journal",
-        str(tmp_path / "j"),
-        "--out",
-        str(tmp_path / "rot"),
-    )
+    done = rotate(inventory, source, tmp_path, journal="j")
     assert done.returncode == 0, done.stderr
     assert (victim.root / "dropped").exists(), "the connection really dropped"
     (path,) = (tmp_path / "rot").glob("*.json")
@@ -338,19 +313,7 @@ def _journal_has_running_restart(journal: Path) -> bool:
 def test_an_ecdsa_root_can_be_asked_for(tmp_path, sshd_factory, client_key, openssl_pki):
     inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=1)
     source = scan_report(tmp_path, inventory)
-    done = sweeper(
-        "rotate",
-        str(inventory),
-        "--from",
-        str(source),
-        "--yes",
-        "--key-type",
-        "ec-p384",
-        "--journal",
-        str(tmp_path / "j"),
-        "--out",
-        str(tmp_path / "rot"),
-    )
+    done = rotate(inventory, source, tmp_path, "--key-type", "ec-p384", journal="j")
     assert done.returncode == 0, done.stderr
     assert "ASN1 OID: secp384r1" in openssl(
         "x509", "-in", str(tmp_path / "j" / "new-root.pem"), "-noout", "-text"
@@ -395,24 +358,10 @@ def test_an_enterprise_ca_with_an_encrypted_key_signs_the_new_leaves(
         "-out",
         str(ca_cert),
     )
-    base = [
-        "rotate",
-        str(inventory),
-        "--from",
-        str(source),
-        "--yes",
-        "--ca-cert",
-        str(ca_cert),
-        "--ca-key",
-        str(ca_key),
-        "--journal",
-        str(tmp_path / "j"),
-        "--out",
-        str(tmp_path / "rot"),
-    ]
-    wrong = sweeper(*base, env={"SWEEPER_CA_PASSPHRASE": "nope"})
+    ca = ("--ca-cert", str(ca_cert), "--ca-key", str(ca_key))
+    wrong = rotate(inventory, source, tmp_path, *ca, journal="j", env={"SWEEPER_CA_PASSPHRASE": "nope"})
     assert wrong.returncode == 2 and "wrong passphrase" in wrong.stderr and not (tmp_path / "j").exists()
-    done = sweeper(*base, env={"SWEEPER_CA_PASSPHRASE": "ca-secret"})
+    done = rotate(inventory, source, tmp_path, *ca, journal="j", env={"SWEEPER_CA_PASSPHRASE": "ca-secret"})
     assert done.returncode == 0, done.stderr
     cert = trees[0].host_path(trees[0].cert)
     assert "Enterprise Issuing CA" in openssl("x509", "-in", str(cert), "-noout", "-issuer")

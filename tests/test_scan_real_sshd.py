@@ -60,6 +60,18 @@ def node_entry(name: str, sshd, root: Path, stores: list[dict[str, str]], **extr
     }
 
 
+def one_node(tmp_path: Path, sshd_factory, client_key, openssl_pki):
+    """One real sshd node `web1` with a Linux tree, and its inventory."""
+    (server,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [node_entry("web1", server, tree.root, tree.stores)],
+        defaults(tmp_path, client_key, [server.host_key_line]),
+    )
+    return server, tree, inventory
+
+
 def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {n["name"]: n for n in report["nodes"]}
 
@@ -395,13 +407,7 @@ def test_ssh_agent_keys_are_offered_when_asked_for(
 def test_baseline_last_flags_an_anchor_that_appeared_since_the_previous_run(
     tmp_path: Path, sshd_factory, client_key, openssl_pki
 ) -> None:
-    (server,) = sshd_factory(1)
-    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
-    inventory = write_inventory(
-        tmp_path / "inv.toml",
-        [node_entry("web1", server, tree.root, tree.stores)],
-        defaults(tmp_path, client_key, [server.host_key_line]),
-    )
+    server, tree, inventory = one_node(tmp_path, sshd_factory, client_key, openssl_pki)
     out = tmp_path / "reports"
 
     def scan(*args: str) -> subprocess.CompletedProcess[str]:
@@ -450,13 +456,7 @@ def test_baseline_last_flags_an_anchor_that_appeared_since_the_previous_run(
 def test_the_key_cache_skips_openssl_but_never_hides_a_changed_key(
     tmp_path: Path, sshd_factory, client_key, openssl_pki
 ) -> None:
-    (server,) = sshd_factory(1)
-    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
-    inventory = write_inventory(
-        tmp_path / "inv.toml",
-        [node_entry("web1", server, tree.root, tree.stores)],
-        defaults(tmp_path, client_key, [server.host_key_line]),
-    )
+    server, tree, inventory = one_node(tmp_path, sshd_factory, client_key, openssl_pki)
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
 
     def leaf_key(out: str) -> dict[str, Any]:

@@ -68,6 +68,15 @@ def lay(root: Path, files: dict[str, bytes], mode: int = 0o644) -> None:
         path.chmod(mode)
 
 
+def pem_leaf(root: Path, cert: bytes, key: bytes) -> Node:
+    """A node with one pem store, /c.crt with /k.key (0600), laid under `root`."""
+    lay(root, {"/c.crt": cert})
+    lay(root, {"/k.key": key}, mode=0o600)
+    return Node(
+        name="n", host="h", root=str(root), stores=(StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),)
+    )
+
+
 def test_pem_leaf_with_matching_key_is_read_through_the_root_prefix(tmp_path: Path, material: Path) -> None:
     lay(tmp_path, {"/etc/tls/server.crt": (material / "leaf.crt").read_bytes()})
     lay(tmp_path, {"/etc/tls/server.key": (material / "leaf.key").read_bytes()}, mode=0o600)
@@ -87,31 +96,13 @@ def test_pem_leaf_with_matching_key_is_read_through_the_root_prefix(tmp_path: Pa
 
 
 def test_a_key_that_belongs_to_another_certificate_does_not_match(tmp_path: Path, material: Path) -> None:
-    lay(
-        tmp_path,
-        {"/c.crt": (material / "leaf.crt").read_bytes(), "/k.key": (material / "other.key").read_bytes()},
-    )
-    node = Node(
-        name="n",
-        host="h",
-        root=str(tmp_path),
-        stores=(StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),),
-    )
+    node = pem_leaf(tmp_path, (material / "leaf.crt").read_bytes(), (material / "other.key").read_bytes())
     (cert,) = run_script(node).certificates
     assert cert.key.matches is False and cert.key.error is None
 
 
 def test_an_encrypted_key_is_reported_not_prompted_for(tmp_path: Path, material: Path) -> None:
-    lay(
-        tmp_path,
-        {"/c.crt": (material / "leaf.crt").read_bytes(), "/k.key": (material / "encrypted.key").read_bytes()},
-    )
-    node = Node(
-        name="n",
-        host="h",
-        root=str(tmp_path),
-        stores=(StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),),
-    )
+    node = pem_leaf(tmp_path, (material / "leaf.crt").read_bytes(), (material / "encrypted.key").read_bytes())
     (cert,) = run_script(node).certificates
     assert cert.key.matches is None and cert.key.error
 

@@ -561,6 +561,7 @@ def describe_action(action: Action) -> str:
         "vmdir-unpublish": f"unpublish and delete {len(detail.get('sha256', []))} root(s) from TRUSTED_ROOTS",
         "clear-vecs-store": f"empty VECS {action.target} (old certificates and keys)",
         "remove-crls": f"remove {len(detail.get('files', []))} CRL file(s) of removed CAs: {action.target}",
+        "publish-crl": f"publish the new root's CRL (replaced serials) into {action.target}",
         "delete-vecs-crls": f"delete {len(detail.get('aliases', []))} CRL(s) of removed roots from VECS",
     }.get(action.kind, f"{action.kind} {action.target}")
 

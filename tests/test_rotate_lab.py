@@ -59,6 +59,23 @@ def openssl_verifies(cert: Path, anchors: list[Path], tmp: Path) -> bool:
     return done.returncode == 0
 
 
+def crl_verifies(crl: Path, issuer: Path) -> bool:
+    done = subprocess.run(
+        ["openssl", "crl", "-in", str(crl), "-CAfile", str(issuer), "-noout"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode == 0 and "verify OK" in done.stderr + done.stdout
+
+
+def crl_files(lab: LabHandle) -> dict[str, bytes]:
+    """Every CRL file on every node (folders and VECS), by path."""
+    nodes = lab.dir / "nodes"
+    paths = [*nodes.glob("*/etc/pki/tls/crl/*"), *nodes.glob(f"*/{VECS}/TRUSTED_ROOT_CRLS/*/crl.pem")]
+    return {str(p.relative_to(nodes)): p.read_bytes() for p in paths}
+
+
 def fingerprint(cert: Path) -> str:
     out = subprocess.run(
         ["openssl", "x509", "-in", str(cert), "-noout", "-fingerprint", "-sha256"],
@@ -79,6 +96,7 @@ def test_rotation_fixes_the_incident_on_every_profile_and_rollback_restores_it(
     lab: LabHandle, tmp_path: Path
 ):
     before = scan(lab, tmp_path / "before")
+    crls_before = crl_files(lab)
     assert {f["rule"] for f in before["findings"]} >= {"compromised-issuer", "revoked", "rogue-root"}
     (source,) = (tmp_path / "before").glob("*.json")
 
@@ -110,6 +128,8 @@ def test_rotation_fixes_the_incident_on_every_profile_and_rollback_restores_it(
             assert not list((root / VECS / "BACKUP_STORE").glob("*/key.pem")), "old keys cleared"
             published = sorted((lab.dir / "vmdir" / "certs").glob("*/cert.pem"))
             assert compromised not in {fingerprint(p) for p in published}, "unpublished from VMware Directory"
+            crls = sorted((root / VECS / "TRUSTED_ROOT_CRLS").glob("*/crl.pem"))
+            assert any(crl_verifies(c, tmp_path / "journal" / "new-root.pem") for c in crls), "new root's CRL"
         else:
             stores = node.get("stores") or [
                 {"kind": "pem", "cert": "/etc/vmware/ssl/rui.crt"},
@@ -120,6 +140,9 @@ def test_rotation_fixes_the_incident_on_every_profile_and_rollback_restores_it(
                 for s in stores
                 if s["kind"] == "bundle" and s.get("role") != "crl"
             ]
+            for crl_dir in (root / s["path"].lstrip("/") for s in stores if s.get("role") == "crl"):
+                (ours,) = crl_dir.glob("sweeper-*.crl.pem")
+                assert crl_verifies(ours, tmp_path / "journal" / "new-root.pem")
             for leaf in (root / s["cert"].lstrip("/") for s in stores if s["kind"] == "pem"):
                 assert openssl_verifies(leaf, anchors, tmp_path), (node["name"], leaf)
 
@@ -147,3 +170,4 @@ def test_rotation_fixes_the_incident_on_every_profile_and_rollback_restores_it(
         }
 
     assert certificates(restored) == certificates(before)
+    assert crl_files(lab) == crls_before, "the CRL stores are as they were"

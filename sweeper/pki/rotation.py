@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sweeper.errors import CorruptInput
-from sweeper.pki.issue import cert_pem, generate_key, key_pem, make_root
+from sweeper.pki.issue import cert_pem, crl_pem, generate_key, key_pem, make_crl, make_root
 
 ROOT_KEY_TYPES = {"rsa3072": "rsa3072", "rsa4096": "rsa4096", "ec-p384": "ec-p384"}
 LEAF_BACKDATE = timedelta(days=1)  # ESXi wants notBefore a day in the past
@@ -122,6 +122,30 @@ def public_key_pem_of(private_pem: bytes) -> bytes:
     return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+def certificate_serial(pem: bytes) -> str:
+    """Lower-case hex serial, as reports write it."""
+    return format(x509.load_pem_x509_certificate(pem).serial_number, "x")
+
+
+def revocation_list(ca: CertificateAuthority, serials: list[str], days: int = 30) -> bytes:
+    """A CRL (PEM) signed by the rotation CA listing `serials` (hex); its number is the time,
+    so a later CRL always supersedes an earlier one."""
+    issuer = x509.load_pem_x509_certificate(ca.cert_pem)
+    key = serialization.load_pem_private_key(ca.key_pem, None)
+    now = datetime.now(UTC).replace(microsecond=0)
+    revoked = [(int(serial, 16), now) for serial in sorted(set(serials))]
+    crl = make_crl(
+        issuer,
+        key,
+        revoked,
+        now,
+        now + timedelta(days=days),
+        int(now.timestamp()),
+        hash="sha256" if ca.is_rsa else "sha384",
+    )
+    return crl_pem(crl)
 
 
 def der_to_pem(der: bytes) -> bytes:

@@ -20,7 +20,7 @@ from sweeper import stores
 from sweeper.errors import CommandFailed
 from sweeper.model import Node, StoreSpec
 from sweeper.pki import rotation
-from sweeper.pki.parse import ParseError, pem_blocks, spki_sha256_from_openssl_output
+from sweeper.pki.parse import ParseError, crl_issuer, pem_blocks, spki_sha256_from_openssl_output
 from sweeper.rotate import remote
 from sweeper.rotate.journal import Journal
 from sweeper.rotate.plan import Action, Plan
@@ -261,6 +261,7 @@ async def reissue_file(rot: Rotation, session: Session, action: Action) -> dict[
     public_pem = await _pending_key(session, pending, action.detail.get("key_type", "RSA"))
     new_pem = await asyncio.to_thread(rotation.reissue, ders[0], public_pem, rot.ca, rot.leaf_days)
     new_sha = rotation.certificate_sha256(new_pem)
+    rot.journal.record_issued(node.name, action.target, rotation.certificate_serial(new_pem), new_sha)
     new_key_mode = "0400" if key_mode == "0400" else "0600"
     current = (await read_files(session, [cert_path]))[cert_path]
     if current is None or new_sha not in _certificate_shas(current[0]):
@@ -318,6 +319,7 @@ async def reissue_vecs(rot: Rotation, session: Session, action: Action) -> dict[
     public_pem = await _pending_key(session, f"{work}/key.pem", "RSA")
     new_pem = await asyncio.to_thread(rotation.reissue, ders[0], public_pem, rot.ca, rot.leaf_days)
     new_sha = rotation.certificate_sha256(new_pem)
+    rot.journal.record_issued(node.name, action.target, rotation.certificate_serial(new_pem), new_sha)
     entries = {a: sha for a, _, sha in await _store_entries(session, store)}
     if entries.get(alias) != new_sha:
         _, split = await run(
@@ -474,6 +476,56 @@ async def delete_vecs_crls(rot: Rotation, session: Session, action: Action) -> d
     return {"removed": aliases}
 
 
+def serials_to_revoke(rot: Rotation) -> list[str]:
+    """What the rotation CA revokes: certificates it issued that a retry replaced before they
+    were ever verified in place, and, when it is the CA that issued the old leaves (an
+    enterprise CA re-issuing), those old leaves."""
+    in_place = {s.detail.get("new_sha256") for s in rot.journal.steps("reissue") if s.state == "done"}
+    superseded = [serial for serial, sha in rot.journal.issued() if sha not in in_place]
+    old = [
+        a.detail["old_serial"]
+        for a in rot.plan.actions
+        if a.phase == "reissue" and a.detail.get("old_issuer") == rot.ca.subject and "old_serial" in a.detail
+    ]
+    return sorted(set(superseded + old))
+
+
+async def publish_crl(rot: Rotation, session: Session, action: Action) -> dict[str, Any]:
+    """Put the rotation CA's CRL into one of the node's CRL stores, and see it there."""
+    node = session.node
+    serials = serials_to_revoke(rot)
+    crl = await asyncio.to_thread(rotation.revocation_list, rot.ca, serials)
+    if action.detail["store_kind"] == "dir":
+        path = node.path(f"{action.target.rstrip('/')}/sweeper-{rot.ca.sha256[:16]}.crl.pem")
+        rot.journal.backup(node.name, "file", path, existed=False)
+        await run(session, remote.put_file(path, crl, None, None, "0644"), f"write {path}")
+        written = (await read_files(session, [path]))[path]
+        if written is None or written[0] != crl:
+            raise CommandFailed(f"{path}: the CRL is not there after writing it")
+        return {"path": path, "revoked": serials}
+    await _vmdir(rot, session, "publish-crl", crl)
+    ours = await _crl_aliases_of(session, rot.ca.subject)
+    if not ours:
+        raise CommandFailed("TRUSTED_ROOT_CRLS holds no CRL of the new root after publishing it")
+    for alias in ours:
+        rot.journal.backup(node.name, "vecs", f"TRUSTED_ROOT_CRLS/{alias}", existed=False)
+    return {"aliases": ours, "revoked": serials}
+
+
+async def _crl_aliases_of(session: Session, issuer: str) -> list[str]:
+    """Aliases of the TRUSTED_ROOT_CRLS entries whose CRL the given issuer signed."""
+    _, split = await run(
+        session, remote.vecs_entry_list(session.node, "TRUSTED_ROOT_CRLS", "e0"), "vecs entry list"
+    )
+    text = "\n".join(s.text for s in split.sections.get("e0", []))
+    found = []
+    for entry in parse_entry_list(text):
+        for block in pem_blocks(entry.pem.encode()):
+            if block.label == "X509 CRL" and crl_issuer(block.der) == issuer:
+                found.append(entry.alias)
+    return found
+
+
 HANDLERS: dict[str, Handler] = {
     "add-anchor": add_anchor,
     "vmdir-publish": vmdir_publish,
@@ -486,4 +538,5 @@ HANDLERS: dict[str, Handler] = {
     "clear-vecs-store": clear_vecs_store,
     "remove-crls": remove_crls,
     "delete-vecs-crls": delete_vecs_crls,
+    "publish-crl": publish_crl,
 }

@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS backups (
     content BLOB, sealed INTEGER NOT NULL, restored INTEGER NOT NULL DEFAULT 0,
     UNIQUE (node, kind, target));
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, blob BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS issued (
+    serial TEXT PRIMARY KEY, node TEXT NOT NULL, target TEXT NOT NULL, sha256 TEXT NOT NULL,
+    created TEXT NOT NULL);
 """
 
 
@@ -284,6 +287,21 @@ class Journal:
     def mark_restored(self, seq: int) -> None:
         with self._db:
             self._db.execute("UPDATE backups SET restored = 1 WHERE seq = ?", (seq,))
+
+    # --- certificates this rotation issued ---------------------------------------------------
+
+    def record_issued(self, node: str, target: str, serial: str, sha256: str) -> None:
+        """Every certificate the rotation CA signs, before it is installed: a crash may leave one
+        issued but replaced by a later attempt, and such a certificate must end up revoked."""
+        with self._db:
+            self._db.execute(
+                "INSERT OR IGNORE INTO issued (serial, node, target, sha256, created) VALUES (?, ?, ?, ?, ?)",
+                (serial, node, target, sha256, _now()),
+            )
+
+    def issued(self) -> list[tuple[str, str]]:
+        """(serial, sha256) of every certificate the rotation issued."""
+        return [(r[0], r[1]) for r in self._db.execute("SELECT serial, sha256 FROM issued ORDER BY created")]
 
     # --- secrets ---------------------------------------------------------------------------
 

@@ -117,6 +117,7 @@ def make_plan(
         actions += _reissue_actions(node, result)
         actions += _purge_actions(node, result, remove)
         actions += _crl_purge_actions(node, result, removed_subjects)
+        actions += _crl_publish_actions(node, result)
     with_work = [r.name for r in swept if any(a.node == r.name and a.phase == "reissue" for a in actions)]
     return Plan(
         tuple(actions),
@@ -186,7 +187,7 @@ def _reissue_actions(node: Node, result: NodeResult) -> list[Action]:
                     "reissue",
                     "reissue-vecs",
                     f"{store}/{cert.entry}",
-                    {"store": store, "alias": cert.entry, "old_sha256": cert.sha256},
+                    {"store": store, "alias": cert.entry, **_old(cert)},
                 )
             )
         elif cert.key is not None and "#" not in cert.entry:
@@ -198,7 +199,7 @@ def _reissue_actions(node: Node, result: NodeResult) -> list[Action]:
                     cert.entry,
                     {
                         "key": cert.key.path,
-                        "old_sha256": cert.sha256,
+                        **_old(cert),
                         "key_type": cert.key_type,
                         "key_bits": cert.key_bits,
                     },
@@ -218,6 +219,24 @@ def _reissue_actions(node: Node, result: NodeResult) -> list[Action]:
                     {"host": node.host, "port": node.tls_port},
                 )
             )
+    return actions
+
+
+def _old(cert: CertRecord) -> dict[str, str]:
+    """What the revocation list needs of the certificate being replaced."""
+    return {"old_sha256": cert.sha256, "old_serial": cert.serial, "old_issuer": cert.issuer}
+
+
+def _crl_publish_actions(node: Node, result: NodeResult) -> list[Action]:
+    """The rotation CA's CRL goes into every CRL store the node has (folders and VECS)."""
+    actions = []
+    for store in result.stores:
+        if store.label == "vecs:TRUSTED_ROOT_CRLS":
+            actions.append(
+                Action(node.name, "purge", "publish-crl", "TRUSTED_ROOT_CRLS", {"store_kind": "vecs"})
+            )
+        elif store.role == "crl" and store.kind == "dir" and store.status in ("ok", "missing"):
+            actions.append(Action(node.name, "purge", "publish-crl", store.label, {"store_kind": "dir"}))
     return actions
 
 

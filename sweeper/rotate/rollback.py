@@ -9,7 +9,7 @@ import json
 from sweeper.errors import CommandFailed
 from sweeper.pki.parse import pem_blocks
 from sweeper.rotate import remote
-from sweeper.rotate.actions import Rotation, _store_entries, _vmdir, read_files, run
+from sweeper.rotate.actions import Rotation, _crl_aliases_of, _store_entries, _vmdir, read_files, run
 from sweeper.rotate.journal import Backup
 from sweeper.ssh import Session
 
@@ -80,18 +80,23 @@ async def _restore_vecs(rot: Rotation, session: Session, item: Backup) -> None:
 
 
 async def _withdraw_published(rot: Rotation, session: Session, item: Backup) -> None:
-    """Undo our publish of the new root: unpublish it and delete it from TRUSTED_ROOTS."""
+    """Undo our publish of the new root: unpublish it (its CRL goes with it in VMware Directory),
+    then delete it and its CRL from VECS, where the re-sync only ever adds."""
+    node = session.node
     cert = json.loads(item.content or b"{}").get("cert", "").encode()
     if cert:
         await _vmdir(rot, session, "unpublish", cert)
-    for alias, _, sha in await _store_entries(session, "TRUSTED_ROOTS"):
-        if sha == item.target:
-            await run(
-                session,
-                remote.vecs_delete_entry(session.node, "TRUSTED_ROOTS", alias)
-                + remote.force_refresh(session.node),
-                "delete the new root from VECS",
-            )
+    body = "".join(
+        remote.vecs_delete_entry(node, "TRUSTED_ROOTS", alias, quiet=True)
+        for alias, _, sha in await _store_entries(session, "TRUSTED_ROOTS")
+        if sha == item.target
+    )
+    body += "".join(
+        remote.vecs_delete_entry(node, "TRUSTED_ROOT_CRLS", alias, quiet=True)
+        for alias in await _crl_aliases_of(session, rot.ca.subject)
+    )
+    if body:
+        await run(session, body + remote.force_refresh(node), "delete the new root and its CRL from VECS")
 
 
 async def _clean_pending(rot: Rotation, session: Session) -> None:

@@ -84,7 +84,7 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
     inventory = load_inventory(request.inventory)
     nodes = inventory.limited(list(request.limit))
     source = load_source_report(request.source_report)
-    ca = _authority(request)
+    ca = _authority(request, ask)
     before = scan(
         inventory,
         nodes,
@@ -108,7 +108,7 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
     return Prepared(inventory, nodes, before, ca, plan)
 
 
-def _authority(request: RotateRequest) -> rotation.CertificateAuthority:
+def _authority(request: RotateRequest, ask: AskSecret | None) -> rotation.CertificateAuthority:
     if request.ca_cert or request.ca_key:
         if not (request.ca_cert and request.ca_key):
             raise BadInput("--ca-cert and --ca-key go together")
@@ -116,7 +116,10 @@ def _authority(request: RotateRequest) -> rotation.CertificateAuthority:
             cert, key = request.ca_cert.read_bytes(), request.ca_key.read_bytes()
         except OSError as exc:
             raise CorruptInput(exc.filename, f"cannot read: {exc.strerror}") from None
-        return rotation.load_authority(cert, key, request.ca_passphrase, str(request.ca_key))
+        passphrase = request.ca_passphrase
+        if passphrase is None and ask is not None and b"ENCRYPTED" in key:
+            passphrase = ask(f"passphrase for the CA key {request.ca_key}: ")
+        return rotation.load_authority(cert, key, passphrase, str(request.ca_key))
     try:
         return rotation.new_root(request.root_key_type)
     except ValueError as exc:

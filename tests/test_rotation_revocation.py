@@ -1,0 +1,59 @@
+"""What the rotation CA's CRL revokes, and that the CRL it signs says so (checked with openssl)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from sweeper.pki import rotation
+from sweeper.rotate.actions import Rotation, serials_to_revoke
+from sweeper.rotate.journal import Journal
+from sweeper.rotate.plan import Action, Plan
+
+
+def rotation_with(tmp_path: Path, ca: rotation.CertificateAuthority, old_issuer: str) -> Rotation:
+    plan = Plan(
+        actions=(
+            Action(
+                "n1",
+                "reissue",
+                "reissue-file",
+                "/etc/tls/a.crt",
+                {"key": "/etc/tls/a.key", "old_sha256": "aa", "old_serial": "1f", "old_issuer": old_issuer},
+            ),
+        ),
+        waves=(("n1",),),
+        remove={},
+        max_failures=0,
+    )
+    journal = Journal.create(tmp_path / "j", "pass", {})
+    return Rotation(journal, plan, ca, sso_password=lambda node: "")
+
+
+def test_a_certificate_issued_then_replaced_by_a_retry_is_revoked_the_one_in_place_is_not(
+    tmp_path: Path,
+) -> None:
+    ca = rotation.new_root("ec-p384")
+    rot = rotation_with(tmp_path, ca, old_issuer="CN=Old Root")
+    rot.journal.plan_steps([("n1", "reissue", "reissue-file:/etc/tls/a.crt")])
+    rot.journal.record_issued("n1", "/etc/tls/a.crt", "abc1", "sha-first-attempt")
+    rot.journal.record_issued("n1", "/etc/tls/a.crt", "abc2", "sha-in-place")
+    rot.journal.begin("n1", "reissue", "reissue-file:/etc/tls/a.crt")
+    rot.journal.finish("n1", "reissue", "reissue-file:/etc/tls/a.crt", {"new_sha256": "sha-in-place"})
+    assert serials_to_revoke(rot) == ["abc1"], "the old root's leaves are not the new CA's to revoke"
+
+
+def test_an_enterprise_ca_revokes_the_old_leaves_it_issued_itself(tmp_path: Path) -> None:
+    ca = rotation.new_root("rsa3072")
+    rot = rotation_with(tmp_path, ca, old_issuer=ca.subject)
+    assert serials_to_revoke(rot) == ["1f"]
+    crl = tmp_path / "ca.crl"
+    crl.write_bytes(rotation.revocation_list(ca, serials_to_revoke(rot)))
+    (tmp_path / "ca.pem").write_bytes(ca.cert_pem)
+    text = subprocess.run(
+        ["openssl", "crl", "-in", str(crl), "-CAfile", str(tmp_path / "ca.pem"), "-noout", "-text"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "verify OK" in text.stdout + text.stderr and "Serial Number: 1F" in text.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -369,3 +370,81 @@ def test_an_enterprise_ca_with_an_encrypted_key_signs_the_new_leaves(
     assert "ca-secret" not in done.stderr and "ca-secret" not in "".join(
         p.read_text() for p in (tmp_path / "rot").glob("*.json")
     )
+
+
+NODE_TOOLS = (
+    "sh",
+    "cat",
+    "stat",
+    "base64",
+    "sha256sum",
+    "mktemp",
+    "chmod",
+    "chown",
+    "mv",
+    "rm",
+    "mkdir",
+    "dirname",
+    "sync",
+    "touch",
+    "sleep",
+    "grep",
+    "awk",
+    "kill",
+    "setsid",
+)
+
+
+def test_a_node_without_openssl_gets_a_key_made_here_and_pushed(
+    tmp_path, sshd_factory, client_key, openssl_pki
+):
+    bin_dir = tmp_path / "node-bin"  # the node's whole PATH: everyday tools, and no openssl
+    bin_dir.mkdir()
+    for tool in NODE_TOOLS:
+        if shutil.which(tool):
+            (bin_dir / tool).symlink_to(shutil.which(tool))
+    (server,) = sshd_factory(1, session_path=str(bin_dir))
+    tree = lay_linux_node_tree(tmp_path / "n0", openssl_pki)
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(server.host_key_line + "\n")
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [
+            {
+                "name": "n0",
+                "host": server.host,
+                "port": server.port,
+                "profile": "linux",
+                "root": str(tree.root),
+                "stores": [st for st in tree.stores if st["kind"] != "dir"],
+            },
+        ],
+        {"user": "root", "known_hosts": str(known_hosts), "client_keys": [str(client_key.private_path)]},
+    )
+    probe = subprocess.run(
+        [
+            "ssh",
+            "-i",
+            str(client_key.private_path),
+            "-o",
+            f"UserKnownHostsFile={known_hosts}",
+            "-p",
+            str(server.port),
+            f"root@{server.host}",
+            "command -v openssl || echo no-openssl",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip() == "no-openssl", "the node really has no openssl"
+    source = scan_report(tmp_path, inventory)
+    leaf = next(
+        c for c in run.only_report(tmp_path / "scan")["nodes"][0]["certificates"] if c["role"] == "leaf"
+    )
+    assert leaf["key"]["matches"] is True, "the key was read into memory to compare it"
+    done = rotate(inventory, source, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert_rotated([tree], openssl_pki)
+    assert oct(tree.host_path(tree.key).stat().st_mode & 0o777) == "0o600"
+    assert "PRIVATE KEY" not in "".join(p.read_text() for p in (tmp_path / "rot").glob("*.json"))

@@ -56,6 +56,7 @@ def sshd_factory(tmp_path: Path, client_key: ClientKey) -> Iterator[SshdFactory]
         max_sessions: int | None = None,
         login_grace_time: int = 30,
         authorized_keys: Sequence[str] | None = None,
+        session_path: str | None = None,
     ) -> list[Sshd]:
         keys = [client_key.public_line] if authorized_keys is None else authorized_keys
         sshds = [
@@ -65,6 +66,7 @@ def sshd_factory(tmp_path: Path, client_key: ClientKey) -> Iterator[SshdFactory]
                 max_startups=max_startups,
                 max_sessions=max_sessions,
                 login_grace_time=login_grace_time,
+                session_path=session_path,
             )
             for _ in range(count)
         ]

@@ -102,6 +102,7 @@ class Sshd:
     :param max_startups: sshd's ``start:rate:full``; None keeps OpenSSH's 10:30:100.
     :param max_sessions: channels per connection; None keeps OpenSSH's 10.
     :param login_grace_time: seconds a connection may stay unauthenticated.
+    :param session_path: PATH for the commands sessions run (SetEnv), e.g. one without openssl.
     """
 
     def __init__(
@@ -113,8 +114,10 @@ class Sshd:
         max_startups: str | None = None,
         max_sessions: int | None = None,
         login_grace_time: int = 30,
+        session_path: str | None = None,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        self._session_path = session_path
         self.directory = directory
         self.host = host or next_loopback_host()
         self.port = 0
@@ -220,7 +223,7 @@ class Sshd:
             # bash sources ~/.bashrc for commands run by sshd unless it thinks it is nested;
             # root's rc file here (pyenv init) costs ~150 ms per command, which real nodes
             # don't pay and which would swamp every timing and concurrency test.
-            "SetEnv SHLVL=1",
+            "SetEnv SHLVL=1" + (f" PATH={self._session_path}" if self._session_path else ""),
         ]
         if self._max_startups is not None:
             lines.append(f"MaxStartups {self._max_startups}")
@@ -285,6 +288,7 @@ class SshdFactory(Protocol):
         max_sessions: int | None = None,
         login_grace_time: int = 30,
         authorized_keys: Sequence[str] | None = None,
+        session_path: str | None = None,
     ) -> list[Sshd]: ...
 
 

@@ -448,3 +448,18 @@ def test_a_node_without_openssl_gets_a_key_made_here_and_pushed(
     assert_rotated([tree], openssl_pki)
     assert oct(tree.host_path(tree.key).stat().st_mode & 0o777) == "0o600"
     assert "PRIVATE KEY" not in "".join(p.read_text() for p in (tmp_path / "rot").glob("*.json"))
+
+
+def test_force_purges_despite_a_failed_node_and_says_so(tmp_path, sshd_factory, client_key, openssl_pki):
+    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
+    source = scan_report(tmp_path, inventory)
+    broken = trees[1]
+    inventory.write_text(
+        inventory.read_text().replace(f"echo restarted >> {broken.root}/restart.log", "false")
+    )
+    done = rotate(inventory, source, tmp_path, "--max-failures", "1", "--force")
+    assert done.returncode == 3, done.stderr
+    assert "--force: the purge ran although some nodes were not re-issued" in " ".join(done.stderr.split())
+    report = run.only_report(tmp_path / "rot")
+    assert report["rotation"]["purged"] is True and list(report["rotation"]["failed"]) == ["n1"]
+    assert openssl_pki.root.sha256 not in _shas(trees[0].host_path(trees[0].trust_bundle).read_bytes())

@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from sweeper.model import StoreSpec  # the inventory's store table, as sweeper reads it
+
 MIN_NODES = 5
 VCSA_SHARE = 0.05
 ESXI_SHARE = 0.25
@@ -55,17 +57,6 @@ class LeafSlot:
     cert: str
     key: str
     plant: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoreSpec:
-    """One `[[nodes.stores]]` table of the inventory (linux nodes list theirs explicitly)."""
-
-    kind: str
-    role: str
-    cert: str | None = None
-    key: str | None = None
-    path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -627,6 +627,9 @@ def rotate_command(
     out: Annotated[Path, typer.Option(help="Folder for the reports.")] = Path("reports"),
     formats: FormatOption = [],  # noqa: B006
     fail_on: Annotated[str, typer.Option(help="Exit 1 when the verify sweep finds this or worse.")] = "high",
+    sign: Annotated[
+        Path | None, typer.Option(help="Ed25519 private key (PKCS#8 PEM): write a detached <stem>.json.sig.")
+    ] = None,
 ) -> None:
     """Replace every certificate, the root included: trust first, canary then waves, purge last."""
     threshold = fail_on_severity(fail_on)
@@ -634,7 +637,7 @@ def rotate_command(
     def run() -> int:
         if new_root and (ca_cert or ca_key):
             raise BadInput("choose --new-root or --ca-cert/--ca-key, not both")
-        publication = publication_for(out, formats, threshold, None, None)
+        publication = publication_for(out, formats, threshold, sign, None)
         ask = terminal_prompt()
         request = RotateRequest(
             inventory=inventory,
@@ -678,12 +681,15 @@ def resume_command(
     out: Annotated[Path, typer.Option(help="Folder for the reports.")] = Path("reports"),
     formats: FormatOption = [],  # noqa: B006
     fail_on: Annotated[str, typer.Option(help="Exit 1 when the verify sweep finds this or worse.")] = "high",
+    sign: Annotated[
+        Path | None, typer.Option(help="Ed25519 private key (PKCS#8 PEM): write a detached <stem>.json.sig.")
+    ] = None,
 ) -> None:
     """Go on with an interrupted rotation; finished steps are not redone."""
     threshold = fail_on_severity(fail_on)
 
     def run() -> int:
-        publication = publication_for(out, formats, threshold, None, None)
+        publication = publication_for(out, formats, threshold, sign, None)
         result = resume_rotation(journal, journal_passphrase(new=False), terminal_prompt(), rotation_progress)
         return finish_rotation(result, out, publication)
 

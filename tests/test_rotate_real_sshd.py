@@ -311,15 +311,30 @@ def _journal_has_running_restart(journal: Path) -> bool:
     return row is not None
 
 
-def test_an_ecdsa_root_can_be_asked_for(tmp_path, sshd_factory, client_key, openssl_pki):
+def test_an_ecdsa_root_can_be_asked_for_and_the_rotation_report_signed(
+    tmp_path, sshd_factory, client_key, openssl_pki
+):
     inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=1)
     source = scan_report(tmp_path, inventory)
-    done = rotate(inventory, source, tmp_path, "--key-type", "ec-p384", journal="j")
+    openssl("genpkey", "-algorithm", "ed25519", "-out", str(tmp_path / "sign.pem"))
+    openssl("pkey", "-in", str(tmp_path / "sign.pem"), "-pubout", "-out", str(tmp_path / "sign.pub"))
+    done = rotate(
+        inventory,
+        source,
+        tmp_path,
+        "--key-type",
+        "ec-p384",
+        "--sign",
+        str(tmp_path / "sign.pem"),
+        journal="j",
+    )
     assert done.returncode == 0, done.stderr
     assert "ASN1 OID: secp384r1" in openssl(
         "x509", "-in", str(tmp_path / "j" / "new-root.pem"), "-noout", "-text"
     )
     assert_rotated(trees, openssl_pki)
+    (report,) = (tmp_path / "rot").glob("*.json")
+    assert sweeper("verify-report", str(report), "--pub", str(tmp_path / "sign.pub")).returncode == 0
 
 
 def test_an_enterprise_ca_with_an_encrypted_key_signs_the_new_leaves(

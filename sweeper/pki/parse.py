@@ -248,6 +248,7 @@ def crl_issuer(der: bytes) -> str:
 
 def crl_pem(der: bytes) -> str:
     """PEM text of a DER CRL (for journals and VECS, which speak PEM)."""
-    body = base64.encodebytes(der).decode().replace("\n", "")
-    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
-    return f"-----BEGIN X509 CRL-----\n{lines}\n-----END X509 CRL-----\n"
+    try:
+        return x509.load_der_x509_crl(der).public_bytes(serialization.Encoding.PEM).decode()
+    except ValueError as exc:
+        raise ParseError(f"malformed CRL ({exc})") from None

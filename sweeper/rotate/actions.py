@@ -25,7 +25,7 @@ from sweeper.rotate import remote
 from sweeper.rotate.journal import Journal
 from sweeper.rotate.plan import Action, Plan
 from sweeper.ssh import Session
-from sweeper.stores.vecs import parse_entry_list
+from sweeper.stores.vecs import VecsEntry, parse_entry_list
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +63,10 @@ def _errors(split: stores.script.Output, sid: str) -> str | None:
 
 
 async def read_files(session: Session, paths: list[str]) -> dict[str, tuple[bytes, str, str, str] | None]:
-    token = "@@SWEEPER-" + secrets.token_hex(8)
-    result = await session.run_script(
-        remote.script(token, remote.read_files(paths)), timeout=session.node.deadline
-    )
+    """path -> (content, owner, group, mode), or None where it does not exist; one round trip."""
+    _, split = await run(session, remote.read_files(paths), "read files")
     try:
-        return remote.files_from(token, result.stdout, paths)
+        return remote.files_from(split, paths)
     except ValueError as exc:
         raise CommandFailed(str(exc)) from None
 
@@ -153,10 +151,10 @@ async def _vecs_entry(session: Session, store: str, alias: str) -> tuple[str | N
 def _backup(
     rot: Rotation, node: str, kind: str, target: str
 ) -> tuple[bytes | None, str | None, str | None, str | None]:
-    for item in rot.journal.backups(node):
-        if item.kind == kind and item.target == target:
-            return item.content, item.owner, item.group, item.mode
-    raise CommandFailed(f"no backup of {target} in the journal; refusing to change it")
+    item = rot.journal.backup_of(node, kind, target)
+    if item is None:
+        raise CommandFailed(f"no backup of {target} in the journal; refusing to change it")
+    return item.content, item.owner, item.group, item.mode
 
 
 # --- trust -----------------------------------------------------------------------------------
@@ -225,17 +223,21 @@ async def _vmdir(rot: Rotation, session: Session, verb: str, cert_pem: bytes) ->
         raise CommandFailed(f"dir-cli trustedcert {verb}: {error}")
 
 
-async def _store_entries(session: Session, store: str) -> list[tuple[str, str, str]]:
-    """(alias, entry type, sha256 of its certificate) for every entry of a VECS store."""
+async def _vecs_entries(session: Session, store: str) -> list[VecsEntry]:
+    """Every entry of a VECS store, from one `vecs-cli entry list`."""
     _, split = await run(
         session, remote.vecs_entry_list(session.node, store, "e0"), f"vecs entry list {store}"
     )
     error = _errors(split, "e0")
     if error:
         raise CommandFailed(f"vecs-cli entry list --store {store}: {error}")
-    text = "\n".join(s.text for s in split.sections.get("e0", []))
+    return parse_entry_list("\n".join(s.text for s in split.sections.get("e0", [])))
+
+
+async def _store_entries(session: Session, store: str) -> list[tuple[str, str, str]]:
+    """(alias, entry type, sha256 of its certificate) for every entry of a VECS store."""
     found = []
-    for entry in parse_entry_list(text):
+    for entry in await _vecs_entries(session, store):
         shas = _certificate_shas(entry.pem.encode()) if entry.pem else []
         found.append((entry.alias, entry.entry_type, shas[0] if shas else ""))
     return found
@@ -394,11 +396,9 @@ async def remove_anchors(rot: Rotation, session: Session, action: Action) -> dic
     """Rewrite a bundle (or the files of a folder) without the removed certificates."""
     node = session.node
     doomed = set(action.detail["sha256"])
-    files = action.detail["files"]
-    removed = 0
-    for node_path in files:
-        path = node.path(node_path)
-        current = (await read_files(session, [path]))[path]
+    paths = {node.path(p): p for p in action.detail["files"]}
+    removed, body = 0, ""
+    for path, current in (await read_files(session, list(paths))).items():
         if current is None:
             continue
         content, owner, group, mode = current
@@ -408,15 +408,16 @@ async def remove_anchors(rot: Rotation, session: Session, action: Action) -> dic
             continue
         removed += len(blocks) - len(keep)
         if keep or action.detail["store_kind"] == "bundle":
-            text = b"".join(rotation.der_to_pem(b.der) for b in keep)
-            await run(session, remote.put_file(path, text, owner, group, mode), f"rewrite {path}")
+            body += remote.put_file(
+                path, b"".join(rotation.der_to_pem(b.der) for b in keep), owner, group, mode
+            )
         else:
-            await run(session, remote.remove_file(path), f"remove {path}")
-    for node_path in files:
-        path = node.path(node_path)
-        after = (await read_files(session, [path]))[path]
+            body += remote.remove_file(path)
+    if body:
+        await run(session, body, f"purge {action.target}")
+    for path, after in (await read_files(session, list(paths))).items():
         if after is not None and doomed.intersection(_certificate_shas(after[0])):
-            raise CommandFailed(f"{node_path}: a removed certificate is still there")
+            raise CommandFailed(f"{paths[path]}: a removed certificate is still there")
     return {"removed": removed}
 
 
@@ -514,16 +515,12 @@ async def publish_crl(rot: Rotation, session: Session, action: Action) -> dict[s
 
 async def _crl_aliases_of(session: Session, issuer: str) -> list[str]:
     """Aliases of the TRUSTED_ROOT_CRLS entries whose CRL the given issuer signed."""
-    _, split = await run(
-        session, remote.vecs_entry_list(session.node, "TRUSTED_ROOT_CRLS", "e0"), "vecs entry list"
-    )
-    text = "\n".join(s.text for s in split.sections.get("e0", []))
-    found = []
-    for entry in parse_entry_list(text):
-        for block in pem_blocks(entry.pem.encode()):
-            if block.label == "X509 CRL" and crl_issuer(block.der) == issuer:
-                found.append(entry.alias)
-    return found
+    return [
+        entry.alias
+        for entry in await _vecs_entries(session, "TRUSTED_ROOT_CRLS")
+        for block in pem_blocks(entry.pem.encode())
+        if block.label == "X509 CRL" and crl_issuer(block.der) == issuer
+    ]
 
 
 HANDLERS: dict[str, Handler] = {

@@ -272,17 +272,30 @@ class Journal:
             )
         return cur.rowcount == 1
 
+    _BACKUP_COLUMNS = "seq, node, kind, target, existed, owner, grp, mode, content, sealed, restored"
+
     def backups(self, node: str | None = None) -> Iterator[Backup]:
         """Every backup, oldest first (rollback walks them in reverse)."""
-        columns = "seq, node, kind, target, existed, owner, grp, mode, content, sealed, restored"
-        query = f"SELECT {columns} FROM backups"
+        query = f"SELECT {self._BACKUP_COLUMNS} FROM backups"
         rows = self._db.execute(
             query + (" WHERE node = ?" if node else "") + " ORDER BY seq", (node,) if node else ()
         ).fetchall()
-        for seq, n, kind, target, existed, owner, grp, mode, content, sealed, restored in rows:
-            if sealed:
-                content = unseal(self._key, content, self._context(n, kind, target))
-            yield Backup(seq, n, kind, target, bool(existed), owner, grp, mode, content, bool(restored))
+        for row in rows:
+            yield self._backup_from(row)
+
+    def backup_of(self, node: str, kind: str, target: str) -> Backup | None:
+        """The backup of one target (only its secret is unsealed), or None."""
+        row = self._db.execute(
+            f"SELECT {self._BACKUP_COLUMNS} FROM backups WHERE node = ? AND kind = ? AND target = ?",
+            (node, kind, target),
+        ).fetchone()
+        return self._backup_from(row) if row else None
+
+    def _backup_from(self, row: tuple) -> Backup:
+        seq, node, kind, target, existed, owner, grp, mode, content, sealed, restored = row
+        if sealed:
+            content = unseal(self._key, content, self._context(node, kind, target))
+        return Backup(seq, node, kind, target, bool(existed), owner, grp, mode, content, bool(restored))
 
     def mark_restored(self, seq: int) -> None:
         with self._db:

@@ -13,7 +13,7 @@ import shlex
 import textwrap
 
 from sweeper.model import Node
-from sweeper.stores.script import Section, prelude, split_output
+from sweeper.stores.script import Output, Section, prelude
 
 VECS_CLI = "/usr/lib/vmware-vmafd/bin/vecs-cli"
 DIR_CLI = "/usr/lib/vmware-vmafd/bin/dir-cli"
@@ -53,9 +53,8 @@ def read_files(paths: list[str]) -> str:
     return "\n".join(f"sw_file f{i} {q(p)}" for i, p in enumerate(paths))
 
 
-def files_from(token: str, output: str, paths: list[str]) -> dict[str, tuple[bytes, str, str, str] | None]:
+def files_from(split: Output, paths: list[str]) -> dict[str, tuple[bytes, str, str, str] | None]:
     """path -> (content, owner, group, mode), or None when the file does not exist."""
-    split = split_output(token, output)
     found: dict[str, tuple[bytes, str, str, str] | None] = {}
     for index, path in enumerate(paths):
         sections = split.sections.get(f"f{index}", [])

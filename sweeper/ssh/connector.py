@@ -62,22 +62,15 @@ class Connector:
 
     async def with_session(self, node: Node, work: Callable[[Session], Awaitable[T]]) -> tuple[T, int]:
         """Connect (retrying transient faults), run `work`, close; returns its result and attempts."""
-        attempts = 0
-        try:
-            async for attempt in self.retry.retrying():
-                with attempt:
-                    attempts += 1
-                    conn = await self._connect(node, await self.bastions.tunnel(node))
-                    try:
-                        session = Session(node, conn, self.credentials.become_password(node))
-                        return await work(session), attempts
-                    finally:
-                        conn.close()
-        except Transient as exc:
-            raise Unreachable(f"{exc} (gave up after {attempts} attempts)").with_attempts(attempts) from exc
-        except NodeError as exc:
-            raise exc.with_attempts(attempts) from None
-        raise AssertionError("unreachable: tenacity either returns or raises")
+
+        async def attempt() -> T:
+            conn = await self._connect(node, await self.bastions.tunnel(node))
+            try:
+                return await work(Session(node, conn, self.credentials.become_password(node)))
+            finally:
+                conn.close()
+
+        return await self._retried(attempt)
 
     def identity(self, node: Node) -> str:
         return self.credentials.identity(node, node.user or getpass.getuser())
@@ -88,14 +81,22 @@ class Connector:
     async def _connect_with_retries(
         self, node: Node, tunnel: asyncssh.SSHClientConnection | None
     ) -> asyncssh.SSHClientConnection:
+        conn, _ = await self._retried(lambda: self._connect(node, tunnel))
+        return conn
+
+    async def _retried(self, action: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+        """Run `action` under the retry policy; a fault that outlasts it is Unreachable.
+        Every failure carries the number of attempts made."""
         attempts = 0
         try:
             async for attempt in self.retry.retrying():
                 with attempt:
                     attempts += 1
-                    return await self._connect(node, tunnel)
+                    return await action(), attempts
         except Transient as exc:
-            raise Unreachable(f"{exc} (gave up after {attempts} attempts)") from exc
+            raise Unreachable(f"{exc} (gave up after {attempts} attempts)").with_attempts(attempts) from exc
+        except NodeError as exc:
+            raise exc.with_attempts(attempts) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _connect(

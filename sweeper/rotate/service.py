@@ -168,15 +168,38 @@ def resume(
 ) -> RotationResult:
     """Go on with a rotation from its journal, without redoing a finished step."""
     journal = Journal.open(journal_dir, passphrase)
+    try:
+        inventory, nodes, plan, ca = _from_journal(journal)
+        if inventory.sha256 != journal.meta("inventory_sha256"):
+            raise BadInput(
+                f"{inventory.path}: the inventory changed since this rotation started; restore it first"
+            )
+    except BaseException:
+        journal.close()
+        raise
+    return _carry_out(journal, inventory, nodes, plan, ca, ask, progress)
+
+
+def _from_journal(
+    journal: Journal,
+) -> tuple[Inventory, tuple[Node, ...], Plan, rotation.CertificateAuthority]:
+    """The rotation as the journal recorded it: its inventory and nodes, its plan, its CA."""
     inventory = load_inventory(Path(journal.meta("inventory")))
-    if inventory.sha256 != journal.meta("inventory_sha256"):
-        raise BadInput(
-            f"{inventory.path}: the inventory changed since this rotation started; restore it first"
-        )
     nodes = inventory.limited(journal.meta("limit"))
-    return _carry_out(
-        journal, inventory, nodes, Plan.from_json(journal.meta("plan")), _journal_ca(journal), ask, progress
-    )
+    return inventory, nodes, Plan.from_json(journal.meta("plan")), _journal_ca(journal)
+
+
+def _connect(
+    journal: Journal,
+    nodes: tuple[Node, ...],
+    plan: Plan,
+    ca: rotation.CertificateAuthority,
+    ask: AskSecret | None,
+) -> tuple[Connector, Rotation]:
+    """A connector for the rotation's nodes, and what the action handlers need."""
+    options = journal.meta("options")
+    connector = Connector(nodes, RetryPolicy(attempts=options["attempts"]), ask)
+    return connector, Rotation(journal, plan, ca, _sso_password(connector), options["leaf_days"])
 
 
 def _journal_ca(journal: Journal) -> rotation.CertificateAuthority:
@@ -199,8 +222,7 @@ def _carry_out(
     retry = RetryPolicy(attempts=options["attempts"])
 
     async def go() -> Outcome:
-        connector = Connector(nodes, retry, ask)
-        rot = Rotation(journal, plan, ca, _sso_password(connector), options["leaf_days"])
+        connector, rot = _connect(journal, nodes, plan, ca, ask)
         engine = Engine(rot, {n.name: n for n in nodes}, connector, options["concurrency"], progress)
         engine.record_plan()
         try:
@@ -295,20 +317,15 @@ def rollback(
     """Restore every backup of the journal (or of the named nodes), newest change first."""
     journal = Journal.open(journal_dir, passphrase)
     try:
-        inventory = load_inventory(Path(journal.meta("inventory")))
-        nodes = inventory.limited(journal.meta("limit"))
+        _, nodes, plan, rot_ca = _from_journal(journal)
         if only:
             unknown = set(only) - {n.name for n in nodes}
             if unknown:
                 raise BadInput(f"--node {', '.join(sorted(unknown))}: not in this rotation")
             nodes = tuple(n for n in nodes if n.name in only)
-        plan = Plan.from_json(journal.meta("plan"))
-        rot_ca = _journal_ca(journal)
-        options = journal.meta("options")
 
         async def go() -> dict[str, Any]:
-            connector = Connector(nodes, RetryPolicy(attempts=options["attempts"]), ask)
-            rot = Rotation(journal, plan, rot_ca, _sso_password(connector), options["leaf_days"])
+            connector, rot = _connect(journal, nodes, plan, rot_ca, ask)
             results: dict[str, Any] = {}
             try:
                 for node in nodes:

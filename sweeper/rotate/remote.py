@@ -9,11 +9,11 @@ with the owner, group and mode the old file had.
 from __future__ import annotations
 
 import base64
-import shlex
 import textwrap
 
 from sweeper.model import Node
 from sweeper.stores.script import Output, Section, prelude
+from sweeper.stores.script import quote as q
 
 VECS_CLI = "/usr/lib/vmware-vmafd/bin/vecs-cli"
 DIR_CLI = "/usr/lib/vmware-vmafd/bin/dir-cli"
@@ -32,10 +32,6 @@ sw_put() {  # sw_put PATH OWNER GROUP MODE < base64 ; atomic replace
   chmod "$4" "$tmp" && sw_fsync "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"; return 1; }
 }
 """
-
-
-def q(text: str) -> str:
-    return shlex.quote(text)
 
 
 def b64(data: bytes) -> str:

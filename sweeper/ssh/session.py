@@ -18,7 +18,8 @@ SUDO_PROMPT = "[sweeper-sudo-password]"
 # gets EOF instead of swallowing the rest of the script.
 # The output is gathered and printed once at the end, so that it crosses the wire in a few
 # large packets rather than hundreds of small ones (each one encrypted at both ends).
-RUN_STDIN = """sh -c 'out=$(eval "$(cat)"); printf "%s\\n" "$out"'"""
+RUN_SCRIPT = 'out=$(eval "$(cat)"); printf "%s\\n" "$out"'
+RUN_STDIN = f"sh -c '{RUN_SCRIPT}'"
 SHELL_READY = "[sweeper-shell-ready]"
 
 
@@ -88,10 +89,7 @@ class Session:
         return result
 
     async def _sudo_with_password(self, script: str) -> CommandResult:
-        command = (
-            f"sudo -S -p '{SUDO_PROMPT}' sh -c "
-            f"""'echo "{SHELL_READY}" >&2; out=$(eval "$(cat)"); printf "%s\\n" "$out"'"""
-        )
+        command = f"""sudo -S -p '{SUDO_PROMPT}' sh -c 'echo "{SHELL_READY}" >&2; {RUN_SCRIPT}'"""
         try:
             proc = await self._conn.create_process(command, encoding="utf-8", errors="replace")
         except (asyncssh.Error, OSError) as exc:

@@ -23,6 +23,7 @@ from sweeper.errors import NodeError, Unreachable
 from sweeper.inventory import Inventory
 from sweeper.keycache import KeyCache
 from sweeper.model import Node, NodeResult, Report, RunInfo
+from sweeper.shell import run_node_script
 from sweeper.ssh import AskSecret, Connector, RetryPolicy, Session
 
 NodeCallback = Callable[[NodeResult], None]
@@ -42,16 +43,12 @@ class ScanOptions:
 async def read_node(node: Node, connector: Connector, cache: KeyCache) -> NodeResult:
     """Sweep one node: one connection, one command, records parsed off the event loop."""
     started = time.monotonic()
-    token = "@@SWEEPER-" + secrets.token_hex(8)
     known = cache.known_for(node.name)
-    script = stores.read_script(node, token, known)
+    script = stores.read_script(node, known)
 
     async def work(session: Session) -> stores.NodeRead:
-        result = await session.run_script(script, timeout=node.deadline)
-        read = await asyncio.to_thread(stores.parse, node, token, result.stdout, known)
-        if not read.complete:
-            raise _failed_command(result.exit_status, result.stderr)
-        return read
+        output = await run_node_script(session, script, "read script", timeout=node.deadline)
+        return await asyncio.to_thread(stores.parse, node, output, known)
 
     try:
         async with asyncio.timeout(node.deadline):
@@ -74,11 +71,6 @@ async def read_node(node: Node, connector: Connector, cache: KeyCache) -> NodeRe
         identity=connector.identity(node),
         duration=time.monotonic() - started,
     )
-
-
-def _failed_command(status: int, stderr: str) -> NodeError:
-    first = next((line.strip() for line in stderr.splitlines() if line.strip()), "")
-    return NodeError(f"read script stopped early (exit status {status}){': ' + first if first else ''}")
 
 
 def _failed(node: Node, exc: NodeError, started: float) -> NodeResult:

@@ -480,3 +480,29 @@ def test_the_key_cache_skips_openssl_but_never_hides_a_changed_key(
     tree.host_path(tree.key).write_bytes(openssl_pki.leaf_ec.key.read_bytes())  # the key is swapped
     swapped = leaf_key("swapped")
     assert swapped["matches"] is False and swapped["spki_sha256"] == openssl_pki.leaf_ec.spki_sha256
+
+
+def test_a_node_script_that_exits_7_is_reported_with_exit_status_7(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    import asyncio
+
+    from sweeper.errors import CommandFailed
+    from sweeper.inventory import load_inventory
+    from sweeper.shell import run_node_script
+    from sweeper.ssh import Connector, RetryPolicy
+
+    _, _, inventory = one_node(tmp_path, sshd_factory, client_key, openssl_pki)
+    (node,) = load_inventory(inventory).nodes
+
+    async def probe() -> str:
+        connector = Connector((node,), RetryPolicy(attempts=1))
+        try:
+            await connector.with_session(node, lambda s: run_node_script(s, "echo half; exit 7", "probe"))
+        except CommandFailed as exc:
+            return str(exc)
+        finally:
+            await connector.close()
+        return "no failure"
+
+    assert "exit status 7" in asyncio.run(probe())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from sweeper import stores
+from sweeper import shell, stores
 from sweeper.model import Node, StoreSpec
+from sweeper.shell.text import RUNNER
 from sweeper.stores.vecs import parse_entry_list
 
 TOKEN = "@@SWEEPER-test"
@@ -51,13 +53,29 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def run_script(node: Node, shell: str = "sh", user: str | None = None) -> stores.NodeRead:
-    command = [shell, "-s"] if shell == "sh" else [shell, "sh", "-s"]
+def run_locally(
+    body: str, sh: str = "sh", user: str | None = None, env: dict[str, str] | None = None
+) -> shell.Output:
+    """A node script run here as a node runs it: framed, on stdin, under the same runner line."""
+    command = ["sh", "-c", RUNNER] if sh == "sh" else [sh, "sh", "-c", RUNNER]
     if user:
         command = ["setpriv", f"--reuid={user}", "--regid=65534", "--clear-groups", *command]
-    script = stores.read_script(node, TOKEN)
-    done = subprocess.run(command, input=script, capture_output=True, text=True, check=False, timeout=30)
-    return stores.parse(node, TOKEN, done.stdout)
+    done = subprocess.run(
+        command,
+        input=shell.frame(TOKEN, body),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+        env=env,
+    )
+    return shell.split_output(TOKEN, done.stdout, done.returncode)
+
+
+def run_script(node: Node, sh: str = "sh", user: str | None = None) -> stores.NodeRead:
+    output = run_locally(stores.read_script(node), sh, user)
+    assert output.complete and output.exit_status == 0
+    return stores.parse(node, output)
 
 
 def lay(root: Path, files: dict[str, bytes], mode: int = 0o644) -> None:
@@ -87,7 +105,7 @@ def test_pem_leaf_with_matching_key_is_read_through_the_root_prefix(tmp_path: Pa
         stores=(StoreSpec("pem", "leaf", cert="/etc/tls/server.crt", key="/etc/tls/server.key"),),
     )
     read = run_script(node)
-    assert read.complete and [s.status for s in read.stores] == ["ok"]
+    assert [s.status for s in read.stores] == ["ok"]
     (cert,) = read.certificates
     assert cert.entry == "/etc/tls/server.crt" and cert.store == "/etc/tls/server.crt"
     assert cert.sans == ("web1.example", "10.0.0.1") and cert.key_type == "EC-secp256r1"
@@ -148,7 +166,6 @@ def test_missing_or_corrupt_file_is_a_store_error_not_a_crash(
         lay(tmp_path, {"/x.pem": content})
     node = Node(name="n", host="h", root=str(tmp_path), stores=(StoreSpec("bundle", "trust", path="/x.pem"),))
     read = run_script(node)
-    assert read.complete
     assert read.stores[0].status == status and read.stores[0].error.startswith("/x.pem")
     assert read.certificates == ()
 
@@ -186,8 +203,8 @@ def test_the_script_runs_under_busybox_sh_as_on_esxi(tmp_path: Path, material: P
     from sweeper.inventory import ESXI_STORES
 
     node = Node(name="esx", host="h", profile="esxi", root=str(tmp_path), stores=ESXI_STORES)
-    read = run_script(node, shell="busybox")
-    assert read.complete and [s.status for s in read.stores] == ["ok", "ok"]
+    read = run_script(node, sh="busybox")
+    assert [s.status for s in read.stores] == ["ok", "ok"]
     assert read.certificates[0].key.matches is True
 
 
@@ -212,10 +229,22 @@ def test_vecs_entry_list_is_parsed_per_entry() -> None:
     assert entries[0].pem.startswith("-----BEGIN CERTIFICATE-----") and entries[1].pem == ""
 
 
-def test_output_cut_short_is_incomplete() -> None:
+def test_output_cut_short_is_incomplete_and_its_file_unread() -> None:
     node = Node(name="n", host="h", stores=(StoreSpec("bundle", "trust", path="/x.pem"),))
-    read = stores.parse(node, TOKEN, f"{TOKEN} file s0 644 root root /x.pem\nMIIB")
-    assert not read.complete
+    output = shell.split_output(TOKEN, f"{TOKEN} file s0 /x.pem\nMIIB")
+    assert not output.complete
+    read = stores.parse(node, output)
+    assert read.stores[0].status == "error" and read.certificates == ()
+
+
+def test_the_runner_keeps_the_script_exit_status() -> None:
+    output = run_locally("echo partial; exit 7")
+    assert not output.complete and output.exit_status == 7
+
+
+def test_every_tag_the_read_prelude_prints_is_one_the_parser_knows() -> None:
+    printed = set(re.findall(r'"\$T (\w+)', stores.script.prelude()))
+    assert printed and all(shell.Tag.parse(word) is not None for word in printed)
 
 
 def test_known_key_hashes_spare_openssl_and_a_changed_key_is_derived_again(
@@ -238,9 +267,7 @@ def test_known_key_hashes_spare_openssl_and_a_changed_key_is_derived_again(
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
 
     def sweep(known: dict[str, str]) -> stores.NodeRead:
-        script = stores.read_script(node, TOKEN, known)
-        done = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, env=env, check=True)
-        return stores.parse(node, TOKEN, done.stdout, known)
+        return stores.parse(node, run_locally(stores.read_script(node, known), env=env), known)
 
     cold = sweep({})
     assert cold.certificates[0].key.matches is True and len(cold.keys.learned) == 1

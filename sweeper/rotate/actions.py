@@ -24,6 +24,7 @@ from sweeper.pki.parse import ParseError, crl_issuer, pem_blocks, spki_sha256_fr
 from sweeper.rotate import remote
 from sweeper.rotate.journal import Journal
 from sweeper.rotate.plan import Action, Plan
+from sweeper.shell import Output, Tag, mark, run_node_script
 from sweeper.ssh import Session
 from sweeper.stores.vecs import VecsEntry, parse_entry_list
 
@@ -42,29 +43,14 @@ class Rotation:
 Handler = Callable[[Rotation, Session, Action], Awaitable[dict[str, Any]]]
 
 
-async def run(session: Session, body: str, what: str) -> tuple[str, stores.script.Output]:
+async def run(session: Session, body: str, what: str) -> Output:
     """Run a rotation script on the node; it must reach its end marker."""
-    token = "@@SWEEPER-" + secrets.token_hex(8)
-    result = await session.run_script(remote.script(token, body), timeout=session.node.deadline)
-    split = stores.script.split_output(token, result.stdout)
-    if not split.complete:
-        first = next(
-            (line for line in result.stderr.splitlines() if line.strip()), f"exit {result.exit_status}"
-        )
-        raise CommandFailed(f"{what}: stopped early: {first.strip()}")
-    return token, split
-
-
-def _errors(split: stores.script.Output, sid: str) -> str | None:
-    for section in split.sections.get(sid, []):
-        if section.rc:
-            return next((e.strip() for e in section.errors if e.strip()), f"exit status {section.rc}")
-    return None
+    return await run_node_script(session, remote.script(body), what)
 
 
 async def read_files(session: Session, paths: list[str]) -> dict[str, tuple[bytes, str, str, str] | None]:
     """path -> (content, owner, group, mode), or None where it does not exist; one round trip."""
-    _, split = await run(session, remote.read_files(paths), "read files")
+    split = await run(session, remote.read_files(paths), "read files")
     try:
         return remote.files_from(split, paths)
     except ValueError as exc:
@@ -135,14 +121,12 @@ async def backup(rot: Rotation, session: Session, actions: list[Action]) -> dict
 
 
 async def _vecs_entry(session: Session, store: str, alias: str) -> tuple[str | None, str | None]:
-    _, split = await run(
-        session, remote.vecs_backup_entry(session.node, store, alias), f"vecs {store}/{alias}"
-    )
+    split = await run(session, remote.vecs_backup_entry(session.node, store, alias), f"vecs {store}/{alias}")
     cert = key = None
-    for section in split.sections.get("c0", []):
+    for section in split.of("c0"):
         if not section.rc and "BEGIN CERTIFICATE" in section.text:
             cert = section.text[section.text.index("-----BEGIN") :].strip() + "\n"
-    for section in split.sections.get("k0", []):
+    for section in split.of("k0"):
         if not section.rc and "PRIVATE KEY" in section.text:
             key = section.text[section.text.index("-----BEGIN") :].strip() + "\n"
     return cert, key
@@ -205,7 +189,7 @@ async def _vmdir(rot: Rotation, session: Session, verb: str, cert_pem: bytes) ->
     work = node.path(f"{remote.PENDING_DIR}/vmdir-{secrets.token_hex(4)}")
     body = (
         remote.put_file(f"{work}/cert.pem", cert_pem, None, None, "0600")
-        + 'echo "$T dircli d0"\n'
+        + mark(Tag.DIRCLI, "d0")
         + remote.vmdir(
             node,
             verb,
@@ -213,25 +197,23 @@ async def _vmdir(rot: Rotation, session: Session, verb: str, cert_pem: bytes) ->
             node.sso_user or "administrator@vsphere.local",
             rot.sso_password(node),
         )
-        + 'echo "$T refresh r0"\n'
+        + mark(Tag.REFRESH, "r0")
         + remote.force_refresh(node)
         + remote.remove_tree(work)
     )
-    _, split = await run(session, body, f"dir-cli trustedcert {verb}")
-    error = _errors(split, "d0")
+    split = await run(session, body, f"dir-cli trustedcert {verb}")
+    error = split.error("d0")
     if error and verb != "unpublish":  # unpublishing what is already gone is fine
         raise CommandFailed(f"dir-cli trustedcert {verb}: {error}")
 
 
 async def _vecs_entries(session: Session, store: str) -> list[VecsEntry]:
     """Every entry of a VECS store, from one `vecs-cli entry list`."""
-    _, split = await run(
-        session, remote.vecs_entry_list(session.node, store, "e0"), f"vecs entry list {store}"
-    )
-    error = _errors(split, "e0")
+    split = await run(session, remote.vecs_entry_list(session.node, store, "e0"), f"vecs entry list {store}")
+    error = split.error("e0")
     if error:
         raise CommandFailed(f"vecs-cli entry list --store {store}: {error}")
-    return parse_entry_list("\n".join(s.text for s in split.sections.get("e0", [])))
+    return parse_entry_list(split.text("e0"))
 
 
 async def _store_entries(session: Session, store: str) -> list[tuple[str, str, str]]:
@@ -282,10 +264,10 @@ async def reissue_file(rot: Rotation, session: Session, action: Action) -> dict[
 
 async def _pending_key(session: Session, pending: str, key_type: str) -> bytes:
     """The new key's public half; made on the node with openssl, or here and pushed, never on disk here."""
-    _, split = await run(session, remote.has_openssl(), "look for openssl")
-    if "tool" in {s.kind for sections in split.sections.values() for s in sections}:
-        _, split = await run(session, remote.ensure_pending_key(pending, key_type), "generate the new key")
-        text = "\n".join(s.text for s in split.sections.get("p0", []))
+    split = await run(session, remote.has_openssl(), "look for openssl")
+    if split.tagged(Tag.TOOL):
+        split = await run(session, remote.ensure_pending_key(pending, key_type), "generate the new key")
+        text = split.text("p0")
         if "BEGIN PUBLIC KEY" not in text:
             raise CommandFailed("openssl on the node did not produce a key")
         return text[text.index("-----BEGIN PUBLIC KEY-----") :].encode()
@@ -298,9 +280,8 @@ async def _pending_key(session: Session, pending: str, key_type: str) -> bytes:
 async def _verify_leaf(session: Session, action: Action, new_sha: str, key_mode: str) -> None:
     spec = StoreSpec("pem", "leaf", cert=action.target, key=action.detail["key"])
     probe = replace(session.node, stores=(spec,))
-    token = "@@SWEEPER-" + secrets.token_hex(8)
-    result = await session.run_script(stores.read_script(probe, token), timeout=session.node.deadline)
-    read = await asyncio.to_thread(stores.parse, probe, token, result.stdout)
+    output = await run_node_script(session, stores.read_script(probe), "read back")
+    read = await asyncio.to_thread(stores.parse, probe, output)
     cert = read.certificates[0] if read.certificates else None
     if cert is None or cert.sha256 != new_sha:
         raise CommandFailed(f"{action.target}: the new certificate is not in place after installing it")
@@ -324,15 +305,15 @@ async def reissue_vecs(rot: Rotation, session: Session, action: Action) -> dict[
     rot.journal.record_issued(node.name, action.target, rotation.certificate_serial(new_pem), new_sha)
     entries = {a: sha for a, _, sha in await _store_entries(session, store)}
     if entries.get(alias) != new_sha:
-        _, split = await run(
+        split = await run(
             session, remote.vecs_replace_entry(node, store, alias, work, new_pem), "vecs-cli create"
         )
     entries = {a: sha for a, _, sha in await _store_entries(session, store)}
     if entries.get(alias) != new_sha:
         raise CommandFailed(f"vecs {store}/{alias}: the new certificate is not there after replacing it")
-    _, split = await run(session, remote.vecs_key_public(node, store, alias), "vecs-cli getkey")
+    split = await run(session, remote.vecs_key_public(node, store, alias), "vecs-cli getkey")
     try:
-        spki = spki_sha256_from_openssl_output("\n".join(s.text for s in split.sections.get("k0", [])))
+        spki = spki_sha256_from_openssl_output(split.text("k0"))
     except ParseError as exc:
         raise CommandFailed(f"vecs {store}/{alias}: {exc}") from None
     if spki != spki_sha256_from_openssl_output(public_pem.decode()):
@@ -346,10 +327,8 @@ def _safe(name: str) -> str:
 
 
 async def restart(rot: Rotation, session: Session, action: Action) -> dict[str, Any]:
-    _, split = await run(session, remote.run_command(action.detail["command"]), "restart")
-    status = next(
-        (s.store_id for sections in split.sections.values() for s in sections if s.kind == "status"), "?"
-    )
+    split = await run(session, remote.run_command(action.detail["command"]), "restart")
+    status = next((s.section_id for s in split.tagged(Tag.STATUS)), "?")
     if status != "0":
         raise CommandFailed(f"restart command exited with status {status}: {action.detail['command']}")
     return {"command": action.detail["command"]}

@@ -12,8 +12,9 @@ import base64
 import textwrap
 
 from sweeper.model import Node
-from sweeper.stores.script import Output, Section, prelude
-from sweeper.stores.script import quote as q
+from sweeper.shell import Output, Section, Tag, mark
+from sweeper.shell import quote as q
+from sweeper.stores.script import prelude
 
 VECS_CLI = "/usr/lib/vmware-vmafd/bin/vecs-cli"
 DIR_CLI = "/usr/lib/vmware-vmafd/bin/dir-cli"
@@ -39,9 +40,9 @@ def b64(data: bytes) -> str:
     return "\n".join(textwrap.wrap(base64.b64encode(data).decode(), 64))
 
 
-def script(token: str, body: str) -> str:
-    """A rotation script: the scan's reading helpers, the writing helpers, the body, an end marker."""
-    return prelude(token) + HELPERS + body + '\nsw_flush\necho "$T end"\n'
+def script(body: str) -> str:
+    """A rotation script: the scan's reading helpers, the writing helpers, the body, the batched reads."""
+    return prelude() + HELPERS + body + "\nsw_flush\n"
 
 
 def read_files(paths: list[str]) -> str:
@@ -60,9 +61,9 @@ def files_from(split: Output, paths: list[str]) -> dict[str, tuple[bytes, str, s
 
 def _file_section(sections: list[Section], path: str) -> tuple[bytes, str, str, str] | None:
     for section in sections:
-        if section.kind == "missing":
+        if section.tag is Tag.MISSING:
             return None
-        if section.kind == "file" and section.data is not None and section.meta is not None:
+        if section.tag is Tag.FILE and section.data is not None and section.meta is not None:
             meta = section.meta
             return section.data, meta.owner or "-", meta.group or "-", meta.mode or "0644"
     raise ValueError(f"{path}: the node could not read it")
@@ -90,20 +91,22 @@ def ensure_pending_key(pending: str, key_type: str) -> str:
         if key_type.startswith("EC")
         else "-algorithm RSA -pkeyopt rsa_keygen_bits:2048"
     )
-    return textwrap.dedent(f"""\
+    return (
+        textwrap.dedent(f"""\
         umask 077
         k={q(pending)}
         if [ ! -s "$k" ]; then
           mkdir -p "$(dirname "$k")"
           openssl genpkey {algorithm} -out "$k.tmp" 2>/dev/null && sw_fsync "$k.tmp" && mv -f "$k.tmp" "$k"
         fi
-        echo "$T pubkey p0"
-        openssl pkey -in "$k" -pubout
         """)
+        + mark(Tag.PUBKEY, "p0")
+        + 'openssl pkey -in "$k" -pubout\n'
+    )
 
 
 def has_openssl() -> str:
-    return 'if command -v openssl >/dev/null 2>&1; then echo "$T tool openssl"; fi\n'
+    return f"if command -v openssl >/dev/null 2>&1; then {mark(Tag.TOOL, 'openssl').strip()}; fi\n"
 
 
 def install_leaf(
@@ -125,7 +128,7 @@ def install_leaf(
 
 def run_command(command: str) -> str:
     """The node's restart command, in its own shell; its status is printed for the journal."""
-    return f'sh -c {q(command)}\necho "$T status $?"\n'
+    return f"sh -c {q(command)}\n" + mark(Tag.STATUS, "$?")
 
 
 def vecs_cli(node: Node) -> str:
@@ -137,17 +140,18 @@ def dir_cli(node: Node) -> str:
 
 
 def vecs_entry_list(node: Node, store: str, sid: str) -> str:
-    return f'echo "$T vecsstore {sid} {store}"\nsw_run {vecs_cli(node)} entry list --store {q(store)}\n'
+    return mark(Tag.VECSSTORE, sid) + f"sw_run {vecs_cli(node)} entry list --store {q(store)}\n"
 
 
 def vecs_backup_entry(node: Node, store: str, alias: str) -> str:
     cli = vecs_cli(node)
-    return textwrap.dedent(f"""\
-        echo "$T vcert c0"
-        sw_run {cli} entry getcert --store {q(store)} --alias {q(alias)}
-        echo "$T vkey k0"
-        sw_run {cli} entry getkey --store {q(store)} --alias {q(alias)}
-        """)
+    which = f"--store {q(store)} --alias {q(alias)}"
+    return (
+        mark(Tag.VECSCERT, "c0")
+        + f"sw_run {cli} entry getcert {which}\n"
+        + mark(Tag.VECSKEY, "k0")
+        + f"sw_run {cli} entry getkey {which}\n"
+    )
 
 
 def vecs_replace_entry(node: Node, store: str, alias: str, pending_dir: str, cert_pem: bytes) -> str:
@@ -166,10 +170,8 @@ def vecs_create_entry(node: Node, store: str, alias: str, cert_file: str, key_fi
 
 def vecs_key_public(node: Node, store: str, alias: str) -> str:
     """The public half of a VECS entry's key, derived on the node: the key itself stays there."""
-    return textwrap.dedent(f"""\
-        echo "$T vkey k0"
-        {vecs_cli(node)} entry getkey --store {q(store)} --alias {q(alias)} 2>/dev/null | openssl pkey -pubout 2>&1
-        """)
+    getkey = f"{vecs_cli(node)} entry getkey --store {q(store)} --alias {q(alias)}"
+    return mark(Tag.VECSKEY, "k0") + f"{getkey} 2>/dev/null | openssl pkey -pubout 2>&1\n"
 
 
 def vecs_delete_entry(node: Node, store: str, alias: str, quiet: bool = False) -> str:

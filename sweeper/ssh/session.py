@@ -11,16 +11,8 @@ import asyncssh
 
 from sweeper.errors import AuthFailed, Transient
 from sweeper.model import Node
+from sweeper.shell.text import SHELL_READY, SUDO_PROMPT, run_stdin, run_stdin_sudo_password
 from sweeper.ssh.faults import classify
-
-SUDO_PROMPT = "[sweeper-sudo-password]"
-# Read the whole script before running any of it, so that a command in it that reads stdin
-# gets EOF instead of swallowing the rest of the script.
-# The output is gathered and printed once at the end, so that it crosses the wire in a few
-# large packets rather than hundreds of small ones (each one encrypted at both ends).
-RUN_SCRIPT = 'out=$(eval "$(cat)"); printf "%s\\n" "$out"'
-RUN_STDIN = f"sh -c '{RUN_SCRIPT}'"
-SHELL_READY = "[sweeper-shell-ready]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +69,9 @@ class Session:
         (sudo may have cached credentials or a NOPASSWD rule). It is never on a command line.
         """
         if not self.node.become:
-            return await self.run(RUN_STDIN, stdin=script, timeout=timeout)
+            return await self.run(run_stdin(), stdin=script, timeout=timeout)
         if self._become_password is None:
-            result = await self.run(f"{self.node.become} -n {RUN_STDIN}", stdin=script, timeout=timeout)
+            result = await self.run(run_stdin(self.node.become), stdin=script, timeout=timeout)
         else:
             try:
                 result = await asyncio.wait_for(self._sudo_with_password(script), timeout)
@@ -89,9 +81,10 @@ class Session:
         return result
 
     async def _sudo_with_password(self, script: str) -> CommandResult:
-        command = f"""sudo -S -p '{SUDO_PROMPT}' sh -c 'echo "{SHELL_READY}" >&2; {RUN_SCRIPT}'"""
         try:
-            proc = await self._conn.create_process(command, encoding="utf-8", errors="replace")
+            proc = await self._conn.create_process(
+                run_stdin_sudo_password(), encoding="utf-8", errors="replace"
+            )
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc) from exc
         try:

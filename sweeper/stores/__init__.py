@@ -1,7 +1,8 @@
 """Where certificates live on a node: one module per store kind, all read by one script.
 
-`read_script(node, token)` is the single command a node runs; `parse(node, token, output)`
-turns what it printed into records. Each store kind supplies `calls()` and `collect()`.
+`read_script(node)` is the single script a node runs (`shell.run_node_script` frames it);
+`parse(node, output)` turns what it printed into records. Each store kind supplies `calls()`
+and `collect()`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from sweeper.model import CertRecord, CrlRecord, Node, StoreResult
+from sweeper.shell import Output
 from sweeper.stores import files, script, vecs
 from sweeper.stores.records import KeyLedger
 
@@ -24,21 +26,19 @@ class NodeRead:
     certificates: tuple[CertRecord, ...]
     crls: tuple[CrlRecord, ...]
     stores: tuple[StoreResult, ...]
-    complete: bool
     keys: KeyLedger
 
 
-def read_script(node: Node, token: str, known_keys: Iterable[str] = ()) -> str:
-    """The POSIX sh script that prints every store of `node`, tagged with `token`."""
+def read_script(node: Node, known_keys: Iterable[str] = ()) -> str:
+    """The POSIX sh script body that prints every store of `node`."""
     calls: list[str] = []
     for index, spec in enumerate(node.stores):
         calls.extend(_KINDS[spec.kind].calls(spec, node, f"s{index}"))
-    return script.build(token, calls, known_keys)
+    return script.build(calls, known_keys)
 
 
-def parse(node: Node, token: str, output: str, known_keys: Mapping[str, str] | None = None) -> NodeRead:
+def parse(node: Node, split: Output, known_keys: Mapping[str, str] | None = None) -> NodeRead:
     """Records from the script's output; CPU-bound, so callers run it off the event loop."""
-    split = script.split_output(token, output)
     keys = KeyLedger(known=known_keys or {})
     certificates: list[CertRecord] = []
     crls: list[CrlRecord] = []
@@ -51,4 +51,4 @@ def parse(node: Node, token: str, output: str, known_keys: Mapping[str, str] | N
             certificates.extend(read.certificates)
             crls.extend(read.crls)
             results.append(read.result())
-    return NodeRead(tuple(certificates), tuple(crls), tuple(results), split.complete, keys)
+    return NodeRead(tuple(certificates), tuple(crls), tuple(results), keys)

@@ -7,14 +7,14 @@ from sweeper.pki.parse import (
     ParseError,
     spki_sha256_from_private_key,
 )
+from sweeper.shell import Section, Tag, quote
 from sweeper.stores.records import KeyLedger, StoreRead, add_file_contents
-from sweeper.stores.script import Section, quote
 
 _FILE_FAILURES = {
-    "missing": ("missing", "no such file"),
-    "unreadable": ("unreadable", "permission denied"),
-    "isdir": ("error", "is a directory, not a file"),
-    "notdir": ("error", "is not a directory"),
+    Tag.MISSING: ("missing", "no such file"),
+    Tag.UNREADABLE: ("unreadable", "permission denied"),
+    Tag.ISDIR: ("error", "is a directory, not a file"),
+    Tag.NOTDIR: ("error", "is not a directory"),
 }
 
 
@@ -36,10 +36,10 @@ def collect(spec: StoreSpec, node: Node, sections: list[Section], keys: KeyLedge
     seen: set[bytes] = set()
     for section in sections:
         path = _node_path(node, section.args)
-        if section.kind in _FILE_FAILURES:
-            status, why = _FILE_FAILURES[section.kind]
+        if section.tag in _FILE_FAILURES:
+            status, why = _FILE_FAILURES[section.tag]
             read.fail(status, f"{path}: {why}")
-        elif section.kind == "file":
+        elif section.tag is Tag.FILE:
             data = section.data
             if data is None:
                 read.fail("error", f"{path}: {section.problem or 'not read'}")
@@ -60,21 +60,21 @@ def _key_info(node: Node, sections: list[Section], keys: KeyLedger) -> KeyInfo |
     """What the node told us about the leaf's key: mode, owner, and its public half."""
     info: dict[str, str | None] = {}
     for section in sections:
-        if section.kind == "keymissing":
+        if section.tag is Tag.KEYMISSING:
             return KeyInfo(path=_node_path(node, section.args), error="key file is missing")
-        if section.kind == "keymeta":
+        if section.tag is Tag.KEYMETA:
             meta = section.meta
             info["path"] = _node_path(node, section.args)
             if meta is not None:
                 info.update(mode=meta.mode, owner=meta.owner, group=meta.group)
-        elif section.kind == "keyunreadable":
+        elif section.tag is Tag.KEYUNREADABLE:
             info["error"] = "key file is not readable by this user"
-        elif section.kind == "pubkey":
+        elif section.tag is Tag.PUBKEY:
             try:
                 info["spki_sha256"] = keys.resolve(section.text)
             except ParseError as exc:
                 info["error"] = str(exc)
-        elif section.kind == "keyfile":
+        elif section.tag is Tag.KEYFILE:
             try:
                 info["spki_sha256"] = spki_sha256_from_private_key(section.decode_base64())
             except (ParseError, ValueError) as exc:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from sweeper.inventory import VECS_CLI
 from sweeper.model import CrlRecord, KeyInfo, Node, StoreSpec
 from sweeper.pki.parse import ParseError, pem_blocks
+from sweeper.shell import Section, Tag, quote
 from sweeper.stores.records import KeyLedger, StoreRead, certificate_record
-from sweeper.stores.script import Section, quote
 
 TRUST_STORES = {"TRUSTED_ROOTS"}
 CRL_STORES = {"TRUSTED_ROOT_CRLS"}
@@ -74,11 +74,11 @@ def collect(spec: StoreSpec, node: Node, sections: list[Section], keys: KeyLedge
     overall = StoreRead(label=spec.label, kind="vecs", role=spec.role)
     public_keys = _public_keys(sections, keys)
     for section in sections:
-        if section.kind == "missing":
+        if section.tag is Tag.MISSING:
             overall.fail("missing", f"vecs-cli not found at {section.args}")
-        elif section.kind == "vecslist" and section.rc:
+        elif section.tag is Tag.VECSLIST and section.rc:
             overall.fail("error", _vecs_error("store list", section))
-        elif section.kind == "vecsstore":
+        elif section.tag is Tag.VECSSTORE:
             reads.append(_store(node, section, public_keys))
     return reads if overall.status == "ok" else [overall, *reads]
 
@@ -124,7 +124,7 @@ def _store(node: Node, section: Section, public_keys: dict[tuple[str, str], KeyI
 def _public_keys(sections: list[Section], ledger: KeyLedger) -> dict[tuple[str, str], KeyInfo]:
     keys: dict[tuple[str, str], KeyInfo] = {}
     for section in sections:
-        if section.kind != "vecskey":
+        if section.tag is not Tag.VECSKEY:
             continue
         store, _, alias = section.args.partition("\t")
         label = f"vecs:{store}/{alias}"
@@ -137,5 +137,4 @@ def _public_keys(sections: list[Section], ledger: KeyLedger) -> dict[tuple[str, 
 
 
 def _vecs_error(verb: str, section: Section) -> str:
-    detail = next((e.strip() for e in section.errors if e.strip()), f"exit status {section.rc}")
-    return f"vecs-cli {verb}: {detail}"
+    return f"vecs-cli {verb}: {section.error()}"

@@ -1,0 +1,53 @@
+"""Section tags of the node-script protocol: one enum, written into the shell text and parsed back.
+
+A node script prints `<token> <tag> <section id> <args>` lines; what follows a tag line up to
+the next one is that section's body. The same `Tag` member is formatted into the shell text
+(`shell.mark()`, the read prelude) and compared against when the output is split, so a tag
+cannot be spelt two ways.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Tag(enum.StrEnum):
+    # framing: the end marker, a command's stderr lines and its exit status (see `sw_run`)
+    END = "end"
+    ERR = "err"
+    RC = "rc"
+    # the batched reads at the end of a script: one `stat` and one `cat | base64` for every file
+    STAT = "stat"
+    BLOB = "blob"
+    # files and folders
+    FILE = "file"
+    DIR = "dir"
+    MISSING = "missing"
+    UNREADABLE = "unreadable"
+    ISDIR = "isdir"
+    NOTDIR = "notdir"
+    # a leaf's private key: its metadata, its public half (openssl on the node), or its bytes
+    KEYMETA = "keymeta"
+    KEYMISSING = "keymissing"
+    KEYUNREADABLE = "keyunreadable"
+    PUBKEY = "pubkey"
+    PUBKEYFAIL = "pubkeyfail"
+    KEYFILE = "keyfile"
+    # VECS through vecs-cli
+    VECSLIST = "vecslist"
+    VECSSTORE = "vecsstore"
+    VECSKEY = "vecskey"
+    VECSCERT = "vecscert"
+    # rotation: tools found, a command's exit status, dir-cli and force-refresh outcomes
+    TOOL = "tool"
+    STATUS = "status"
+    DIRCLI = "dircli"
+    REFRESH = "refresh"
+
+    @classmethod
+    def parse(cls, text: str) -> Tag | None:
+        """The tag named `text`, or None for a word that is not one of ours."""
+        try:
+            return cls(text)
+        except ValueError:
+            return None

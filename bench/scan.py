@@ -25,9 +25,10 @@ from pathlib import Path
 
 import asyncssh
 
-from sweeper.inventory import VECS_CLI, load_inventory
+from sweeper.inventory import load_inventory
 from sweeper.lab import start_lab
 from sweeper.model import Node
+from sweeper.platforms.vcsa import VECS_CLI
 from sweeper.scan import ScanOptions, scan
 
 

@@ -12,17 +12,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sweeper import platforms
 from sweeper.errors import InventoryError
-from sweeper.model import Node, StoreSpec
+from sweeper.model import Node, Profile, Role, StoreKind, StoreSpec
 
-VECS_CLI = "/usr/lib/vmware-vmafd/bin/vecs-cli"
-DIR_CLI = "/usr/lib/vmware-vmafd/bin/dir-cli"
-
-ESXI_STORES = (
-    StoreSpec(kind="pem", role="leaf", cert="/etc/vmware/ssl/rui.crt", key="/etc/vmware/ssl/rui.key"),
-    StoreSpec(kind="bundle", role="trust", path="/etc/vmware/ssl/castore.pem"),
-)
-VCSA_STORES = (StoreSpec(kind="vecs", role="leaf"),)
+DEFAULT_ROLES = {
+    StoreKind.PEM: Role.LEAF,
+    StoreKind.BUNDLE: Role.TRUST,
+    StoreKind.DIR: Role.TRUST,
+    StoreKind.VECS: Role.LEAF,
+}
 
 
 class _Strict(BaseModel):
@@ -30,8 +29,8 @@ class _Strict(BaseModel):
 
 
 class StoreModel(_Strict):
-    kind: Literal["pem", "bundle", "dir", "vecs"]
-    role: Literal["leaf", "trust", "crl"] | None = None
+    kind: StoreKind
+    role: Role | None = None
     cert: str | None = None
     key: str | None = None
     path: str | None = None
@@ -39,21 +38,20 @@ class StoreModel(_Strict):
 
     @model_validator(mode="after")
     def _fields_fit_kind(self) -> StoreModel:
-        if self.kind == "pem" and not self.cert:
+        if self.kind is StoreKind.PEM and not self.cert:
             raise ValueError("a 'pem' store needs 'cert'")
-        if self.kind in ("bundle", "dir") and not self.path:
+        if self.kind in (StoreKind.BUNDLE, StoreKind.DIR) and not self.path:
             raise ValueError(f"a '{self.kind}' store needs 'path'")
-        if self.kind != "pem" and (self.cert or self.key):
+        if self.kind is not StoreKind.PEM and (self.cert or self.key):
             raise ValueError(f"'cert' and 'key' belong to 'pem' stores, not '{self.kind}'")
-        if self.kind != "vecs" and self.store:
+        if self.kind is not StoreKind.VECS and self.store:
             raise ValueError("'store' belongs to 'vecs' stores")
         return self
 
     def to_spec(self) -> StoreSpec:
-        default_role = {"pem": "leaf", "bundle": "trust", "dir": "trust", "vecs": "leaf"}[self.kind]
         return StoreSpec(
             kind=self.kind,
-            role=self.role or default_role,
+            role=self.role or DEFAULT_ROLES[self.kind],
             cert=self.cert,
             key=self.key,
             path=self.path,
@@ -66,7 +64,7 @@ class NodeSettings(_Strict):
 
     user: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
-    profile: Literal["vcsa", "esxi", "linux"] | None = None
+    profile: Profile | None = None
     tags: list[str] | None = None
     root: str | None = None
     known_hosts: str | None = None
@@ -84,6 +82,7 @@ class NodeSettings(_Strict):
     sso_user: str | None = None
     sso_password_env: str | None = None
     restart: str | None = None
+    persist: str | None = None
     tls_port: int | None = Field(default=None, ge=1, le=65535)
     stores: list[StoreModel] | None = None
 
@@ -206,11 +205,12 @@ def _resolve(path: Path, defaults: NodeSettings, node: NodeModel) -> Node:
     merged = {k: v for k, v in defaults.model_dump().items() if v is not None}
     merged.update({k: v for k, v in node.model_dump().items() if v is not None})
     name = node.name or node.host
-    profile = merged.get("profile", "linux")
+    profile = Profile(merged.get("profile", Profile.LINUX))
+    root = merged.get("root", "/")
     stores = tuple(StoreModel.model_validate(s).to_spec() for s in merged.pop("stores", []) or [])
     if not stores:
-        stores = {"vcsa": VCSA_STORES, "esxi": ESXI_STORES}.get(profile, ())
-    if profile == "linux" and not stores:
+        stores = platforms.default_stores(profile)
+    if profile is Profile.LINUX and not stores:
         raise InventoryError(f"{path}: node '{name}': a linux node needs at least one [[nodes.stores]]")
     known_hosts = merged.get("known_hosts", "~/.ssh/known_hosts")
     jump = merged.get("jump")
@@ -221,7 +221,7 @@ def _resolve(path: Path, defaults: NodeSettings, node: NodeModel) -> Node:
         port=merged.get("port"),
         user=merged.get("user"),
         tags=tuple(merged.get("tags", ())),
-        root=merged.get("root", "/"),
+        root=root,
         known_hosts=_expand(known_hosts),
         accept_new=merged.get("host_key_checking") == "accept-new",
         client_keys=tuple(_expand(k) for k in merged.get("client_keys", ())),
@@ -236,7 +236,8 @@ def _resolve(path: Path, defaults: NodeSettings, node: NodeModel) -> Node:
         jump=jump,
         sso_user=merged.get("sso_user"),
         sso_password_env=merged.get("sso_password_env"),
-        restart=merged.get("restart"),
+        restart=merged.get("restart") or platforms.default_restart(profile, root),
+        persist=merged.get("persist") or platforms.default_persist(profile, root),
         tls_port=merged.get("tls_port"),
         stores=stores,
     )

@@ -31,29 +31,67 @@ class Severity(enum.IntEnum):
             raise ValueError(f"unknown severity {text!r} (expected one of: {names})") from None
 
 
-STORE_KINDS = ("pem", "bundle", "dir", "vecs")
-ROLES = ("leaf", "trust", "crl")
-PROFILES = ("vcsa", "esxi", "linux")
+class StoreKind(enum.StrEnum):
+    """How a store holds its certificates: a leaf file (+ key), a bundle, a folder, or VECS."""
+
+    PEM = "pem"
+    BUNDLE = "bundle"
+    DIR = "dir"
+    VECS = "vecs"
+
+
+class Role(enum.StrEnum):
+    """What a store is for: a node's own identity, trust anchors, or revocation lists."""
+
+    LEAF = "leaf"
+    TRUST = "trust"
+    CRL = "crl"
+
+
+class Profile(enum.StrEnum):
+    """The kind of machine a node is; `sweeper.platforms` knows what each one holds and runs."""
+
+    VCSA = "vcsa"
+    ESXI = "esxi"
+    LINUX = "linux"
+
+
 NODE_STATUSES = ("ok", "unreachable", "auth-failed", "host-key-mismatch", "error")
+VECS_LABEL_PREFIX = "vecs:"
+
+
+def vecs_label(store: str) -> str:
+    """A VECS store's name in reports: `vecs:NAME`."""
+    return VECS_LABEL_PREFIX + store
+
+
+def vecs_store_of(label: str) -> str | None:
+    """The VECS store name of a report label (`vecs:NAME` -> NAME), None for file stores."""
+    return label.removeprefix(VECS_LABEL_PREFIX) if label.startswith(VECS_LABEL_PREFIX) else None
 
 
 @dataclass(frozen=True, slots=True)
 class StoreSpec:
     """Where certificates live on a node, as the inventory (or the profile) says."""
 
-    kind: str
-    role: str
+    kind: StoreKind
+    role: Role
     cert: str | None = None
     key: str | None = None
     path: str | None = None
     store: str | None = None
 
+    def __post_init__(self) -> None:
+        # Accept the inventory's words ("pem", "leaf") and keep the enums, so `is` comparisons hold.
+        object.__setattr__(self, "kind", StoreKind(self.kind))
+        object.__setattr__(self, "role", Role(self.role))
+
     @property
     def label(self) -> str:
         """The store's name in reports: its path, or `vecs:NAME`."""
-        if self.kind == "vecs":
-            return f"vecs:{self.store}" if self.store else "vecs"
-        return self.cert if self.kind == "pem" else (self.path or "")
+        if self.kind is StoreKind.VECS:
+            return vecs_label(self.store) if self.store else "vecs"
+        return (self.cert if self.kind is StoreKind.PEM else self.path) or ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +100,7 @@ class Node:
 
     name: str
     host: str
-    profile: str = "linux"
+    profile: Profile = Profile.LINUX
     port: int | None = None
     user: str | None = None
     tags: tuple[str, ...] = ()
@@ -82,6 +120,9 @@ class Node:
     sso_user: str | None = None
     sso_password_env: str | None = None
     restart: str | None = None
+    """Restarts the services serving the node's certificates (the platform's unless the inventory says)."""
+    persist: str | None = None
+    """Makes file changes survive a reboot (ESXi: /bin/auto-backup.sh); runs after every change."""
     tls_port: int | None = None
     stores: tuple[StoreSpec, ...] = ()
 
@@ -112,7 +153,7 @@ class CertRecord:
     node: str
     store: str
     entry: str
-    role: str
+    role: Role
     subject: str
     issuer: str
     serial: str
@@ -147,8 +188,8 @@ class StoreResult:
     """The outcome of reading one store: its records, or why it could not be read."""
 
     label: str
-    kind: str
-    role: str
+    kind: StoreKind
+    role: Role
     status: str = "ok"
     error: str | None = None
     certificates: int = 0

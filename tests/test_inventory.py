@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from sweeper.errors import InventoryError
-from sweeper.inventory import ESXI_STORES, VCSA_STORES, load_inventory
+from sweeper.inventory import load_inventory
+from sweeper.platforms import esxi, vcsa
 
 CONTRACT_EXAMPLE = """
 [defaults]
@@ -60,10 +61,10 @@ def write(tmp_path: Path, text: str, name: str = "inventory.toml") -> Path:
 def test_design_example_loads_with_defaults_and_profiles(tmp_path: Path) -> None:
     inv = load_inventory(write(tmp_path, CONTRACT_EXAMPLE))
     vc01, web1, esx = inv.nodes
-    assert vc01.stores == VCSA_STORES and vc01.user == "root" and vc01.become == "sudo"
+    assert vc01.stores == vcsa.DEFAULT_STORES and vc01.user == "root" and vc01.become == "sudo"
     assert vc01.tags == ("site-a", "prod")
     assert web1.stores[0].cert == "/etc/nginx/tls/server.crt" and web1.restart.startswith("systemctl")
-    assert esx.name == "esx01.corp.example" and esx.port == 2222 and esx.stores == ESXI_STORES
+    assert esx.name == "esx01.corp.example" and esx.port == 2222 and esx.stores == esxi.DEFAULT_STORES
     assert vc01.known_hosts == str(Path.home() / ".ssh/known_hosts")
     assert len(inv.sha256) == 64
 

@@ -19,8 +19,9 @@ import pytest
 from cryptography import x509
 
 from sweeper.lab import LabHandle, start_lab
+from sweeper.model import Profile
 from sweeper.pki import issue
-from sweeper.rotate.plan import ESXI_RESTART, VCSA_RESTART
+from sweeper.platforms import default_restart
 
 MACHINE_CERT = "var/lib/vmware/vmafd/vecs/MACHINE_SSL_CERT/__MACHINE_CERT"
 IDENTITY = {
@@ -100,8 +101,7 @@ def ssh(lab: LabHandle, name: str, command: str) -> asyncssh.SSHCompletedProcess
 
 def restart_command(node: dict[str, Any]) -> str:
     """What `sweeper rotate` runs: the inventory's `restart`, else its profile's default."""
-    defaults = {"esxi": ESXI_RESTART, "vcsa": VCSA_RESTART}
-    return node.get("restart") or defaults[node["profile"]].format(root=node["root"])
+    return node.get("restart") or default_restart(Profile(node["profile"]), node["root"]) or ""
 
 
 def first(nodes: list[dict[str, Any]], profile: str, index: int = 0) -> dict[str, Any]:

@@ -200,7 +200,7 @@ def test_the_script_runs_under_busybox_sh_as_on_esxi(tmp_path: Path, material: P
         },
     )
     lay(tmp_path, {"/etc/vmware/ssl/rui.key": (material / "leaf.key").read_bytes()}, mode=0o600)
-    from sweeper.inventory import ESXI_STORES
+    from sweeper.platforms.esxi import DEFAULT_STORES as ESXI_STORES
 
     node = Node(name="esx", host="h", profile="esxi", root=str(tmp_path), stores=ESXI_STORES)
     read = run_script(node, sh="busybox")

@@ -85,14 +85,3 @@ def describe(fleet: Fleet, sha256: str) -> dict[str, str]:
     """A certificate as evidence: its subject and fingerprint."""
     return {"subject": fleet.facts(sha256).subject, "sha256": sha256}
 
-
-IDENTITY_ENTRY_TYPES = (None, "Private Key")
-
-
-def is_identity(record: CertRecord) -> bool:
-    """A certificate a node presents as itself: a leaf-store end-entity cert (a file, or a VECS key entry).
-
-    CA certificates that ride along in a leaf file are its chain, and VECS "Trusted Cert"
-    entries in leaf stores (SMS holds its VASA providers') are other parties' certificates.
-    """
-    return record.role == "leaf" and not record.is_ca and record.entry_type in IDENTITY_ENTRY_TYPES

@@ -14,14 +14,13 @@ import ipaddress
 from collections.abc import Iterator
 
 from sweeper.detect import Context, finding, rule
-from sweeper.detect.fleet import is_identity
-from sweeper.model import CertRecord, Finding, NodeResult, Severity
-
-MACHINE_SSL_STORE = "vecs:MACHINE_SSL_CERT"
+from sweeper.model import CertRecord, Finding, NodeResult, Severity, vecs_store_of
+from sweeper.platforms import is_identity
+from sweeper.platforms.vcsa import MACHINE_SSL
 
 
 def _served(record: CertRecord) -> bool:
-    return is_identity(record) and (not record.store.startswith("vecs:") or record.store == MACHINE_SSL_STORE)
+    return is_identity(record) and vecs_store_of(record.store) in (None, MACHINE_SSL)
 
 
 def names_host(san: str, host: str) -> bool:

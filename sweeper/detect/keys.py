@@ -6,8 +6,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from sweeper.detect import Context, finding, rule
-from sweeper.detect.fleet import Fleet, is_identity
+from sweeper.detect.fleet import Fleet
 from sweeper.model import CertRecord, Finding, Severity
+from sweeper.platforms import is_identity
 
 MAX_LISTED = 20
 GROUP_OTHER_READ = 0o044

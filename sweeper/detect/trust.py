@@ -6,11 +6,12 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from sweeper.detect import Context, finding, rule
-from sweeper.detect.fleet import Fleet, is_identity
+from sweeper.detect.fleet import Fleet
 from sweeper.detect.strength import weak_key, weak_signature
 from sweeper.model import Finding, NodeResult, Severity
 from sweeper.pki.chain import MAX_DEPTH, verify_path, walk_path
 from sweeper.pki.parse import certificate_facts
+from sweeper.platforms import is_identity
 
 MAX_LISTED = 20
 

@@ -12,7 +12,6 @@ from sweeper.lab.files import write_file
 from sweeper.lab.incident import Placement
 from sweeper.lab.mint import Authority, Mint
 from sweeper.lab.plan import (
-    CASTORE,
     COMPROMISED_ROOT,
     LINUX_BUNDLE,
     LINUX_CRL_DIR,
@@ -22,6 +21,7 @@ from sweeper.lab.plan import (
 )
 from sweeper.lab.standins import install_service
 from sweeper.pki import issue
+from sweeper.platforms.esxi import AUTO_BACKUP, CASTORE
 
 # systemctl verbs after which a unit runs with freshly read certificates.
 _SYSTEMCTL_RESTARTS = ("start", "restart", "reload", "try-restart", "reload-or-restart")
@@ -67,7 +67,7 @@ def write_esxi(root: Path, node: NodeSpec, mint: Mint) -> list[Placement]:
     """rui.crt/rui.key/castore.pem plus the backup and restart commands rotation runs."""
     placed = write_leaves(root, node, mint)
     placed += write_bundle(root, node, CASTORE, mint)
-    install_service(root, "/bin/auto-backup.sh", "auto-backup.sh")
+    install_service(root, AUTO_BACKUP, "auto-backup.sh")
     # hostd stands for the host's HTTPS endpoint; vpxa (the vCenter agent) serves none.
     install_service(root, "/etc/init.d/hostd", "hostd", restarts=("start", "restart"))
     install_service(root, "/etc/init.d/vpxa", "vpxa")

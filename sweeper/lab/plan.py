@@ -9,7 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from sweeper.model import StoreSpec  # the inventory's store table, as sweeper reads it
+from sweeper.model import Role, StoreKind, StoreSpec  # the inventory's store table, as sweeper reads it
+from sweeper.platforms.esxi import RUI_CRT, RUI_KEY
 
 MIN_NODES = 5
 VCSA_SHARE = 0.05
@@ -28,9 +29,6 @@ COMPROMISED_ROOT = "compromised-root"
 ROGUE_ROOT = "rogue-root"
 
 # Node paths (as seen on the node; every one is prefixed by the node's root).
-RUI_CRT = "/etc/vmware/ssl/rui.crt"
-RUI_KEY = "/etc/vmware/ssl/rui.key"
-CASTORE = "/etc/vmware/ssl/castore.pem"
 LINUX_BUNDLE = "/etc/pki/ca-trust/source/anchors/corp-bundle.pem"
 LINUX_TRUST_DIR = "/usr/local/share/ca-certificates"
 LINUX_CRL_DIR = "/etc/pki/tls/crl"
@@ -80,12 +78,12 @@ class NodeSpec:
         """Explicit stores (linux only: the vcsa and esxi profiles bring their defaults)."""
         if self.profile != "linux":
             return ()
-        stores = [StoreSpec("pem", "leaf", cert=leaf.cert, key=leaf.key) for leaf in self.leaves]
-        stores.append(StoreSpec("bundle", "trust", path=LINUX_BUNDLE))
+        stores = [StoreSpec(StoreKind.PEM, Role.LEAF, cert=leaf.cert, key=leaf.key) for leaf in self.leaves]
+        stores.append(StoreSpec(StoreKind.BUNDLE, Role.TRUST, path=LINUX_BUNDLE))
         if self.dir_trust:
-            stores.append(StoreSpec("dir", "trust", path=LINUX_TRUST_DIR))
+            stores.append(StoreSpec(StoreKind.DIR, Role.TRUST, path=LINUX_TRUST_DIR))
         if self.crl_store:
-            stores.append(StoreSpec("dir", "crl", path=LINUX_CRL_DIR))
+            stores.append(StoreSpec(StoreKind.DIR, Role.CRL, path=LINUX_CRL_DIR))
         return tuple(stores)
 
 

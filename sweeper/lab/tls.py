@@ -18,9 +18,10 @@ from functools import partial
 from pathlib import Path
 
 from sweeper.lab.plan import RESTART_STAMP, SERVICES_LOG, NodeSpec
-from sweeper.lab.vcsa import MACHINE_SSL, VECS
+from sweeper.lab.vcsa import VECS
+from sweeper.platforms.vcsa import MACHINE_SSL, MACHINE_SSL_ALIAS
 
-_MACHINE_CERT = f"{VECS}/{MACHINE_SSL}/__MACHINE_CERT"
+_MACHINE_CERT = f"{VECS}/{MACHINE_SSL}/{MACHINE_SSL_ALIAS}"
 _TIMEOUT = 10.0
 
 

@@ -18,29 +18,25 @@ from sweeper.lab.plan import COMPROMISED_ROOT, NodeSpec
 from sweeper.lab.standins import install_service, install_tool
 from sweeper.pki import issue
 from sweeper.pki.issue import CRL, Certificate, PrivateKey
-
-BIN = "/usr/lib/vmware-vmafd/bin"
-VECS = "/var/lib/vmware/vmafd/vecs"
-TRUSTED_ROOTS = "TRUSTED_ROOTS"
-TRUSTED_ROOT_CRLS = "TRUSTED_ROOT_CRLS"
-MACHINE_SSL = "MACHINE_SSL_CERT"
-BACKUP_STORE = "BACKUP_STORE"
-# VECS stores of a vCenter 8.0, in the order `vecs-cli store list` shows them.
-STORES = (
+from sweeper.platforms.vcsa import (
+    APPLMGMT_PASSWORD,
+    BACKUP_STORES,
+    DATA_ENCIPHERMENT,
+    DIR_CLI,
     MACHINE_SSL,
-    TRUSTED_ROOTS,
+    MACHINE_SSL_ALIAS,
+    SERVICE_CONTROL,
+    SMS,
+    SOLUTION_USERS,
+    STORES,
     TRUSTED_ROOT_CRLS,
-    "machine",
-    "vsphere-webclient",
-    "vpxd",
-    "vpxd-extension",
-    "hvc",
-    "data-encipherment",
-    "APPLMGMT_PASSWORD",
-    "SMS",
-    "wcp",
+    TRUSTED_ROOTS,
+    VECS_CLI,
 )
-_SOLUTION_USERS = ("machine", "vsphere-webclient", "vpxd", "vpxd-extension", "hvc", "wcp")
+
+VECS = "/var/lib/vmware/vmafd/vecs"
+"""Where the lab's vecs-cli stand-in keeps the stores (a real VECS is a database)."""
+BACKUP_STORE = BACKUP_STORES[0]
 
 
 def rsa_keys_needed(node: NodeSpec) -> int:
@@ -72,9 +68,9 @@ def write_vcsa(
     root: Path, node: NodeSpec, mint: Mint, anchors: tuple[Authority, ...], crls: dict[str, CRL]
 ) -> list[Placement]:
     """The VECS stores of one vCenter, already synced with vmdir, and its tool stand-ins."""
-    for tool in ("vecs-cli", "dir-cli"):
-        install_tool(root, f"{BIN}/{tool}", tool)
-    install_service(root, "/usr/bin/service-control", "service-control", restarts=("--start", "--restart"))
+    for path in (VECS_CLI, DIR_CLI):
+        install_tool(root, path, path.rsplit("/", 1)[-1])
+    install_service(root, SERVICE_CONTROL, "service-control", restarts=("--start", "--restart"))
     vecs = root / VECS.lstrip("/")
     stores = STORES + ((BACKUP_STORE,) if node.backup_store else ())
     write_file(vecs / ".stores", "".join(f"{s}\n" for s in stores), 0o600)
@@ -89,7 +85,7 @@ def write_vcsa(
             ref = {"kind": "vecs", "store": store}
             placed.append(Placement(plant, node.name, node.profile, ref, leaf.cert, entry=alias))
     secret = os.urandom(24).hex().encode() + b"\n"
-    write_file(vecs / "APPLMGMT_PASSWORD" / "location_password_default" / "secret", secret, 0o600)
+    write_file(vecs / APPLMGMT_PASSWORD / "location_password_default" / "secret", secret, 0o600)
     for anchor in anchors:
         alias = issue.fingerprint(anchor.cert, "sha1")
         _entry(vecs, TRUSTED_ROOTS, alias, cert=anchor.cert)
@@ -105,16 +101,16 @@ def write_vcsa(
 def _keyed_entries(node: NodeSpec) -> list[tuple[str, str, str, str | None]]:
     """(store, alias, common name, plant) of every certificate+key entry of the node."""
     fqdn = f"{node.name}.{DNS_SUFFIX}"
-    entries = [(MACHINE_SSL, "__MACHINE_CERT", fqdn, node.machine_ssl_plant)]
-    entries += [(su, su, f"{su}-{node.name}", None) for su in _SOLUTION_USERS]
+    entries = [(MACHINE_SSL, MACHINE_SSL_ALIAS, fqdn, node.machine_ssl_plant)]
+    entries += [(su, su, f"{su}-{node.name}", None) for su in SOLUTION_USERS]
     entries += [
-        ("data-encipherment", "data-encipherment", f"data-encipherment-{node.name}", None),
-        ("SMS", "sms_self_signed", f"sms-{node.name}", None),
+        (DATA_ENCIPHERMENT, DATA_ENCIPHERMENT, f"data-encipherment-{node.name}", None),
+        (SMS, "sms_self_signed", f"sms-{node.name}", None),
     ]
     if node.backup_store:
         # What certificate-manager keeps for its revert: old certificates and their keys.
         entries += [
-            (BACKUP_STORE, "bkp___MACHINE_CERT", fqdn, None),
+            (BACKUP_STORE, f"bkp_{MACHINE_SSL_ALIAS}", fqdn, None),
             (BACKUP_STORE, "bkp_vpxd", f"vpxd-{node.name}", None),
         ]
     return entries

@@ -18,7 +18,7 @@ from typing import Any
 
 from sweeper import stores
 from sweeper.errors import CommandFailed
-from sweeper.model import Node, StoreSpec
+from sweeper.model import Node, Role, StoreKind, StoreSpec
 from sweeper.pki import rotation
 from sweeper.pki.parse import ParseError, crl_issuer, pem_blocks, spki_sha256_from_openssl_output
 from sweeper.rotate import remote
@@ -278,7 +278,7 @@ async def _pending_key(session: Session, pending: str, key_type: str) -> bytes:
 
 
 async def _verify_leaf(session: Session, action: Action, new_sha: str, key_mode: str) -> None:
-    spec = StoreSpec("pem", "leaf", cert=action.target, key=action.detail["key"])
+    spec = StoreSpec(StoreKind.PEM, Role.LEAF, cert=action.target, key=action.detail["key"])
     probe = replace(session.node, stores=(spec,))
     output = await run_node_script(session, stores.read_script(probe), "read back")
     read = await asyncio.to_thread(stores.parse, probe, output)

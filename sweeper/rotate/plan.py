@@ -13,17 +13,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sweeper.errors import BadInput
-from sweeper.model import CertRecord, Node, NodeResult
+from sweeper.model import CertRecord, Node, NodeResult, Profile
 from sweeper.pki.parse import ParseError, crl_issuer, crl_pem
+from sweeper.platforms import is_identity
+from sweeper.platforms.vcsa import BACKUP_LABELS, TRUSTED_ROOT_CRLS_LABEL, TRUSTED_ROOTS_LABEL
 
 PHASES = ("trust", "reissue", "purge")
 PURGE_RULES = ("revoked", "ioc-match", "compromised-issuer", "known-compromised-key", "rogue-root")
-VECS_TRUST = "vecs:TRUSTED_ROOTS"
-VECS_BACKUPS = ("vecs:BACKUP_STORE", "vecs:BACKUP_STORE_H5C")
-ESXI_RESTART = (
-    "{root}/bin/auto-backup.sh && {root}/etc/init.d/hostd restart && {root}/etc/init.d/vpxa restart"
-)
-VCSA_RESTART = "{root}/usr/bin/service-control --stop --all && {root}/usr/bin/service-control --start --all"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +97,7 @@ def make_plan(
     """Every action of the rotation, per phase and node, from the preflight sweep."""
     swept = [r for r in observed if r.swept]
     every_cert = [c for r in swept for c in r.certificates]
-    leaves = [c for c in every_cert if _is_identity(c)]
+    leaves = [c for c in every_cert if is_identity(c)]
     remove: dict[str, tuple[str, ...]] = dict(flagged)
     for sha in _old_chain_cas(leaves, every_cert):
         remove.setdefault(sha, ("old-root",))
@@ -111,7 +107,7 @@ def make_plan(
     actions: list[Action] = []
     for result in swept:
         node = nodes[result.name]
-        if node.profile == "vcsa" and not vmca_compatible:
+        if node.profile is Profile.VCSA and not vmca_compatible:
             raise BadInput(f"node '{node.name}' is a vCenter: VMCA accepts RSA only, use an RSA root")
         actions += _trust_actions(node, result, new_root_sha256)
         actions += _reissue_actions(node, result)
@@ -125,13 +121,6 @@ def make_plan(
         remove,
         _count(options.max_failures, len(with_work), "--max-failures"),
     )
-
-
-def _is_identity(cert: CertRecord) -> bool:
-    """A node's own certificate: a leaf store entry that comes with its private key."""
-    if cert.role != "leaf" or cert.is_ca or cert.store in VECS_BACKUPS:
-        return False
-    return cert.key is not None or cert.entry_type == "Private Key"
 
 
 def _old_chain_cas(leaves: list[CertRecord], every_cert: list[CertRecord]) -> set[str]:
@@ -177,7 +166,7 @@ def _trust_actions(node: Node, result: NodeResult, new_root: str) -> list[Action
 def _reissue_actions(node: Node, result: NodeResult) -> list[Action]:
     actions = []
     for cert in result.certificates:
-        if not _is_identity(cert):
+        if not is_identity(cert):
             continue
         if cert.store.startswith("vecs:"):
             store = cert.store.removeprefix("vecs:")
@@ -231,7 +220,7 @@ def _crl_publish_actions(node: Node, result: NodeResult) -> list[Action]:
     """The rotation CA's CRL goes into every CRL store the node has (folders and VECS)."""
     actions = []
     for store in result.stores:
-        if store.label == "vecs:TRUSTED_ROOT_CRLS":
+        if store.label == TRUSTED_ROOT_CRLS_LABEL:
             actions.append(
                 Action(node.name, "purge", "publish-crl", "TRUSTED_ROOT_CRLS", {"store_kind": "vecs"})
             )
@@ -241,29 +230,22 @@ def _crl_publish_actions(node: Node, result: NodeResult) -> list[Action]:
 
 
 def _restart_command(node: Node) -> str | None:
-    if node.restart:
-        return node.restart
-    root = node.root.rstrip("/")
-    if node.profile == "esxi":
-        return ESXI_RESTART.format(root=root)
-    if node.profile == "vcsa":
-        return VCSA_RESTART.format(root=root)
-    return None
+    return " && ".join(command for command in (node.persist, node.restart) if command) or None
 
 
 def _purge_actions(node: Node, result: NodeResult, remove: Mapping[str, tuple[str, ...]]) -> list[Action]:
     """Removed certificates out of trust stores; VMware's BACKUP_STORE emptied (old certs *and keys*)."""
     doomed: dict[str, list[CertRecord]] = {}
     for cert in result.certificates:
-        if cert.store in VECS_BACKUPS or (cert.sha256 in remove and cert.role == "trust"):
+        if cert.store in BACKUP_LABELS or (cert.sha256 in remove and cert.role == "trust"):
             doomed.setdefault(cert.store, []).append(cert)
     actions = []
     for store, certs in doomed.items():
         detail = {"sha256": sorted({c.sha256 for c in certs})}
         entries = sorted({c.entry.split("#", 1)[0] for c in certs})
-        if store == VECS_TRUST:
+        if store == TRUSTED_ROOTS_LABEL:
             kind, target, extra = "vmdir-unpublish", "TRUSTED_ROOTS", {"aliases": entries}
-        elif store in VECS_BACKUPS:
+        elif store in BACKUP_LABELS:
             kind, target, extra = "clear-vecs-store", store.removeprefix("vecs:"), {"aliases": entries}
         else:
             store_kind = next(s.kind for s in result.stores if s.label == store)

@@ -12,12 +12,11 @@ import base64
 import textwrap
 
 from sweeper.model import Node
+from sweeper.platforms.vcsa import DIR_CLI, VECS_CLI
 from sweeper.shell import Output, Section, Tag, mark
 from sweeper.shell import quote as q
 from sweeper.stores.script import prelude
 
-VECS_CLI = "/usr/lib/vmware-vmafd/bin/vecs-cli"
-DIR_CLI = "/usr/lib/vmware-vmafd/bin/dir-cli"
 PENDING_DIR = "/var/lib/sweeper/pending"
 
 HELPERS = r"""

@@ -11,12 +11,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 
-from sweeper.model import CertRecord, CrlRecord, Node, StoreResult
+from sweeper.model import CertRecord, CrlRecord, Node, StoreKind, StoreResult
 from sweeper.shell import Output
 from sweeper.stores import files, script, vecs
 from sweeper.stores.records import KeyLedger
 
-_KINDS: dict[str, ModuleType] = {"pem": files, "bundle": files, "dir": files, "vecs": vecs}
+_KINDS: dict[StoreKind, ModuleType] = {
+    StoreKind.PEM: files,
+    StoreKind.BUNDLE: files,
+    StoreKind.DIR: files,
+    StoreKind.VECS: vecs,
+}
 
 
 @dataclass(frozen=True, slots=True)

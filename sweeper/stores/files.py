@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sweeper.model import KeyInfo, Node, StoreSpec
+from sweeper.model import KeyInfo, Node, StoreKind, StoreSpec
 from sweeper.pki.parse import (
     ParseError,
     spki_sha256_from_private_key,
@@ -19,12 +19,12 @@ _FILE_FAILURES = {
 
 
 def calls(spec: StoreSpec, node: Node, sid: str) -> list[str]:
-    if spec.kind == "pem":
+    if spec.kind is StoreKind.PEM:
         lines = [f"sw_file {sid} {quote(node.path(spec.cert or ''))}"]
         if spec.key:
             lines.append(f"sw_key {sid} {quote(node.path(spec.key))}")
         return lines
-    if spec.kind == "bundle":
+    if spec.kind is StoreKind.BUNDLE:
         return [f"sw_file {sid} {quote(node.path(spec.path or ''))}"]
     return [f"sw_dir {sid} {quote(node.path(spec.path or ''))}"]
 
@@ -44,14 +44,14 @@ def collect(spec: StoreSpec, node: Node, sections: list[Section], keys: KeyLedge
             if data is None:
                 read.fail("error", f"{path}: {section.problem or 'not read'}")
                 continue
-            if spec.kind == "dir" and data in seen:
+            if spec.kind is StoreKind.DIR and data in seen:
                 continue  # the same file reached through a symlink
             seen.add(data)
             held = add_file_contents(
-                read, node.name, path, data, key=key, must_hold_certificates=spec.kind != "dir"
+                read, node.name, path, data, key=key, must_hold_certificates=spec.kind is not StoreKind.DIR
             )
             skipped += not held
-    if spec.kind == "dir" and read.status == "ok" and skipped:
+    if spec.kind is StoreKind.DIR and read.status == "ok" and skipped:
         read.error = f"{skipped} file(s) held no certificate or CRL and were skipped"
     return [read]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from sweeper.model import CertRecord, CrlRecord, KeyInfo, StoreResult
+from sweeper.model import CertRecord, CrlRecord, KeyInfo, Role, StoreKind, StoreResult
 from sweeper.pki.parse import (
     ParseError,
     certificate_facts,
@@ -20,8 +20,8 @@ class StoreRead:
     """What one store contributed; mutable while a store module fills it."""
 
     label: str
-    kind: str
-    role: str
+    kind: StoreKind
+    role: Role
     certificates: list[CertRecord] = field(default_factory=list)
     crls: list[CrlRecord] = field(default_factory=list)
     status: str = "ok"

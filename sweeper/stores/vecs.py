@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sweeper.inventory import VECS_CLI
-from sweeper.model import CrlRecord, KeyInfo, Node, StoreSpec
+from sweeper.model import CrlRecord, KeyInfo, Node, StoreKind, StoreSpec, vecs_label
 from sweeper.pki.parse import ParseError, pem_blocks
+from sweeper.platforms.vcsa import VECS_CLI, store_role
 from sweeper.shell import Section, Tag, quote
 from sweeper.stores.records import KeyLedger, StoreRead, certificate_record
-
-TRUST_STORES = {"TRUSTED_ROOTS"}
-CRL_STORES = {"TRUSTED_ROOT_CRLS"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,14 +21,6 @@ class VecsEntry:
     alias: str
     entry_type: str
     pem: str
-
-
-def role_of(store: str) -> str:
-    if store in TRUST_STORES:
-        return "trust"
-    if store in CRL_STORES:
-        return "crl"
-    return "leaf"
 
 
 def calls(spec: StoreSpec, node: Node, sid: str) -> list[str]:
@@ -71,7 +60,7 @@ def parse_entry_list(text: str) -> list[VecsEntry]:
 def collect(spec: StoreSpec, node: Node, sections: list[Section], keys: KeyLedger) -> list[StoreRead]:
     """One StoreRead per VECS store the node reported."""
     reads: list[StoreRead] = []
-    overall = StoreRead(label=spec.label, kind="vecs", role=spec.role)
+    overall = StoreRead(label=spec.label, kind=StoreKind.VECS, role=spec.role)
     public_keys = _public_keys(sections, keys)
     for section in sections:
         if section.tag is Tag.MISSING:
@@ -85,7 +74,7 @@ def collect(spec: StoreSpec, node: Node, sections: list[Section], keys: KeyLedge
 
 def _store(node: Node, section: Section, public_keys: dict[tuple[str, str], KeyInfo]) -> StoreRead:
     name = section.args
-    read = StoreRead(label=f"vecs:{name}", kind="vecs", role=role_of(name))
+    read = StoreRead(label=vecs_label(name), kind=StoreKind.VECS, role=store_role(name))
     if section.rc:
         read.fail("error", _vecs_error(f"entry list --store {name}", section))
         return read
@@ -127,7 +116,7 @@ def _public_keys(sections: list[Section], ledger: KeyLedger) -> dict[tuple[str, 
         if section.tag is not Tag.VECSKEY:
             continue
         store, _, alias = section.args.partition("\t")
-        label = f"vecs:{store}/{alias}"
+        label = f"{vecs_label(store)}/{alias}"
         try:
             spki = ledger.resolve(section.text)
             keys[(store, alias)] = KeyInfo(path=label, spki_sha256=spki)

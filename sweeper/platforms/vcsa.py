@@ -1,0 +1,61 @@
+"""vCenter Server Appliance (and PSC): VMware's tools, VECS stores and their roles, service restarts.
+
+The facts are VMware's (DESIGN "What the real vSphere tools do"); the lab's stand-ins
+install themselves at these same paths.
+"""
+
+from __future__ import annotations
+
+from sweeper.model import Role, StoreKind, StoreSpec, vecs_label
+
+VMAFD_BIN = "/usr/lib/vmware-vmafd/bin"
+VECS_CLI = f"{VMAFD_BIN}/vecs-cli"
+DIR_CLI = f"{VMAFD_BIN}/dir-cli"
+SERVICE_CONTROL = "/usr/bin/service-control"
+
+MACHINE_SSL = "MACHINE_SSL_CERT"
+MACHINE_SSL_ALIAS = "__MACHINE_CERT"
+TRUSTED_ROOTS = "TRUSTED_ROOTS"
+TRUSTED_ROOT_CRLS = "TRUSTED_ROOT_CRLS"  # the real name; VMware's documentation misspells it
+BACKUP_STORES = ("BACKUP_STORE", "BACKUP_STORE_H5C")
+"""certificate-manager's revert copies: old certificates *and keys*, never a node's identity."""
+SOLUTION_USERS = ("machine", "vsphere-webclient", "vpxd", "vpxd-extension", "hvc", "wcp")
+DATA_ENCIPHERMENT = "data-encipherment"
+SMS = "SMS"
+STS_INTERNAL_SSL = "STS_INTERNAL_SSL_CERT"
+APPLMGMT_PASSWORD = "APPLMGMT_PASSWORD"  # a secret key, no certificate
+STORES = (
+    MACHINE_SSL,
+    TRUSTED_ROOTS,
+    TRUSTED_ROOT_CRLS,
+    "machine",
+    "vsphere-webclient",
+    "vpxd",
+    "vpxd-extension",
+    "hvc",
+    DATA_ENCIPHERMENT,
+    APPLMGMT_PASSWORD,
+    SMS,
+    "wcp",
+)
+"""The stores of a vCenter 8.0, in the order `vecs-cli store list` prints them."""
+
+DEFAULT_STORES = (StoreSpec(kind=StoreKind.VECS, role=Role.LEAF),)
+"""Every VECS store that `vecs-cli store list` reports."""
+
+RESTART = f"{{root}}{SERVICE_CONTROL} --stop --all && {{root}}{SERVICE_CONTROL} --start --all"
+PERSIST = None
+
+MACHINE_SSL_LABEL = vecs_label(MACHINE_SSL)
+TRUSTED_ROOTS_LABEL = vecs_label(TRUSTED_ROOTS)
+TRUSTED_ROOT_CRLS_LABEL = vecs_label(TRUSTED_ROOT_CRLS)
+BACKUP_LABELS = tuple(vecs_label(store) for store in BACKUP_STORES)
+
+
+def store_role(store: str) -> Role:
+    """What a VECS store holds: trust anchors, CRLs, or certificates with their keys."""
+    if store == TRUSTED_ROOTS:
+        return Role.TRUST
+    if store == TRUSTED_ROOT_CRLS:
+        return Role.CRL
+    return Role.LEAF

@@ -29,10 +29,12 @@ from sweeper.report.formats import parse_formats, stem_of, write_formats
 from sweeper.report.options import RenderOptions
 from sweeper.report.publish import Publication, publish
 from sweeper.report.schema import SEVERITIES
-from sweeper.rotate.plan import Action, Plan, WaveOptions
-from sweeper.rotate.service import RotateRequest, RotationResult, prepare, start
+from sweeper.rotate import remote
+from sweeper.rotate.plan import PHASES, Plan, WaveOptions
+from sweeper.rotate.service import Prepared, RotateRequest, RotationResult, prepare, start
 from sweeper.rotate.service import resume as resume_rotation
 from sweeper.rotate.service import rollback as rollback_rotation
+from sweeper.rotate.steps import ScriptContext
 from sweeper.scan import ScanOptions, scan
 from sweeper.ssh import RetryPolicy
 
@@ -536,34 +538,30 @@ def journal_passphrase(new: bool) -> str:
 
 def show_plan(plan: Plan) -> None:
     """Per phase, per node: what is added, replaced, removed, and which commands run."""
-    for phase in ("trust", "reissue", "purge"):
-        actions = plan.for_phase(phase)
-        err.rule(f"{phase} ({len(actions)} steps)")
-        for node in dict.fromkeys(a.node for a in actions):
-            err.print(f"[bold]{node}[/]", highlight=False)
-            for action in plan.for_phase(phase, [node]):
-                err.print(f"  {describe_action(action)}", highlight=False)
+    for phase in PHASES:
+        steps = plan.for_phase(phase)
+        err.rule(f"{phase} ({len(steps)} steps)")
+        for node in dict.fromkeys(s.node for s in steps):
+            err.print(Text(node, style="bold"))
+            for step in plan.for_phase(phase, [node]):
+                err.print(Text(f"  {step.describe()}"))
     waves = " → ".join(f"({', '.join(w)})" for w in plan.waves)
     err.print(f"waves: {waves or 'none'}; failure budget: {plan.max_failures} node(s)", markup=False)
     err.print(f"certificates the purge removes: {len(plan.remove)}", highlight=False)
 
 
-def describe_action(action: Action) -> str:
-    detail = action.detail
-    return {
-        "add-anchor": f"add the new root to {action.target}",
-        "vmdir-publish": "publish the new root to VMware Directory, refresh TRUSTED_ROOTS",
-        "reissue-file": f"new key + certificate for {action.target} (key {detail.get('key')})",
-        "reissue-vecs": f"new key + certificate for VECS {action.target}",
-        "restart": f"run: {detail.get('command')}",
-        "verify-tls": f"TLS handshake on port {action.target} must show the new certificate",
-        "remove-anchors": f"remove {len(detail.get('sha256', []))} certificate(s) from {action.target}",
-        "vmdir-unpublish": f"unpublish and delete {len(detail.get('sha256', []))} root(s) from TRUSTED_ROOTS",
-        "clear-vecs-store": f"empty VECS {action.target} (old certificates and keys)",
-        "remove-crls": f"remove {len(detail.get('files', []))} CRL file(s) of removed CAs: {action.target}",
-        "publish-crl": f"publish the new root's CRL (replaced serials) into {action.target}",
-        "delete-vecs-crls": f"delete {len(detail.get('aliases', []))} CRL(s) of removed roots from VECS",
-    }.get(action.kind, f"{action.kind} {action.target}")
+def show_scripts(prepared: Prepared) -> None:
+    """Every change script of the plan on stdout, for `--dry-run --show-scripts` (as alembic's --sql)."""
+    context = ScriptContext.preview(prepared.ca)
+    nodes = {node.name: node for node in prepared.nodes}
+    print("# Every script runs on its node through `sh` on stdin, after these helpers, framed by a")
+    print("# random token and an end marker; reads and read-backs are not shown. <...> is known at run time.")
+    print(remote.script("").rstrip())
+    for phase in PHASES:
+        for step in prepared.plan.for_phase(phase):
+            for what, body in step.scripts(context, nodes[step.node]):
+                print(f"\n# --- {phase} / {step.node} / {step.name}: {what}")
+                print(body.rstrip())
 
 
 def rotation_progress(phase: str, node: str, status: str) -> None:
@@ -616,6 +614,9 @@ def rotate_command(
     journal: Annotated[Path | None, typer.Option(help="Journal folder (default: journals/<time>).")] = None,
     limit: Annotated[list[str], typer.Option("--limit", help="Only nodes with this name or tag.")] = [],  # noqa: B006
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and change nothing.")] = False,
+    show_scripts_: Annotated[
+        bool, typer.Option("--show-scripts", help="With --dry-run: print every change script on stdout.")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Purge even if some nodes were not re-issued.")
@@ -637,6 +638,8 @@ def rotate_command(
     def run() -> int:
         if new_root and (ca_cert or ca_key):
             raise BadInput("choose --new-root or --ca-cert/--ca-key, not both")
+        if show_scripts_ and not dry_run:
+            raise BadInput("--show-scripts goes with --dry-run")
         publication = publication_for(out, formats, threshold, sign, None)
         ask = terminal_prompt()
         request = RotateRequest(
@@ -659,6 +662,8 @@ def rotate_command(
         with progress_reporter(len(load_inventory(inventory).limited(limit))) as on_node:
             prepared = prepare(request, ask, on_node)
         show_plan(prepared.plan)
+        if show_scripts_:
+            show_scripts(prepared)
         if dry_run:
             err.print("dry run: nothing was changed")
             return EXIT_OK

@@ -110,3 +110,17 @@ def test_intent_survives_kill_9(tmp_path: Path) -> None:
     (step,) = Journal.open(tmp_path / "j", PASS).steps()
     assert (step.state, step.attempts) == ("running", 1)
     assert os.path.exists(tmp_path / "j" / DB_NAME)
+
+
+def test_a_journal_of_another_format_or_not_a_journal_is_refused_in_one_line(tmp_path: Path) -> None:
+    Journal.create(tmp_path / "j", PASS, {}).close()
+    db = sqlite3.connect(tmp_path / "j" / DB_NAME)
+    with db:
+        db.execute("DELETE FROM meta WHERE key = 'format'")
+    db.close()
+    with pytest.raises(JournalError, match="older format"):
+        Journal.open(tmp_path / "j", PASS)
+    (tmp_path / "other").mkdir()
+    sqlite3.connect(tmp_path / "other" / DB_NAME).close()
+    with pytest.raises(JournalError, match="not a sweeper journal"):
+        Journal.open(tmp_path / "other", PASS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -114,10 +115,19 @@ def test_rotation_replaces_everything_and_rollback_puts_it_back(
     source = scan_report(tmp_path, inventory)
 
     dry = sweeper(
-        "rotate", str(inventory), "--from", str(source), "--dry-run", "--journal", str(tmp_path / "dry")
-    )
+        "rotate", str(inventory), "--from", str(source), "--dry-run", "--show-scripts",
+        "--journal", str(tmp_path / "dry"),
+    )  # fmt: skip
     assert dry.returncode == 0 and "reissue" in dry.stderr and "add the new root" in dry.stderr
     assert snapshot(trees) == before_files and not (tmp_path / "dry").exists(), "--dry-run changes nothing"
+    shown = dry.stdout
+    assert "sw_put() {" in shown, "the helpers every script runs with, once"
+    for tree in trees:  # each node's restart, and the install of its new leaf, as the node would run them
+        assert f"echo restarted >> {tree.root}/restart.log" in shown
+        assert f"sw_put {shlex.quote(str(tree.host_path(tree.cert)))} " in shown
+    assert "<base64 of the new certificate" in shown
+    refused = sweeper("rotate", str(inventory), "--from", str(source), "--show-scripts")
+    assert refused.returncode == 2 and "--dry-run" in refused.stderr
 
     journal = tmp_path / "journal"
     done = rotate(inventory, source, tmp_path)

@@ -6,28 +6,22 @@ import subprocess
 from pathlib import Path
 
 from sweeper.pki import rotation
-from sweeper.rotate.actions import Rotation, serials_to_revoke
 from sweeper.rotate.journal import Journal
-from sweeper.rotate.plan import Action, Plan
+from sweeper.rotate.plan import Plan
+from sweeper.rotate.steps import OldCertificate, ReissueFile, StepContext, serials_to_revoke
 
 
-def rotation_with(tmp_path: Path, ca: rotation.CertificateAuthority, old_issuer: str) -> Rotation:
-    plan = Plan(
-        actions=(
-            Action(
-                "n1",
-                "reissue",
-                "reissue-file",
-                "/etc/tls/a.crt",
-                {"key": "/etc/tls/a.key", "old_sha256": "aa", "old_serial": "1f", "old_issuer": old_issuer},
-            ),
-        ),
-        waves=(("n1",),),
-        remove={},
-        max_failures=0,
+def rotation_with(tmp_path: Path, ca: rotation.CertificateAuthority, old_issuer: str) -> StepContext:
+    step = ReissueFile(
+        node="n1",
+        cert="/etc/tls/a.crt",
+        key="/etc/tls/a.key",
+        key_type="RSA",
+        old=OldCertificate(sha256="aa", serial="1f", issuer=old_issuer),
     )
+    plan = Plan(steps=(step,), waves=(("n1",),), remove={}, max_failures=0)
     journal = Journal.create(tmp_path / "j", "pass", {})
-    return Rotation(journal, plan, ca, sso_password=lambda node: "")
+    return StepContext(ca=ca, sso_password=lambda node: "", journal=journal, plan=plan)
 
 
 def test_a_certificate_issued_then_replaced_by_a_retry_is_revoked_the_one_in_place_is_not(

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 from sweeper.errors import NodeError
 from sweeper.model import Node
-from sweeper.rotate.actions import HANDLERS, Rotation, backup
-from sweeper.rotate.plan import Action
+from sweeper.rotate.preflight import back_up
+from sweeper.rotate.steps import Phase, Step, StepContext
 from sweeper.ssh import Connector, Session
 
-PREFLIGHT = ("preflight", "backup")
+PREFLIGHT = (Phase.PREFLIGHT, "backup")
 Progress = Callable[[str, str, str], None]
 """(phase, node, status) as each node finishes a phase: for the live display."""
 
@@ -41,13 +41,13 @@ class Outcome:
 class Engine:
     def __init__(
         self,
-        rotation: Rotation,
+        context: StepContext,
         nodes: dict[str, Node],
         connector: Connector,
         concurrency: int = 50,
         progress: Progress | None = None,
     ) -> None:
-        self.rot = rotation
+        self.ctx = context
         self.nodes = nodes
         self.connector = connector
         self.gate = asyncio.Semaphore(max(1, concurrency))
@@ -55,28 +55,27 @@ class Engine:
 
     def record_plan(self) -> None:
         """Every step of the plan, pending, in the journal (idempotent: resume keeps progress)."""
-        plan = self.rot.plan
-        steps = [(name, *PREFLIGHT) for name in self._nodes_with_work()]
-        steps += [(a.node, a.phase, a.step) for a in plan.actions]
-        self.rot.journal.plan_steps(steps)
+        rows = [(name, *PREFLIGHT) for name in self._nodes_with_work()]
+        rows += [(s.node, s.phase, s.name) for s in self.ctx.plan.steps]
+        self.ctx.journal.plan_steps(rows)
 
     async def run(self, force: bool = False) -> Outcome:
         outcome = Outcome(forced=force)
         everyone = self._nodes_with_work()
-        if not await self._phase("preflight", everyone, outcome):
-            return self._stop(outcome, "preflight")
-        if not await self._phase("trust", everyone, outcome):
-            return self._stop(outcome, "trust")
-        budget = self.rot.plan.max_failures
-        for wave in self.rot.plan.waves:
-            await self._phase("reissue", list(wave), outcome)
+        if not await self._phase(Phase.PREFLIGHT, everyone, outcome):
+            return self._stop(outcome, Phase.PREFLIGHT)
+        if not await self._phase(Phase.TRUST, everyone, outcome):
+            return self._stop(outcome, Phase.TRUST)
+        budget = self.ctx.plan.max_failures
+        for wave in self.ctx.plan.waves:
+            await self._phase(Phase.REISSUE, list(wave), outcome)
             if len(outcome.failed) > budget:
-                return self._stop(outcome, "reissue")
+                return self._stop(outcome, Phase.REISSUE)
         if outcome.failed and not force:
-            return self._stop(outcome, "reissue")
-        outcome.purged = await self._phase("purge", everyone, outcome)
+            return self._stop(outcome, Phase.REISSUE)
+        outcome.purged = await self._phase(Phase.PURGE, everyone, outcome)
         if not outcome.purged:
-            outcome.stopped_at = "purge"
+            outcome.stopped_at = Phase.PURGE
         return outcome
 
     def _stop(self, outcome: Outcome, phase: str) -> Outcome:
@@ -84,10 +83,10 @@ class Engine:
         return outcome
 
     def _nodes_with_work(self) -> list[str]:
-        named = {a.node for a in self.rot.plan.actions}
+        named = {s.node for s in self.ctx.plan.steps}
         return [name for name in self.nodes if name in named]
 
-    async def _phase(self, phase: str, names: list[str], outcome: Outcome) -> bool:
+    async def _phase(self, phase: Phase, names: list[str], outcome: Outcome) -> bool:
         """Run one phase on `names` concurrently; True when every one of them finished it."""
         names = [n for n in names if n not in outcome.failed]
         results = await asyncio.gather(*(self._node_phase(phase, n) for n in names))
@@ -96,25 +95,22 @@ class Engine:
                 outcome.failed[name] = error
         return all(error is None for error in results)
 
-    async def _node_phase(self, phase: str, name: str) -> str | None:
+    async def _node_phase(self, phase: Phase, name: str) -> str | None:
         node = self.nodes[name]
-        actions = (
-            self.rot.plan.of_node(name) if phase == "preflight" else self.rot.plan.for_phase(phase, [name])
-        )
-        if phase != "preflight" and not actions:
+        plan = self.ctx.plan
+        steps = plan.of_node(name) if phase == Phase.PREFLIGHT else plan.for_phase(phase, [name])
+        if phase != Phase.PREFLIGHT and not steps:
             return None
-        if not self._pending(name, phase, actions):
+        if not self._pending(name, phase, steps):
             self.progress(phase, name, "already done")
             return None
 
         async def work(session: Session) -> None:
-            if phase == "preflight":
-                await self._step(name, *PREFLIGHT, lambda: backup(self.rot, session, actions))
+            if phase == Phase.PREFLIGHT:
+                await self._step(name, *PREFLIGHT, lambda: back_up(self.ctx, session, steps))
                 return
-            for action in actions:
-                await self._step(
-                    name, phase, action.step, lambda a=action: HANDLERS[a.kind](self.rot, session, a)
-                )
+            for step in steps:
+                await self._step(name, phase, step.name, lambda s=step: s.apply(self.ctx, session))
 
         try:
             async with self.gate:
@@ -125,17 +121,15 @@ class Engine:
         self.progress(phase, name, "done")
         return None
 
-    def _pending(self, name: str, phase: str, actions: list[Action]) -> bool:
-        done = {
-            (s.phase, s.step) for s in self.rot.journal.steps(phase) if s.node == name and s.state == "done"
-        }
-        if phase == "preflight":
-            return ("preflight", PREFLIGHT[1]) not in {(p, s) for p, s in done}
-        return any((a.phase, a.step) not in done for a in actions)
+    def _pending(self, name: str, phase: Phase, steps: list[Step]) -> bool:
+        done = {s.step for s in self.ctx.journal.steps(phase) if s.node == name and s.state == "done"}
+        if phase == Phase.PREFLIGHT:
+            return PREFLIGHT[1] not in done
+        return any(s.name not in done for s in steps)
 
     async def _step(self, node: str, phase: str, step: str, do: Callable[[], Awaitable[dict]]) -> None:
         """Intent in the journal, the change, the outcome in the journal; a done step is skipped."""
-        journal = self.rot.journal
+        journal = self.ctx.journal
         if not journal.begin(node, phase, step):
             return
         try:

@@ -24,6 +24,8 @@ from sweeper.pki.vault import VaultError, derive_key, new_salt, seal, unseal
 
 DB_NAME = "journal.sqlite"
 VERIFIER = b"sweeper-journal/1"
+FORMAT = 2
+"""The journal's layout and its plan's encoding (2: steps as a tagged union); `open` refuses others."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -113,7 +115,12 @@ class Journal:
         key = derive_key(passphrase, salt)
         with db:
             db.executescript(SCHEMA)
-            rows = {"salt": salt.hex(), "verifier": seal(key, VERIFIER, b"verifier").hex(), "created": _now()}
+            rows = {
+                "salt": salt.hex(),
+                "verifier": seal(key, VERIFIER, b"verifier").hex(),
+                "created": _now(),
+                "format": str(FORMAT),
+            }
             rows.update({k: json.dumps(v) for k, v in meta.items()})
             db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows.items())
         os.chmod(directory / DB_NAME, 0o600)
@@ -124,6 +131,18 @@ class Journal:
         if not (directory / DB_NAME).is_file():
             raise JournalError(f"{directory}: no rotation journal here")
         db = cls._connect(directory)
+        try:
+            found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise JournalError(f"{directory}: not a sweeper journal ({exc})") from None
+        if found is None or found[0] != str(FORMAT):
+            db.close()
+            written = f"format {found[0]}" if found else "an older format"
+            raise JournalError(
+                f"{directory}: this journal is in {written}, this sweeper reads format {FORMAT}; "
+                "resume or roll it back with the sweeper version that started it"
+            )
         salt = bytes.fromhex(cls._meta_raw(db, "salt"))
         key = derive_key(passphrase, salt)
         try:

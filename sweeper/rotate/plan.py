@@ -1,73 +1,96 @@
 """The rotation plan: pure data, computed from what the preflight sweep saw and what the report flagged.
 
-`make_plan()` decides, per phase and node, what is added, replaced and removed; the engine
-only carries it out, and `--dry-run` only prints it. A plan is stored in the journal so
-that `resume` finishes the plan that was started, not a new one.
+`make_plan()` decides, per phase and node, which steps add, replace and remove what; the
+engine only carries them out, and `--dry-run` only prints them. A plan is stored in the
+journal so that `resume` finishes the plan that was started, not a new one.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from sweeper.errors import BadInput
-from sweeper.model import CertRecord, Node, NodeResult, Profile
+from sweeper.model import CertRecord, Node, NodeResult, Profile, Role, StoreKind, vecs_store_of
 from sweeper.pki.parse import ParseError, crl_issuer, crl_pem
 from sweeper.platforms import is_identity
-from sweeper.platforms.vcsa import BACKUP_LABELS, TRUSTED_ROOT_CRLS_LABEL, TRUSTED_ROOTS_LABEL
+from sweeper.platforms.vcsa import BACKUP_LABELS, TRUSTED_ROOT_CRLS, TRUSTED_ROOTS_LABEL
+from sweeper.rotate.steps import (
+    STEPS,
+    AddAnchor,
+    ClearVecsStore,
+    DeleteVecsCrls,
+    OldCertificate,
+    Persist,
+    Phase,
+    PublishCrl,
+    ReissueFile,
+    ReissueVecs,
+    RemoveAnchors,
+    RemoveCrls,
+    Restart,
+    Step,
+    VerifyTls,
+    VmdirPublish,
+    VmdirUnpublish,
+)
 
-PHASES = ("trust", "reissue", "purge")
+PHASES = (Phase.TRUST, Phase.REISSUE, Phase.PURGE)
 PURGE_RULES = ("revoked", "ioc-match", "compromised-issuer", "known-compromised-key", "rogue-root")
 
 
 @dataclass(frozen=True, slots=True)
-class Action:
-    """One idempotent step on one node; `step` is unique within (node, phase)."""
-
-    node: str
-    phase: str
-    kind: str
-    target: str
-    detail: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def step(self) -> str:
-        return f"{self.kind}:{self.target}"
-
-
-@dataclass(frozen=True, slots=True)
 class Plan:
-    actions: tuple[Action, ...]
+    steps: tuple[Step, ...]
     waves: tuple[tuple[str, ...], ...]
     remove: Mapping[str, tuple[str, ...]]
     """sha256 of every certificate the purge removes -> why (rule ids, or 'old-root')."""
     max_failures: int
 
-    def for_phase(self, phase: str, nodes: Iterable[str] | None = None) -> list[Action]:
+    def for_phase(self, phase: Phase, nodes: Iterable[str] | None = None) -> list[Step]:
         wanted = set(nodes) if nodes is not None else None
-        return [a for a in self.actions if a.phase == phase and (wanted is None or a.node in wanted)]
+        return [s for s in self.steps if s.phase == phase and (wanted is None or s.node in wanted)]
 
-    def of_node(self, name: str) -> list[Action]:
-        return [a for a in self.actions if a.node == name]
+    def of_node(self, name: str) -> list[Step]:
+        return [s for s in self.steps if s.node == name]
 
     def to_json(self) -> dict[str, Any]:
+        """The plan as the journal keeps it: steps as a tagged union (`kind`)."""
         return {
-            "actions": [asdict(a) | {"detail": dict(a.detail)} for a in self.actions],
+            "steps": STEPS.dump_python(self.steps, mode="json"),
             "waves": [list(w) for w in self.waves],
             "remove": {k: list(v) for k, v in self.remove.items()},
             "max_failures": self.max_failures,
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Plan:
-        return cls(
-            actions=tuple(Action(**a) for a in data["actions"]),
-            waves=tuple(tuple(w) for w in data["waves"]),
-            remove={k: tuple(v) for k, v in data["remove"].items()},
-            max_failures=int(data["max_failures"]),
-        )
+    def from_json(cls, data: Mapping[str, Any], source: str) -> Plan:
+        """:raises BadInput: the journal's plan is not one this sweeper wrote."""
+        try:
+            return cls(
+                steps=STEPS.validate_python(data["steps"]),
+                waves=tuple(tuple(w) for w in data["waves"]),
+                remove={k: tuple(v) for k, v in data["remove"].items()},
+                max_failures=int(data["max_failures"]),
+            )
+        except (ValidationError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BadInput(f"{source}: the journal's plan cannot be read ({type(exc).__name__})") from None
+
+    def to_report(self) -> dict[str, Any]:
+        """The plan as a report shows it: each step's node, phase, kind, target and own fields."""
+        return {
+            "actions": [
+                {"node": s.node, "phase": s.phase, "kind": s.kind, "target": s.target, "detail": s.detail()}
+                for s in self.steps
+            ],
+            "waves": [list(w) for w in self.waves],
+            "remove": {k: list(v) for k, v in self.remove.items()},
+            "max_failures": self.max_failures,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,33 +117,51 @@ def make_plan(
     options: WaveOptions,
     vmca_compatible: bool = True,
 ) -> Plan:
-    """Every action of the rotation, per phase and node, from the preflight sweep."""
+    """Every step of the rotation, per phase and node, from the preflight sweep.
+
+    :raises BadInput: before anything changes, when a node's own certificate could not be
+        replaced (the inventory names no key for it) or a vCenter would get a non-RSA root.
+    """
     swept = [r for r in observed if r.swept]
     every_cert = [c for r in swept for c in r.certificates]
     leaves = [c for c in every_cert if is_identity(c)]
+    _refuse_keyless(leaves)
     remove: dict[str, tuple[str, ...]] = dict(flagged)
     for sha in _old_chain_cas(leaves, every_cert):
         remove.setdefault(sha, ("old-root",))
     remove.pop(new_root_sha256, None)
 
     removed_subjects = {c.subject for c in every_cert if c.sha256 in remove and c.is_ca}
-    actions: list[Action] = []
+    steps: list[Step] = []
     for result in swept:
         node = nodes[result.name]
         if node.profile is Profile.VCSA and not vmca_compatible:
             raise BadInput(f"node '{node.name}' is a vCenter: VMCA accepts RSA only, use an RSA root")
-        actions += _trust_actions(node, result, new_root_sha256)
-        actions += _reissue_actions(node, result)
-        actions += _purge_actions(node, result, remove)
-        actions += _crl_purge_actions(node, result, removed_subjects)
-        actions += _crl_publish_actions(node, result)
-    with_work = [r.name for r in swept if any(a.node == r.name and a.phase == "reissue" for a in actions)]
+        steps += _with_persist(node, Phase.TRUST, _trust_steps(node, result))
+        steps += _reissue_steps(node, result)
+        purge = _purge_steps(node, result, remove)
+        purge += _crl_purge_steps(node, result, removed_subjects)
+        purge += _crl_publish_steps(node, result)
+        steps += _with_persist(node, Phase.PURGE, purge)
+    with_work = [r.name for r in swept if any(s.node == r.name and s.phase == Phase.REISSUE for s in steps)]
     return Plan(
-        tuple(actions),
+        tuple(steps),
         _waves(with_work, options),
         remove,
         _count(options.max_failures, len(with_work), "--max-failures"),
     )
+
+
+def _refuse_keyless(leaves: list[CertRecord]) -> None:
+    """A node's own certificate in a file store with no key named cannot be replaced: say so now."""
+    keyless = [c for c in leaves if vecs_store_of(c.store) is None and c.key is None]
+    if keyless:
+        first = keyless[0]
+        more = f" (and {len(keyless) - 1} more)" if len(keyless) > 1 else ""
+        raise BadInput(
+            f"node '{first.node}': {first.store} holds the node's own certificate but the inventory "
+            f'names no key for it, so it cannot be replaced; add key = "..." to that store{more}'
+        )
 
 
 def _old_chain_cas(leaves: list[CertRecord], every_cert: list[CertRecord]) -> set[str]:
@@ -143,118 +184,86 @@ def _old_chain_cas(leaves: list[CertRecord], every_cert: list[CertRecord]) -> se
     return found
 
 
-def _trust_actions(node: Node, result: NodeResult, new_root: str) -> list[Action]:
-    actions = []
+def _trust_steps(node: Node, result: NodeResult) -> list[Step]:
+    steps: list[Step] = []
     for store in result.stores:
-        if store.role != "trust":
+        if store.role != Role.TRUST:
             continue
-        if store.kind == "vecs":
-            actions.append(Action(node.name, "trust", "vmdir-publish", "TRUSTED_ROOTS", {"sha256": new_root}))
+        if store.kind == StoreKind.VECS:
+            steps.append(VmdirPublish(node=node.name))
         elif store.status in ("ok", "missing"):
-            actions.append(
-                Action(
-                    node.name,
-                    "trust",
-                    "add-anchor",
-                    store.label,
-                    {"store_kind": store.kind, "sha256": new_root},
-                )
-            )
-    return actions
+            steps.append(AddAnchor(node=node.name, store=store.label, store_kind=store.kind))
+    return steps
 
 
-def _reissue_actions(node: Node, result: NodeResult) -> list[Action]:
-    actions = []
+def _reissue_steps(node: Node, result: NodeResult) -> list[Step]:
+    steps: list[Step] = []
     for cert in result.certificates:
         if not is_identity(cert):
             continue
-        if cert.store.startswith("vecs:"):
-            store = cert.store.removeprefix("vecs:")
-            actions.append(
-                Action(
-                    node.name,
-                    "reissue",
-                    "reissue-vecs",
-                    f"{store}/{cert.entry}",
-                    {"store": store, "alias": cert.entry, **_old(cert)},
+        old = OldCertificate(cert.sha256, cert.serial, cert.issuer)
+        vecs_store = vecs_store_of(cert.store)
+        if vecs_store is not None:
+            steps.append(ReissueVecs(node=node.name, store=vecs_store, alias=cert.entry, old=old))
+        elif cert.key is not None:
+            steps.append(
+                ReissueFile(
+                    node=node.name, cert=cert.store, key=cert.key.path, key_type=cert.key_type, old=old
                 )
             )
-        elif cert.key is not None and "#" not in cert.entry:
-            actions.append(
-                Action(
-                    node.name,
-                    "reissue",
-                    "reissue-file",
-                    cert.entry,
-                    {
-                        "key": cert.key.path,
-                        **_old(cert),
-                        "key_type": cert.key_type,
-                        "key_bits": cert.key_bits,
-                    },
-                )
-            )
-    if actions:
-        restart = _restart_command(node)
-        if restart:
-            actions.append(Action(node.name, "reissue", "restart", "services", {"command": restart}))
-        if node.tls_port:
-            actions.append(
-                Action(
-                    node.name,
-                    "reissue",
-                    "verify-tls",
-                    str(node.tls_port),
-                    {"host": node.host, "port": node.tls_port},
-                )
-            )
-    return actions
+    if not steps:
+        return steps
+    steps = _with_persist(node, Phase.REISSUE, steps)
+    if node.restart:
+        steps.append(Restart(node=node.name, command=node.restart))
+    if node.tls_port:
+        steps.append(VerifyTls(node=node.name, host=node.host, port=node.tls_port))
+    return steps
 
 
-def _old(cert: CertRecord) -> dict[str, str]:
-    """What the revocation list needs of the certificate being replaced."""
-    return {"old_sha256": cert.sha256, "old_serial": cert.serial, "old_issuer": cert.issuer}
+def _with_persist(node: Node, phase: Phase, steps: list[Step]) -> list[Step]:
+    """A phase that changes a node's files ends with its persist command (ESXi: auto-backup.sh)."""
+    file_changes = (AddAnchor, ReissueFile, RemoveAnchors, RemoveCrls, PublishCrl)
+    if not (node.persist and any(isinstance(s, file_changes) for s in steps)):
+        return steps
+    return [*steps, Persist(node=node.name, command=node.persist, after=phase)]
 
 
-def _crl_publish_actions(node: Node, result: NodeResult) -> list[Action]:
+def _crl_publish_steps(node: Node, result: NodeResult) -> list[Step]:
     """The rotation CA's CRL goes into every CRL store the node has (folders and VECS)."""
-    actions = []
+    steps: list[Step] = []
     for store in result.stores:
-        if store.label == TRUSTED_ROOT_CRLS_LABEL:
-            actions.append(
-                Action(node.name, "purge", "publish-crl", "TRUSTED_ROOT_CRLS", {"store_kind": "vecs"})
-            )
-        elif store.role == "crl" and store.kind == "dir" and store.status in ("ok", "missing"):
-            actions.append(Action(node.name, "purge", "publish-crl", store.label, {"store_kind": "dir"}))
-    return actions
+        if vecs_store_of(store.label) == TRUSTED_ROOT_CRLS:
+            steps.append(PublishCrl(node=node.name, store=TRUSTED_ROOT_CRLS, store_kind=StoreKind.VECS))
+        elif store.role == Role.CRL and store.kind == StoreKind.DIR and store.status in ("ok", "missing"):
+            steps.append(PublishCrl(node=node.name, store=store.label, store_kind=StoreKind.DIR))
+    return steps
 
 
-def _restart_command(node: Node) -> str | None:
-    return " && ".join(command for command in (node.persist, node.restart) if command) or None
-
-
-def _purge_actions(node: Node, result: NodeResult, remove: Mapping[str, tuple[str, ...]]) -> list[Action]:
+def _purge_steps(node: Node, result: NodeResult, remove: Mapping[str, tuple[str, ...]]) -> list[Step]:
     """Removed certificates out of trust stores; VMware's BACKUP_STORE emptied (old certs *and keys*)."""
     doomed: dict[str, list[CertRecord]] = {}
     for cert in result.certificates:
-        if cert.store in BACKUP_LABELS or (cert.sha256 in remove and cert.role == "trust"):
+        if cert.store in BACKUP_LABELS or (cert.sha256 in remove and cert.role == Role.TRUST):
             doomed.setdefault(cert.store, []).append(cert)
-    actions = []
+    steps: list[Step] = []
     for store, certs in doomed.items():
-        detail = {"sha256": sorted({c.sha256 for c in certs})}
-        entries = sorted({c.entry.split("#", 1)[0] for c in certs})
+        shas = tuple(sorted({c.sha256 for c in certs}))
+        entries = tuple(sorted({c.entry.split("#", 1)[0] for c in certs}))
         if store == TRUSTED_ROOTS_LABEL:
-            kind, target, extra = "vmdir-unpublish", "TRUSTED_ROOTS", {"aliases": entries}
+            steps.append(VmdirUnpublish(node=node.name, aliases=entries, sha256=shas))
         elif store in BACKUP_LABELS:
-            kind, target, extra = "clear-vecs-store", store.removeprefix("vecs:"), {"aliases": entries}
+            vecs_store = vecs_store_of(store) or store
+            steps.append(ClearVecsStore(node=node.name, store=vecs_store, aliases=entries, sha256=shas))
         else:
-            store_kind = next(s.kind for s in result.stores if s.label == store)
-            kind, target, extra = "remove-anchors", store, {"store_kind": store_kind, "files": entries}
-        actions.append(Action(node.name, "purge", kind, target, detail | extra))
-    return actions
+            kind = next(s.kind for s in result.stores if s.label == store)
+            steps.append(
+                RemoveAnchors(node=node.name, store=store, store_kind=kind, files=entries, sha256=shas)
+            )
+    return steps
 
 
-def _crl_purge_actions(node: Node, result: NodeResult, removed_subjects: set[str]) -> list[Action]:
+def _crl_purge_steps(node: Node, result: NodeResult, removed_subjects: set[str]) -> list[Step]:
     """CRLs signed by a removed CA go with it: nothing left can verify them."""
     by_entry: dict[tuple[str, str], list[bool]] = {}
     pems: dict[tuple[str, str], str] = {}
@@ -268,23 +277,16 @@ def _crl_purge_actions(node: Node, result: NodeResult, removed_subjects: set[str
         by_entry.setdefault((crl.store, crl.entry), []).append(doomed)
         pems[(crl.store, crl.entry)] = crl_pem(crl.der)
     gone = sorted(key for key, verdicts in by_entry.items() if all(verdicts))
-    actions = []
+    steps: list[Step] = []
     for store in sorted({store for store, _ in gone}):
         entries = [entry for s, entry in gone if s == store]
-        if store.startswith("vecs:"):
+        vecs_store = vecs_store_of(store)
+        if vecs_store is not None:
             crls = {entry: pems[(store, entry)] for entry in entries}
-            actions.append(
-                Action(
-                    node.name,
-                    "purge",
-                    "delete-vecs-crls",
-                    store.removeprefix("vecs:"),
-                    {"aliases": entries, "crls": crls},
-                )
-            )
+            steps.append(DeleteVecsCrls(node=node.name, store=vecs_store, crls=crls))
         else:
-            actions.append(Action(node.name, "purge", "remove-crls", store, {"files": entries}))
-    return actions
+            steps.append(RemoveCrls(node=node.name, store=store, files=tuple(entries)))
+    return steps
 
 
 def _waves(names: list[str], options: WaveOptions) -> tuple[tuple[str, ...], ...]:

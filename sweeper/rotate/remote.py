@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import textwrap
+from dataclasses import dataclass
 
 from sweeper.model import Node
 from sweeper.platforms.vcsa import DIR_CLI, VECS_CLI
-from sweeper.shell import Output, Section, Tag, mark
+from sweeper.shell import Output, RunTime, Section, Tag, mark
 from sweeper.shell import quote as q
 from sweeper.stores.script import prelude
 
@@ -34,8 +35,10 @@ sw_put() {  # sw_put PATH OWNER GROUP MODE < base64 ; atomic replace
 """
 
 
-def b64(data: bytes) -> str:
+def b64(data: bytes | RunTime) -> str:
     """Base64 in 64-column lines: both coreutils and `openssl base64 -d` read that."""
+    if isinstance(data, RunTime):
+        return f"<base64 of {data}>"
     return "\n".join(textwrap.wrap(base64.b64encode(data).decode(), 64))
 
 
@@ -49,26 +52,32 @@ def read_files(paths: list[str]) -> str:
     return "\n".join(f"sw_file f{i} {q(p)}" for i, p in enumerate(paths))
 
 
-def files_from(split: Output, paths: list[str]) -> dict[str, tuple[bytes, str, str, str] | None]:
-    """path -> (content, owner, group, mode), or None when the file does not exist."""
-    found: dict[str, tuple[bytes, str, str, str] | None] = {}
-    for index, path in enumerate(paths):
-        sections = split.sections.get(f"f{index}", [])
-        found[path] = _file_section(sections, path)
-    return found
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """A file as the node holds it: what a backup keeps and an atomic rewrite preserves."""
+
+    content: bytes
+    owner: str
+    group: str
+    mode: str
 
 
-def _file_section(sections: list[Section], path: str) -> tuple[bytes, str, str, str] | None:
+def files_from(output: Output, paths: list[str]) -> dict[str, FileState | None]:
+    """path -> its state, or None when the file does not exist."""
+    return {path: _file_section(output.of(f"f{index}"), path) for index, path in enumerate(paths)}
+
+
+def _file_section(sections: list[Section], path: str) -> FileState | None:
     for section in sections:
         if section.tag is Tag.MISSING:
             return None
         if section.tag is Tag.FILE and section.data is not None and section.meta is not None:
             meta = section.meta
-            return section.data, meta.owner or "-", meta.group or "-", meta.mode or "0644"
+            return FileState(section.data, meta.owner or "-", meta.group or "-", meta.mode or "0644")
     raise ValueError(f"{path}: the node could not read it")
 
 
-def put_file(path: str, data: bytes, owner: str | None, group: str | None, mode: str) -> str:
+def put_file(path: str, data: bytes | RunTime, owner: str | None, group: str | None, mode: str) -> str:
     """Replace `path` atomically with `data`; the script stops here if that fails."""
     args = f"{q(path)} {q(owner or '-')} {q(group or '-')} {q(mode)}"
     return f"sw_put {args} <<'SWEEPER_B64' || exit 1\n{b64(data)}\nSWEEPER_B64\n"
@@ -118,7 +127,7 @@ def install_leaf(
 ) -> str:
     """Put the new key (already on the node) and certificate in place, key first."""
     key_owner, key_group, key_mode = key_meta
-    owner_change = f'chown {q(f"{key_owner}:{key_group}")} "$k" && ' if key_owner and key_group else ""
+    owner_change = f'chown {q(key_owner)}:{q(key_group)} "$k" && ' if key_owner and key_group else ""
     return textwrap.dedent(f"""\
         k={q(pending)}
         if [ -s "$k" ]; then {owner_change}chmod {q(key_mode)} "$k" && sw_fsync "$k" && mv -f "$k" {q(key_path)} || exit 1; fi

@@ -14,11 +14,11 @@ from sweeper.errors import BadInput, CorruptInput, NodeError, SweeperError
 from sweeper.inventory import Inventory, load_inventory
 from sweeper.model import Finding, Node, Report, Severity
 from sweeper.pki import rotation
-from sweeper.rotate.actions import Rotation
 from sweeper.rotate.engine import Engine, Outcome, Progress
 from sweeper.rotate.journal import Journal
 from sweeper.rotate.plan import Plan, WaveOptions, flagged_from_report, make_plan
 from sweeper.rotate.rollback import rollback_node
+from sweeper.rotate.steps import StepContext
 from sweeper.scan import ScanOptions, redact_argv, scan
 from sweeper.ssh import AskSecret, Connector, RetryPolicy
 
@@ -186,7 +186,8 @@ def _from_journal(
     """The rotation as the journal recorded it: its inventory and nodes, its plan, its CA."""
     inventory = load_inventory(Path(journal.meta("inventory")))
     nodes = inventory.limited(journal.meta("limit"))
-    return inventory, nodes, Plan.from_json(journal.meta("plan")), _journal_ca(journal)
+    plan = Plan.from_json(journal.meta("plan"), str(journal.directory))
+    return inventory, nodes, plan, _journal_ca(journal)
 
 
 def _connect(
@@ -195,11 +196,18 @@ def _connect(
     plan: Plan,
     ca: rotation.CertificateAuthority,
     ask: AskSecret | None,
-) -> tuple[Connector, Rotation]:
-    """A connector for the rotation's nodes, and what the action handlers need."""
+) -> tuple[Connector, StepContext]:
+    """A connector for the rotation's nodes, and what the steps need."""
     options = journal.meta("options")
     connector = Connector(nodes, RetryPolicy(attempts=options["attempts"]), ask)
-    return connector, Rotation(journal, plan, ca, _sso_password(connector), options["leaf_days"])
+    context = StepContext(
+        ca=ca,
+        sso_password=_sso_password(connector),
+        journal=journal,
+        plan=plan,
+        leaf_days=options["leaf_days"],
+    )
+    return connector, context
 
 
 def _journal_ca(journal: Journal) -> rotation.CertificateAuthority:
@@ -222,8 +230,8 @@ def _carry_out(
     retry = RetryPolicy(attempts=options["attempts"])
 
     async def go() -> Outcome:
-        connector, rot = _connect(journal, nodes, plan, ca, ask)
-        engine = Engine(rot, {n.name: n for n in nodes}, connector, options["concurrency"], progress)
+        connector, ctx = _connect(journal, nodes, plan, ca, ask)
+        engine = Engine(ctx, {n.name: n for n in nodes}, connector, options["concurrency"], progress)
         engine.record_plan()
         try:
             return await engine.run(force=options["force"])
@@ -294,7 +302,7 @@ def _rotation_report(
             "purged": outcome.purged,
             "forced": outcome.forced,
         },
-        "plan": plan.to_json(),
+        "plan": plan.to_report(),
         "steps": steps,
         "before": journal.meta("before"),
         "after": to_dict(after)["nodes"],
@@ -325,12 +333,12 @@ def rollback(
             nodes = tuple(n for n in nodes if n.name in only)
 
         async def go() -> dict[str, Any]:
-            connector, rot = _connect(journal, nodes, plan, rot_ca, ask)
+            connector, ctx = _connect(journal, nodes, plan, rot_ca, ask)
             results: dict[str, Any] = {}
             try:
                 for node in nodes:
                     try:
-                        done, _ = await connector.with_session(node, lambda s: rollback_node(rot, s))
+                        done, _ = await connector.with_session(node, lambda s: rollback_node(ctx, s))
                         results[node.name] = done
                     except NodeError as exc:
                         results[node.name] = {"error": str(exc)}

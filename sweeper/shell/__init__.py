@@ -7,12 +7,13 @@ rotation's step modules, always quoting through `shell.quote`.
 from sweeper.shell.output import BATCH, FileMeta, Output, Section, split_output
 from sweeper.shell.run import run_node_script
 from sweeper.shell.tags import Tag
-from sweeper.shell.text import frame, mark, new_token, quote
+from sweeper.shell.text import RunTime, frame, mark, new_token, quote
 
 __all__ = [
     "BATCH",
     "FileMeta",
     "Output",
+    "RunTime",
     "Section",
     "Tag",
     "frame",

@@ -20,8 +20,19 @@ SUDO_PROMPT = "[sweeper-sudo-password]"
 SHELL_READY = "[sweeper-shell-ready]"
 
 
+class RunTime(str):
+    """A value known only when a step runs (read from the node, or signed once the node made its key).
+
+    `rotate --dry-run --show-scripts` builds each step's scripts with these in place of the
+    real values, so the scripts it prints come from the same code that runs them; they show
+    as `<description>` and are never sent to a node.
+    """
+
+
 def quote(text: str) -> str:
     """The only way node-bound text enters a shell line: single-quoted, nothing expanded."""
+    if isinstance(text, RunTime):
+        return f"<{text}>"
     return shlex.quote(text)
 
 

@@ -1,0 +1,131 @@
+"""What rotation steps and rollback do on a node over its session: run a script, read files and
+VECS entries back, publish to VMware Directory, make a new key. Shell text comes from `remote`."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sweeper.errors import CommandFailed
+from sweeper.model import Node
+from sweeper.pki import rotation
+from sweeper.pki.parse import crl_issuer, pem_blocks
+from sweeper.rotate import remote
+from sweeper.rotate.remote import FileState
+from sweeper.shell import Output, Tag, mark, run_node_script
+from sweeper.ssh import Session
+from sweeper.stores.vecs import VecsEntry, parse_entry_list
+
+
+async def run(session: Session, body: str, what: str) -> Output:
+    """Run a rotation script (reading and writing helpers + `body`); it must reach its end marker."""
+    return await run_node_script(session, remote.script(body), what)
+
+
+async def read_files(session: Session, paths: list[str]) -> dict[str, FileState | None]:
+    """path -> content, owner, group and mode, or None where it does not exist; one round trip."""
+    output = await run(session, remote.read_files(paths), "read files")
+    try:
+        return remote.files_from(output, paths)
+    except ValueError as exc:
+        raise CommandFailed(str(exc)) from None
+
+
+def certificate_shas(data: bytes) -> list[str]:
+    """SHA-256 of every PEM certificate in `data`, in order."""
+    return [hashlib.sha256(b.der).hexdigest() for b in pem_blocks(data) if b.label == "CERTIFICATE"]
+
+
+async def vecs_entries(session: Session, store: str) -> list[VecsEntry]:
+    """Every entry of a VECS store, from one `vecs-cli entry list`."""
+    output = await run(session, remote.vecs_entry_list(session.node, store, "e0"), f"vecs entry list {store}")
+    error = output.error("e0")
+    if error:
+        raise CommandFailed(f"vecs-cli entry list --store {store}: {error}")
+    return parse_entry_list(output.text("e0"))
+
+
+@dataclass(frozen=True, slots=True)
+class StoreEntry:
+    alias: str
+    entry_type: str
+    sha256: str
+    """SHA-256 of the entry's certificate ("" for an entry without one)."""
+
+
+async def store_entries(session: Session, store: str) -> list[StoreEntry]:
+    found = []
+    for entry in await vecs_entries(session, store):
+        shas = certificate_shas(entry.pem.encode()) if entry.pem else []
+        found.append(StoreEntry(entry.alias, entry.entry_type, shas[0] if shas else ""))
+    return found
+
+
+async def store_shas(session: Session, store: str) -> set[str]:
+    return {entry.sha256 for entry in await store_entries(session, store)}
+
+
+async def crl_aliases_of(session: Session, store: str, issuer: str) -> list[str]:
+    """Aliases of the CRL entries of a VECS store whose CRL the given issuer signed."""
+    return [
+        entry.alias
+        for entry in await vecs_entries(session, store)
+        for block in pem_blocks(entry.pem.encode())
+        if block.label == "X509 CRL" and crl_issuer(block.der) == issuer
+    ]
+
+
+async def vecs_entry_pems(session: Session, store: str, alias: str) -> tuple[str | None, str | None]:
+    """A VECS entry's certificate and private key (PEM), for the journal's sealed backup."""
+    output = await run(session, remote.vecs_backup_entry(session.node, store, alias), f"vecs {store}/{alias}")
+    return _pem_in(output, "c0", "BEGIN CERTIFICATE"), _pem_in(output, "k0", "PRIVATE KEY")
+
+
+def _pem_in(output: Output, section_id: str, marker: str) -> str | None:
+    for section in output.of(section_id):
+        if not section.rc and marker in section.text:
+            return section.text[section.text.index("-----BEGIN") :].strip() + "\n"
+    return None
+
+
+SsoPassword = Callable[[Node], str]
+
+
+def vmdir_script(node: Node, sso_password: SsoPassword, verb: str, pem: bytes) -> str:
+    """The script of `vmdir()`: the PEM in a private work folder, dir-cli, force-refresh, clean up."""
+    work = node.path(f"{remote.PENDING_DIR}/vmdir-{hashlib.sha256(pem).hexdigest()[:12]}")
+    login = node.sso_user or "administrator@vsphere.local"
+    return (
+        remote.put_file(f"{work}/cert.pem", pem, None, None, "0600")
+        + mark(Tag.DIRCLI, "d0")
+        + remote.vmdir(node, verb, f"{work}/cert.pem", login, sso_password(node))
+        + mark(Tag.REFRESH, "r0")
+        + remote.force_refresh(node)
+        + remote.remove_tree(work)
+    )
+
+
+async def vmdir(session: Session, sso_password: SsoPassword, verb: str, pem: bytes) -> None:
+    """`dir-cli trustedcert publish|unpublish|publish-crl` with the node's SSO login, then force-refresh."""
+    body = vmdir_script(session.node, sso_password, verb, pem)
+    output = await run(session, body, f"dir-cli trustedcert {verb}")
+    error = output.error("d0")
+    if error and verb != "unpublish":  # unpublishing what is already gone is fine
+        raise CommandFailed(f"dir-cli trustedcert {verb}: {error}")
+
+
+async def new_key(session: Session, pending: str, key_type: str) -> bytes:
+    """The public half of a new key at `pending`: made on the node with openssl (kept across a
+    crash), or made here and pushed where the node has no openssl, never written here."""
+    output = await run(session, remote.has_openssl(), "look for openssl")
+    if output.tagged(Tag.TOOL):
+        output = await run(session, remote.ensure_pending_key(pending, key_type), "generate the new key")
+        text = output.text("p0")
+        if "BEGIN PUBLIC KEY" not in text:
+            raise CommandFailed("openssl on the node did not produce a key")
+        return text[text.index("-----BEGIN PUBLIC KEY-----") :].encode()
+    kind = "ec-p256" if key_type.startswith("EC") else "rsa2048"
+    private_pem = rotation.generate_private_key_pem(kind)
+    await run(session, remote.put_file(pending, private_pem, None, None, "0600"), "push the new key")
+    return rotation.public_key_pem_of(private_pem)

@@ -1,0 +1,304 @@
+"""Reissue phase: per node, new keys made on the node, new leaves from the new root installed
+atomically and read back, then the node's persist and restart commands and a TLS check."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import ssl
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Literal
+
+from sweeper import stores
+from sweeper.errors import CommandFailed
+from sweeper.model import Node, Role, StoreKind, StoreSpec
+from sweeper.pki import rotation
+from sweeper.pki.parse import ParseError, pem_blocks, spki_sha256_from_openssl_output
+from sweeper.rotate import node as on_node
+from sweeper.rotate import remote
+from sweeper.rotate.steps.base import (
+    BackupKind,
+    BackupTarget,
+    FileBackup,
+    Phase,
+    ScriptContext,
+    Step,
+    StepContext,
+    VecsBackup,
+)
+from sweeper.shell import RunTime, Tag, run_node_script
+from sweeper.ssh import Session
+
+NEW_CERTIFICATE = RunTime("the new certificate, signed by the new root for the key the node just made")
+
+
+@dataclass(frozen=True, slots=True)
+class OldCertificate:
+    """The certificate being replaced: what the new CA's revocation list needs of it."""
+
+    sha256: str
+    serial: str
+    issuer: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReissueFile(Step):
+    """A leaf file and its key file: a new key made on the node, a new certificate for it, key first."""
+
+    kind: Literal["reissue-file"] = "reissue-file"
+    PHASE: ClassVar[Phase] = Phase.REISSUE
+    cert: str
+    key: str
+    key_type: str
+    old: OldCertificate
+
+    @property
+    def target(self) -> str:
+        return self.cert
+
+    def describe(self) -> str:
+        return f"new key + certificate for {self.cert} (key {self.key})"
+
+    def backups(self) -> tuple[BackupTarget, ...]:
+        return (FileBackup(self.cert), FileBackup(self.key, secret=True))
+
+    def _install(self, node: Node, cert_pem: bytes, cert_meta: tuple, key_meta: tuple) -> str:
+        key_path = node.path(self.key)
+        return remote.install_leaf(
+            node.path(self.cert), cert_pem, cert_meta, key_path, remote.pending_key_path(key_path), key_meta
+        )
+
+    def scripts(self, ctx: ScriptContext, node: Node) -> list[tuple[str, str]]:
+        pending = remote.pending_key_path(node.path(self.key))
+        kept = (RunTime("owner"), RunTime("group"), RunTime("mode"))
+        return [
+            ("make the new key on the node", remote.ensure_pending_key(pending, self.key_type)),
+            ("install key and certificate", self._install(node, NEW_CERTIFICATE, kept, kept)),
+        ]
+
+    async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
+        node = session.node
+        cert_path, key_path = node.path(self.cert), node.path(self.key)
+        old_cert = ctx.backup_of(node.name, BackupKind.FILE, cert_path)
+        old_key = ctx.backup_of(node.name, BackupKind.FILE, key_path)
+        old_der = _certificate_in(old_cert.content or b"", self.old.sha256)
+        if old_der is None:
+            raise CommandFailed(f"{self.cert}: the backed-up certificate cannot be read")
+        public_pem = await on_node.new_key(session, remote.pending_key_path(key_path), self.key_type)
+        new_pem = await asyncio.to_thread(rotation.reissue, old_der, public_pem, ctx.ca, ctx.leaf_days)
+        new_sha = rotation.certificate_sha256(new_pem)
+        ctx.journal.record_issued(node.name, self.target, rotation.certificate_serial(new_pem), new_sha)
+        key_mode = "0400" if old_key.mode == "0400" else "0600"
+        current = (await on_node.read_files(session, [cert_path]))[cert_path]
+        if current is None or new_sha not in on_node.certificate_shas(current.content):
+            body = self._install(
+                node,
+                new_pem,
+                (old_cert.owner, old_cert.group, old_cert.mode or "0644"),
+                (old_key.owner, old_key.group, key_mode),
+            )
+            await on_node.run(session, body, f"install {self.cert}")
+        await self._verify(session, new_sha, key_mode)
+        return {"new_sha256": new_sha, "old_sha256": self.old.sha256, "key_mode": key_mode}
+
+    async def _verify(self, session: Session, new_sha: str, key_mode: str) -> None:
+        """Read the pair back with the scan's own reader: the new certificate, its key, the mode."""
+        probe = replace(
+            session.node, stores=(StoreSpec(StoreKind.PEM, Role.LEAF, cert=self.cert, key=self.key),)
+        )
+        output = await run_node_script(session, stores.read_script(probe), "read back")
+        read = await asyncio.to_thread(stores.parse, probe, output)
+        cert = read.certificates[0] if read.certificates else None
+        if cert is None or cert.sha256 != new_sha:
+            raise CommandFailed(f"{self.cert}: the new certificate is not in place after installing it")
+        if cert.key is None or cert.key.matches is not True or cert.key.mode != key_mode:
+            raise CommandFailed(f"{self.key}: the new key does not match or has the wrong mode")
+
+
+def _certificate_in(content: bytes, sha256: str) -> bytes | None:
+    """The replaced certificate among a file's blocks (a leaf file may carry its chain), else the first."""
+    ders = [b.der for b in pem_blocks(content) if b.label == "CERTIFICATE"]
+    return next((der for der in ders if hashlib.sha256(der).hexdigest() == sha256), ders[0] if ders else None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReissueVecs(Step):
+    """A VECS certificate+key entry (Machine SSL, a solution user, SMS...): new key, new certificate."""
+
+    kind: Literal["reissue-vecs"] = "reissue-vecs"
+    PHASE: ClassVar[Phase] = Phase.REISSUE
+    store: str
+    alias: str
+    old: OldCertificate
+
+    @property
+    def target(self) -> str:
+        return f"{self.store}/{self.alias}"
+
+    def describe(self) -> str:
+        return f"new key + certificate for VECS {self.target}"
+
+    def backups(self) -> tuple[BackupTarget, ...]:
+        return (VecsBackup(self.store, self.alias),)
+
+    def _work(self, node: Node) -> str:
+        return node.path(f"{remote.PENDING_DIR}/{_safe(self.store)}__{_safe(self.alias)}")
+
+    def scripts(self, ctx: ScriptContext, node: Node) -> list[tuple[str, str]]:
+        work = self._work(node)
+        replace_entry = remote.vecs_replace_entry(node, self.store, self.alias, work, NEW_CERTIFICATE)
+        return [
+            ("make the new key on the node", remote.ensure_pending_key(f"{work}/key.pem", "RSA")),
+            ("replace the entry", replace_entry),
+            ("clean up", remote.remove_tree(work)),
+        ]
+
+    async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
+        node = session.node
+        saved = ctx.backup_of(node.name, BackupKind.VECS, self.target)
+        old = json.loads(saved.content or b"{}").get("cert") or ""
+        old_der = _certificate_in(old.encode(), self.old.sha256)
+        if old_der is None:
+            raise CommandFailed(f"{self.target}: the backed-up certificate cannot be read")
+        work = self._work(node)
+        public_pem = await on_node.new_key(session, f"{work}/key.pem", "RSA")
+        new_pem = await asyncio.to_thread(rotation.reissue, old_der, public_pem, ctx.ca, ctx.leaf_days)
+        new_sha = rotation.certificate_sha256(new_pem)
+        ctx.journal.record_issued(node.name, self.target, rotation.certificate_serial(new_pem), new_sha)
+        if await self._current(session) != new_sha:
+            body = remote.vecs_replace_entry(node, self.store, self.alias, work, new_pem)
+            await on_node.run(session, body, "vecs-cli create")
+        if await self._current(session) != new_sha:
+            raise CommandFailed(f"vecs {self.target}: the new certificate is not there after replacing it")
+        output = await on_node.run(
+            session, remote.vecs_key_public(node, self.store, self.alias), "vecs getkey"
+        )
+        try:
+            spki = spki_sha256_from_openssl_output(output.text("k0"))
+        except ParseError as exc:
+            raise CommandFailed(f"vecs {self.target}: {exc}") from None
+        if spki != spki_sha256_from_openssl_output(public_pem.decode()):
+            raise CommandFailed(f"vecs {self.target}: the stored key is not the new certificate's")
+        await on_node.run(session, remote.remove_tree(work), "clean up")
+        return {"new_sha256": new_sha, "old_sha256": self.old.sha256}
+
+    async def _current(self, session: Session) -> str | None:
+        entries = await on_node.store_entries(session, self.store)
+        return next((e.sha256 for e in entries if e.alias == self.alias), None)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+async def run_command(session: Session, command: str, what: str) -> None:
+    """Run a node's own command (persist, restart) in its own shell; a non-zero status fails the step."""
+    output = await on_node.run(session, remote.run_command(command), what)
+    status = next((s.section_id for s in output.tagged(Tag.STATUS)), "?")
+    if status != "0":
+        raise CommandFailed(f"{what} command exited with status {status}: {command}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Persist(Step):
+    """The node's persist command (ESXi: auto-backup.sh) after a phase changed its files."""
+
+    kind: Literal["persist"] = "persist"
+    PHASE: ClassVar[Phase] = Phase.REISSUE
+    command: str
+    after: Phase
+    """The phase whose file changes this makes permanent; the step runs at its end."""
+
+    @property
+    def phase(self) -> Phase:
+        return self.after
+
+    @property
+    def target(self) -> str:
+        return "files"
+
+    def describe(self) -> str:
+        return f"make the changes survive a reboot: {self.command}"
+
+    def scripts(self, ctx: ScriptContext, node: Node) -> list[tuple[str, str]]:
+        return [("persist", remote.run_command(self.command))]
+
+    async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
+        await run_command(session, self.command, "persist")
+        return {"command": self.command}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Restart(Step):
+    """The node's restart command, so its services load the new certificates."""
+
+    kind: Literal["restart"] = "restart"
+    PHASE: ClassVar[Phase] = Phase.REISSUE
+    command: str
+
+    @property
+    def target(self) -> str:
+        return "services"
+
+    def describe(self) -> str:
+        return f"run: {self.command}"
+
+    def scripts(self, ctx: ScriptContext, node: Node) -> list[tuple[str, str]]:
+        return [("restart", remote.run_command(self.command))]
+
+    async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
+        await run_command(session, self.command, "restart")
+        return {"command": self.command}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyTls(Step):
+    """A real TLS handshake on the node's port must present one of its new certificates."""
+
+    kind: Literal["verify-tls"] = "verify-tls"
+    PHASE: ClassVar[Phase] = Phase.REISSUE
+    host: str
+    port: int
+
+    @property
+    def target(self) -> str:
+        return str(self.port)
+
+    def describe(self) -> str:
+        return f"TLS handshake on port {self.port} must show the new certificate"
+
+    async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
+        node = session.node
+        expected = {
+            s.detail.get("new_sha256") for s in ctx.journal.steps(Phase.REISSUE) if s.node == node.name
+        }
+        served = ""
+        for _ in range(20):  # the service may still be coming back from its restart
+            try:
+                if node.jump:  # we cannot reach it directly: go through the node's own connection
+                    async with session.forward(self.host, self.port) as local_port:
+                        served = await _served_certificate("127.0.0.1", local_port, self.host)
+                else:
+                    served = await _served_certificate(self.host, self.port, self.host)
+            except (OSError, ssl.SSLError, TimeoutError):
+                served = ""
+            if served in expected:
+                return {"served_sha256": served}
+            await asyncio.sleep(0.5)
+        raise CommandFailed(
+            f"TLS on {self.host}:{self.port} serves {served or 'nothing'}, not the new certificate"
+        )
+
+
+async def _served_certificate(host: str, port: int, server_name: str) -> str:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # we compare the exact certificate instead
+    opening = asyncio.open_connection(host, port, ssl=context, server_hostname=server_name)
+    reader, writer = await asyncio.wait_for(opening, 5)
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.close()
+    return hashlib.sha256(der).hexdigest()

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sweeper.pki.facts import CertFacts
+
 
 class Severity(enum.IntEnum):
     """Ordered so that `finding.severity >= Severity.HIGH` reads naturally."""
@@ -107,25 +109,13 @@ class KeyInfo:
 
 @dataclass(frozen=True, slots=True)
 class CertRecord:
-    """One certificate as found in one store entry on one node."""
+    """One certificate as found in one store entry on one node: where it sits, and its facts."""
 
     node: str
     store: str
     entry: str
     role: str
-    subject: str
-    issuer: str
-    serial: str
-    not_before: datetime
-    not_after: datetime
-    sha256: str
-    spki_sha256: str
-    key_type: str
-    key_bits: int
-    signature_algorithm: str
-    is_ca: bool
-    self_signed: bool
-    sans: tuple[str, ...] = ()
+    facts: CertFacts
     entry_type: str | None = None
     key: KeyInfo | None = None
     der: bytes = field(default=b"", repr=False, compare=False)

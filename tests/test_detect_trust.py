@@ -101,7 +101,7 @@ def test_a_baseline_reports_trust_certificates_are_the_expected_roots(
         json.dumps({"schema": "sweeper.report/1", "nodes": [{"name": "a", "certificates": certificates}]})
     )
     (found,) = rogue(trust_fleet(openssl_pki, material), load_incident(baseline=baseline))
-    assert found.sha256 == record("b", material["other_root"]).sha256
+    assert found.sha256 == record("b", material["other_root"]).facts.sha256
 
 
 def test_without_expected_roots_nothing_is_rogue(openssl_pki: OpenSSLPki, material: Material) -> None:

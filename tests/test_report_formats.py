@@ -17,6 +17,7 @@ import xmlschema
 
 from sweeper.errors import CorruptInput
 from sweeper.model import CertRecord, Finding, KeyInfo, NodeResult, Report, RunInfo, Severity, StoreResult
+from sweeper.pki.facts import CertFacts
 from sweeper.report import csv_report, html, junit, markdown, sarif, schema
 from sweeper.report.formats import FORMATS
 from sweeper.report.json_report import to_dict
@@ -165,18 +166,21 @@ def test_sarif_results_carry_rule_level_and_logical_location(report: dict) -> No
 
 def test_model_report_round_trips_through_the_strict_schema() -> None:
     moment = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    facts = CertFacts(
+        subject="CN=a", issuer="CN=ca", serial="0a", not_before=moment, not_after=moment, sha256="ab" * 32,
+        spki_sha256="cd" * 32, key_type="RSA", key_bits=2048, signature_algorithm="sha256WithRSAEncryption",
+        is_ca=False, self_signed=False, sans=("a",),
+    )  # fmt: skip
     cert = CertRecord(
-        node="n1", store="/etc/ssl/a.pem", entry="a.pem", role="leaf", subject="CN=a", issuer="CN=ca",
-        serial="0a", not_before=moment, not_after=moment, sha256="ab" * 32, spki_sha256="cd" * 32,
-        key_type="RSA", key_bits=2048, signature_algorithm="sha256WithRSAEncryption", is_ca=False,
-        self_signed=False, sans=("a",), key=KeyInfo(path="/etc/ssl/a.key", mode="0600", matches=True),
+        node="n1", store="/etc/ssl/a.pem", entry="a.pem", role="leaf", facts=facts,
+        key=KeyInfo(path="/etc/ssl/a.key", mode="0600", matches=True),
     )  # fmt: skip
     node = NodeResult(
         name="n1", host="h", status="ok", attempts=1, certificates=(cert,),
         stores=(StoreResult(label="/etc/ssl/a.pem", kind="pem", role="leaf", certificates=1),),
     )  # fmt: skip
     finding = Finding(
-        "expired", Severity.HIGH, "n1", cert.store, cert.entry, cert.sha256, "expired", {"d": 1}
+        "expired", Severity.HIGH, "n1", cert.store, cert.entry, cert.facts.sha256, "expired", {"d": 1}
     )
     run = RunInfo("r1", "scan", moment, moment, "0.1.0", "inv.toml", "ef" * 32, ("sweeper", "scan"))
     doc = json.loads(json.dumps(to_dict(Report(run, (node,), (finding,)))))

@@ -32,9 +32,9 @@ class Fleet:
         self.der: dict[str, bytes] = {}
         self.holders: dict[str, list[CertRecord]] = defaultdict(list)
         for record in self.records:
-            self.holders[record.sha256].append(record)
+            self.holders[record.facts.sha256].append(record)
             if record.der:
-                self.der.setdefault(record.sha256, record.der)
+                self.der.setdefault(record.facts.sha256, record.der)
         for der in context.incident.certificates:
             self.der.setdefault(certificate_facts(der).sha256, der)
         self._by_subject: dict[str, list[str]] = defaultdict(list)
@@ -95,4 +95,4 @@ def is_identity(record: CertRecord) -> bool:
     CA certificates that ride along in a leaf file are its chain, and VECS "Trusted Cert"
     entries in leaf stores (SMS holds its VASA providers') are other parties' certificates.
     """
-    return record.role == "leaf" and not record.is_ca and record.entry_type in IDENTITY_ENTRY_TYPES
+    return record.role == "leaf" and not record.facts.is_ca and record.entry_type in IDENTITY_ENTRY_TYPES

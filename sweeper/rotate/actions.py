@@ -302,7 +302,7 @@ async def _verify_leaf(session: Session, action: Action, new_sha: str, key_mode:
     result = await session.run_script(stores.read_script(probe, token), timeout=session.node.deadline)
     read = await asyncio.to_thread(stores.parse, probe, token, result.stdout)
     cert = read.certificates[0] if read.certificates else None
-    if cert is None or cert.sha256 != new_sha:
+    if cert is None or cert.facts.sha256 != new_sha:
         raise CommandFailed(f"{action.target}: the new certificate is not in place after installing it")
     if cert.key is None or cert.key.matches is not True or cert.key.mode != key_mode:
         raise CommandFailed(f"{action.detail['key']}: the new key does not match or has the wrong mode")

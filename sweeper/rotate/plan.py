@@ -107,7 +107,7 @@ def make_plan(
         remove.setdefault(sha, ("old-root",))
     remove.pop(new_root_sha256, None)
 
-    removed_subjects = {c.subject for c in every_cert if c.sha256 in remove and c.is_ca}
+    removed_subjects = {c.facts.subject for c in every_cert if c.facts.sha256 in remove and c.facts.is_ca}
     actions: list[Action] = []
     for result in swept:
         node = nodes[result.name]
@@ -129,7 +129,7 @@ def make_plan(
 
 def _is_identity(cert: CertRecord) -> bool:
     """A node's own certificate: a leaf store entry that comes with its private key."""
-    if cert.role != "leaf" or cert.is_ca or cert.store in VECS_BACKUPS:
+    if cert.role != "leaf" or cert.facts.is_ca or cert.store in VECS_BACKUPS:
         return False
     return cert.key is not None or cert.entry_type == "Private Key"
 
@@ -138,19 +138,19 @@ def _old_chain_cas(leaves: list[CertRecord], every_cert: list[CertRecord]) -> se
     """The CAs above today's leaves (by issuer name, up to a self-signed root): the old trust."""
     cas_by_subject: dict[str, list[CertRecord]] = {}
     for cert in every_cert:
-        if cert.is_ca:
-            cas_by_subject.setdefault(cert.subject, []).append(cert)
+        if cert.facts.is_ca:
+            cas_by_subject.setdefault(cert.facts.subject, []).append(cert)
     found: set[str] = set()
     for leaf in leaves:
-        issuer, seen = leaf.issuer, set()
+        issuer, seen = leaf.facts.issuer, set()
         while issuer in cas_by_subject and issuer not in seen:
             seen.add(issuer)
             for ca in cas_by_subject[issuer]:
-                found.add(ca.sha256)
+                found.add(ca.facts.sha256)
             parent = cas_by_subject[issuer][0]
-            if parent.self_signed:
+            if parent.facts.self_signed:
                 break
-            issuer = parent.issuer
+            issuer = parent.facts.issuer
     return found
 
 
@@ -200,8 +200,8 @@ def _reissue_actions(node: Node, result: NodeResult) -> list[Action]:
                     {
                         "key": cert.key.path,
                         **_old(cert),
-                        "key_type": cert.key_type,
-                        "key_bits": cert.key_bits,
+                        "key_type": cert.facts.key_type,
+                        "key_bits": cert.facts.key_bits,
                     },
                 )
             )
@@ -224,7 +224,7 @@ def _reissue_actions(node: Node, result: NodeResult) -> list[Action]:
 
 def _old(cert: CertRecord) -> dict[str, str]:
     """What the revocation list needs of the certificate being replaced."""
-    return {"old_sha256": cert.sha256, "old_serial": cert.serial, "old_issuer": cert.issuer}
+    return {"old_sha256": cert.facts.sha256, "old_serial": cert.facts.serial, "old_issuer": cert.facts.issuer}
 
 
 def _crl_publish_actions(node: Node, result: NodeResult) -> list[Action]:
@@ -255,11 +255,11 @@ def _purge_actions(node: Node, result: NodeResult, remove: Mapping[str, tuple[st
     """Removed certificates out of trust stores; VMware's BACKUP_STORE emptied (old certs *and keys*)."""
     doomed: dict[str, list[CertRecord]] = {}
     for cert in result.certificates:
-        if cert.store in VECS_BACKUPS or (cert.sha256 in remove and cert.role == "trust"):
+        if cert.store in VECS_BACKUPS or (cert.facts.sha256 in remove and cert.role == "trust"):
             doomed.setdefault(cert.store, []).append(cert)
     actions = []
     for store, certs in doomed.items():
-        detail = {"sha256": sorted({c.sha256 for c in certs})}
+        detail = {"sha256": sorted({c.facts.sha256 for c in certs})}
         entries = sorted({c.entry.split("#", 1)[0] for c in certs})
         if store == VECS_TRUST:
             kind, target, extra = "vmdir-unpublish", "TRUSTED_ROOTS", {"aliases": entries}

@@ -263,13 +263,14 @@ def _rotation_report(
             cert.node,
             cert.store,
             cert.entry,
-            cert.sha256,
-            f"still present after the rotation ({', '.join(plan.remove[cert.sha256])}): {cert.subject}",
-            {"reasons": list(plan.remove[cert.sha256])},
+            cert.facts.sha256,
+            f"still present after the rotation ({', '.join(plan.remove[cert.facts.sha256])}): "
+            f"{cert.facts.subject}",
+            {"reasons": list(plan.remove[cert.facts.sha256])},
         )
         for node in after.nodes
         for cert in node.certificates
-        if cert.sha256 in plan.remove
+        if cert.facts.sha256 in plan.remove
         and ("revoked-present", cert.node, cert.store, cert.entry) not in already
     ]
     steps = [

@@ -295,9 +295,9 @@ def report_command(
 
     def run() -> int:
         chosen = parse_formats(formats)
-        doc = schema.load(report_file)
+        report = schema.load(report_file)
         target = out or report_file.parent
-        for path in write_formats(doc, target, stem_of(report_file), chosen, RenderOptions(threshold)):
+        for path in write_formats(report, target, stem_of(report_file), chosen, RenderOptions(threshold)):
             typer.echo(str(path))
         return EXIT_OK
 
@@ -394,9 +394,9 @@ def show_drift(drift: Drift) -> None:
         for column in ("severity", "rule", "node", "entry", "message"):
             table.add_column(column, overflow="fold")
         for item in items:
-            cells = (item["rule"], item.get("node") or "fleet", item.get("entry") or "", item["message"])
-            severity = Text(item["severity"], style=SEVERITY_STYLE.get(item["severity"], ""))
-            table.add_row(severity, *(Text(cell) for cell in cells))
+            cells = (item.rule, item.node or "fleet", item.entry or "", item.message)
+            label = item.severity.label
+            table.add_row(Text(label, style=SEVERITY_STYLE[label]), *(Text(cell) for cell in cells))
         console.print(table)
     for mark, changes in (("+ added", drift.anchors_added), ("- removed", drift.anchors_removed)):
         for change in changes:

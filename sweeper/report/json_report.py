@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sweeper.atomic import atomic_write
 from sweeper.model import CertRecord, Finding, NodeResult, Report, Severity
-
-SCHEMA = "sweeper.report/1"
-
-
-def iso(moment: datetime) -> str:
-    """ISO 8601 UTC with a Z, second precision: stable and readable."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+from sweeper.report.schema import SCHEMA, iso
 
 
 def to_dict(report: Report) -> dict[str, Any]:

@@ -6,7 +6,6 @@ read back, so they are exactly what `sweeper report FILE.json` would make from t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from sweeper.pki.sign import Signer, signature_path
 from sweeper.report.formats import write_formats
 from sweeper.report.json_report import stem, write_json
 from sweeper.report.options import RenderOptions
+from sweeper.report.schema import parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +37,8 @@ def publish(report: Report, out_dir: Path, publication: Publication) -> list[Pat
     if publication.signer is not None:
         atomic_write(signature_path(path), publication.signer.sign(raw))
         written.append(signature_path(path))
-    doc = json.loads(raw)
-    written += write_formats(doc, out_dir, stem(report), publication.formats, publication.options)
+    on_disk = parse(raw, path)
+    written += write_formats(on_disk, out_dir, stem(report), publication.formats, publication.options)
     if publication.history is not None:
-        history.record(publication.history, doc, path)
+        history.record(publication.history, on_disk, path)
     return written

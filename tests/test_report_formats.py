@@ -16,13 +16,30 @@ import pytest
 import xmlschema
 
 from sweeper.errors import CorruptInput
-from sweeper.model import CertRecord, Finding, KeyInfo, NodeResult, Report, RunInfo, Severity, StoreResult
+from sweeper.model import (
+    CertRecord,
+    Finding,
+    InventoryRef,
+    KeyInfo,
+    NodeResult,
+    Report,
+    RunInfo,
+    Severity,
+    StoreResult,
+)
 from sweeper.pki.facts import CertFacts
 from sweeper.report import csv_report, html, junit, markdown, sarif, schema
 from sweeper.report.formats import FORMATS
-from sweeper.report.json_report import to_dict
 from sweeper.report.options import RenderOptions
-from tests.fixtures.reports import DESIGN_RULES, NODE_STATUSES, XSS_MARK, every_rule_report, rotation_report
+from tests.fixtures.reports import (
+    DESIGN_RULES,
+    FIXTURE,
+    NODE_STATUSES,
+    XSS_MARK,
+    every_rule_report,
+    rotation_report,
+    write,
+)
 
 SCHEMAS = Path(__file__).with_name("schemas")
 DEFAULT = RenderOptions()
@@ -162,7 +179,7 @@ def test_sarif_results_carry_rule_level_and_logical_location(report: schema.Repo
     assert run["invocations"][0]["executionSuccessful"] is False, "four nodes were not swept"
 
 
-def test_model_report_round_trips_through_the_strict_schema() -> None:
+def test_model_report_is_written_through_the_schema_and_reads_back_the_same() -> None:
     moment = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     facts = CertFacts(
         subject="CN=a", issuer="CN=ca", serial="0a", not_before=moment, not_after=moment, sha256="ab" * 32,
@@ -180,11 +197,27 @@ def test_model_report_round_trips_through_the_strict_schema() -> None:
     finding = Finding(
         "expired", Severity.HIGH, "n1", cert.store, cert.entry, cert.facts.sha256, "expired", {"d": 1}
     )
-    run = RunInfo("r1", "scan", moment, moment, "0.1.0", "inv.toml", "ef" * 32, ("sweeper", "scan"))
-    doc = json.loads(json.dumps(to_dict(Report(run, (node,), (finding,)))))
-    parsed = schema.parse(doc, "model")
+    inventory = InventoryRef("inv.toml", "ef" * 32)
+    run = RunInfo("r1", "scan", moment, moment, "0.1.0", inventory, ("sweeper", "scan"))
+    raw = schema.encode(Report(run, (node,), (finding,)))
+    document = json.loads(raw)
+    assert list(document) == ["schema", "run", "summary", "nodes", "findings"], "no rotation sections"
+    assert document["run"]["started"] == "2025-01-02T03:04:05Z"
+    assert document["summary"] == {
+        "nodes": 1, "nodes_swept": 1, "certificates": 1,
+        "findings": {"critical": 0, "high": 1, "medium": 0, "low": 0, "info": 0},
+    }  # fmt: skip
+    assert document["nodes"][0]["certificates"][0]["sha256"] == "ab" * 32
+    assert document["findings"][0]["severity"] == "high"
+    parsed = schema.parse(raw, "model")
     assert parsed.findings[0].severity is Severity.HIGH and parsed.run.started == moment
     assert parsed.nodes[0].certificates[0].key == schema.Key(path="/etc/ssl/a.key", mode="0600", matches=True)
+    assert schema.encode(parsed) == raw
+
+
+def test_reports_read_back_are_written_byte_for_byte_as_they_were(tmp_path: Path) -> None:
+    for path in (FIXTURE, write(rotation_report(), tmp_path / "rotation.json")):
+        assert schema.encode(schema.load(path)) == path.read_bytes(), path.name
 
 
 @pytest.mark.parametrize(

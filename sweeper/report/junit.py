@@ -12,7 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from sweeper.report.options import RenderOptions
-from sweeper.report.schema import Finding, Report, iso
+from sweeper.report.schema import Finding, Node, Report, iso
 
 FLEET_CASE = "(fleet)"
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -32,7 +32,7 @@ def render(report: Report, options: RenderOptions) -> str:
         ("fail_on", options.fail_on.label),
     ):
         ET.SubElement(properties, "property", name=name, value=_text(value))
-    cases = [(node.name, node) for node in report.nodes]
+    cases: list[tuple[str, Node | None]] = [(node.name, node) for node in report.nodes]
     if grouped.get(FLEET_CASE):
         cases.append((FLEET_CASE, None))
     failures = errors = 0

@@ -1,6 +1,8 @@
 """The `sweeper.report/1` report model: every field of the JSON is declared once, here.
 
-Any report file is read (`load`, `parse`) into these models, strictly, so renderers,
+A run's report is made by reading the internal dataclasses (`model.Report` and what it
+holds) into these models by attribute, and its file is their JSON dump (`encode`). Any
+report file is read back (`load`, `parse`) into the same models, strictly, so renderers,
 history and `diff` all see one typed shape, and a malformed or foreign file is a one-line
 error (exit 2). A rotation report adds `rotation` (outcome),
 `plan` (actions, waves, what the purge removes), `steps` (the journal's rows) and
@@ -10,9 +12,11 @@ error (exit 2). A rotation report adds `rotation` (outcome),
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -21,14 +25,18 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationError,
+    model_serializer,
+    model_validator,
 )
 
+from sweeper import model
 from sweeper.errors import CorruptInput
 from sweeper.model import NODE_STATUSES, Severity
 
-SCHEMA = "sweeper.report/1"
+SCHEMA: Final = "sweeper.report/1"
 SEVERITIES = tuple(severity.label for severity in sorted(Severity, reverse=True))
 """Severity names, most severe first: the order of the summary's counts and of every table."""
 
@@ -57,10 +65,36 @@ SeverityLevel = Annotated[
 NodeStatus = Literal[NODE_STATUSES]  # type: ignore[valid-type]
 
 
-class _Model(BaseModel):
-    """Strict at the edge: frozen, unknown keys refused."""
+_MISSING = object()
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class _Attributes:
+    """Several objects read as one by pydantic's `from_attributes`: named values first, then each object.
+
+    How a dataclass whose shape differs a little from the report's (a certificate's facts held
+    apart, a store's label) is read without naming its fields a second time.
+    """
+
+    __slots__ = ("_named", "_sources")
+
+    def __init__(self, *sources: object, **named: object) -> None:
+        self._sources = sources
+        self._named = named
+
+    def __getattr__(self, name: str) -> object:
+        if name in self._named:
+            return self._named[name]
+        for source in self._sources:
+            value = getattr(source, name, _MISSING)
+            if value is not _MISSING:
+                return value
+        raise AttributeError(name)
+
+
+class _Model(BaseModel):
+    """Strict at the edge (frozen, unknown keys refused), and readable from the dataclasses' attributes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, from_attributes=True)
 
 
 class Inventory(_Model):
@@ -88,12 +122,27 @@ class Counts(_Model):
     low: int
     info: int
 
+    @classmethod
+    def of(cls, severities: Iterable[Severity]) -> Counts:
+        counted = Counter(severity.label for severity in severities)
+        return cls.model_validate({label: counted[label] for label in SEVERITIES})
+
 
 class Summary(_Model):
     nodes: int
     nodes_swept: int
     certificates: int
     findings: Counts
+
+    @classmethod
+    def of(cls, report: model.Report) -> Summary:
+        """Counted from the run itself: a report's totals are never kept apart from what it lists."""
+        return cls(
+            nodes=len(report.nodes),
+            nodes_swept=sum(node.swept for node in report.nodes),
+            certificates=sum(len(node.certificates) for node in report.nodes),
+            findings=Counts.of(item.severity for item in report.findings),
+        )
 
 
 class Store(_Model):
@@ -103,6 +152,12 @@ class Store(_Model):
     status: str
     error: str | None = None
     certificates: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_result(cls, value: object) -> object:
+        """A store read in memory is named by its label."""
+        return _Attributes(value, store=value.label) if isinstance(value, model.StoreResult) else value
 
 
 class Key(_Model):
@@ -134,6 +189,12 @@ class Certificate(_Model):
     sans: list[str] = []
     entry_type: str | None = None
     key: Key | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_record(cls, value: object) -> object:
+        """A record keeps its certificate's facts apart; the report lists them beside where it was found."""
+        return _Attributes(value.facts, value) if isinstance(value, model.CertRecord) else value
 
 
 class Node(_Model):
@@ -198,6 +259,11 @@ class Rotation(_Model):
     purged: bool = False
     forced: bool = False
 
+    @classmethod
+    def of(cls, outcome: object, journal: Path, new_root: object) -> Rotation:
+        """The engine's outcome of a rotation, with its journal and the new root (`sha256`, `subject`)."""
+        return cls.model_validate(_Attributes(outcome, journal=str(journal), new_root=new_root))
+
 
 class Report(_Model):
     schema_: Literal["sweeper.report/1"] = Field(SCHEMA, alias="schema")
@@ -210,6 +276,28 @@ class Report(_Model):
     steps: list[Step] | None = None
     before: list[Node] | None = None
     after: list[Node] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_run(cls, value: object) -> object:
+        """A run in memory: its summary counted, and a rotation's `after` is its own verify sweep."""
+        if not isinstance(value, model.Report):
+            return value
+        after = value.nodes if value.rotation is not None else None
+        return _Attributes(value, summary=Summary.of(value), after=after)
+
+    @model_serializer(mode="wrap")
+    def _without_absent_sections(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Sections that may be absent (a rotation's) are left out of a scan report, not written as null."""
+        document = handler(self)
+        optional = {name for name, field in type(self).model_fields.items() if field.default is None}
+        return {key: value for key, value in document.items() if value is not None or key not in optional}
+
+
+def encode(report: model.Report | Report) -> bytes:
+    """A report file's exact bytes, which its signature covers: JSON indented by two, one final newline."""
+    document = Report.model_validate(report).model_dump(mode="json", by_alias=True)
+    return json.dumps(document, indent=2).encode() + b"\n"
 
 
 def parse(document: bytes | str | object, source: object) -> Report:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from sweeper.errors import BadInput, CorruptInput, NodeError, SweeperError
 from sweeper.inventory import Inventory, load_inventory
 from sweeper.model import Finding, Node, Report, Severity
 from sweeper.pki import rotation
+from sweeper.report import schema
 from sweeper.rotate.actions import Rotation
 from sweeper.rotate.engine import Engine, Outcome, Progress
 from sweeper.rotate.journal import Journal
@@ -135,8 +136,6 @@ def start(
     progress: Progress | None = None,
 ) -> RotationResult:
     """Create the journal, then carry the plan out."""
-    from sweeper.report.json_report import to_dict
-
     journal = Journal.create(
         request.journal_dir,
         passphrase,
@@ -153,7 +152,7 @@ def start(
                 "attempts": request.retry.attempts,
             },
             "argv": redact_argv(argv),
-            "before": to_dict(prepared.before)["nodes"],
+            "before": [schema.Node.model_validate(n).model_dump(mode="json") for n in prepared.before.nodes],
             "state": "running",
         },
     )
@@ -253,8 +252,6 @@ def _rotation_report(
     journal: Journal, plan: Plan, ca: rotation.CertificateAuthority, outcome: Outcome, after: Report
 ) -> Report:
     """The verify sweep, with the plan, every step, and each node's certificates before and after."""
-    from sweeper.report.json_report import to_dict
-
     already = {(f.rule, f.node, f.store, f.entry) for f in after.findings}
     leftovers = [
         Finding(
@@ -273,38 +270,14 @@ def _rotation_report(
         if cert.facts.sha256 in plan.remove
         and ("revoked-present", cert.node, cert.store, cert.entry) not in already
     ]
-    steps = [
-        {
-            "node": s.node,
-            "phase": s.phase,
-            "step": s.step,
-            "state": s.state,
-            "attempts": s.attempts,
-            "detail": s.detail,
-            "error": s.error,
-        }
-        for s in journal.steps()
-    ]
-    extra: Mapping[str, Any] = {
-        "rotation": {
-            "journal": str(journal.directory),
-            "new_root": {"sha256": ca.sha256, "subject": ca.subject},
-            "complete": outcome.complete,
-            "stopped_at": outcome.stopped_at,
-            "failed": outcome.failed,
-            "purged": outcome.purged,
-            "forced": outcome.forced,
-        },
-        "plan": plan.to_json(),
-        "steps": steps,
-        "before": journal.meta("before"),
-        "after": to_dict(after)["nodes"],
-    }
     return replace(
         after,
         run=replace(after.run, kind="rotate", interrupted=not outcome.complete),
         findings=tuple(sorted((*after.findings, *leftovers), key=lambda f: -f.severity)),
-        extra=extra,
+        rotation=schema.Rotation.of(outcome, journal.directory, new_root=ca),
+        plan=schema.Plan.model_validate(plan.to_json()),
+        steps=tuple(schema.Step.model_validate(step) for step in journal.steps()),
+        before=tuple(schema.Node.model_validate(node) for node in journal.meta("before")),
     )
 
 

@@ -225,6 +225,8 @@ def test_reports_read_back_are_written_byte_for_byte_as_they_were(tmp_path: Path
     [
         (lambda r: r.update(schema="sweeper.report/2"), "not a sweeper.report/1 report"),
         (lambda r: r["nodes"][0].update(colour="red"), "nodes.0.colour: Extra inputs are not permitted"),
+        (lambda r: r["nodes"][0].pop("certificates"), "nodes.0.certificates: Field required"),
+        (lambda r: r["nodes"][0]["certificates"][0].update(sha256="AB" * 32), "certificates.0.sha256"),
         (lambda r: r["nodes"][1].update(status="sleeping"), "nodes.1.status"),
         (lambda r: r["findings"][0].update(severity="severe"), "findings.0.severity"),
         (lambda r: r["run"].pop("started"), "run.started: Field required"),

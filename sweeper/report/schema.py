@@ -3,10 +3,13 @@
 A run's report is made by reading the internal dataclasses (`model.Report` and what it
 holds) into these models by attribute, and its file is their JSON dump (`encode`). Any
 report file is read back (`load`, `parse`) into the same models, strictly, so renderers,
-history and `diff` all see one typed shape, and a malformed or foreign file is a one-line
-error (exit 2). A rotation report adds `rotation` (outcome),
-`plan` (actions, waves, what the purge removes), `steps` (the journal's rows) and
-`before`/`after` (each node with its certificates, as in `nodes`).
+history, `diff`, `scan --baseline`, `rotate --from` and `verify-report` all see one typed
+shape, and a malformed or foreign file is a one-line error (exit 2). The keys of DESIGN.md's
+report contract are required; the later additions (`run.interrupted`, `node.identity`,
+`node.duration`, `node.stores`, `certificate.sans`, `entry_type`, `key`) may be absent from
+older reports. A rotation report adds `rotation` (outcome), `plan` (actions, waves, what the
+purge removes), `steps` (the journal's rows) and `before`/`after` (each node with its
+certificates, as in `nodes`).
 """
 
 from __future__ import annotations
@@ -201,23 +204,23 @@ class Node(_Model):
     name: str
     host: str
     status: NodeStatus
-    error: str | None = None
-    attempts: int = 0
+    error: str | None
+    attempts: int
     identity: str | None = None
     duration: Seconds = 0.0
     stores: list[Store] = []
-    certificates: list[Certificate] = []
+    certificates: list[Certificate]
 
 
 class Finding(_Model):
     rule: str
     severity: SeverityLevel
-    node: str | None = None
-    store: str | None = None
-    entry: str | None = None
-    sha256: Sha256 | None = None
+    node: str | None
+    store: str | None
+    entry: str | None
+    sha256: Sha256 | None
     message: str
-    evidence: dict[str, Any] = {}
+    evidence: dict[str, Any]
 
 
 class PlanAction(_Model):

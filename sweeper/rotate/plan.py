@@ -10,11 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweeper.errors import BadInput
 from sweeper.model import CertRecord, Node, NodeResult
 from sweeper.pki.parse import ParseError, crl_issuer, crl_pem
+
+if TYPE_CHECKING:
+    from sweeper.report import schema
 
 PHASES = ("trust", "reissue", "purge")
 PURGE_RULES = ("revoked", "ioc-match", "compromised-issuer", "known-compromised-key", "rogue-root")
@@ -81,12 +84,12 @@ class WaveOptions:
     max_failures: str = "0"
 
 
-def flagged_from_report(report: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+def flagged_from_report(report: schema.Report) -> dict[str, tuple[str, ...]]:
     """sha256 -> rules, for every finding of the source report that the purge must act on."""
     flagged: dict[str, set[str]] = {}
-    for finding in report.get("findings", []):
-        if finding.get("rule") in PURGE_RULES and finding.get("sha256"):
-            flagged.setdefault(finding["sha256"], set()).add(finding["rule"])
+    for finding in report.findings:
+        if finding.rule in PURGE_RULES and finding.sha256:
+            flagged.setdefault(finding.sha256, set()).add(finding.rule)
     return {sha: tuple(sorted(rules)) for sha, rules in flagged.items()}
 
 

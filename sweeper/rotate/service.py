@@ -4,7 +4,6 @@ then a verify sweep; and the same for `resume` and `rollback`, from the journal 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,8 +22,6 @@ from sweeper.rotate.rollback import rollback_node
 from sweeper.scan import ScanOptions, redact_argv, scan
 from sweeper.ssh import AskSecret, Connector, RetryPolicy
 
-REPORT_SCHEMA = "sweeper.report/1"
-
 
 class RotationStopped(SweeperError):
     """The rotation stopped before its end; the journal says where, `resume` goes on."""
@@ -34,8 +31,10 @@ class RotationStopped(SweeperError):
 
 @dataclass(frozen=True, slots=True)
 class RotateRequest:
+    """What to rotate and how; `source` is the `--from` scan report, already read and checked."""
+
     inventory: Path
-    source_report: Path
+    source: schema.Report
     journal_dir: Path
     root_key_type: str = "rsa3072"
     ca_cert: Path | None = None
@@ -68,23 +67,10 @@ class RotationResult:
     journal_dir: Path
 
 
-def load_source_report(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise CorruptInput(path, f"cannot read report: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise CorruptInput(path, f"not JSON (line {exc.lineno})") from None
-    if not isinstance(data, dict) or data.get("schema") != REPORT_SCHEMA:
-        raise CorruptInput(path, f"not a {REPORT_SCHEMA} report")
-    return data
-
-
 def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | None = None) -> Prepared:
     """Read-only: sweep the fleet, make or load the CA, and plan. Nothing on a node changes."""
     inventory = load_inventory(request.inventory)
     nodes = inventory.limited(list(request.limit))
-    source = load_source_report(request.source_report)
     ca = _authority(request, ask)
     before = scan(
         inventory,
@@ -101,7 +87,7 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
     plan = make_plan(
         {n.name: n for n in nodes},
         before.nodes,
-        flagged_from_report(source),
+        flagged_from_report(request.source),
         ca.sha256,
         request.waves,
         vmca_compatible=ca.is_rsa,

@@ -67,11 +67,10 @@ def build(nodes: int, rsa_leaves: int, incident_dir: Path) -> tuple[list[NodeRes
             NOW,
             NOW + timedelta(days=90),
         )
-        facts = certificate_record(name, "x", "x", "leaf", issue.cert_der(leaf))
-        key = KeyInfo(f"/etc/tls/{name}.key", mode="0600", spki_sha256=facts.spki_sha256)
-        records = [
-            certificate_record(name, "/etc/tls/server.crt", "/etc/tls/server.crt", "leaf", facts.der, key=key)
-        ]
+        leaf_record = certificate_record(name, "x", "x", "leaf", issue.cert_der(leaf))
+        key = KeyInfo(f"/etc/tls/{name}.key", mode="0600", spki_sha256=leaf_record.facts.spki_sha256)
+        server = "/etc/tls/server.crt"
+        records = [certificate_record(name, server, server, "leaf", leaf_record.der, key=key)]
         records.append(
             certificate_record(name, "/etc/tls/server.crt", "/etc/tls/server.crt#2", "leaf", shared[3])
         )
@@ -103,12 +102,12 @@ def main() -> None:
         findings = detect(nodes, context)
         done = time.perf_counter()
     records = sum(len(n.certificates) for n in nodes)
-    distinct = len({r.sha256 for n in nodes for r in n.certificates})
+    distinct = len({r.facts.sha256 for n in nodes for r in n.certificates})
     rsa = [
         r.der
         for n in nodes
         for r in n.certificates
-        if r.key_type == "RSA" and r.role == "leaf" and not r.is_ca
+        if r.facts.key_type == "RSA" and r.role == "leaf" and not r.facts.is_ca
     ]
     key_flaws.cache_clear()
     probe = time.perf_counter()

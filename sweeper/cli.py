@@ -297,9 +297,9 @@ def report_command(
 
     def run() -> int:
         chosen = parse_formats(formats)
-        doc = schema.load(report_file)
+        report = schema.load(report_file)
         target = out or report_file.parent
-        for path in write_formats(doc, target, stem_of(report_file), chosen, RenderOptions(threshold)):
+        for path in write_formats(report, target, stem_of(report_file), chosen, RenderOptions(threshold)):
             typer.echo(str(path))
         return EXIT_OK
 
@@ -312,11 +312,12 @@ def verify_report_command(
     pub: Annotated[Path, typer.Option("--pub", help="Ed25519 public key (SubjectPublicKeyInfo PEM).")],
     sig: Annotated[Path | None, typer.Option(help="The signature (default: <FILE>.sig).")] = None,
 ) -> None:
-    """Check a report's detached signature: exit 0 valid, 1 invalid, 2 bad input."""
+    """Check a report's detached signature: exit 0 valid, 1 invalid, 2 bad input (a malformed report too)."""
 
     def run() -> int:
         verdict = verify_file(report_file, pub, sig)
         if verdict.valid:
+            schema.parse(verdict.data, report_file)
             typer.echo(f"{report_file}: signature valid (key sha256 {verdict.key_sha256})")
             return EXIT_OK
         typer.echo(
@@ -396,9 +397,9 @@ def show_drift(drift: Drift) -> None:
         for column in ("severity", "rule", "node", "entry", "message"):
             table.add_column(column, overflow="fold")
         for item in items:
-            cells = (item["rule"], item.get("node") or "fleet", item.get("entry") or "", item["message"])
-            severity = Text(item["severity"], style=SEVERITY_STYLE.get(item["severity"], ""))
-            table.add_row(severity, *(Text(cell) for cell in cells))
+            cells = (item.rule, item.node or "fleet", item.entry or "", item.message)
+            label = item.severity.label
+            table.add_row(Text(label, style=SEVERITY_STYLE[label]), *(Text(cell) for cell in cells))
         console.print(table)
     for mark, changes in (("+ added", drift.anchors_added), ("- removed", drift.anchors_removed)):
         for change in changes:
@@ -478,7 +479,7 @@ def demo_command(
 
             err.rule("3. Replace everything, the root included")
             journal = dir / "journals" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-            request = RotateRequest(inventory=lab.inventory, source_report=source, journal_dir=journal)
+            request = RotateRequest(inventory=lab.inventory, source=schema.load(source), journal_dir=journal)
             prepared = prepare(request, None)
             err.print(
                 f"plan: {len(prepared.plan.actions)} steps on {len(prepared.plan.waves)} wave(s), "
@@ -644,7 +645,7 @@ def rotate_command(
         ask = terminal_prompt()
         request = RotateRequest(
             inventory=inventory,
-            source_report=source,
+            source=schema.load(source),
             journal_dir=journal or Path("journals") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
             root_key_type=key_type,
             ca_cert=ca_cert,
@@ -658,8 +659,9 @@ def rotate_command(
             retry=RetryPolicy(attempts=retries),
             leaf_days=leaf_days,
         )
+        to_sweep = len(load_inventory(inventory).limited(limit))
         err.rule("preflight: sweeping the fleet (read-only)")
-        with progress_reporter(len(load_inventory(inventory).limited(limit))) as on_node:
+        with progress_reporter(to_sweep) as on_node:
             prepared = prepare(request, ask, on_node)
         show_plan(prepared.plan)
         if show_scripts_:

@@ -20,7 +20,7 @@ from pathlib import Path
 from sweeper.errors import BadInput
 from sweeper.report import schema
 from sweeper.report.drift import Snapshot, finding_key
-from sweeper.report.schema import SEVERITIES, ReportDoc
+from sweeper.report.schema import SEVERITIES, Finding, Report, iso
 
 DEFAULT_NAME = "history.sqlite"
 VERSION = 1
@@ -95,40 +95,39 @@ def check(db: Path) -> None:
         raise HistoryError(f"{db}: cannot create the history database there ({folder} is not writable)")
 
 
-def record(db: Path, report: ReportDoc, report_path: Path) -> None:
+def record(db: Path, report: Report, report_path: Path) -> None:
     """Store one run (replacing any earlier record of the same run id) in a single transaction."""
-    run, summary = report["run"], report["summary"]
+    run, summary = report.run, report.summary
     with _connect(db, create=True) as conn:
-        conn.execute("DELETE FROM runs WHERE id = ?", (run["id"],))
+        conn.execute("DELETE FROM runs WHERE id = ?", (run.id,))
         conn.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                run["id"], run["kind"], run["started"], run["finished"], run["tool_version"],
-                run["inventory"]["path"], run["inventory"]["sha256"], int(run.get("interrupted", False)),
-                summary["nodes"], summary["nodes_swept"], summary["certificates"],
-                *(summary["findings"][name] for name in SEVERITIES),
+                run.id, run.kind, iso(run.started), iso(run.finished), run.tool_version,
+                run.inventory.path, run.inventory.sha256, int(run.interrupted),
+                summary.nodes, summary.nodes_swept, summary.certificates,
+                *summary.findings.model_dump().values(),
                 str(_relative(report_path, db)),
             ),
         )  # fmt: skip
         conn.executemany(
             "INSERT INTO nodes VALUES (?, ?, ?, ?, ?, ?)",
-            ((run["id"], n["name"], n["host"], n["status"], n.get("error"), n.get("attempts", 0))
-             for n in report["nodes"]),
-        )  # fmt: skip
+            ((run.id, n.name, n.host, n.status, n.error, n.attempts) for n in report.nodes),
+        )
         conn.executemany(
             "INSERT INTO certificates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (run["id"], n["name"], c["store"], c["entry"], c["role"], c["subject"], c["issuer"],
-                 c["serial"], c["not_before"], c["not_after"], c["sha256"], c["spki_sha256"],
-                 c["key_type"], c["key_bits"], int(c["is_ca"]), int(c["self_signed"]))
-                for n in report["nodes"] for c in n["certificates"]
+                (run.id, n.name, c.store, c.entry, c.role, c.subject, c.issuer, c.serial,
+                 iso(c.not_before), iso(c.not_after), c.sha256, c.spki_sha256, c.key_type, c.key_bits,
+                 int(c.is_ca), int(c.self_signed))
+                for n in report.nodes for c in n.certificates
             ),
         )  # fmt: skip
         conn.executemany(
             "INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ((run["id"], f["rule"], f["severity"], f.get("node"), f.get("store"), f.get("entry"),
-              f.get("sha256"), f["message"], json.dumps(f.get("evidence", {}), sort_keys=True))
-             for f in report["findings"]),
+            ((run.id, f.rule, f.severity.label, f.node, f.store, f.entry, f.sha256, f.message,
+              json.dumps(f.evidence, sort_keys=True))
+             for f in report.findings),
         )  # fmt: skip
 
 
@@ -197,7 +196,8 @@ def _snapshot(conn: sqlite3.Connection, run_id: str) -> Snapshot:
     findings = {}
     query = f"SELECT {', '.join(columns)} FROM findings WHERE run_id = ? ORDER BY rowid"
     for row in conn.execute(query, (run_id,)):
-        item = {**dict(zip(columns, row, strict=True)), "evidence": json.loads(row[-1])}
+        stored = dict(zip(columns, row, strict=True))
+        item = Finding.model_validate({**stored, "evidence": json.loads(stored["evidence"])})
         findings[finding_key(item)] = item
     return Snapshot(run_id, started, statuses, anchors, findings)
 

@@ -8,7 +8,6 @@ public half on the spot; no key material is kept or echoed in an error.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from sweeper.pki.parse import (
     spki_sha256_from_public_pem,
     split_certificates,
 )
+from sweeper.report import schema
 
 IndicatorKind = Literal["sha256", "spki", "serial"]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -210,27 +210,8 @@ def load_expected_roots(path: Path) -> ExpectedRoots:
 
 def load_baseline(path: Path) -> ExpectedRoots:
     """The trust-store certificates of a previous sweep's JSON report (`role` "trust"), by SHA-256."""
-    try:
-        report = json.loads(_read(path))
-    except json.JSONDecodeError as exc:
-        raise CorruptInput(f"{path}:{exc.lineno}", f"not JSON ({exc.msg})") from None
-    except UnicodeDecodeError:
-        raise CorruptInput(path, "not UTF-8 JSON") from None
-    if not isinstance(report, dict) or not isinstance(report.get("nodes"), list):
-        raise CorruptInput(path, "not a sweeper report (no 'nodes' list)")
-    if report.get("schema", "sweeper.report/1") != "sweeper.report/1":
-        raise CorruptInput(path, f"unsupported report schema {report.get('schema')!r}")
-    roots: set[str] = set()
-    for node in report["nodes"]:
-        for cert in node.get("certificates", []) if isinstance(node, dict) else []:
-            if not isinstance(cert, dict) or cert.get("role") != "trust":
-                continue
-            sha256 = str(cert.get("sha256", "")).lower()
-            if not _HEX64.fullmatch(sha256):
-                raise CorruptInput(
-                    path, f"node {node.get('name')!r}: trust certificate without a valid sha256"
-                )
-            roots.add(sha256)
+    report = schema.load(path)
+    roots = {cert.sha256 for node in report.nodes for cert in node.certificates if cert.role == "trust"}
     if not roots:
         raise CorruptInput(path, "lists no trust-store certificate: every anchor would look rogue")
     return ExpectedRoots(str(path), frozenset(roots))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sweeper.pki.facts import CertFacts
+
+if TYPE_CHECKING:
+    from sweeper.report import schema
 
 
 class Severity(enum.IntEnum):
@@ -148,25 +152,13 @@ class KeyInfo:
 
 @dataclass(frozen=True, slots=True)
 class CertRecord:
-    """One certificate as found in one store entry on one node."""
+    """One certificate as found in one store entry on one node: where it sits, and its facts."""
 
     node: str
     store: str
     entry: str
     role: Role
-    subject: str
-    issuer: str
-    serial: str
-    not_before: datetime
-    not_after: datetime
-    sha256: str
-    spki_sha256: str
-    key_type: str
-    key_bits: int
-    signature_algorithm: str
-    is_ca: bool
-    self_signed: bool
-    sans: tuple[str, ...] = ()
+    facts: CertFacts
     entry_type: str | None = None
     key: KeyInfo | None = None
     der: bytes = field(default=b"", repr=False, compare=False)
@@ -230,6 +222,14 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class InventoryRef:
+    """The inventory a run read: its path as given, and the SHA-256 of its bytes."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunInfo:
     """Who ran what, when, against which inventory."""
 
@@ -238,21 +238,27 @@ class RunInfo:
     started: datetime
     finished: datetime
     tool_version: str
-    inventory_path: str
-    inventory_sha256: str
+    inventory: InventoryRef
     argv: tuple[str, ...]
     interrupted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """The canonical result of a run; every output format is rendered from it."""
+    """The result of a run, from which its canonical JSON (report/schema.py) is made.
+
+    A rotation's report is its verify sweep plus the rotation's own sections, already in
+    their report shape: the outcome, the plan, the journal's steps and the fleet before
+    (its `after` is this report's `nodes`).
+    """
 
     run: RunInfo
     nodes: tuple[NodeResult, ...]
     findings: tuple[Finding, ...]
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    """Top-level sections beyond a scan's (a rotation's plan, steps, before and after)."""
+    rotation: schema.Rotation | None = None
+    plan: schema.Plan | None = None
+    steps: tuple[schema.Step, ...] | None = None
+    before: tuple[schema.Node, ...] | None = None
 
     @property
     def incomplete(self) -> bool:

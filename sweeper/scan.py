@@ -22,7 +22,7 @@ from sweeper.detect import Context, detect, select
 from sweeper.errors import NodeError, Unreachable
 from sweeper.inventory import Inventory
 from sweeper.keycache import KeyCache
-from sweeper.model import Node, NodeResult, Report, RunInfo
+from sweeper.model import InventoryRef, Node, NodeResult, Report, RunInfo
 from sweeper.shell import run_node_script
 from sweeper.ssh import AskSecret, Connector, RetryPolicy, Session
 
@@ -160,8 +160,7 @@ def scan(
         started=started,
         finished=datetime.now(UTC),
         tool_version=__version__,
-        inventory_path=str(inventory.path),
-        inventory_sha256=inventory.sha256,
+        inventory=InventoryRef(str(inventory.path), inventory.sha256),
         argv=tuple(redact_argv(argv if argv is not None else sys.argv)),
         interrupted=interrupted,
     )

@@ -120,4 +120,4 @@ def test_a_key_in_a_local_badkeys_blocklist_is_known_compromised(tmp_path: Path,
     for given in (blocklist, tmp_path):  # the file, or the folder badkeys keeps it in
         (found,) = rules(nodes, "known-compromised-key", incident=Incident(badkeys_blocklist=given))
         assert [c["check"] for c in found.evidence["checks"]] == ["blocklist/debianssl"]
-        assert found.sha256 == record("n", weak).sha256
+        assert found.sha256 == record("n", weak).facts.sha256

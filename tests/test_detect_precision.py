@@ -21,7 +21,7 @@ def test_a_healthy_fleet_has_no_finding_above_low_whatever_the_inputs(
     tmp_path: Path, openssl_pki: OpenSSLPki, material: Material
 ) -> None:
     iocs = tmp_path / "iocs.txt"
-    other_root = record("x", material["other_root"]).sha256
+    other_root = record("x", material["other_root"]).facts.sha256
     # An unrelated key, and leaf_rsa's serial under another issuer: neither may match.
     iocs.write_text(f"spki:{'ab' * 32}\nserial:{openssl_pki.leaf_rsa.serial:x} issuer:{other_root}\n")
     incident = load_incident(

@@ -54,8 +54,8 @@ def test_the_same_serial_under_an_impostor_with_the_issuers_name_is_not_revoked(
     openssl_pki: OpenSSLPki, material: Material
 ) -> None:
     impostor_leaf = record("n1", material["impostor_leaf"])
-    assert impostor_leaf.serial == format(openssl_pki.revoked.serial, "x")
-    assert impostor_leaf.issuer == record("n1", openssl_pki.revoked).issuer
+    assert impostor_leaf.facts.serial == format(openssl_pki.revoked.serial, "x")
+    assert impostor_leaf.facts.issuer == record("n1", openssl_pki.revoked).facts.issuer
     incident = load_incident(
         crls=[openssl_pki.crl], cas=[openssl_pki.intermediate.cert, material["impostor"].cert]
     )
@@ -94,7 +94,7 @@ def scope_fleet(material: Material):  # type: ignore[no-untyped-def]
 
 def revoked_names(material: Material, *crls: str) -> set[str]:
     found = run(scope_fleet(material), Incident(crls=tuple(crl_record(c, material.crls[c]) for c in crls)))
-    names = {record("x", cert).sha256: name for name, cert in material.certs.items()}
+    names = {record("x", cert).facts.sha256: name for name, cert in material.certs.items()}
     return {names[f.sha256] for f in found if f.rule == "revoked" and f.sha256}
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sweeper.detect import Context, detect
 from sweeper.incident import Incident, load_incident
-from sweeper.model import Severity
+from sweeper.model import InventoryRef, Report, RunInfo, Severity
+from sweeper.report import schema
 from tests.detect_material import (
     Material,
     material_fixture,  # noqa: F401 - the `material` fixture
@@ -92,16 +93,13 @@ def test_an_anchor_outside_the_expected_bundle_is_rogue_and_an_issued_intermedia
 def test_a_baseline_reports_trust_certificates_are_the_expected_roots(
     tmp_path: Path, openssl_pki: OpenSSLPki, material: Material
 ) -> None:
+    earlier = node("a", record("a", openssl_pki.root, "trust"), record("a", openssl_pki.leaf_rsa))
+    moment = datetime(2026, 1, 2, tzinfo=UTC)
+    run = RunInfo("r1", "scan", moment, moment, "0.1.0", InventoryRef("inv.toml", "ef" * 32), ("sweeper",))
     baseline = tmp_path / "before.json"
-    certificates = [
-        {"role": "trust", "sha256": openssl_pki.root.sha256},
-        {"role": "leaf", "sha256": "ab" * 32},
-    ]
-    baseline.write_text(
-        json.dumps({"schema": "sweeper.report/1", "nodes": [{"name": "a", "certificates": certificates}]})
-    )
+    baseline.write_bytes(schema.encode(Report(run, (earlier,), ())))
     (found,) = rogue(trust_fleet(openssl_pki, material), load_incident(baseline=baseline))
-    assert found.sha256 == record("b", material["other_root"]).sha256
+    assert found.sha256 == record("b", material["other_root"]).facts.sha256
 
 
 def test_without_expected_roots_nothing_is_rogue(openssl_pki: OpenSSLPki, material: Material) -> None:

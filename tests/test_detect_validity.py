@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from sweeper.detect import Context, detect, select
 from sweeper.errors import BadInput
 from sweeper.model import CertRecord, NodeResult, Severity
+from sweeper.pki.facts import CertFacts
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -18,20 +20,27 @@ HEALTHY = CertRecord(
     store="/etc/tls/server.crt",
     entry="/etc/tls/server.crt",
     role="leaf",
-    subject="CN=web1",
-    issuer="CN=Corp Root",
-    serial="1f",
-    not_before=NOW - timedelta(days=30),
-    not_after=NOW + timedelta(days=365),
-    sha256="aa" * 32,
-    spki_sha256="bb" * 32,
-    key_type="RSA",
-    key_bits=2048,
-    signature_algorithm="sha256WithRSAEncryption",
-    is_ca=False,
-    self_signed=False,
-    sans=("web1",),
+    facts=CertFacts(
+        subject="CN=web1",
+        issuer="CN=Corp Root",
+        serial="1f",
+        not_before=NOW - timedelta(days=30),
+        not_after=NOW + timedelta(days=365),
+        sha256="aa" * 32,
+        spki_sha256="bb" * 32,
+        key_type="RSA",
+        key_bits=2048,
+        signature_algorithm="sha256WithRSAEncryption",
+        is_ca=False,
+        self_signed=False,
+        sans=("web1",),
+    ),
 )
+
+
+def dated(record: CertRecord, **facts: Any) -> CertRecord:
+    """`record` with some of its certificate's facts changed (validity dates, fingerprint)."""
+    return replace(record, facts=replace(record.facts, **facts))
 
 
 def sweep_of(*records: CertRecord, status: str = "ok") -> list[NodeResult]:
@@ -47,15 +56,15 @@ def test_a_healthy_certificate_has_no_finding() -> None:
 
 
 def test_expired_is_high_with_the_date_in_evidence() -> None:
-    old = replace(HEALTHY, not_after=NOW - timedelta(days=3))
+    old = dated(HEALTHY, not_after=NOW - timedelta(days=3))
     (found,) = detect(sweep_of(old), Context(now=NOW))
     assert found.rule == "expired" and found.severity == Severity.HIGH
-    assert found.evidence["days_ago"] == 3 and found.sha256 == HEALTHY.sha256
+    assert found.evidence["days_ago"] == 3 and found.sha256 == HEALTHY.facts.sha256
 
 
 def test_not_yet_valid_and_expiring_are_medium() -> None:
-    future = replace(HEALTHY, not_before=NOW + timedelta(hours=2))
-    soon = replace(HEALTHY, sha256="cc" * 32, not_after=NOW + timedelta(days=10))
+    future = dated(HEALTHY, not_before=NOW + timedelta(hours=2))
+    soon = dated(HEALTHY, sha256="cc" * 32, not_after=NOW + timedelta(days=10))
     found = detect(sweep_of(future, soon), Context(now=NOW))
     assert {(f.rule, f.severity) for f in found} == {
         ("not-yet-valid", Severity.MEDIUM),
@@ -64,19 +73,19 @@ def test_not_yet_valid_and_expiring_are_medium() -> None:
 
 
 def test_expiring_window_follows_the_option() -> None:
-    soon = replace(HEALTHY, not_after=NOW + timedelta(days=10))
+    soon = dated(HEALTHY, not_after=NOW + timedelta(days=10))
     assert rules_hit(soon, days=5) == []
     assert rules_hit(soon, days=11) == ["expiring"]
 
 
 def test_nodes_that_were_not_swept_are_not_judged() -> None:
-    old = replace(HEALTHY, not_after=NOW - timedelta(days=3))
+    old = dated(HEALTHY, not_after=NOW - timedelta(days=3))
     assert detect(sweep_of(old, status="unreachable"), Context(now=NOW)) == []
 
 
 def test_findings_come_most_severe_first() -> None:
-    soon = replace(HEALTHY, entry="a", not_after=NOW + timedelta(days=1))
-    old = replace(HEALTHY, entry="b", not_after=NOW - timedelta(days=1))
+    soon = replace(dated(HEALTHY, not_after=NOW + timedelta(days=1)), entry="a")
+    old = replace(dated(HEALTHY, not_after=NOW - timedelta(days=1)), entry="b")
     assert rules_hit(soon, old) == ["expired", "expiring"]
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from sweeper import history
+from sweeper.report import schema
 from sweeper.report.drift import Snapshot, diff
 from tests.fixtures.cli import run_cli
 from tests.fixtures.reports import every_rule_report, later_run, write
@@ -35,13 +36,13 @@ def recorded(tmp_path: Path) -> tuple[Path, list[Path]]:
     paths = []
     for report in three_runs():
         path = write(report, tmp_path / "reports" / f"{report['run']['id']}.json")
-        history.record(db, report, path)
+        history.record(db, schema.parse(report, path), path)
         paths.append(path)
     return db, paths
 
 
-def rules(items: list[dict[str, Any]]) -> list[str]:
-    return sorted(item["rule"] for item in items)
+def rules(items: list[schema.Finding]) -> list[str]:
+    return sorted(item.rule for item in items)
 
 
 def test_runs_are_listed_newest_first_with_their_counts(recorded: tuple[Path, list[Path]]) -> None:
@@ -89,9 +90,11 @@ def test_findings_on_a_node_not_swept_later_are_not_called_resolved() -> None:
     vc01 = later["nodes"][0]
     vc01.update(status="unreachable", error="connection refused", certificates=[], stores=[])
     later["findings"] = [f for f in later["findings"] if f["node"] != "vc01"]
-    drift = diff(Snapshot.from_report(base), Snapshot.from_report(later))
+    drift = diff(
+        Snapshot.from_report(schema.parse(base, "base")), Snapshot.from_report(schema.parse(later, "later"))
+    )
     assert drift.resolved == []
-    assert {f["node"] for f in drift.not_rechecked} == {"vc01"}
+    assert {f.node for f in drift.not_rechecked} == {"vc01"}
     assert "vc01" in drift.not_compared and drift.anchors_removed == []
 
 
@@ -106,7 +109,8 @@ def test_last_report_path_is_the_newest_run_with_a_swept_node_and_a_file(
     for node in nothing_swept["nodes"]:
         node.update(status="unreachable", certificates=[], stores=[])
     nothing_swept["summary"]["nodes_swept"] = 0
-    history.record(db, nothing_swept, write(nothing_swept, tmp_path / "reports" / "dddd0004.json"))
+    path = write(nothing_swept, tmp_path / "reports" / "dddd0004.json")
+    history.record(db, schema.load(path), path)
     assert history.last_report_path(db) == paths[1].resolve()
 
 
@@ -117,12 +121,12 @@ def test_last_report_path_without_history_is_bad_input(tmp_path: Path) -> None:
 
 def test_recording_the_same_run_twice_keeps_one_copy(recorded: tuple[Path, list[Path]]) -> None:
     db, paths = recorded
-    report = three_runs()[2]
+    report = schema.load(paths[2])
     history.record(db, report, paths[2])
     assert [row.id for row in history.runs(db)].count("cccc0003") == 1
     with sqlite3.connect(db) as conn:
         (findings,) = conn.execute("SELECT count(*) FROM findings WHERE run_id = 'cccc0003'").fetchone()
-    assert findings == len(report["findings"])
+    assert findings == len(report.findings)
 
 
 def test_history_folder_can_be_moved_whole(recorded: tuple[Path, list[Path]], tmp_path: Path) -> None:

@@ -148,7 +148,7 @@ def test_a_file_that_is_not_a_badkeys_blocklist_is_refused(tmp_path: Path) -> No
         ("--ioc", "# ok\nnonsense\n", ":2: "),
         ("--crl", "not a crl", ": "),
         ("--badkeys-blocklist", "x" * 17, ": "),
-        ("--baseline", "{", ":1: "),
+        ("--baseline", "{", ": not JSON"),
     ],
 )
 def test_scan_with_bad_incident_input_exits_2_with_one_line_naming_the_file(

@@ -16,45 +16,63 @@ import pytest
 import xmlschema
 
 from sweeper.errors import CorruptInput
-from sweeper.model import CertRecord, Finding, KeyInfo, NodeResult, Report, RunInfo, Severity, StoreResult
+from sweeper.model import (
+    CertRecord,
+    Finding,
+    InventoryRef,
+    KeyInfo,
+    NodeResult,
+    Report,
+    RunInfo,
+    Severity,
+    StoreResult,
+)
+from sweeper.pki.facts import CertFacts
 from sweeper.report import csv_report, html, junit, markdown, sarif, schema
 from sweeper.report.formats import FORMATS
-from sweeper.report.json_report import to_dict
 from sweeper.report.options import RenderOptions
-from tests.fixtures.reports import DESIGN_RULES, NODE_STATUSES, XSS_MARK, every_rule_report, rotation_report
+from tests.fixtures.reports import (
+    DESIGN_RULES,
+    FIXTURE,
+    NODE_STATUSES,
+    XSS_MARK,
+    every_rule_report,
+    rotation_report,
+    write,
+)
 
 SCHEMAS = Path(__file__).with_name("schemas")
 DEFAULT = RenderOptions()
 
 
 @pytest.fixture(scope="module")
-def report() -> dict:
-    return schema.check(every_rule_report(), "fixture")
+def report() -> schema.Report:
+    return schema.parse(every_rule_report(), "fixture")
 
 
-def test_fixture_covers_every_rule_and_node_status(report: dict) -> None:
-    assert {f["rule"] for f in report["findings"]} == set(DESIGN_RULES)
-    assert {n["status"] for n in report["nodes"]} == set(NODE_STATUSES)
+def test_fixture_covers_every_rule_and_node_status(report: schema.Report) -> None:
+    assert {f.rule for f in report.findings} == set(DESIGN_RULES)
+    assert {n.status for n in report.nodes} == set(NODE_STATUSES)
 
 
-def test_every_format_renders_the_fixture(report: dict) -> None:
+def test_every_format_renders_the_fixture(report: schema.Report) -> None:
     for outputs in FORMATS.values():
         for output in outputs:
             assert output.render(report, DEFAULT).strip()
 
 
-def test_html_is_self_contained_and_escapes_certificate_text(report: dict) -> None:
+def test_html_is_self_contained_and_escapes_certificate_text(report: schema.Report) -> None:
     page = html.render(report, DEFAULT)
     assert XSS_MARK not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(&#34;xss&#34;)&lt;/script&gt;" in page
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page), "no network fetch"
     assert "<link" not in page and "<script src" not in page and "@import" not in page
     assert page.count("<svg") >= 2, "severity chart and expiry timeline"
-    for name in (*DESIGN_RULES, *(n["name"] for n in report["nodes"])):
+    for name in (*DESIGN_RULES, *(n.name for n in report.nodes)):
         assert name in page
 
 
-def test_html_policy_admits_only_its_own_inline_script_and_style(report: dict) -> None:
+def test_html_policy_admits_only_its_own_inline_script_and_style(report: schema.Report) -> None:
     page = html.render(report, DEFAULT)
     policy = unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1))
     assert "default-src 'none'" in policy and "unsafe-inline" not in policy
@@ -62,18 +80,18 @@ def test_html_policy_admits_only_its_own_inline_script_and_style(report: dict) -
 
 
 def test_html_shows_rotation_plan_steps_and_before_after() -> None:
-    page = html.render(schema.check(rotation_report(), "rotation"), DEFAULT)
+    page = html.render(schema.parse(rotation_report(), "rotation"), DEFAULT)
     assert 'id="rotation"' in page and "Before and after" in page
     assert "vmdir-unpublish" in page and "st-failed" in page and "stopped at purge" in page
     assert "change-removed" in page and "change-added" in page
     assert XSS_MARK not in page
 
 
-def test_scan_report_has_no_rotation_section(report: dict) -> None:
+def test_scan_report_has_no_rotation_section(report: schema.Report) -> None:
     assert 'id="rotation"' not in html.render(report, DEFAULT)
 
 
-def test_markdown_escapes_links_and_html_from_certificates(report: dict) -> None:
+def test_markdown_escapes_links_and_html_from_certificates(report: schema.Report) -> None:
     text = markdown.render(report, DEFAULT)
     assert not re.search(r"(?<!\\)[<>]", text), "every angle bracket is backslash-escaped"
     assert not re.search(r"(?<!\\)\]\(", text), "no live Markdown link"
@@ -87,24 +105,22 @@ def test_markdown_escapes_links_and_html_from_certificates(report: dict) -> None
 
 
 def test_markdown_shows_rotation() -> None:
-    text = markdown.render(schema.check(rotation_report(), "rotation"), DEFAULT)
+    text = markdown.render(schema.parse(rotation_report(), "rotation"), DEFAULT)
     assert "## Rotation plan" in text and "## Rotation steps" in text and "## Before and after" in text
     assert "| failed |" in text
 
 
-def test_csv_has_a_row_per_certificate_and_per_finding(report: dict) -> None:
+def test_csv_has_a_row_per_certificate_and_per_finding(report: schema.Report) -> None:
     certificates = list(csv.DictReader(io.StringIO(csv_report.render_certificates(report, DEFAULT))))
     findings = list(csv.DictReader(io.StringIO(csv_report.render_findings(report, DEFAULT))))
-    assert len(certificates) == report["summary"]["certificates"]
-    assert len(findings) == len(report["findings"])
+    assert len(certificates) == report.summary.certificates
+    assert len(findings) == len(report.findings)
     assert {row["rule"] for row in findings} == set(DESIGN_RULES)
-    assert json.loads(findings[0]["evidence"]) == report["findings"][0]["evidence"]
+    assert json.loads(findings[0]["evidence"]) == report.findings[0].evidence
 
 
-def test_csv_neutralises_spreadsheet_formulas(report: dict) -> None:
-    formula = next(
-        c["entry"] for n in report["nodes"] for c in n["certificates"] if c["entry"].startswith("=")
-    )
+def test_csv_neutralises_spreadsheet_formulas(report: schema.Report) -> None:
+    formula = next(c.entry for n in report.nodes for c in n.certificates if c.entry.startswith("="))
     for rendered in (
         csv_report.render_certificates(report, DEFAULT),
         csv_report.render_findings(report, DEFAULT),
@@ -114,45 +130,45 @@ def test_csv_neutralises_spreadsheet_formulas(report: dict) -> None:
         assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row.values())
 
 
-def test_junit_validates_against_the_jenkins_xsd(report: dict) -> None:
+def test_junit_validates_against_the_jenkins_xsd(report: schema.Report) -> None:
     xsd = xmlschema.XMLSchema(SCHEMAS / "junit-10.xsd")
     xsd.validate(junit.render(report, DEFAULT))
-    xsd.validate(junit.render(schema.check(rotation_report(), "rotation"), DEFAULT))
+    xsd.validate(junit.render(schema.parse(rotation_report(), "rotation"), DEFAULT))
 
 
-def test_junit_has_a_case_per_node_and_failures_at_or_above_fail_on(report: dict) -> None:
+def test_junit_has_a_case_per_node_and_failures_at_or_above_fail_on(report: schema.Report) -> None:
     root = ET.fromstring(junit.render(report, DEFAULT))
     cases = root.findall("./testsuite/testcase")
-    assert [c.get("name") for c in cases] == [n["name"] for n in report["nodes"]] + ["(fleet)"]
-    at_or_above_high = sum(1 for f in report["findings"] if f["severity"] in ("critical", "high"))
+    assert [c.get("name") for c in cases] == [n.name for n in report.nodes] + ["(fleet)"]
+    at_or_above_high = sum(1 for f in report.findings if f.severity >= Severity.HIGH)
     assert len(root.findall(".//failure")) == at_or_above_high == int(root.get("failures"))
     errors = {c.get("name"): c.find("error").get("type") for c in cases if c.find("error") is not None}
-    assert errors == {n["name"]: n["status"] for n in report["nodes"] if n["status"] != "ok"}
+    assert errors == {n.name: n.status for n in report.nodes if n.status != "ok"}
     strict = ET.fromstring(junit.render(report, RenderOptions(fail_on=Severity.LOW)))
-    assert len(strict.findall(".//failure")) == len(report["findings"])
+    assert len(strict.findall(".//failure")) == len(report.findings)
 
 
 def test_junit_keeps_control_characters_out_of_xml() -> None:
-    report = every_rule_report()
-    report["findings"][0]["message"] = "bad\x00byte\x1b[31m"
-    root = ET.fromstring(junit.render(report, DEFAULT))
+    document = every_rule_report()
+    document["findings"][0]["message"] = "bad\x00byte\x1b[31m"
+    root = ET.fromstring(junit.render(schema.parse(document, "fixture"), DEFAULT))
     assert "\ufffd" in root.find(".//failure").get("message")
 
 
-def test_sarif_validates_against_the_oasis_schema(report: dict) -> None:
+def test_sarif_validates_against_the_oasis_schema(report: schema.Report) -> None:
     validator = jsonschema.Draft4Validator(json.loads((SCHEMAS / "sarif-schema-2.1.0.json").read_text()))
-    for doc in (report, schema.check(rotation_report(), "rotation")):
+    for doc in (report, schema.parse(rotation_report(), "rotation")):
         errors = [e.message for e in validator.iter_errors(json.loads(sarif.render(doc, DEFAULT)))]
         assert errors == []
 
 
-def test_sarif_results_carry_rule_level_and_logical_location(report: dict) -> None:
+def test_sarif_results_carry_rule_level_and_logical_location(report: schema.Report) -> None:
     run = json.loads(sarif.render(report, DEFAULT))["runs"][0]
     rules = run["tool"]["driver"]["rules"]
     assert set(DESIGN_RULES) <= {rule["id"] for rule in rules}
     assert all(rule["shortDescription"]["text"] for rule in rules)
     results = run["results"]
-    assert len(results) == len(report["findings"])
+    assert len(results) == len(report.findings)
     levels = {(r["ruleId"], r["level"]) for r in results}
     assert ("revoked", "error") in levels and ("expiring", "warning") in levels
     assert ("hostname-mismatch", "note") in levels
@@ -163,24 +179,45 @@ def test_sarif_results_carry_rule_level_and_logical_location(report: dict) -> No
     assert run["invocations"][0]["executionSuccessful"] is False, "four nodes were not swept"
 
 
-def test_model_report_round_trips_through_the_strict_schema() -> None:
+def test_model_report_is_written_through_the_schema_and_reads_back_the_same() -> None:
     moment = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    facts = CertFacts(
+        subject="CN=a", issuer="CN=ca", serial="0a", not_before=moment, not_after=moment, sha256="ab" * 32,
+        spki_sha256="cd" * 32, key_type="RSA", key_bits=2048, signature_algorithm="sha256WithRSAEncryption",
+        is_ca=False, self_signed=False, sans=("a",),
+    )  # fmt: skip
     cert = CertRecord(
-        node="n1", store="/etc/ssl/a.pem", entry="a.pem", role="leaf", subject="CN=a", issuer="CN=ca",
-        serial="0a", not_before=moment, not_after=moment, sha256="ab" * 32, spki_sha256="cd" * 32,
-        key_type="RSA", key_bits=2048, signature_algorithm="sha256WithRSAEncryption", is_ca=False,
-        self_signed=False, sans=("a",), key=KeyInfo(path="/etc/ssl/a.key", mode="0600", matches=True),
+        node="n1", store="/etc/ssl/a.pem", entry="a.pem", role="leaf", facts=facts,
+        key=KeyInfo(path="/etc/ssl/a.key", mode="0600", matches=True),
     )  # fmt: skip
     node = NodeResult(
         name="n1", host="h", status="ok", attempts=1, certificates=(cert,),
         stores=(StoreResult(label="/etc/ssl/a.pem", kind="pem", role="leaf", certificates=1),),
     )  # fmt: skip
     finding = Finding(
-        "expired", Severity.HIGH, "n1", cert.store, cert.entry, cert.sha256, "expired", {"d": 1}
+        "expired", Severity.HIGH, "n1", cert.store, cert.entry, cert.facts.sha256, "expired", {"d": 1}
     )
-    run = RunInfo("r1", "scan", moment, moment, "0.1.0", "inv.toml", "ef" * 32, ("sweeper", "scan"))
-    doc = json.loads(json.dumps(to_dict(Report(run, (node,), (finding,)))))
-    assert schema.check(doc, "model") is doc
+    inventory = InventoryRef("inv.toml", "ef" * 32)
+    run = RunInfo("r1", "scan", moment, moment, "0.1.0", inventory, ("sweeper", "scan"))
+    raw = schema.encode(Report(run, (node,), (finding,)))
+    document = json.loads(raw)
+    assert list(document) == ["schema", "run", "summary", "nodes", "findings"], "no rotation sections"
+    assert document["run"]["started"] == "2025-01-02T03:04:05Z"
+    assert document["summary"] == {
+        "nodes": 1, "nodes_swept": 1, "certificates": 1,
+        "findings": {"critical": 0, "high": 1, "medium": 0, "low": 0, "info": 0},
+    }  # fmt: skip
+    assert document["nodes"][0]["certificates"][0]["sha256"] == "ab" * 32
+    assert document["findings"][0]["severity"] == "high"
+    parsed = schema.parse(raw, "model")
+    assert parsed.findings[0].severity is Severity.HIGH and parsed.run.started == moment
+    assert parsed.nodes[0].certificates[0].key == schema.Key(path="/etc/ssl/a.key", mode="0600", matches=True)
+    assert schema.encode(parsed) == raw
+
+
+def test_reports_read_back_are_written_byte_for_byte_as_they_were(tmp_path: Path) -> None:
+    for path in (FIXTURE, write(rotation_report(), tmp_path / "rotation.json")):
+        assert schema.encode(schema.load(path)) == path.read_bytes(), path.name
 
 
 @pytest.mark.parametrize(
@@ -188,6 +225,8 @@ def test_model_report_round_trips_through_the_strict_schema() -> None:
     [
         (lambda r: r.update(schema="sweeper.report/2"), "not a sweeper.report/1 report"),
         (lambda r: r["nodes"][0].update(colour="red"), "nodes.0.colour: Extra inputs are not permitted"),
+        (lambda r: r["nodes"][0].pop("certificates"), "nodes.0.certificates: Field required"),
+        (lambda r: r["nodes"][0]["certificates"][0].update(sha256="AB" * 32), "certificates.0.sha256"),
         (lambda r: r["nodes"][1].update(status="sleeping"), "nodes.1.status"),
         (lambda r: r["findings"][0].update(severity="severe"), "findings.0.severity"),
         (lambda r: r["run"].pop("started"), "run.started: Field required"),
@@ -197,5 +236,5 @@ def test_strict_schema_names_the_first_problem_in_one_line(change, expected: str
     report = every_rule_report()
     change(report)
     with pytest.raises(CorruptInput) as caught:
-        schema.check(report, "r.json")
+        schema.parse(report, "r.json")
     assert expected in str(caught.value) and "\n" not in str(caught.value)

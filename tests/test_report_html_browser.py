@@ -148,7 +148,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("html") / "report.html"
-    path.write_text(html.render(schema.check(every_rule_report(), "fixture"), RenderOptions()))
+    path.write_text(html.render(schema.parse(every_rule_report(), "fixture"), RenderOptions()))
     return path
 
 
@@ -208,7 +208,7 @@ def test_screenshot_and_pdf_are_produced(browser: DevTools, page: Path, tmp_path
 
 def test_rotation_report_renders_without_errors(browser: DevTools, tmp_path: Path) -> None:
     path = tmp_path / "rotation.html"
-    path.write_text(html.render(schema.check(rotation_report(), "rotation"), RenderOptions()))
+    path.write_text(html.render(schema.parse(rotation_report(), "rotation"), RenderOptions()))
     browser.open(path.as_uri())
     assert browser.evaluate("document.querySelectorAll('#rotation tr.change-added').length") == 1
     assert browser.evaluate("document.querySelectorAll('#rotation tr.outcome-failed').length") == 1

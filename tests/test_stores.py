@@ -108,7 +108,7 @@ def test_pem_leaf_with_matching_key_is_read_through_the_root_prefix(tmp_path: Pa
     assert [s.status for s in read.stores] == ["ok"]
     (cert,) = read.certificates
     assert cert.entry == "/etc/tls/server.crt" and cert.store == "/etc/tls/server.crt"
-    assert cert.sans == ("web1.example", "10.0.0.1") and cert.key_type == "EC-secp256r1"
+    assert cert.facts.sans == ("web1.example", "10.0.0.1") and cert.facts.key_type == "EC-secp256r1"
     assert cert.key is not None and cert.key.matches is True
     assert cert.key.mode == "0600" and cert.key.path == "/etc/tls/server.key" and cert.key.owner
 

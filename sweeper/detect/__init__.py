@@ -68,7 +68,7 @@ def finding(rule_id: str, record: CertRecord, message: str, **evidence: object) 
         node=record.node,
         store=record.store,
         entry=record.entry,
-        sha256=record.sha256,
+        sha256=record.facts.sha256,
         **evidence,
     )
 

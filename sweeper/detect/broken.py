@@ -34,7 +34,7 @@ def broken_keys(fleet: Fleet) -> dict[str, tuple[KeyFlaw, ...]]:
     for sha256, records in fleet.holders.items():
         der = fleet.der.get(sha256)
         if der is not None:
-            spkis.setdefault(records[0].spki_sha256, public_key_der(der))
+            spkis.setdefault(records[0].facts.spki_sha256, public_key_der(der))
     flaws = {spki: list(key_flaws(der)) for spki, der in spkis.items()}
     blocklist_path = fleet.context.incident.badkeys_blocklist
     if blocklist_path is not None:
@@ -69,13 +69,13 @@ def known_compromised_key(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """Public key in a list of published/broken keys (Debian weak keys, ROCA, Fermat-factorable, …)."""
     broken = fleet.analysis(broken_keys)
     for record in fleet.records:
-        flaws = broken.get(record.spki_sha256)
+        flaws = broken.get(record.facts.spki_sha256)
         if not flaws:
             continue
         yield finding(
             "known-compromised-key",
             record,
-            f"broken public key ({', '.join(f.check for f in flaws)}): {record.subject}",
-            spki_sha256=record.spki_sha256,
+            f"broken public key ({', '.join(f.check for f in flaws)}): {record.facts.subject}",
+            spki_sha256=record.facts.spki_sha256,
             checks=[{"check": f.check, "description": f.description, "subtest": f.subtest} for f in flaws],
         )

@@ -60,7 +60,7 @@ def compromised_issuer(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """Issued (directly or through a chain) by a CA given as compromised, or that CA itself."""
     found = fleet.analysis(compromised)
     for record in fleet.records:
-        hit = found.get(record.sha256)
+        hit = found.get(record.facts.sha256)
         if hit is None:
             continue
         ca = certificate_facts(hit.ca.der)
@@ -68,7 +68,7 @@ def compromised_issuer(fleet: Fleet, context: Context) -> Iterator[Finding]:
         yield finding(
             "compromised-issuer",
             record,
-            f"{hit.how} {ca.subject}{depth}: {record.subject}",
+            f"{hit.how} {ca.subject}{depth}: {record.facts.subject}",
             compromised_ca={"subject": ca.subject, "sha256": ca.sha256, "given_in": hit.ca.source},
             how=hit.how,
             chain=[describe(fleet, sha256) for sha256 in hit.chain],

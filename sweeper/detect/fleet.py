@@ -32,9 +32,9 @@ class Fleet:
         self.der: dict[str, bytes] = {}
         self.holders: dict[str, list[CertRecord]] = defaultdict(list)
         for record in self.records:
-            self.holders[record.sha256].append(record)
+            self.holders[record.facts.sha256].append(record)
             if record.der:
-                self.der.setdefault(record.sha256, record.der)
+                self.der.setdefault(record.facts.sha256, record.der)
         for der in context.incident.certificates:
             self.der.setdefault(certificate_facts(der).sha256, der)
         self._by_subject: dict[str, list[str]] = defaultdict(list)

@@ -54,14 +54,14 @@ def hostname_mismatch(node: NodeResult, context: Context) -> Iterator[Finding]:
     for record in node.certificates:
         if not _served(record):
             continue
-        if any(names_host(san, host) for san in record.sans for host in hosts):
+        if any(names_host(san, host) for san in record.facts.sans for host in hosts):
             continue
-        named = ", ".join(record.sans[:5]) or "no subjectAltName at all"
+        named = ", ".join(record.facts.sans[:5]) or "no subjectAltName at all"
         yield finding(
             "hostname-mismatch",
             record,
-            f"SANs ({named}) do not name {' or '.join(hosts)}: {record.subject}",
-            sans=list(record.sans),
+            f"SANs ({named}) do not name {' or '.join(hosts)}: {record.facts.subject}",
+            sans=list(record.facts.sans),
             node_host=node.host,
             node_name=node.name,
         )

@@ -26,8 +26,8 @@ def ioc_hits(fleet: Fleet) -> dict[str, list[Indicator]]:
     hits: dict[str, list[Indicator]] = {}
     for sha256, records in fleet.holders.items():
         record = records[0]
-        named = [*by_kind.get(("sha256", sha256), []), *by_kind.get(("spki", record.spki_sha256), [])]
-        for indicator in by_kind.get(("serial", record.serial), []):
+        named = [*by_kind.get(("sha256", sha256), []), *by_kind.get(("spki", record.facts.spki_sha256), [])]
+        for indicator in by_kind.get(("serial", record.facts.serial), []):
             if indicator.issuer is None or indicator.issuer in fleet.issuers(sha256):
                 named.append(indicator)
         if named:
@@ -40,13 +40,13 @@ def ioc_match(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """Certificate, SPKI, serial or key named in an IOC file."""
     hits = fleet.analysis(ioc_hits)
     for record in fleet.records:
-        named = hits.get(record.sha256)
+        named = hits.get(record.facts.sha256)
         if not named:
             continue
         yield finding(
             "ioc-match",
             record,
-            f"named in {named[0].source} ({_describe(named[0])}): {record.subject}",
+            f"named in {named[0].source} ({_describe(named[0])}): {record.facts.subject}",
             indicators=[
                 {
                     "source": i.source,

@@ -24,7 +24,7 @@ def key_reuse(fleet: Fleet, context: Context) -> Iterator[Finding]:
     holders: dict[str, list[CertRecord]] = defaultdict(list)
     for record in fleet.records:
         if is_identity(record):
-            holders[record.spki_sha256].append(record)
+            holders[record.facts.spki_sha256].append(record)
     for spki, records in holders.items():
         nodes = sorted({r.node for r in records})
         if len(nodes) < 2:
@@ -35,12 +35,12 @@ def key_reuse(fleet: Fleet, context: Context) -> Iterator[Finding]:
                 "key-reuse",
                 record,
                 f"same key as the identity of {len(others)} other node(s) ({', '.join(others[:3])}"
-                f"{', …' if len(others) > 3 else ''}): {record.subject}",
+                f"{', …' if len(others) > 3 else ''}): {record.facts.subject}",
                 spki_sha256=spki,
                 other_nodes=others[:MAX_LISTED],
                 nodes_total=len(nodes),
                 locations=[
-                    {"node": r.node, "store": r.store, "entry": r.entry, "sha256": r.sha256}
+                    {"node": r.node, "store": r.store, "entry": r.entry, "sha256": r.facts.sha256}
                     for r in records[:MAX_LISTED]
                 ],
             )
@@ -54,10 +54,10 @@ def key_mismatch(record: CertRecord, context: Context) -> Iterator[Finding]:
         yield finding(
             "key-mismatch",
             record,
-            f"private key {key.path} does not match the certificate: {record.subject}",
+            f"private key {key.path} does not match the certificate: {record.facts.subject}",
             key_path=key.path,
             key_spki_sha256=key.spki_sha256,
-            cert_spki_sha256=record.spki_sha256,
+            cert_spki_sha256=record.facts.spki_sha256,
         )
 
 
@@ -75,7 +75,7 @@ def key_exposed(record: CertRecord, context: Context) -> Iterator[Finding]:
         yield finding(
             "key-exposed",
             record,
-            f"private key {key.path} is readable by {_who(mode)} (mode {key.mode}): {record.subject}",
+            f"private key {key.path} is readable by {_who(mode)} (mode {key.mode}): {record.facts.subject}",
             key_path=key.path,
             mode=key.mode,
             owner=key.owner,

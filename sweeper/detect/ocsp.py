@@ -76,13 +76,13 @@ def ocsp_unknown(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """--ocsp could not get a verified status for a certificate (so revocation by OCSP is unknown)."""
     answers = fleet.analysis(ocsp_answers)
     for record in fleet.records:
-        asked = answers.get(record.sha256)
+        asked = answers.get(record.facts.sha256)
         if asked is not None and asked[1].status == "unknown":
             url, answer = asked
             yield finding(
                 "ocsp-unknown",
                 record,
-                f"OCSP status unknown ({answer.detail}): {record.subject}",
+                f"OCSP status unknown ({answer.detail}): {record.facts.subject}",
                 ocsp_url=url,
                 responder=answer.responder,
                 detail=answer.detail,

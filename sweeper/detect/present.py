@@ -37,10 +37,10 @@ def revoked_present(fleet: Fleet, context: Context) -> Iterator[Finding]:
         reasons = [
             rule_id
             for rule_id, hit in (
-                ("revoked", record.sha256 in revoked),
-                ("compromised-issuer", record.sha256 in bad_issuer),
-                ("ioc-match", record.sha256 in named),
-                ("known-compromised-key", record.spki_sha256 in broken),
+                ("revoked", record.facts.sha256 in revoked),
+                ("compromised-issuer", record.facts.sha256 in bad_issuer),
+                ("ioc-match", record.facts.sha256 in named),
+                ("known-compromised-key", record.facts.spki_sha256 in broken),
             )
             if hit
         ]
@@ -48,6 +48,6 @@ def revoked_present(fleet: Fleet, context: Context) -> Iterator[Finding]:
             yield finding(
                 "revoked-present",
                 record,
-                f"still trusted on {record.node} though {' and '.join(reasons)}: {record.subject}",
+                f"still trusted on {record.node} though {' and '.join(reasons)}: {record.facts.subject}",
                 because=reasons,
             )

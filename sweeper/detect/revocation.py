@@ -186,7 +186,7 @@ def revoked(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """Serial listed in a CRL whose signature verifies against its issuer (or a verified OCSP answer)."""
     found = fleet.analysis(revocations)
     for record in fleet.records:
-        evidence = found.get(record.sha256)
+        evidence = found.get(record.facts.sha256)
         if evidence is None:
             continue
         by = (
@@ -197,7 +197,7 @@ def revoked(fleet: Fleet, context: Context) -> Iterator[Finding]:
         yield finding(
             "revoked",
             record,
-            f"revoked ({evidence['reason'] or 'no reason given'}) per {by}: {record.subject}",
+            f"revoked ({evidence['reason'] or 'no reason given'}) per {by}: {record.facts.subject}",
             **evidence,
         )
 

@@ -49,29 +49,29 @@ def weak_signature(der: bytes, self_signed: bool) -> str | None:
 @rule("weak-key", Severity.HIGH, "cert")
 def weak_key_rule(record: CertRecord, context: Context) -> Iterator[Finding]:
     """RSA < 2048, DSA, EC curves below P-256."""
-    why = weak_key(record.key_type, record.key_bits)
+    why = weak_key(record.facts.key_type, record.facts.key_bits)
     if why:
         yield finding(
             "weak-key",
             record,
-            f"{why}: {record.subject}",
-            key_type=record.key_type,
-            key_bits=record.key_bits,
-            spki_sha256=record.spki_sha256,
+            f"{why}: {record.facts.subject}",
+            key_type=record.facts.key_type,
+            key_bits=record.facts.key_bits,
+            spki_sha256=record.facts.spki_sha256,
         )
 
 
 @rule("weak-signature", Severity.HIGH, "cert")
 def weak_signature_rule(record: CertRecord, context: Context) -> Iterator[Finding]:
     """MD5 or SHA-1 signature on a non-root certificate (self-signed ones are exempt)."""
-    hash_name = weak_signature(record.der, record.self_signed)
+    hash_name = weak_signature(record.der, record.facts.self_signed)
     if hash_name:
         yield finding(
             "weak-signature",
             record,
-            f"signed with {hash_name.upper()} ({record.signature_algorithm}) by {record.issuer}: "
-            f"{record.subject}",
-            signature_algorithm=record.signature_algorithm,
+            f"signed with {hash_name.upper()} ({record.facts.signature_algorithm}) by {record.facts.issuer}: "
+            f"{record.facts.subject}",
+            signature_algorithm=record.facts.signature_algorithm,
             hash=hash_name,
-            issuer=record.issuer,
+            issuer=record.facts.issuer,
         )

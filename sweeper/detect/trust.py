@@ -30,24 +30,24 @@ def untrusted_chain(node: NodeResult, context: Context) -> Iterator[Finding]:
     anchors = [r.der for r in node.certificates if r.role == "trust" and r.der]
     if not anchors:
         return
-    intermediates = [r.der for r in node.certificates if r.is_ca and r.der]
+    intermediates = [r.der for r in node.certificates if r.facts.is_ca and r.der]
     for record in node.certificates:
         if not is_identity(record) or not record.der or record.der in anchors:
             continue
-        at = min(max(context.now, record.not_before), record.not_after)
+        at = min(max(context.now, record.facts.not_before), record.facts.not_after)
         check = verify_path(record.der, intermediates, anchors, at)
         if check.trusted:
             continue
         path = walk_path(record.der, intermediates, anchors)
         if path is not None and _explained(path, at):
             continue
-        issuer_held = any(r.subject == record.issuer for r in node.certificates if r.is_ca)
+        issuer_held = any(r.facts.subject == record.facts.issuer for r in node.certificates if r.facts.is_ca)
         yield finding(
             "untrusted-chain",
             record,
-            f"does not chain to a trust anchor on {node.name} ({check.error}): {record.subject}",
+            f"does not chain to a trust anchor on {node.name} ({check.error}): {record.facts.subject}",
             reason=check.error,
-            issuer=record.issuer,
+            issuer=record.facts.issuer,
             issuer_on_node=issuer_held,
             lenient_path=[certificate_facts(d).subject for d in path] if path else None,
             anchors=sorted({certificate_facts(d).subject for d in anchors})[:MAX_LISTED],
@@ -94,26 +94,26 @@ def rogue_root(fleet: Fleet, context: Context) -> Iterator[Finding]:
         return
     trust = [r for r in fleet.records if r.role == "trust"]
     rogue = {
-        r.sha256
+        r.facts.sha256
         for r in trust
-        if r.sha256 not in expected.sha256
-        and not (r.sha256 in fleet.der and _chains_to_expected(fleet, r.sha256, expected.sha256))
+        if r.facts.sha256 not in expected.sha256
+        and not (r.facts.sha256 in fleet.der and _chains_to_expected(fleet, r.facts.sha256, expected.sha256))
     }
     holders = {
         sha256: sorted({h.node for h in fleet.holders[sha256] if h.role == "trust"}) for sha256 in rogue
     }
     for record in trust:
-        if record.sha256 not in rogue:
+        if record.facts.sha256 not in rogue:
             continue
-        nodes = holders[record.sha256]
+        nodes = holders[record.facts.sha256]
         yield finding(
             "rogue-root",
             record,
             f"trust anchor not among the expected roots of {expected.source} (on {len(nodes)} node(s)): "
-            f"{record.subject}",
+            f"{record.facts.subject}",
             expected_roots=expected.source,
-            self_signed=record.self_signed,
-            issuer=record.issuer,
+            self_signed=record.facts.self_signed,
+            issuer=record.facts.issuer,
             nodes=nodes[:MAX_LISTED],
             nodes_total=len(nodes),
         )

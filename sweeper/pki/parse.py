@@ -6,13 +6,14 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+from sweeper.pki.facts import CertFacts
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)\s*-----END \1-----", re.DOTALL)
 CERT_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
@@ -71,25 +72,6 @@ def split_crls(data: bytes) -> list[bytes]:
     except ValueError as exc:
         raise ParseError(f"not a CRL ({exc})") from None
     return [data]
-
-
-@dataclass(frozen=True, slots=True)
-class CertFacts:
-    """The fields a report and the rules need from one certificate, parsed once."""
-
-    subject: str
-    issuer: str
-    serial: str
-    not_before: datetime
-    not_after: datetime
-    sha256: str
-    spki_sha256: str
-    key_type: str
-    key_bits: int
-    signature_algorithm: str
-    is_ca: bool
-    self_signed: bool
-    sans: tuple[str, ...]
 
 
 @lru_cache(maxsize=65536)

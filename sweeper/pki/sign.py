@@ -65,6 +65,8 @@ class Verdict:
     signed: Path
     signature: Path
     key_sha256: str
+    data: bytes = field(repr=False)
+    """The signed file's bytes as checked: anything read after the check may already differ."""
 
 
 def verify_file(signed: Path, public: Path, signature: Path | None = None) -> Verdict:
@@ -82,7 +84,7 @@ def verify_file(signed: Path, public: Path, signature: Path | None = None) -> Ve
     except InvalidSignature:
         valid = False
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return Verdict(valid, signed, signature, hashlib.sha256(der).hexdigest())
+    return Verdict(valid, signed, signature, hashlib.sha256(der).hexdigest(), data)
 
 
 def signature_path(signed: Path) -> Path:

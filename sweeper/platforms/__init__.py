@@ -44,7 +44,7 @@ def is_identity(record: CertRecord) -> bool:
     """
     return (
         record.role == Role.LEAF
-        and not record.is_ca
+        and not record.facts.is_ca
         and record.entry_type in IDENTITY_ENTRY_TYPES
         and record.store not in vcsa.BACKUP_LABELS
     )

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sweeper.report.options import RenderOptions
-from sweeper.report.schema import ReportDoc
+from sweeper.report.schema import Certificate, Node, Report
 
 CERTIFICATE_COLUMNS = (
     "node", "host", "store", "entry", "role", "subject", "issuer", "serial", "not_before", "not_after",
@@ -24,29 +24,30 @@ FINDING_COLUMNS = ("severity", "rule", "node", "store", "entry", "sha256", "mess
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def render_certificates(report: ReportDoc, options: RenderOptions) -> str:
-    rows = (_certificate_row(node, cert) for node in report["nodes"] for cert in node["certificates"])
+def render_certificates(report: Report, options: RenderOptions) -> str:
+    rows = (_certificate_row(node, cert) for node in report.nodes for cert in node.certificates)
     return _table(CERTIFICATE_COLUMNS, rows)
 
 
-def render_findings(report: ReportDoc, options: RenderOptions) -> str:
+def render_findings(report: Report, options: RenderOptions) -> str:
     rows = (
-        {**item, "evidence": json.dumps(item.get("evidence", {}), sort_keys=True)}
-        for item in report["findings"]
+        {**item.model_dump(mode="json"), "evidence": json.dumps(item.evidence, sort_keys=True)}
+        for item in report.findings
     )
     return _table(FINDING_COLUMNS, rows)
 
 
-def _certificate_row(node: dict[str, Any], cert: dict[str, Any]) -> dict[str, Any]:
-    key = cert.get("key") or {}
+def _certificate_row(node: Node, cert: Certificate) -> dict[str, Any]:
+    """A certificate's cells as the JSON writes them, with its node, SANs and key flattened in."""
+    key = cert.key
     return {
-        **cert,
-        "node": node["name"],
-        "host": node["host"],
-        "sans": " ".join(cert.get("sans", [])),
-        "key_path": key.get("path"),
-        "key_mode": key.get("mode"),
-        "key_matches": key.get("matches"),
+        **cert.model_dump(mode="json"),
+        "node": node.name,
+        "host": node.host,
+        "sans": " ".join(cert.sans),
+        "key_path": key.path if key else None,
+        "key_mode": key.mode if key else None,
+        "key_matches": key.matches if key else None,
     }
 
 

@@ -8,16 +8,15 @@ the runs proves nothing either way, so its old findings are "not re-checked" (ne
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from sweeper.report.schema import ReportDoc
+from sweeper.report.schema import Finding, Node, Report, iso
 
 FindingKey = tuple[str, str | None, str | None, str | None, str | None]
 
 
-def finding_key(item: dict[str, Any]) -> FindingKey:
+def finding_key(item: Finding) -> FindingKey:
     """The same finding in two runs: same rule, same place, same certificate."""
-    return (item["rule"], item.get("node"), item.get("store"), item.get("entry"), item.get("sha256"))
+    return (item.rule, item.node, item.store, item.entry, item.sha256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,16 +27,16 @@ class Snapshot:
     started: str
     statuses: dict[str, str]
     anchors: dict[str, dict[str, str]]
-    findings: dict[FindingKey, dict[str, Any]]
+    findings: dict[FindingKey, Finding]
 
     @classmethod
-    def from_report(cls, report: ReportDoc) -> Snapshot:
+    def from_report(cls, report: Report) -> Snapshot:
         return cls(
-            run_id=report["run"]["id"],
-            started=report["run"]["started"],
-            statuses={node["name"]: node["status"] for node in report["nodes"]},
-            anchors={node["name"]: _anchors(node) for node in report["nodes"]},
-            findings={finding_key(item): item for item in report["findings"]},
+            run_id=report.run.id,
+            started=iso(report.run.started),
+            statuses={node.name: node.status for node in report.nodes},
+            anchors={node.name: _anchors(node) for node in report.nodes},
+            findings={finding_key(item): item for item in report.findings},
         )
 
     def swept(self, node: str | None) -> bool:
@@ -58,10 +57,10 @@ class AnchorChange:
 class Drift:
     old: Snapshot
     new: Snapshot
-    new_findings: list[dict[str, Any]] = field(default_factory=list)
-    resolved: list[dict[str, Any]] = field(default_factory=list)
-    still_open: list[dict[str, Any]] = field(default_factory=list)
-    not_rechecked: list[dict[str, Any]] = field(default_factory=list)
+    new_findings: list[Finding] = field(default_factory=list)
+    resolved: list[Finding] = field(default_factory=list)
+    still_open: list[Finding] = field(default_factory=list)
+    not_rechecked: list[Finding] = field(default_factory=list)
     anchors_added: list[AnchorChange] = field(default_factory=list)
     anchors_removed: list[AnchorChange] = field(default_factory=list)
     not_compared: list[str] = field(default_factory=list)
@@ -79,7 +78,7 @@ def diff(old: Snapshot, new: Snapshot) -> Drift:
     for key, item in old.findings.items():
         if key in new.findings:
             continue
-        (drift.resolved if new.swept(item.get("node")) else drift.not_rechecked).append(item)
+        (drift.resolved if new.swept(item.node) else drift.not_rechecked).append(item)
     for node in dict.fromkeys([*old.statuses, *new.statuses]):
         if not (old.swept(node) and new.swept(node)):
             drift.not_compared.append(node)
@@ -94,5 +93,5 @@ def diff(old: Snapshot, new: Snapshot) -> Drift:
     return drift
 
 
-def _anchors(node: dict[str, Any]) -> dict[str, str]:
-    return {cert["sha256"]: cert["subject"] for cert in node["certificates"] if cert["role"] == "trust"}
+def _anchors(node: Node) -> dict[str, str]:
+    return {cert.sha256: cert.subject for cert in node.certificates if cert.role == "trust"}

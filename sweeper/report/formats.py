@@ -1,4 +1,4 @@
-"""Output formats by name: each renders the `sweeper.report/1` document into one or more files of a run.
+"""Output formats by name: each renders the typed `sweeper.report/1` report into one or more files of a run.
 
 One registry, so `scan`, `rotate` and `report` accept the same `--format` names and write the
 same file names: `<stem>.json`, `<stem>.html`, `<stem>.md`, `<stem>.certificates.csv` +
@@ -15,9 +15,9 @@ from sweeper.atomic import atomic_write
 from sweeper.errors import BadInput
 from sweeper.report import csv_report, html, junit, markdown, sarif
 from sweeper.report.options import RenderOptions
-from sweeper.report.schema import ReportDoc
+from sweeper.report.schema import Report
 
-Renderer = Callable[[ReportDoc, RenderOptions], str]
+Renderer = Callable[[Report, RenderOptions], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +59,15 @@ def parse_formats(values: Iterable[str]) -> tuple[str, ...]:
 
 
 def write_formats(
-    doc: ReportDoc, out_dir: Path, stem: str, formats: Iterable[str], options: RenderOptions
+    report: Report, out_dir: Path, stem: str, formats: Iterable[str], options: RenderOptions
 ) -> list[Path]:
-    """Render `doc` in every chosen format except the canonical JSON, atomically; returns the paths."""
+    """Render `report` in every chosen format except the canonical JSON, atomically; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name in formats:
         for output in FORMATS.get(name, ()):
             path = out_dir / f"{stem}{output.suffix}"
-            atomic_write(path, output.render(doc, options).encode())
+            atomic_write(path, output.render(report, options).encode())
             written.append(path)
     return written
 

@@ -16,12 +16,12 @@ import jinja2
 
 from sweeper.report import view
 from sweeper.report.options import RenderOptions
-from sweeper.report.schema import SEVERITIES, ReportDoc
+from sweeper.report.schema import SEVERITIES, Report, iso
 
 TEMPLATES = files("sweeper.report") / "templates"
 
 
-def render(report: ReportDoc, options: RenderOptions) -> str:
+def render(report: Report, options: RenderOptions) -> str:
     script, style = _asset("report.js"), _asset("report.css")
     policy = (
         "default-src 'none'; img-src data:; "
@@ -49,13 +49,15 @@ def render(report: ReportDoc, options: RenderOptions) -> str:
 
 @cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("sweeper.report", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["iso"] = iso
+    return environment
 
 
 @cache

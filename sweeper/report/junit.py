@@ -10,51 +10,49 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from typing import Any
 
-from sweeper.model import Severity
 from sweeper.report.options import RenderOptions
-from sweeper.report.schema import ReportDoc
+from sweeper.report.schema import Finding, Node, Report, iso
 
 FLEET_CASE = "(fleet)"
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def render(report: ReportDoc, options: RenderOptions) -> str:
-    run = report["run"]
+def render(report: Report, options: RenderOptions) -> str:
+    run = report.run
     grouped = _findings_by_case(report)
-    suite = ET.Element("testsuite", name=f"sweeper {run['kind']} {run['id']}", timestamp=run["started"])
+    suite = ET.Element("testsuite", name=f"sweeper {run.kind} {run.id}", timestamp=iso(run.started))
     properties = ET.SubElement(suite, "properties")
     for name, value in (
-        ("run.id", run["id"]),
-        ("run.kind", run["kind"]),
-        ("tool_version", run["tool_version"]),
-        ("inventory.path", run["inventory"]["path"]),
-        ("inventory.sha256", run["inventory"]["sha256"]),
+        ("run.id", run.id),
+        ("run.kind", run.kind),
+        ("tool_version", run.tool_version),
+        ("inventory.path", run.inventory.path),
+        ("inventory.sha256", run.inventory.sha256),
         ("fail_on", options.fail_on.label),
     ):
         ET.SubElement(properties, "property", name=name, value=_text(value))
-    cases = [(node["name"], node) for node in report["nodes"]]
+    cases: list[tuple[str, Node | None]] = [(node.name, node) for node in report.nodes]
     if grouped.get(FLEET_CASE):
         cases.append((FLEET_CASE, None))
     failures = errors = 0
     total_time = 0.0
     for name, node in cases:
-        case = ET.SubElement(suite, "testcase", classname=f"sweeper.{run['kind']}", name=_text(name))
+        case = ET.SubElement(suite, "testcase", classname=f"sweeper.{run.kind}", name=_text(name))
         if node is not None:
-            case.set("time", _seconds(node.get("duration", 0.0)))
-            total_time += node.get("duration", 0.0)
-            if node["status"] != "ok":
+            case.set("time", _seconds(node.duration))
+            total_time += node.duration
+            if node.status != "ok":
                 errors += 1
-                ET.SubElement(case, "error", type=node["status"], message=_text(node.get("error") or ""))
+                ET.SubElement(case, "error", type=node.status, message=_text(node.error or ""))
         below = []
         for item in grouped.get(name, []):
-            if Severity.parse(item["severity"]) >= options.fail_on:
+            if item.severity >= options.fail_on:
                 failures += 1
-                failure = ET.SubElement(case, "failure", type=item["rule"], message=_text(item["message"]))
+                failure = ET.SubElement(case, "failure", type=item.rule, message=_text(item.message))
                 failure.text = _details(item)
             else:
-                below.append(f"[{item['severity']}] {item['rule']}: {item['message']}")
+                below.append(f"[{item.severity.label}] {item.rule}: {item.message}")
         if below:
             ET.SubElement(case, "system-out").text = _text("\n".join(below))
     counts = {
@@ -70,20 +68,21 @@ def render(report: ReportDoc, options: RenderOptions) -> str:
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def _findings_by_case(report: ReportDoc) -> dict[str, list[dict[str, Any]]]:
+def _findings_by_case(report: Report) -> dict[str, list[Finding]]:
     """Findings grouped under their node's case; those naming no known node under the fleet case."""
-    names = {node["name"] for node in report["nodes"]}
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for item in report["findings"]:
-        case = item.get("node") if item.get("node") in names else FLEET_CASE
+    names = {node.name for node in report.nodes}
+    grouped: dict[str, list[Finding]] = {}
+    for item in report.findings:
+        case = item.node if item.node is not None and item.node in names else FLEET_CASE
         grouped.setdefault(case, []).append(item)
     return grouped
 
 
-def _details(item: dict[str, Any]) -> str:
-    lines = [f"severity: {item['severity']}"]
-    lines += [f"{key}: {item[key]}" for key in ("node", "store", "entry", "sha256") if item.get(key)]
-    lines.append("evidence: " + json.dumps(item.get("evidence", {}), sort_keys=True))
+def _details(item: Finding) -> str:
+    located = {"node": item.node, "store": item.store, "entry": item.entry, "sha256": item.sha256}
+    lines = [f"severity: {item.severity.label}"]
+    lines += [f"{key}: {value}" for key, value in located.items() if value]
+    lines.append("evidence: " + json.dumps(item.evidence, sort_keys=True))
     return _text("\n".join(lines))
 
 

@@ -11,42 +11,41 @@ from collections.abc import Iterable, Sequence
 
 from sweeper.report import view
 from sweeper.report.options import RenderOptions
-from sweeper.report.schema import SEVERITIES, ReportDoc
+from sweeper.report.schema import Report, iso
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&])")
 
 
-def render(report: ReportDoc, options: RenderOptions) -> str:
-    run, summary = report["run"], report["summary"]
-    counts = summary["findings"]
+def render(report: Report, options: RenderOptions) -> str:
+    run, summary = report.run, report.summary
     lines = [
-        f"# sweeper {esc(run['kind'])} report — run {esc(run['id'])}",
+        f"# sweeper {esc(run.kind)} report — run {esc(run.id)}",
         "",
-        f"- **Started:** {run['started']} — **finished:** {run['finished']}"
-        + (" — **interrupted**" if run.get("interrupted") else ""),
-        f"- **Inventory:** {esc(run['inventory']['path'])} (sha256 {esc(run['inventory']['sha256'])})",
-        f"- **Tool:** sweeper {esc(run['tool_version'])}",
-        f"- **Nodes swept:** {summary['nodes_swept']} of {summary['nodes']} — "
-        f"**certificates:** {summary['certificates']} — **findings:** "
-        + ", ".join(f"{counts[name]} {name}" for name in SEVERITIES),
+        f"- **Started:** {iso(run.started)} — **finished:** {iso(run.finished)}"
+        + (" — **interrupted**" if run.interrupted else ""),
+        f"- **Inventory:** {esc(run.inventory.path)} (sha256 {esc(run.inventory.sha256)})",
+        f"- **Tool:** sweeper {esc(run.tool_version)}",
+        f"- **Nodes swept:** {summary.nodes_swept} of {summary.nodes} — "
+        f"**certificates:** {summary.certificates} — **findings:** "
+        + ", ".join(f"{count} {name}" for name, count in summary.findings.model_dump().items()),
         f"- **Fails at:** {options.fail_on.label} and above",
         "",
     ]
-    missed = [node for node in report["nodes"] if node["status"] != "ok"]
+    missed = [node for node in report.nodes if node.status != "ok"]
     if missed:
         lines += ["## Nodes not swept", ""]
         lines += _table(
             ("node", "host", "status", "attempts", "error"),
-            ([n["name"], n["host"], n["status"], n["attempts"], n.get("error")] for n in missed),
+            ([n.name, n.host, n.status, n.attempts, n.error] for n in missed),
         )
     lines += ["## Findings", ""]
-    if report["findings"]:
+    if report.findings:
         lines += _table(
             ("severity", "rule", "node", "store", "entry", "message", "sha256"),
             (
-                [f["severity"], f["rule"], f.get("node") or "fleet", f.get("store"), f.get("entry"),
-                 f["message"], (f.get("sha256") or "")[:16]]
-                for f in report["findings"]
+                [f.severity.label, f.rule, f.node or "fleet", f.store, f.entry, f.message,
+                 (f.sha256 or "")[:16]]
+                for f in report.findings
             ),
         )  # fmt: skip
     else:
@@ -56,46 +55,41 @@ def render(report: ReportDoc, options: RenderOptions) -> str:
     lines += ["## Nodes", ""]
     lines += _table(
         ("node", "host", "status", "certificates", "findings"),
-        (
-            [n["name"], n["host"], n["status"], len(n["certificates"]), len(by_node.get(n["name"], []))]
-            for n in report["nodes"]
-        ),
+        ([n.name, n.host, n.status, len(n.certificates), len(by_node.get(n.name, []))] for n in report.nodes),
     )
     return "\n".join(lines)
 
 
-def _rotation(report: ReportDoc) -> list[str]:
+def _rotation(report: Report) -> list[str]:
     lines: list[str] = []
-    rotation = report.get("rotation")
+    rotation = report.rotation
     if rotation:
-        outcome = "complete" if rotation["complete"] else f"stopped at {rotation.get('stopped_at')}"
-        root = rotation["new_root"]
-        failed = rotation.get("failed", {})
+        outcome = "complete" if rotation.complete else f"stopped at {rotation.stopped_at}"
+        root = rotation.new_root
         lines += [
             "## Rotation",
             "",
-            f"- **Outcome:** {esc(outcome)}" + (" — purge forced" if rotation.get("forced") else ""),
-            f"- **New root:** {esc(root['subject'])} (sha256 {esc(root['sha256'])})",
-            f"- **Journal:** {esc(rotation['journal'])}",
-            *(f"- **Failed:** {esc(node)}: {esc(error)}" for node, error in failed.items()),
+            f"- **Outcome:** {esc(outcome)}" + (" — purge forced" if rotation.forced else ""),
+            f"- **New root:** {esc(root.subject)} (sha256 {esc(root.sha256)})",
+            f"- **Journal:** {esc(rotation.journal)}",
+            *(f"- **Failed:** {esc(node)}: {esc(error)}" for node, error in rotation.failed.items()),
             "",
         ]
-    plan = report.get("plan")
+    plan = report.plan
     if plan:
         lines += ["## Rotation plan", ""]
-        lines += [f"- Wave {i}: {esc(', '.join(wave))}" for i, wave in enumerate(plan["waves"], 1)]
-        lines += [f"- At most {plan['max_failures']} failed node(s) tolerated", ""]
+        lines += [f"- Wave {i}: {esc(', '.join(wave))}" for i, wave in enumerate(plan.waves, 1)]
+        lines += [f"- At most {plan.max_failures} failed node(s) tolerated", ""]
         lines += _table(
             ("#", "phase", "node", "action", "target"),
-            ([i, a["phase"], a["node"], a["kind"], a["target"]] for i, a in enumerate(plan["actions"], 1)),
+            ([i, a.phase, a.node, a.kind, a.target] for i, a in enumerate(plan.actions, 1)),
         )
-    if report.get("steps"):
+    if report.steps:
         lines += ["## Rotation steps", ""]
         lines += _table(
             ("node", "phase", "step", "outcome", "attempts", "error"),
-            ([s["node"], s["phase"], s["step"], s["state"], s.get("attempts", 0), s.get("error")]
-             for s in report["steps"]),
-        )  # fmt: skip
+            ([s.node, s.phase, s.step, s.state, s.attempts, s.error] for s in report.steps),
+        )
     changes = view.before_after(report)
     if changes:
         lines += ["## Before and after", ""]
@@ -103,7 +97,7 @@ def _rotation(report: ReportDoc) -> list[str]:
             ("node", "status", "change", "store", "entry", "subject", "sha256"),
             (
                 [n.node, f"{n.status_before or 'absent'} → {n.status_after or 'absent'}", c.state,
-                 c.cert["store"], c.cert["entry"], c.cert["subject"], c.cert["sha256"][:16]]
+                 c.cert.store, c.cert.entry, c.cert.subject, c.cert.sha256[:16]]
                 for n in changes for c in n.changes if c.state != "kept"
             ),
         )  # fmt: skip

@@ -2,11 +2,11 @@
 
 `scan` and `rotate` both end here. The other formats are rendered from the JSON's own bytes
 read back, so they are exactly what `sweeper report FILE.json` would make from the file later.
+Files of one run share a stem, `<UTC timestamp>-<run id>`.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +15,8 @@ from sweeper.atomic import atomic_write
 from sweeper.model import Report
 from sweeper.pki.sign import Signer, signature_path
 from sweeper.report.formats import write_formats
-from sweeper.report.json_report import stem, write_json
 from sweeper.report.options import RenderOptions
+from sweeper.report.schema import encode, parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +31,22 @@ class Publication:
 
 def publish(report: Report, out_dir: Path, publication: Publication) -> list[Path]:
     """Write the run's files into `out_dir` and record it; returns the paths, the JSON first."""
-    path = write_json(report, out_dir)
-    raw = path.read_bytes()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = stem(report)
+    path = out_dir / f"{name}.json"
+    raw = encode(report)
+    atomic_write(path, raw)
     written = [path]
     if publication.signer is not None:
         atomic_write(signature_path(path), publication.signer.sign(raw))
         written.append(signature_path(path))
-    doc = json.loads(raw)
-    written += write_formats(doc, out_dir, stem(report), publication.formats, publication.options)
+    on_disk = parse(raw, path)
+    written += write_formats(on_disk, out_dir, name, publication.formats, publication.options)
     if publication.history is not None:
-        history.record(publication.history, doc, path)
+        history.record(publication.history, on_disk, path)
     return written
+
+
+def stem(report: Report) -> str:
+    """`<UTC timestamp>-<run id>`: sorts by time, unique per run."""
+    return f"{report.run.started:%Y%m%dT%H%M%SZ}-{report.run.id}"

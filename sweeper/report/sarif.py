@@ -11,8 +11,9 @@ import json
 from typing import Any
 
 from sweeper.detect import select
+from sweeper.model import Severity
 from sweeper.report.options import RenderOptions
-from sweeper.report.schema import ReportDoc
+from sweeper.report.schema import Finding, Report, iso
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 LEVELS = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
@@ -20,8 +21,8 @@ LEVELS = {"critical": "error", "high": "error", "medium": "warning", "low": "not
 SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "0.0"}
 
 
-def render(report: ReportDoc, options: RenderOptions) -> str:
-    run = report["run"]
+def render(report: Report, options: RenderOptions) -> str:
+    run = report.run
     rules = _rules(report)
     index = {rule["id"]: position for position, rule in enumerate(rules)}
     sarif = {
@@ -32,34 +33,37 @@ def render(report: ReportDoc, options: RenderOptions) -> str:
                 "tool": {
                     "driver": {
                         "name": "sweeper",
-                        "version": run["tool_version"],
+                        "version": run.tool_version,
                         "rules": rules,
                     }
                 },
-                "automationDetails": {"id": f"sweeper/{run['kind']}/{run['id']}"},
+                "automationDetails": {"id": f"sweeper/{run.kind}/{run.id}"},
                 "invocations": [_invocation(report)],
-                "results": [_result(item, index[item["rule"]]) for item in report["findings"]],
-                "properties": {"inventory": run["inventory"], "summary": report["summary"]},
+                "results": [_result(item, index[item.rule]) for item in report.findings],
+                "properties": {
+                    "inventory": run.inventory.model_dump(mode="json"),
+                    "summary": report.summary.model_dump(mode="json"),
+                },
             }
         ],
     }
     return json.dumps(sarif, indent=2) + "\n"
 
 
-def _rules(report: ReportDoc) -> list[dict[str, Any]]:
+def _rules(report: Report) -> list[dict[str, Any]]:
     """The rules the report's findings name, by id, described by sweeper's rule registry.
 
     Only the JSON decides which rules appear and in what order, so the same report always
     renders the same SARIF; a rule this version does not know keeps its id and severity.
     """
     known = {rule.id: rule for rule in select(None)}
-    worst: dict[str, str] = {}
-    for item in report["findings"]:
-        worst.setdefault(item["rule"], item["severity"])
+    worst: dict[str, Severity] = {}
+    for item in report.findings:
+        worst.setdefault(item.rule, item.severity)
     rules = []
     for rule_id in sorted(worst):
         rule = known.get(rule_id)
-        severity = rule.severity.label if rule else worst[rule_id]
+        severity = (rule.severity if rule else worst[rule_id]).label
         rules.append(
             {
                 "id": rule_id,
@@ -76,35 +80,36 @@ def _rules(report: ReportDoc) -> list[dict[str, Any]]:
     return rules
 
 
-def _result(item: dict[str, Any], rule_index: int) -> dict[str, Any]:
-    named = [item[key] for key in ("node", "store", "entry") if item.get(key)]
+def _result(item: Finding, rule_index: int) -> dict[str, Any]:
+    named = [place for place in (item.node, item.store, item.entry) if place]
+    severity = item.severity.label
     result: dict[str, Any] = {
-        "ruleId": item["rule"],
+        "ruleId": item.rule,
         "ruleIndex": rule_index,
-        "level": LEVELS[item["severity"]],
-        "message": {"text": item["message"]},
+        "level": LEVELS[severity],
+        "message": {"text": item.message},
         "locations": [_location(named[-1] if named else "fleet", "/".join(named) or "fleet")],
-        "properties": {"severity": item["severity"], "evidence": item.get("evidence", {})},
+        "properties": {"severity": severity, "evidence": item.evidence},
     }
-    if item.get("sha256"):
-        result["partialFingerprints"] = {"certificateSha256/v1": item["sha256"]}
+    if item.sha256:
+        result["partialFingerprints"] = {"certificateSha256/v1": item.sha256}
     return result
 
 
-def _invocation(report: ReportDoc) -> dict[str, Any]:
-    run = report["run"]
-    missed = [node for node in report["nodes"] if node["status"] != "ok"]
+def _invocation(report: Report) -> dict[str, Any]:
+    run = report.run
+    missed = [node for node in report.nodes if node.status != "ok"]
     return {
-        "executionSuccessful": not missed and not run.get("interrupted", False),
-        "startTimeUtc": run["started"],
-        "endTimeUtc": run["finished"],
-        "arguments": run["argv"],
+        "executionSuccessful": not missed and not run.interrupted,
+        "startTimeUtc": iso(run.started),
+        "endTimeUtc": iso(run.finished),
+        "arguments": run.argv,
         "toolExecutionNotifications": [
             {
                 "level": "error",
-                "message": {"text": f"{node['name']} ({node['host']}) not swept: {node.get('error') or ''}"},
-                "descriptor": {"id": node["status"]},
-                "locations": [_location(node["name"], node["name"])],
+                "message": {"text": f"{node.name} ({node.host}) not swept: {node.error or ''}"},
+                "descriptor": {"id": node.status},
+                "locations": [_location(node.name, node.name)],
             }
             for node in missed
         ],

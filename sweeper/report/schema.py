@@ -1,68 +1,154 @@
-"""The `sweeper.report/1` JSON at the edge: load a report file and check it strictly before rendering.
+"""The `sweeper.report/1` report model: every field of the JSON is declared once, here.
 
-Renderers take the checked JSON document (a plain dict), never the in-memory model, so a
-report from any past run renders the same way as a fresh one. A rotation report adds
-`rotation` (outcome), `plan` (actions, waves, what the purge removes), `steps` (the journal's
-rows) and `before`/`after` (each node with its certificates, as in `nodes`).
+A run's report is made by reading the internal dataclasses (`model.Report` and what it
+holds) into these models by attribute, and its file is their JSON dump (`encode`). Any
+report file is read back (`load`, `parse`) into the same models, strictly, so renderers,
+history, `diff`, `scan --baseline`, `rotate --from` and `verify-report` all see one typed
+shape, and a malformed or foreign file is a one-line error (exit 2). The keys of DESIGN.md's
+report contract are required; the later additions (`run.interrupted`, `node.identity`,
+`node.duration`, `node.stores`, `certificate.sans`, `entry_type`, `key`) may be absent from
+older reports. A rotation report adds `rotation` (outcome), `plan` (actions, waves, what the
+purge removes), `steps` (the journal's rows) and `before`/`after` (each node with its
+certificates, as in `nodes`).
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
+from sweeper import model
 from sweeper.errors import CorruptInput
 from sweeper.model import NODE_STATUSES, Severity
-from sweeper.report.json_report import SCHEMA
 
-ReportDoc = dict[str, Any]
-"""A `sweeper.report/1` document exactly as its JSON holds it."""
-
+SCHEMA: Final = "sweeper.report/1"
 SEVERITIES = tuple(severity.label for severity in sorted(Severity, reverse=True))
 """Severity names, most severe first: the order of the summary's counts and of every table."""
-SeverityName = Literal["critical", "high", "medium", "low", "info"]
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 UTC with a Z, second precision: how every time in a report is written."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _severity(value: object) -> Severity:
+    """A finding's severity: the enum in memory, its lower-case name in the JSON (nothing else)."""
+    if isinstance(value, Severity):
+        return value
+    if isinstance(value, str) and value in SEVERITIES:
+        return Severity[value.upper()]
+    raise ValueError(f"expected one of {', '.join(SEVERITIES)}")
+
+
+Time = Annotated[AwareDatetime, PlainSerializer(iso, return_type=str, when_used="json")]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""A fingerprint: lower-case hex, no colons."""
+Seconds = Annotated[float, PlainSerializer(lambda seconds: round(seconds, 3), return_type=float)]
+SeverityLevel = Annotated[
+    Severity, PlainValidator(_severity), PlainSerializer(lambda s: s.label, return_type=str, when_used="json")
+]
 NodeStatus = Literal[NODE_STATUSES]  # type: ignore[valid-type]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_MISSING = object()
 
 
-class _Inventory(_Strict):
+class _Attributes:
+    """Several objects read as one by pydantic's `from_attributes`: named values first, then each object.
+
+    How a dataclass whose shape differs a little from the report's (a certificate's facts held
+    apart, a store's label) is read without naming its fields a second time.
+    """
+
+    __slots__ = ("_named", "_sources")
+
+    def __init__(self, *sources: object, **named: object) -> None:
+        self._sources = sources
+        self._named = named
+
+    def __getattr__(self, name: str) -> object:
+        if name in self._named:
+            return self._named[name]
+        for source in self._sources:
+            value = getattr(source, name, _MISSING)
+            if value is not _MISSING:
+                return value
+        raise AttributeError(name)
+
+
+class _Model(BaseModel):
+    """Strict at the edge (frozen, unknown keys refused), and readable from the dataclasses' attributes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, from_attributes=True)
+
+
+class Inventory(_Model):
     path: str
-    sha256: str
+    sha256: Sha256
 
 
-class _Run(_Strict):
+class Run(_Model):
     id: str
     kind: Literal["scan", "rotate"]
-    started: AwareDatetime
-    finished: AwareDatetime
+    started: Time
+    finished: Time
     tool_version: str
-    inventory: _Inventory
+    inventory: Inventory
     argv: list[str]
     interrupted: bool = False
 
 
-class _Counts(_Strict):
+class Counts(_Model):
+    """Findings per severity, most severe first (the order of `SEVERITIES`)."""
+
     critical: int
     high: int
     medium: int
     low: int
     info: int
 
+    @classmethod
+    def of(cls, severities: Iterable[Severity]) -> Counts:
+        counted = Counter(severity.label for severity in severities)
+        return cls.model_validate({label: counted[label] for label in SEVERITIES})
 
-class _Summary(_Strict):
+
+class Summary(_Model):
     nodes: int
     nodes_swept: int
     certificates: int
-    findings: _Counts
+    findings: Counts
+
+    @classmethod
+    def of(cls, report: model.Report) -> Summary:
+        """Counted from the run itself: a report's totals are never kept apart from what it lists."""
+        return cls(
+            nodes=len(report.nodes),
+            nodes_swept=sum(node.swept for node in report.nodes),
+            certificates=sum(len(node.certificates) for node in report.nodes),
+            findings=Counts.of(item.severity for item in report.findings),
+        )
 
 
-class _Store(_Strict):
+class Store(_Model):
     store: str
     kind: str
     role: str
@@ -70,28 +156,34 @@ class _Store(_Strict):
     error: str | None = None
     certificates: int = 0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_result(cls, value: object) -> object:
+        """A store read in memory is named by its label."""
+        return _Attributes(value, store=value.label) if isinstance(value, model.StoreResult) else value
 
-class _Key(_Strict):
+
+class Key(_Model):
     path: str
     mode: str | None = None
     owner: str | None = None
     group: str | None = None
-    spki_sha256: str | None = None
+    spki_sha256: Sha256 | None = None
     matches: bool | None = None
     error: str | None = None
 
 
-class _Certificate(_Strict):
+class Certificate(_Model):
     store: str
     entry: str
     role: str
     subject: str
     issuer: str
     serial: str
-    not_before: AwareDatetime
-    not_after: AwareDatetime
-    sha256: str
-    spki_sha256: str
+    not_before: Time
+    not_after: Time
+    sha256: Sha256
+    spki_sha256: Sha256
     key_type: str
     key_bits: int
     signature_algorithm: str
@@ -99,33 +191,39 @@ class _Certificate(_Strict):
     self_signed: bool
     sans: list[str] = []
     entry_type: str | None = None
-    key: _Key | None = None
+    key: Key | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_record(cls, value: object) -> object:
+        """A record keeps its certificate's facts apart; the report lists them beside where it was found."""
+        return _Attributes(value.facts, value) if isinstance(value, model.CertRecord) else value
 
 
-class _Node(_Strict):
+class Node(_Model):
     name: str
     host: str
     status: NodeStatus
-    error: str | None = None
-    attempts: int = 0
+    error: str | None
+    attempts: int
     identity: str | None = None
-    duration: float = 0.0
-    stores: list[_Store] = []
-    certificates: list[_Certificate] = []
+    duration: Seconds = 0.0
+    stores: list[Store] = []
+    certificates: list[Certificate]
 
 
-class _Finding(_Strict):
+class Finding(_Model):
     rule: str
-    severity: SeverityName
-    node: str | None = None
-    store: str | None = None
-    entry: str | None = None
-    sha256: str | None = None
+    severity: SeverityLevel
+    node: str | None
+    store: str | None
+    entry: str | None
+    sha256: Sha256 | None
     message: str
-    evidence: dict[str, Any] = {}
+    evidence: dict[str, Any]
 
 
-class _Action(_Strict):
+class PlanAction(_Model):
     node: str
     phase: str
     kind: str
@@ -133,14 +231,14 @@ class _Action(_Strict):
     detail: dict[str, Any] = {}
 
 
-class _Plan(_Strict):
-    actions: list[_Action]
+class Plan(_Model):
+    actions: list[PlanAction]
     waves: list[list[str]]
     remove: dict[str, list[str]]
     max_failures: int
 
 
-class _Step(_Strict):
+class Step(_Model):
     node: str
     phase: str
     step: str
@@ -150,63 +248,98 @@ class _Step(_Strict):
     error: str | None = None
 
 
-class _NewRoot(_Strict):
-    sha256: str
+class NewRoot(_Model):
+    sha256: Sha256
     subject: str
 
 
-class _Rotation(_Strict):
+class Rotation(_Model):
     journal: str
-    new_root: _NewRoot
+    new_root: NewRoot
     complete: bool
     stopped_at: str | None = None
     failed: dict[str, str] = {}
     purged: bool = False
     forced: bool = False
 
-
-class _Report(_Strict):
-    schema_: Literal["sweeper.report/1"] = Field(alias="schema")
-    run: _Run
-    summary: _Summary
-    nodes: list[_Node]
-    findings: list[_Finding]
-    rotation: _Rotation | None = None
-    plan: _Plan | None = None
-    steps: list[_Step] | None = None
-    before: list[_Node] | None = None
-    after: list[_Node] | None = None
+    @classmethod
+    def of(cls, outcome: object, journal: Path, new_root: object) -> Rotation:
+        """The engine's outcome of a rotation, with its journal and the new root (`sha256`, `subject`)."""
+        return cls.model_validate(_Attributes(outcome, journal=str(journal), new_root=new_root))
 
 
-def check(doc: object, source: object) -> ReportDoc:
-    """Return `doc` unchanged if it is a `sweeper.report/1` document, else raise a one-line error.
+class Report(_Model):
+    schema_: Literal["sweeper.report/1"] = Field(SCHEMA, alias="schema")
+    run: Run
+    summary: Summary
+    nodes: list[Node]
+    findings: list[Finding]
+    rotation: Rotation | None = None
+    plan: Plan | None = None
+    steps: list[Step] | None = None
+    before: list[Node] | None = None
+    after: list[Node] | None = None
 
-    :raises CorruptInput: naming `source` and the first problem found.
+    @model_validator(mode="before")
+    @classmethod
+    def _from_run(cls, value: object) -> object:
+        """A run in memory: its summary counted, and a rotation's `after` is its own verify sweep."""
+        if not isinstance(value, model.Report):
+            return value
+        after = value.nodes if value.rotation is not None else None
+        return _Attributes(value, summary=Summary.of(value), after=after)
+
+    @model_serializer(mode="wrap")
+    def _without_absent_sections(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Sections that may be absent (a rotation's) are left out of a scan report, not written as null."""
+        document = handler(self)
+        optional = {name for name, field in type(self).model_fields.items() if field.default is None}
+        return {key: value for key, value in document.items() if value is not None or key not in optional}
+
+
+def encode(report: model.Report | Report) -> bytes:
+    """A report file's exact bytes, which its signature covers: JSON indented by two, one final newline."""
+    document = Report.model_validate(report).model_dump(mode="json", by_alias=True)
+    return json.dumps(document, indent=2).encode() + b"\n"
+
+
+def parse(document: bytes | str | object, source: object) -> Report:
+    """A report from its file's bytes (or its JSON already decoded), checked strictly.
+
+    :raises CorruptInput: naming `source`: not JSON, not a `sweeper.report/1` report, or the
+        first problem found (one line).
     """
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
-        raise CorruptInput(source, f"not a {SCHEMA} report (schema: {found!r})")
+    if isinstance(document, bytes | bytearray | str):
+        try:
+            document = json.loads(document)
+        except (ValueError, RecursionError) as exc:
+            raise CorruptInput(source, f"not JSON ({exc})") from None
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+        found = document.get("schema") if isinstance(document, dict) else type(document).__name__
+        raise CorruptInput(source, f"not a {SCHEMA} report (schema: {_line(repr(found))})")
     try:
-        _Report.model_validate(doc)
+        return Report.model_validate(document)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        where = ".".join(_line(str(part)) for part in first["loc"])
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise CorruptInput(source, f"not a valid {SCHEMA} report: {where}: {first['msg']}{more}") from None
-    return doc
+        problem = f"{where or '(top level)'}: {first['msg']}{more}"
+        raise CorruptInput(source, f"not a valid {SCHEMA} report: {problem}") from None
 
 
-def load(path: Path) -> ReportDoc:
+def load(path: Path) -> Report:
     """Read and check a report file.
 
-    :raises CorruptInput: unreadable, not JSON, or not a `sweeper.report/1` report.
+    :raises CorruptInput: unreadable, not JSON, or not a `sweeper.report/1` report (one line).
     """
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise CorruptInput(path, f"cannot read report: {exc.strerror or exc}") from None
-    try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise CorruptInput(path, f"not JSON ({exc})") from None
-    return check(doc, path)
+    return parse(raw, path)
+
+
+def _line(text: str, limit: int = 80) -> str:
+    """Text from the file shown as one short line: its keys and values may carry anything."""
+    text = text if text.isprintable() else repr(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -8,36 +8,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sweeper.report.schema import SEVERITIES, ReportDoc
+from sweeper.model import Severity
+from sweeper.report.schema import SEVERITIES, Certificate, Finding, Node, Report, iso
 
 RANK = {name: len(SEVERITIES) - position for position, name in enumerate(SEVERITIES)}
 
 
-def when(text: str) -> datetime:
-    """A report time (ISO 8601 UTC with `Z`) as an aware datetime."""
-    return datetime.fromisoformat(text)
-
-
-def findings_by_node(report: ReportDoc) -> dict[str | None, list[dict[str, Any]]]:
+def findings_by_node(report: Report) -> dict[str | None, list[Finding]]:
     """Findings under their node's name; fleet-wide ones (no node) under None."""
-    grouped: dict[str | None, list[dict[str, Any]]] = {}
-    for item in report["findings"]:
-        grouped.setdefault(item.get("node"), []).append(item)
+    grouped: dict[str | None, list[Finding]] = {}
+    for item in report.findings:
+        grouped.setdefault(item.node, []).append(item)
     return grouped
 
 
-def worst_by_certificate(report: ReportDoc) -> dict[tuple[str | None, str], str]:
-    """The most severe finding for each (node, sha256): what colours a certificate."""
-    worst: dict[tuple[str | None, str], str] = {}
-    for item in report["findings"]:
-        if not item.get("sha256"):
+def worst_by_certificate(report: Report) -> dict[tuple[str | None, str], str]:
+    """The name of the most severe finding for each (node, sha256): what colours a certificate."""
+    worst: dict[tuple[str | None, str], Severity] = {}
+    for item in report.findings:
+        if not item.sha256:
             continue
-        key = (item.get("node"), item["sha256"])
-        if key not in worst or RANK[item["severity"]] > RANK[worst[key]]:
-            worst[key] = item["severity"]
-    return worst
+        key = (item.node, item.sha256)
+        if key not in worst or item.severity > worst[key]:
+            worst[key] = item.severity
+    return {key: severity.label for key, severity in worst.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +43,13 @@ class Bar:
     width: int
 
 
-def severity_bars(report: ReportDoc, width: int = 260, step: int = 26) -> list[Bar]:
+def severity_bars(report: Report, width: int = 260, step: int = 26) -> list[Bar]:
     """Horizontal bars for the findings-by-severity chart, scaled to the largest count."""
-    counts = report["summary"]["findings"]
+    counts = report.summary.findings.model_dump()
     top = max(counts.values(), default=0) or 1
     return [
-        Bar(name, counts.get(name, 0), position * step, round(width * counts.get(name, 0) / top))
-        for position, name in enumerate(SEVERITIES)
+        Bar(name, count, position * step, round(width * count / top))
+        for position, (name, count) in enumerate(counts.items())
     ]
 
 
@@ -92,12 +87,12 @@ class Timeline:
     left: int
 
 
-def expiry_timeline(report: ReportDoc, width: int = 880, lane: int = 28, left: int = 120) -> Timeline | None:
-    certs = [(node["name"], cert) for node in report["nodes"] for cert in node["certificates"]]
+def expiry_timeline(report: Report, width: int = 880, lane: int = 28, left: int = 120) -> Timeline | None:
+    certs = [cert for node in report.nodes for cert in node.certificates]
     if not certs:
         return None
-    now = when(report["run"]["started"])
-    moments = [when(cert["not_after"]) for _, cert in certs] + [now]
+    now = report.run.started
+    moments = [cert.not_after for cert in certs] + [now]
     first = datetime(min(moments).year, 1, 1, tzinfo=now.tzinfo)
     last = datetime(max(moments).year + 1, 1, 1, tzinfo=now.tzinfo)
     span = (last - first).total_seconds()
@@ -108,20 +103,20 @@ def expiry_timeline(report: ReportDoc, width: int = 880, lane: int = 28, left: i
 
     worst = worst_by_certificate(report)
     lanes: list[Lane] = []
-    for node in report["nodes"]:
-        if not node["certificates"]:
+    for node in report.nodes:
+        if not node.certificates:
             continue
         dots = [
             Dot(
-                x(when(cert["not_after"])),
-                worst.get((node["name"], cert["sha256"]), "none"),
-                cert["subject"],
-                cert["not_after"],
-                cert["store"],
+                x(cert.not_after),
+                worst.get((node.name, cert.sha256), "none"),
+                cert.subject,
+                iso(cert.not_after),
+                cert.store,
             )
-            for cert in node["certificates"]
+            for cert in node.certificates
         ]
-        lanes.append(Lane(node["name"], 30 + len(lanes) * lane, dots))
+        lanes.append(Lane(node.name, 30 + len(lanes) * lane, dots))
     years = range(first.year, last.year)
     stride = max(1, len(years) // 10)
     ticks = [Tick(x(datetime(year, 1, 1, tzinfo=now.tzinfo)), str(year)) for year in years[::stride]]
@@ -133,7 +128,7 @@ class Change:
     """One certificate of a node as the rotation left it: `removed`, `added` or `kept`."""
 
     state: str
-    cert: dict[str, Any]
+    cert: Certificate
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +139,10 @@ class NodeChanges:
     changes: list[Change]
 
 
-def before_after(report: ReportDoc) -> list[NodeChanges]:
+def before_after(report: Report) -> list[NodeChanges]:
     """Per node, the certificates the rotation removed, added and kept (by fingerprint and place)."""
-    before = {node["name"]: node for node in report.get("before") or []}
-    after = {node["name"]: node for node in report.get("after") or []}
+    before = {node.name: node for node in report.before or []}
+    after = {node.name: node for node in report.after or []}
     result = []
     for name in dict.fromkeys([*before, *after]):
         old = _placed(before.get(name))
@@ -158,15 +153,15 @@ def before_after(report: ReportDoc) -> list[NodeChanges]:
         result.append(
             NodeChanges(
                 name,
-                before[name]["status"] if name in before else None,
-                after[name]["status"] if name in after else None,
+                before[name].status if name in before else None,
+                after[name].status if name in after else None,
                 changes,
             )
         )
     return result
 
 
-def _placed(node: dict[str, Any] | None) -> dict[tuple[str, str, str], dict[str, Any]]:
+def _placed(node: Node | None) -> dict[tuple[str, str, str], Certificate]:
     if node is None:
         return {}
-    return {(cert["store"], cert["entry"], cert["sha256"]): cert for cert in node["certificates"]}
+    return {(cert.store, cert.entry, cert.sha256): cert for cert in node.certificates}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -38,6 +38,9 @@ from sweeper.rotate.steps import (
     VmdirPublish,
     VmdirUnpublish,
 )
+
+if TYPE_CHECKING:
+    from sweeper.report import schema
 
 PHASES = (Phase.TRUST, Phase.REISSUE, Phase.PURGE)
 PURGE_RULES = ("revoked", "ioc-match", "compromised-issuer", "known-compromised-key", "rogue-root")
@@ -100,12 +103,12 @@ class WaveOptions:
     max_failures: str = "0"
 
 
-def flagged_from_report(report: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+def flagged_from_report(report: schema.Report) -> dict[str, tuple[str, ...]]:
     """sha256 -> rules, for every finding of the source report that the purge must act on."""
     flagged: dict[str, set[str]] = {}
-    for finding in report.get("findings", []):
-        if finding.get("rule") in PURGE_RULES and finding.get("sha256"):
-            flagged.setdefault(finding["sha256"], set()).add(finding["rule"])
+    for finding in report.findings:
+        if finding.rule in PURGE_RULES and finding.sha256:
+            flagged.setdefault(finding.sha256, set()).add(finding.rule)
     return {sha: tuple(sorted(rules)) for sha, rules in flagged.items()}
 
 
@@ -131,7 +134,7 @@ def make_plan(
         remove.setdefault(sha, ("old-root",))
     remove.pop(new_root_sha256, None)
 
-    removed_subjects = {c.subject for c in every_cert if c.sha256 in remove and c.is_ca}
+    removed_subjects = {c.facts.subject for c in every_cert if c.facts.sha256 in remove and c.facts.is_ca}
     steps: list[Step] = []
     for result in swept:
         node = nodes[result.name]
@@ -168,19 +171,19 @@ def _old_chain_cas(leaves: list[CertRecord], every_cert: list[CertRecord]) -> se
     """The CAs above today's leaves (by issuer name, up to a self-signed root): the old trust."""
     cas_by_subject: dict[str, list[CertRecord]] = {}
     for cert in every_cert:
-        if cert.is_ca:
-            cas_by_subject.setdefault(cert.subject, []).append(cert)
+        if cert.facts.is_ca:
+            cas_by_subject.setdefault(cert.facts.subject, []).append(cert)
     found: set[str] = set()
     for leaf in leaves:
-        issuer, seen = leaf.issuer, set()
+        issuer, seen = leaf.facts.issuer, set()
         while issuer in cas_by_subject and issuer not in seen:
             seen.add(issuer)
             for ca in cas_by_subject[issuer]:
-                found.add(ca.sha256)
+                found.add(ca.facts.sha256)
             parent = cas_by_subject[issuer][0]
-            if parent.self_signed:
+            if parent.facts.self_signed:
                 break
-            issuer = parent.issuer
+            issuer = parent.facts.issuer
     return found
 
 
@@ -201,14 +204,14 @@ def _reissue_steps(node: Node, result: NodeResult) -> list[Step]:
     for cert in result.certificates:
         if not is_identity(cert):
             continue
-        old = OldCertificate(cert.sha256, cert.serial, cert.issuer)
+        old = OldCertificate(cert.facts.sha256, cert.facts.serial, cert.facts.issuer)
         vecs_store = vecs_store_of(cert.store)
         if vecs_store is not None:
             steps.append(ReissueVecs(node=node.name, store=vecs_store, alias=cert.entry, old=old))
         elif cert.key is not None:
             steps.append(
                 ReissueFile(
-                    node=node.name, cert=cert.store, key=cert.key.path, key_type=cert.key_type, old=old
+                    node=node.name, cert=cert.store, key=cert.key.path, key_type=cert.facts.key_type, old=old
                 )
             )
     if not steps:
@@ -244,11 +247,11 @@ def _purge_steps(node: Node, result: NodeResult, remove: Mapping[str, tuple[str,
     """Removed certificates out of trust stores; VMware's BACKUP_STORE emptied (old certs *and keys*)."""
     doomed: dict[str, list[CertRecord]] = {}
     for cert in result.certificates:
-        if cert.store in BACKUP_LABELS or (cert.sha256 in remove and cert.role == Role.TRUST):
+        if cert.store in BACKUP_LABELS or (cert.facts.sha256 in remove and cert.role == Role.TRUST):
             doomed.setdefault(cert.store, []).append(cert)
     steps: list[Step] = []
     for store, certs in doomed.items():
-        shas = tuple(sorted({c.sha256 for c in certs}))
+        shas = tuple(sorted({c.facts.sha256 for c in certs}))
         entries = tuple(sorted({c.entry.split("#", 1)[0] for c in certs}))
         if store == TRUSTED_ROOTS_LABEL:
             steps.append(VmdirUnpublish(node=node.name, aliases=entries, sha256=shas))

@@ -4,8 +4,7 @@ then a verify sweep; and the same for `resume` and `rollback`, from the journal 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from sweeper.errors import BadInput, CorruptInput, NodeError, SweeperError
 from sweeper.inventory import Inventory, load_inventory
 from sweeper.model import Finding, Node, Report, Severity
 from sweeper.pki import rotation
+from sweeper.report import schema
 from sweeper.rotate.engine import Engine, Outcome, Progress
 from sweeper.rotate.journal import Journal
 from sweeper.rotate.plan import Plan, WaveOptions, flagged_from_report, make_plan
@@ -21,8 +21,6 @@ from sweeper.rotate.rollback import rollback_node
 from sweeper.rotate.steps import StepContext
 from sweeper.scan import ScanOptions, redact_argv, scan
 from sweeper.ssh import AskSecret, Connector, RetryPolicy
-
-REPORT_SCHEMA = "sweeper.report/1"
 
 
 class RotationStopped(SweeperError):
@@ -33,8 +31,10 @@ class RotationStopped(SweeperError):
 
 @dataclass(frozen=True, slots=True)
 class RotateRequest:
+    """What to rotate and how; `source` is the `--from` scan report, already read and checked."""
+
     inventory: Path
-    source_report: Path
+    source: schema.Report
     journal_dir: Path
     root_key_type: str = "rsa3072"
     ca_cert: Path | None = None
@@ -67,23 +67,10 @@ class RotationResult:
     journal_dir: Path
 
 
-def load_source_report(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise CorruptInput(path, f"cannot read report: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise CorruptInput(path, f"not JSON (line {exc.lineno})") from None
-    if not isinstance(data, dict) or data.get("schema") != REPORT_SCHEMA:
-        raise CorruptInput(path, f"not a {REPORT_SCHEMA} report")
-    return data
-
-
 def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | None = None) -> Prepared:
     """Read-only: sweep the fleet, make or load the CA, and plan. Nothing on a node changes."""
     inventory = load_inventory(request.inventory)
     nodes = inventory.limited(list(request.limit))
-    source = load_source_report(request.source_report)
     ca = _authority(request, ask)
     before = scan(
         inventory,
@@ -100,7 +87,7 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
     plan = make_plan(
         {n.name: n for n in nodes},
         before.nodes,
-        flagged_from_report(source),
+        flagged_from_report(request.source),
         ca.sha256,
         request.waves,
         vmca_compatible=ca.is_rsa,
@@ -135,8 +122,6 @@ def start(
     progress: Progress | None = None,
 ) -> RotationResult:
     """Create the journal, then carry the plan out."""
-    from sweeper.report.json_report import to_dict
-
     journal = Journal.create(
         request.journal_dir,
         passphrase,
@@ -153,7 +138,7 @@ def start(
                 "attempts": request.retry.attempts,
             },
             "argv": redact_argv(argv),
-            "before": to_dict(prepared.before)["nodes"],
+            "before": [schema.Node.model_validate(n).model_dump(mode="json") for n in prepared.before.nodes],
             "state": "running",
         },
     )
@@ -261,8 +246,6 @@ def _rotation_report(
     journal: Journal, plan: Plan, ca: rotation.CertificateAuthority, outcome: Outcome, after: Report
 ) -> Report:
     """The verify sweep, with the plan, every step, and each node's certificates before and after."""
-    from sweeper.report.json_report import to_dict
-
     already = {(f.rule, f.node, f.store, f.entry) for f in after.findings}
     leftovers = [
         Finding(
@@ -271,47 +254,24 @@ def _rotation_report(
             cert.node,
             cert.store,
             cert.entry,
-            cert.sha256,
-            f"still present after the rotation ({', '.join(plan.remove[cert.sha256])}): {cert.subject}",
-            {"reasons": list(plan.remove[cert.sha256])},
+            cert.facts.sha256,
+            f"still present after the rotation ({', '.join(plan.remove[cert.facts.sha256])}): "
+            f"{cert.facts.subject}",
+            {"reasons": list(plan.remove[cert.facts.sha256])},
         )
         for node in after.nodes
         for cert in node.certificates
-        if cert.sha256 in plan.remove
+        if cert.facts.sha256 in plan.remove
         and ("revoked-present", cert.node, cert.store, cert.entry) not in already
     ]
-    steps = [
-        {
-            "node": s.node,
-            "phase": s.phase,
-            "step": s.step,
-            "state": s.state,
-            "attempts": s.attempts,
-            "detail": s.detail,
-            "error": s.error,
-        }
-        for s in journal.steps()
-    ]
-    extra: Mapping[str, Any] = {
-        "rotation": {
-            "journal": str(journal.directory),
-            "new_root": {"sha256": ca.sha256, "subject": ca.subject},
-            "complete": outcome.complete,
-            "stopped_at": outcome.stopped_at,
-            "failed": outcome.failed,
-            "purged": outcome.purged,
-            "forced": outcome.forced,
-        },
-        "plan": plan.to_report(),
-        "steps": steps,
-        "before": journal.meta("before"),
-        "after": to_dict(after)["nodes"],
-    }
     return replace(
         after,
         run=replace(after.run, kind="rotate", interrupted=not outcome.complete),
         findings=tuple(sorted((*after.findings, *leftovers), key=lambda f: -f.severity)),
-        extra=extra,
+        rotation=schema.Rotation.of(outcome, journal.directory, new_root=ca),
+        plan=schema.Plan.model_validate(plan.to_report()),
+        steps=tuple(schema.Step.model_validate(step) for step in journal.steps()),
+        before=tuple(schema.Node.model_validate(node) for node in journal.meta("before")),
     )
 
 

@@ -82,28 +82,7 @@ def certificate_record(
     facts = certificate_facts(der)
     if key is not None and key.spki_sha256 is not None:
         key = replace(key, matches=key.spki_sha256 == facts.spki_sha256)
-    return CertRecord(
-        node=node,
-        store=store,
-        entry=entry,
-        role=role,
-        subject=facts.subject,
-        issuer=facts.issuer,
-        serial=facts.serial,
-        not_before=facts.not_before,
-        not_after=facts.not_after,
-        sha256=facts.sha256,
-        spki_sha256=facts.spki_sha256,
-        key_type=facts.key_type,
-        key_bits=facts.key_bits,
-        signature_algorithm=facts.signature_algorithm,
-        is_ca=facts.is_ca,
-        self_signed=facts.self_signed,
-        sans=facts.sans,
-        entry_type=entry_type,
-        key=key,
-        der=der,
-    )
+    return CertRecord(node, store, entry, role, facts, entry_type=entry_type, key=key, der=der)
 
 
 def add_file_contents(

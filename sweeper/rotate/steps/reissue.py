@@ -110,7 +110,7 @@ class ReissueFile(Step):
         output = await run_node_script(session, stores.read_script(probe), "read back")
         read = await asyncio.to_thread(stores.parse, probe, output)
         cert = read.certificates[0] if read.certificates else None
-        if cert is None or cert.sha256 != new_sha:
+        if cert is None or cert.facts.sha256 != new_sha:
             raise CommandFailed(f"{self.cert}: the new certificate is not in place after installing it")
         if cert.key is None or cert.key.matches is not True or cert.key.mode != key_mode:
             raise CommandFailed(f"{self.key}: the new key does not match or has the wrong mode")

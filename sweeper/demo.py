@@ -1,17 +1,35 @@
-"""The demo's story on a lab fleet: what the planted incident gives the scan and the rotation."""
+"""The demo's story on a lab fleet: start it, sweep the planted incident, replace everything, sweep again.
+
+The story runs here; how it looks is the caller's (`DemoView`), so the command line only
+presents it. The lab's own secrets (its SSO password) reach the sweeps and the rotation as
+their environment, never through this process's.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
+from sweeper import history
 from sweeper.atomic import atomic_write
 from sweeper.detect import Context
 from sweeper.incident import load_incident
-from sweeper.lab import LabHandle
+from sweeper.inventory import load_inventory
+from sweeper.lab import LabHandle, start_lab
+from sweeper.model import NodeResult, Report
+from sweeper.report import schema
+from sweeper.report.formats import parse_formats
+from sweeper.report.publish import Publication, publish
+from sweeper.rotate.engine import Progress
+from sweeper.rotate.service import RotateRequest, prepare, start
+from sweeper.scan import ScanOptions, scan
 
 PASSPHRASE_FILE = "journal-passphrase"
 
@@ -58,3 +76,70 @@ def lab_journal_passphrase(lab: LabHandle) -> str:
     if not path.exists():
         atomic_write(path, secrets.token_urlsafe(24).encode(), mode=0o600)
     return path.read_text().strip()
+
+
+class DemoView(Protocol):
+    """How the story is shown: chapters, notes, sweep progress, each sweep's outcome, rotation progress."""
+
+    rotation_progress: Progress
+
+    def chapter(self, title: str) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+    def sweeping(self, total: int) -> AbstractContextManager[Callable[[NodeResult], None]]: ...
+
+    def swept(self, report: Report) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DemoResult:
+    before: Report
+    after: Report
+    reports: Mapping[str, Path]
+    """The JSON report of each run: "before", "rotation", "after" (the other formats share its stem)."""
+    journal: Path
+    complete: bool
+
+
+def run_demo(lab_dir: Path, nodes: int, out: Path, view: DemoView, argv: list[str]) -> DemoResult:
+    """The whole story: a lab with a planted incident, swept, rotated root included, swept again."""
+    publication = Publication(formats=parse_formats(["all"]), history=history.default_path(out))
+    history.check(publication.history)
+    view.chapter("1. Start a lab fleet with a planted incident")
+    with start_lab(lab_dir, nodes) as lab:
+        env = {**os.environ, **lab.env}
+        view.note(f"{nodes} nodes on 127.0.0.1 (inventory {lab.inventory})")
+        inventory = load_inventory(lab.inventory)
+        incident = LabIncident.of(lab)
+
+        def sweep(context: Context) -> Report:
+            with view.sweeping(len(inventory.nodes)) as on_node:
+                report = scan(
+                    inventory, inventory.nodes, ScanOptions(context=context, env=env), argv, on_node
+                )
+            view.swept(report)
+            return report
+
+        view.chapter("2. Sweep it with the incident's CRL, IOCs and compromised CA")
+        before = sweep(incident.context())
+        reports = {"before": publish(before, out, publication)[0]}
+
+        view.chapter("3. Replace everything, the root included")
+        journal = lab_dir / "journals" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        request = RotateRequest(
+            inventory=lab.inventory, source=schema.load(reports["before"]), journal_dir=journal, env=env
+        )
+        prepared = prepare(request, None)
+        plan = prepared.plan
+        view.note(
+            f"plan: {len(plan.steps)} steps on {len(plan.waves)} wave(s), "
+            f"{len(plan.remove)} certificate(s) to purge"
+        )
+        rotation = start(prepared, request, lab_journal_passphrase(lab), argv, None, view.rotation_progress)
+        reports["rotation"] = publish(rotation.report, out, publication)[0]
+
+        view.chapter("4. Sweep again")
+        after = sweep(incident.context(expected_after_rotation(lab, journal, incident)))
+        reports["after"] = publish(after, out, publication)[0]
+    return DemoResult(before, after, reports, journal, rotation.outcome.complete)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
+"""scan/rotate: findings at or above --fail-on; diff: something new appeared."""
+EXIT_SIGNATURE_INVALID = 1
+"""verify-report: the signature does not match the file."""
 EXIT_BAD_INPUT = 2
 EXIT_INCOMPLETE = 3
+"""scan: some nodes not swept; rotate/resume/rollback: stopped before the end (the journal says where)."""
 
 
 class SweeperError(Exception):

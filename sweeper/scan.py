@@ -12,7 +12,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,8 @@ class ScanOptions:
     ask: AskSecret | None = None
     key_cache: Path | None = None
     """Where to remember key-file hash -> public key between sweeps (None: derive every time)."""
+    env: Mapping[str, str] | None = None
+    """Where the inventory's secret variables are read (None: this process's environment)."""
 
 
 async def read_node(node: Node, connector: Connector, cache: KeyCache) -> NodeResult:
@@ -88,7 +90,7 @@ async def sweep(
     nodes: tuple[Node, ...], options: ScanOptions, on_node: NodeCallback | None = None
 ) -> tuple[list[NodeResult], bool]:
     """Read every node (bounded concurrency); returns results in inventory order and `interrupted`."""
-    connector = Connector(nodes, options.retry, options.ask)
+    connector = Connector(nodes, options.retry, options.ask, options.env)
     cache = KeyCache(options.key_cache)
     gate = asyncio.Semaphore(max(1, options.concurrency))
 
@@ -161,26 +163,7 @@ def scan(
         finished=datetime.now(UTC),
         tool_version=__version__,
         inventory=InventoryRef(str(inventory.path), inventory.sha256),
-        argv=tuple(redact_argv(argv if argv is not None else sys.argv)),
+        argv=tuple(argv if argv is not None else sys.argv),  # no option takes a secret's value
         interrupted=interrupted,
     )
     return Report(run=run, nodes=tuple(results), findings=tuple(findings))
-
-
-SECRET_OPTIONS = ("--password", "--passphrase", "--ca-key-passphrase", "--token")
-
-
-def redact_argv(argv: list[str]) -> list[str]:
-    """The command line for the report, with any value of a secret-bearing option masked."""
-    redacted: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            redacted.append("***")
-            hide_next = False
-        elif arg.startswith(SECRET_OPTIONS) and "=" in arg:
-            redacted.append(arg.split("=", 1)[0] + "=***")
-        else:
-            hide_next = arg in SECRET_OPTIONS
-            redacted.append(arg)
-    return redacted

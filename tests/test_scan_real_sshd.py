@@ -506,3 +506,25 @@ def test_a_node_script_that_exits_7_is_reported_with_exit_status_7(
         return "no failure"
 
     assert "exit status 7" in asyncio.run(probe())
+
+
+def test_node_text_reaches_the_terminal_as_plain_text_never_markup_or_escapes(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    """A certificate whose subject is rich markup and terminal escapes is shown, escaped, not obeyed."""
+    _, tree, inventory = one_node(tmp_path, sshd_factory, client_key, openssl_pki)
+    hostile = tmp_path / "hostile.pem"
+    subject = "/CN=[\\/][bold red]x\x1b[2J\x1b]0;owned\x07"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-utf8",
+         "-keyout", str(tmp_path / "hostile.key"), "-out", str(hostile), "-days", "3", "-subj", subject],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    bundle = tree.host_path(tree.trust_bundle)
+    bundle.write_bytes(bundle.read_bytes() + hostile.read_bytes())
+    code, report, stderr = run_scan(tmp_path, inventory, "--fail-on", "critical")
+    assert code == 0, stderr
+    assert any("expires in" in f["message"] and "\x1b[2J" in f["message"] for f in report["findings"])
+    assert "\x1b" not in stderr and "\x07" not in stderr, "escapes are shown escaped, never sent raw"
+    unfolded = "".join(c for c in stderr if c not in "│ \n")  # table cells fold long messages
+    assert "\\x1b[2J" in unfolded and "[/][boldred]x" in unfolded, "markup is shown as the text it is"

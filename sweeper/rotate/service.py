@@ -4,12 +4,12 @@ then a verify sweep; and the same for `resume` and `rollback`, from the journal 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sweeper.errors import BadInput, CorruptInput, NodeError, SweeperError
+from sweeper.errors import EXIT_INCOMPLETE, BadInput, CorruptInput, NodeError, SweeperError
 from sweeper.inventory import Inventory, load_inventory
 from sweeper.model import Finding, Node, Report, Severity
 from sweeper.pki import rotation
@@ -19,14 +19,14 @@ from sweeper.rotate.journal import Journal
 from sweeper.rotate.plan import Plan, WaveOptions, flagged_from_report, make_plan
 from sweeper.rotate.rollback import rollback_node
 from sweeper.rotate.steps import StepContext
-from sweeper.scan import ScanOptions, redact_argv, scan
+from sweeper.scan import ScanOptions, scan
 from sweeper.ssh import AskSecret, Connector, RetryPolicy
 
 
 class RotationStopped(SweeperError):
     """The rotation stopped before its end; the journal says where, `resume` goes on."""
 
-    exit_code = 3
+    exit_code = EXIT_INCOMPLETE
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,8 @@ class RotateRequest:
     concurrency: int = 50
     retry: RetryPolicy = RetryPolicy()
     leaf_days: int = 730
+    env: Mapping[str, str] | None = None
+    """Where the inventory's secret variables are read (None: this process's environment)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,7 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
     before = scan(
         inventory,
         nodes,
-        ScanOptions(concurrency=request.concurrency, retry=request.retry, ask=ask),
+        ScanOptions(concurrency=request.concurrency, retry=request.retry, ask=ask, env=request.env),
         on_node=on_node,
     )
     missing = [n.name for n in before.nodes if not n.swept]
@@ -137,7 +139,7 @@ def start(
                 "leaf_days": request.leaf_days,
                 "attempts": request.retry.attempts,
             },
-            "argv": redact_argv(argv),
+            "argv": list(argv),
             "before": [schema.Node.model_validate(n).model_dump(mode="json") for n in prepared.before.nodes],
             "state": "running",
         },
@@ -145,7 +147,9 @@ def start(
     journal.put_secret("ca_key", prepared.ca.key_pem)
     # The new root is public: operators hand it to clients and to later scans (--expected-roots).
     (request.journal_dir / "new-root.pem").write_bytes(prepared.ca.cert_pem)
-    return _carry_out(journal, prepared.inventory, prepared.nodes, prepared.plan, prepared.ca, ask, progress)
+    return _carry_out(
+        journal, prepared.inventory, prepared.nodes, prepared.plan, prepared.ca, ask, progress, request.env
+    )
 
 
 def resume(
@@ -181,10 +185,11 @@ def _connect(
     plan: Plan,
     ca: rotation.CertificateAuthority,
     ask: AskSecret | None,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[Connector, StepContext]:
     """A connector for the rotation's nodes, and what the steps need."""
     options = journal.meta("options")
-    connector = Connector(nodes, RetryPolicy(attempts=options["attempts"]), ask)
+    connector = Connector(nodes, RetryPolicy(attempts=options["attempts"]), ask, env)
     context = StepContext(
         ca=ca,
         sso_password=_sso_password(connector),
@@ -210,12 +215,13 @@ def _carry_out(
     ca: rotation.CertificateAuthority,
     ask: AskSecret | None,
     progress: Progress | None,
+    env: Mapping[str, str] | None = None,
 ) -> RotationResult:
     options = journal.meta("options")
     retry = RetryPolicy(attempts=options["attempts"])
 
     async def go() -> Outcome:
-        connector, ctx = _connect(journal, nodes, plan, ca, ask)
+        connector, ctx = _connect(journal, nodes, plan, ca, ask, env)
         engine = Engine(ctx, {n.name: n for n in nodes}, connector, options["concurrency"], progress)
         engine.record_plan()
         try:
@@ -226,7 +232,8 @@ def _carry_out(
     try:
         outcome = asyncio.run(go())
         journal.set_meta("state", "complete" if outcome.complete else f"stopped at {outcome.stopped_at}")
-        after = scan(inventory, nodes, ScanOptions(concurrency=options["concurrency"], retry=retry, ask=ask))
+        verify = ScanOptions(concurrency=options["concurrency"], retry=retry, ask=ask, env=env)
+        after = scan(inventory, nodes, verify)
         report = _rotation_report(journal, plan, ca, outcome, after)
     finally:
         journal.close()

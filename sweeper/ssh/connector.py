@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -54,10 +54,15 @@ class Connector:
     """Opens connections with credentials and known_hosts loaded once for the whole fleet."""
 
     def __init__(
-        self, nodes: tuple[Node, ...], retry: RetryPolicy = RetryPolicy(), ask: AskSecret | None = None
+        self,
+        nodes: tuple[Node, ...],
+        retry: RetryPolicy = RetryPolicy(),
+        ask: AskSecret | None = None,
+        env: Mapping[str, str] | None = None,
     ):
+        """`env`: where the variables the inventory names are read (default: this process's environment)."""
         self.retry = retry
-        self.credentials = Credentials(nodes, ask)
+        self.credentials = Credentials(nodes, ask, env)
         self.bastions = Bastions(self._connect_with_retries)
 
     async def with_session(self, node: Node, work: Callable[[Session], Awaitable[T]]) -> tuple[T, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import asyncssh
@@ -23,8 +23,11 @@ class Credentials:
     is bad input before any connection, and so that no connection pays for loading again
     (a passphrase costs ~150 ms of bcrypt, a big known_hosts ~270 ms, per load)."""
 
-    def __init__(self, nodes: tuple[Node, ...], ask: AskSecret | None) -> None:
+    def __init__(
+        self, nodes: tuple[Node, ...], ask: AskSecret | None, env: Mapping[str, str] | None = None
+    ) -> None:
         self._ask = ask
+        self._env = os.environ if env is None else env
         self._known_hosts: dict[str, asyncssh.SSHKnownHosts | None] = {}
         self._keys: dict[tuple[str, ...], list[asyncssh.SSHKey]] = {}
         self._secrets: dict[str, str] = {}
@@ -88,7 +91,7 @@ class Credentials:
     def secret(self, variable: str, what: str) -> str:
         """A secret from the variable the inventory names, or the operator's answer at a prompt."""
         if variable not in self._secrets:
-            value = os.environ.get(variable)
+            value = self._env.get(variable)
             if value is None and self._ask is not None:
                 value = self._ask(f"{what} ({variable} is not set): ")
             if value is None:

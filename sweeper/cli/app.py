@@ -1,0 +1,75 @@
+"""The typer application and what every command shares: options, one error boundary, exit codes.
+
+Only light modules are imported here and in the command modules' top level: each command
+imports what it needs when it runs, so `sweeper --version` and `--help` answer at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from sweeper import __version__
+from sweeper.errors import SweeperError
+from sweeper.model import Severity
+
+app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+lab_app = typer.Typer(
+    help="A simulated fleet on this machine, for demos, tests and benchmarks.", no_args_is_help=True
+)
+app.add_typer(lab_app, name="lab")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Find revoked or suspect certificates across a fleet over SSH, and replace them all."""
+
+
+FormatOption = Annotated[
+    list[str],
+    typer.Option("--format", help="Formats besides the canonical JSON: html,md,csv,junit,sarif or all."),
+]
+HistoryOption = Annotated[
+    Path | None, typer.Option("--history", help="History database (default: <out>/history.sqlite).")
+]
+OutOption = Annotated[Path, typer.Option(help="Folder for the reports.")]
+SignOption = Annotated[
+    Path | None, typer.Option(help="Ed25519 private key (PKCS#8 PEM): write a detached <stem>.json.sig.")
+]
+LimitOption = Annotated[list[str], typer.Option("--limit", help="Only nodes with this name or tag.")]
+RetriesOption = Annotated[int, typer.Option(min=1, help="Connection attempts per node (transient faults).")]
+
+
+def fail_on_severity(value: str) -> Severity:
+    """`--fail-on` as a Severity; a wrong name is typer's own usage error (exit 2)."""
+    try:
+        return Severity.parse(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def run(action: Callable[[], int]) -> NoReturn:
+    """Run a command's body; a SweeperError becomes one line on stderr and its exit code."""
+    try:
+        code = action()
+    except SweeperError as exc:
+        typer.echo(f"sweeper: {exc.message}", err=True)
+        code = exc.exit_code
+    raise typer.Exit(code)

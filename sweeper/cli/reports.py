@@ -1,0 +1,167 @@
+"""Past runs: render a report again, check its signature, list the history, show drift between runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from sweeper.cli.app import FormatOption, HistoryOption, app, fail_on_severity, run
+from sweeper.errors import EXIT_FINDINGS, EXIT_OK, EXIT_SIGNATURE_INVALID
+
+if TYPE_CHECKING:
+    from sweeper.report.drift import Drift
+
+ReportsFolder = Annotated[Path, typer.Option("--out", help="The reports folder.")]
+
+
+@app.command("report")
+def report_command(
+    report_file: Annotated[Path, typer.Argument(help="A sweeper.report/1 JSON file.")],
+    formats: FormatOption = ["html"],  # noqa: B006
+    out: Annotated[Path | None, typer.Option(help="Folder for the files (default: the report's).")] = None,
+    fail_on: Annotated[str, typer.Option(help="JUnit failures at or above this severity.")] = "high",
+) -> None:
+    """Render a past run's JSON report in other formats; the JSON stays the single source."""
+    threshold = fail_on_severity(fail_on)
+
+    def body() -> int:
+        from sweeper.report import schema
+        from sweeper.report.formats import parse_formats, stem_of, write_formats
+        from sweeper.report.options import RenderOptions
+
+        chosen = parse_formats(formats)
+        report = schema.load(report_file)
+        target = out or report_file.parent
+        for path in write_formats(report, target, stem_of(report_file), chosen, RenderOptions(threshold)):
+            typer.echo(str(path))
+        return EXIT_OK
+
+    run(body)
+
+
+@app.command("verify-report")
+def verify_report_command(
+    report_file: Annotated[Path, typer.Argument(help="The signed file (a report's JSON).")],
+    pub: Annotated[Path, typer.Option("--pub", help="Ed25519 public key (SubjectPublicKeyInfo PEM).")],
+    sig: Annotated[Path | None, typer.Option(help="The signature (default: <FILE>.sig).")] = None,
+) -> None:
+    """Check a report's detached signature: exit 0 valid, 1 invalid, 2 bad input (a malformed report too)."""
+
+    def body() -> int:
+        from sweeper.pki.sign import verify_file
+        from sweeper.report import schema
+
+        verdict = verify_file(report_file, pub, sig)
+        if verdict.valid:
+            schema.parse(verdict.data, report_file)
+            typer.echo(f"{report_file}: signature valid (key sha256 {verdict.key_sha256})")
+            return EXIT_OK
+        typer.echo(
+            f"sweeper: {report_file}: signature {verdict.signature} does not match "
+            f"(key sha256 {verdict.key_sha256}): the file was altered or signed by another key",
+            err=True,
+        )
+        return EXIT_SIGNATURE_INVALID
+
+    run(body)
+
+
+@app.command("history")
+def history_command(
+    out: ReportsFolder = Path("reports"),
+    history_db: HistoryOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show this many runs, newest first.")] = 20,
+) -> None:
+    """List recorded runs, newest first."""
+
+    def body() -> int:
+        from rich.table import Table
+
+        from sweeper import history
+        from sweeper.cli.console import plain, stdout_console
+        from sweeper.report.schema import SEVERITIES
+
+        table = Table(box=None, pad_edge=False)
+        for column in ("run", "kind", "started", "swept", "certs", "findings c/h/m/l/i"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("report", overflow="fold")
+        for row in history.runs(history_db or history.default_path(out), limit):
+            swept = f"{row.nodes_swept}/{row.nodes}" + (" interrupted" if row.interrupted else "")
+            counts = "/".join(str(row.findings[name]) for name in SEVERITIES)
+            cells = (
+                row.id,
+                row.kind,
+                row.started,
+                swept,
+                str(row.certificates),
+                counts,
+                str(row.report_path),
+            )
+            table.add_row(*(plain(cell) for cell in cells))
+        stdout_console().print(table)
+        return EXIT_OK
+
+    run(body)
+
+
+@app.command("diff")
+def diff_command(
+    old: Annotated[str, typer.Argument(help="The earlier run: run id (or unique prefix) or report file.")],
+    new: Annotated[str, typer.Argument(help="The later run: run id (or unique prefix) or report file.")],
+    out: ReportsFolder = Path("reports"),
+    history_db: HistoryOption = None,
+) -> None:
+    """Show drift between two runs: findings new, resolved, still open; trust anchors added or removed.
+
+    Exit 0 when nothing new appeared, 1 when there are new findings or changed trust anchors.
+    """
+
+    def body() -> int:
+        from sweeper import history
+        from sweeper.report.drift import diff
+
+        db = history_db or history.default_path(out)
+        drift = diff(history.find_snapshot(db, old), history.find_snapshot(db, new))
+        show_drift(drift)
+        return EXIT_FINDINGS if drift.drifted else EXIT_OK
+
+    run(body)
+
+
+def show_drift(drift: Drift) -> None:
+    """Drift on stdout; text from reports is shown as plain text, never as rich markup."""
+    from rich.table import Table
+
+    from sweeper.cli.console import SEVERITY_STYLE, plain, stdout_console
+
+    console = stdout_console()
+    old, new = drift.old, drift.new
+    console.print(plain(f"drift from run {old.run_id} ({old.started}) to {new.run_id} ({new.started})"))
+    for title, items in (
+        ("New findings", drift.new_findings),
+        ("Resolved findings", drift.resolved),
+        ("Still open", drift.still_open),
+        ("Not re-checked (node not swept in the later run)", drift.not_rechecked),
+    ):
+        if not items:
+            continue
+        table = Table(title=f"{title} ({len(items)})", title_justify="left")
+        for column in ("severity", "rule", "node", "entry", "message"):
+            table.add_column(column, overflow="fold")
+        for item in items:
+            cells = (item.rule, item.node or "fleet", item.entry or "", item.message)
+            label = item.severity.label
+            table.add_row(plain(label, SEVERITY_STYLE[label]), *(plain(cell) for cell in cells))
+        console.print(table)
+    for mark, changes in (("+ added", drift.anchors_added), ("- removed", drift.anchors_removed)):
+        for change in changes:
+            console.print(
+                plain(f"{mark} trust anchor on {change.node}: {change.subject} (sha256 {change.sha256})")
+            )
+    if drift.not_compared:
+        skipped = ", ".join(drift.not_compared)
+        console.print(plain(f"trust anchors not compared (not swept in both runs): {skipped}"))
+    if not drift.drifted:
+        console.print("no new findings, no trust anchor changes")

@@ -1,0 +1,260 @@
+"""`sweeper rotate`, `resume` and `rollback`: replace everything, the root included, with a way back."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from sweeper.cli.app import (
+    FormatOption,
+    LimitOption,
+    OutOption,
+    RetriesOption,
+    SignOption,
+    app,
+    fail_on_severity,
+    run,
+)
+from sweeper.errors import EXIT_INCOMPLETE, EXIT_OK, BadInput
+
+if TYPE_CHECKING:
+    from sweeper.report.publish import Publication
+    from sweeper.rotate.plan import Plan
+    from sweeper.rotate.service import Prepared, RotationResult
+
+JOURNAL_PASSPHRASE_ENV = "SWEEPER_JOURNAL_PASSPHRASE"
+FailOnOption = Annotated[str, typer.Option(help="Exit 1 when the verify sweep finds this or worse.")]
+JournalArgument = Annotated[Path, typer.Argument(help="The rotation's journal folder.")]
+
+
+@app.command("rotate")
+def rotate_command(
+    inventory: Annotated[Path, typer.Argument(help="Inventory file.")],
+    source: Annotated[
+        Path, typer.Option("--from", help="The scan report whose findings the rotation fixes.")
+    ],
+    new_root: Annotated[
+        bool, typer.Option("--new-root", help="Generate a new root CA (the default).")
+    ] = False,
+    key_type: Annotated[str, typer.Option(help="New root key: rsa3072, rsa4096 or ec-p384.")] = "rsa3072",
+    ca_cert: Annotated[
+        Path | None, typer.Option(help="Sign with this existing CA certificate (PEM).")
+    ] = None,
+    ca_key: Annotated[Path | None, typer.Option(help="The CA's private key (PEM, may be encrypted).")] = None,
+    ca_passphrase_env: Annotated[str, typer.Option(help="Variable holding the CA key's passphrase.")] = (
+        "SWEEPER_CA_PASSPHRASE"
+    ),
+    canary: Annotated[int, typer.Option(min=0, help="Nodes re-issued first, alone.")] = 1,
+    wave: Annotated[str, typer.Option(help="Nodes per wave after the canary: N or PCT%.")] = "25%",
+    max_failures: Annotated[
+        str, typer.Option(help="Failed nodes tolerated before stopping: N or PCT%.")
+    ] = "0",
+    journal: Annotated[Path | None, typer.Option(help="Journal folder (default: journals/<time>).")] = None,
+    limit: LimitOption = [],  # noqa: B006
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and change nothing.")] = False,
+    show_scripts: Annotated[
+        bool, typer.Option("--show-scripts", help="With --dry-run: print every change script on stdout.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Purge even if some nodes were not re-issued.")
+    ] = False,
+    allow_partial: Annotated[bool, typer.Option(help="Start although some nodes are unreachable.")] = False,
+    concurrency: Annotated[int, typer.Option(min=1, help="Nodes changed at once within a wave.")] = 50,
+    retries: RetriesOption = 4,
+    leaf_days: Annotated[int, typer.Option(min=1, help="Validity of the re-issued leaves.")] = 730,
+    out: OutOption = Path("reports"),
+    formats: FormatOption = [],  # noqa: B006
+    fail_on: FailOnOption = "high",
+    sign: SignOption = None,
+) -> None:
+    """Replace every certificate, the root included: trust first, canary then waves, purge last."""
+    threshold = fail_on_severity(fail_on)
+
+    def body() -> int:
+        from sweeper.cli.console import err, progress_reporter, terminal_prompt
+        from sweeper.cli.publishing import publication_for
+        from sweeper.inventory import load_inventory
+        from sweeper.report import schema
+        from sweeper.rotate.plan import WaveOptions
+        from sweeper.rotate.service import RotateRequest, prepare, start
+        from sweeper.ssh import RetryPolicy
+
+        if new_root and (ca_cert or ca_key):
+            raise BadInput("choose --new-root or --ca-cert/--ca-key, not both")
+        if show_scripts and not dry_run:
+            raise BadInput("--show-scripts goes with --dry-run")
+        publication = publication_for(out, formats, threshold, sign, None)
+        ask = terminal_prompt()
+        request = RotateRequest(
+            inventory=inventory,
+            source=schema.load(source),
+            journal_dir=journal or Path("journals") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
+            root_key_type=key_type,
+            ca_cert=ca_cert,
+            ca_key=ca_key,
+            ca_passphrase=os.environ.get(ca_passphrase_env),
+            waves=WaveOptions(canary, wave, max_failures),
+            limit=tuple(limit),
+            force=force,
+            allow_partial=allow_partial,
+            concurrency=concurrency,
+            retry=RetryPolicy(attempts=retries),
+            leaf_days=leaf_days,
+        )
+        to_sweep = len(load_inventory(inventory).limited(limit))
+        err.rule("preflight: sweeping the fleet (read-only)")
+        with progress_reporter(to_sweep) as on_node:
+            prepared = prepare(request, ask, on_node)
+        show_plan(prepared.plan)
+        if show_scripts:
+            print_scripts(prepared)
+        if dry_run:
+            err.print("dry run: nothing was changed")
+            return EXIT_OK
+        if not yes:
+            if not sys.stdin.isatty():
+                raise BadInput("rotation changes every node: pass --yes to go ahead without a terminal")
+            if not typer.confirm("Go ahead with this rotation?", err=True):
+                return EXIT_OK
+        passphrase = journal_passphrase(new=True)
+        err.rule(f"rotating (journal {request.journal_dir})")
+        result = start(prepared, request, passphrase, sys.argv, ask, rotation_progress)
+        return finish_rotation(result, out, publication)
+
+    run(body)
+
+
+@app.command("resume")
+def resume_command(
+    journal: JournalArgument,
+    out: OutOption = Path("reports"),
+    formats: FormatOption = [],  # noqa: B006
+    fail_on: FailOnOption = "high",
+    sign: SignOption = None,
+) -> None:
+    """Go on with an interrupted rotation; finished steps are not redone."""
+    threshold = fail_on_severity(fail_on)
+
+    def body() -> int:
+        from sweeper.cli.console import terminal_prompt
+        from sweeper.cli.publishing import publication_for
+        from sweeper.rotate.service import resume
+
+        publication = publication_for(out, formats, threshold, sign, None)
+        result = resume(journal, journal_passphrase(new=False), terminal_prompt(), rotation_progress)
+        return finish_rotation(result, out, publication)
+
+    run(body)
+
+
+@app.command("rollback")
+def rollback_command(
+    journal: JournalArgument,
+    node: Annotated[list[str], typer.Option("--node", help="Only this node (repeatable).")] = [],  # noqa: B006
+) -> None:
+    """Put back every file and VECS entry the rotation changed, byte for byte, newest first."""
+
+    def body() -> int:
+        from sweeper.cli.console import err, plain, terminal_prompt
+        from sweeper.rotate.service import rollback
+
+        results = rollback(journal, journal_passphrase(new=False), node, terminal_prompt(), rotation_progress)
+        failed = {name: r["error"] for name, r in results.items() if "error" in r}
+        for name, error in failed.items():
+            err.print(plain("  ") + plain(name, "red") + plain(f": {error}"))
+        restored = sum(r.get("restored", 0) for r in results.values())
+        err.print(
+            f"rolled back {len(results) - len(failed)}/{len(results)} node(s), {restored} backup(s) restored"
+        )
+        return EXIT_INCOMPLETE if failed else EXIT_OK
+
+    run(body)
+
+
+def journal_passphrase(new: bool) -> str:
+    """The journal's passphrase: from $SWEEPER_JOURNAL_PASSPHRASE, or asked (twice for a new journal)."""
+    import getpass
+
+    value = os.environ.get(JOURNAL_PASSPHRASE_ENV)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise BadInput(f"set {JOURNAL_PASSPHRASE_ENV}: the journal keeps private keys, sealed with it")
+    first = getpass.getpass("sweeper: journal passphrase: ")
+    if new and getpass.getpass("sweeper: journal passphrase again: ") != first:
+        raise BadInput("the two passphrases differ")
+    if not first:
+        raise BadInput("an empty journal passphrase would not protect the keys in it")
+    return first
+
+
+def show_plan(plan: Plan) -> None:
+    """Per phase, per node: what is added, replaced, removed, and which commands run."""
+    from sweeper.cli.console import err, plain
+    from sweeper.rotate.plan import PHASES
+
+    for phase in PHASES:
+        steps = plan.for_phase(phase)
+        err.rule(f"{phase} ({len(steps)} steps)")
+        for node in dict.fromkeys(s.node for s in steps):
+            err.print(plain(node, "bold"))
+            for step in plan.for_phase(phase, [node]):
+                err.print(plain(f"  {step.describe()}"))
+    waves = " → ".join(f"({', '.join(w)})" for w in plan.waves)
+    err.print(plain(f"waves: {waves or 'none'}; failure budget: {plan.max_failures} node(s)"))
+    err.print(f"certificates the purge removes: {len(plan.remove)}")
+
+
+def print_scripts(prepared: Prepared) -> None:
+    """Every change script of the plan on stdout, for `--dry-run --show-scripts` (as alembic's --sql)."""
+    from sweeper.rotate import remote
+    from sweeper.rotate.plan import PHASES
+    from sweeper.rotate.steps import ScriptContext
+
+    context = ScriptContext.preview(prepared.ca)
+    nodes = {node.name: node for node in prepared.nodes}
+    print("# Every script runs on its node through `sh` on stdin, after these helpers, framed by a")
+    print("# random token and an end marker; reads and read-backs are not shown. <...> is known at run time.")
+    print(remote.script("").rstrip())
+    for phase in PHASES:
+        for step in prepared.plan.for_phase(phase):
+            for what, script in step.scripts(context, nodes[step.node]):
+                print(f"\n# --- {phase} / {step.node} / {step.name}: {what}")
+                print(script.rstrip())
+
+
+def rotation_progress(phase: str, node: str, status: str) -> None:
+    from sweeper.cli.console import err, plain
+
+    err.print(plain(f"{phase:>9}  {node}: {status}"))
+
+
+def finish_rotation(result: RotationResult, out: Path, publication: Publication) -> int:
+    """Write the rotation report, say where it stopped and how to go on, and choose the exit code."""
+    from sweeper.cli.console import err, plain, show_summary
+    from sweeper.cli.publishing import exit_code
+    from sweeper.report.publish import publish
+
+    paths = publish(result.report, out, publication)
+    show_summary(result.report)
+    outcome = result.outcome
+    if outcome.forced and outcome.failed:
+        err.print("[bold red]--force: the purge ran although some nodes were not re-issued[/]")
+    if not outcome.complete:
+        for node, error in outcome.failed.items():
+            err.print(plain("  ") + plain(node, "red") + plain(f": {error}"))
+        err.print(
+            plain(f"rotation stopped at {outcome.stopped_at}", "bold yellow")
+            + plain(f"; fix the nodes above, then: sweeper resume {result.journal_dir}")
+        )
+    for path in paths:
+        typer.echo(str(path))
+    if not outcome.complete:
+        return EXIT_INCOMPLETE
+    return exit_code(result.report, publication.options.fail_on)

@@ -201,12 +201,25 @@ async def run_command(session: Session, command: str, what: str) -> None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Persist(Step):
+class NodeCommand(Step):
+    """A command the inventory (or the platform) gives the node, run in its own shell."""
+
+    command: str
+
+    def scripts(self, ctx: ScriptContext, node: Node) -> list[tuple[str, str]]:
+        return [(self.kind, remote.run_command(self.command))]
+
+    async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
+        await run_command(session, self.command, self.kind)
+        return {"command": self.command}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Persist(NodeCommand):
     """The node's persist command (ESXi: auto-backup.sh) after a phase changed its files."""
 
     kind: Literal["persist"] = "persist"
     PHASE: ClassVar[Phase] = Phase.REISSUE
-    command: str
     after: Phase
     """The phase whose file changes this makes permanent; the step runs at its end."""
 
@@ -221,21 +234,13 @@ class Persist(Step):
     def describe(self) -> str:
         return f"make the changes survive a reboot: {self.command}"
 
-    def scripts(self, ctx: ScriptContext, node: Node) -> list[tuple[str, str]]:
-        return [("persist", remote.run_command(self.command))]
-
-    async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
-        await run_command(session, self.command, "persist")
-        return {"command": self.command}
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Restart(Step):
+class Restart(NodeCommand):
     """The node's restart command, so its services load the new certificates."""
 
     kind: Literal["restart"] = "restart"
     PHASE: ClassVar[Phase] = Phase.REISSUE
-    command: str
 
     @property
     def target(self) -> str:
@@ -243,13 +248,6 @@ class Restart(Step):
 
     def describe(self) -> str:
         return f"run: {self.command}"
-
-    def scripts(self, ctx: ScriptContext, node: Node) -> list[tuple[str, str]]:
-        return [("restart", remote.run_command(self.command))]
-
-    async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
-        await run_command(session, self.command, "restart")
-        return {"command": self.command}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,13 +7,13 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support import run
 from tests.support.fixtures import write_inventory
 from tests.support.node_tree import lay_linux_node_tree
 
@@ -62,31 +62,11 @@ def let_other_users_traverse(path: Path) -> None:
 def scan(
     tmp_path: Path, inventory: Path, env: dict[str, str] | None = None
 ) -> tuple[int, dict[str, Any], str]:
-    out = tmp_path / "reports"
-    done = subprocess.run(
-        # nodes here share one file tree (so one key): only reachability decides the exit code
-        [
-            sys.executable,
-            "-m",
-            "sweeper",
-            "scan",
-            str(inventory),
-            "--out",
-            str(out),
-            "--retries",
-            "2",
-            "--fail-on",
-            "critical",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **(env or {})},
+    # nodes here share one file tree (so one key): only reachability decides the exit code
+    done, report = run.scan(
+        inventory, tmp_path / "reports", "--retries", "2", "--fail-on", "critical", env=env
     )
-    assert "Traceback" not in done.stderr, done.stderr
-    (path,) = out.glob("*.json")
-    return done.returncode, json.loads(path.read_text()), done.stderr
+    return done.returncode, report, done.stderr
 
 
 def inventory_for(
@@ -263,7 +243,7 @@ def tls_server(tree, host: str) -> str:
 
 
 def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
-    tmp_path, sshd_factory, client_key, openssl_pki, sudo_users
+    tmp_path, sshd_factory, client_key, openssl_pki, sudo_users, monkeypatch
 ):
     bastion, *targets = sshd_factory(3)
     trees = [
@@ -305,33 +285,10 @@ def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
         for t in trees
         for p in (t.host_path(t.cert), t.host_path(t.key), t.host_path(t.trust_bundle))
     }
-    env = {**os.environ, "SWEEPER_JOURNAL_PASSPHRASE": "bastion sudo rotation"}
-
-    def sweeper(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "sweeper", *args],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env=env,
-        )
-        assert "Traceback" not in done.stderr, done.stderr
-        return done
-
-    sweeper("scan", str(inventory), "--out", str(tmp_path / "scan"))
+    monkeypatch.setenv("SWEEPER_JOURNAL_PASSPHRASE", "bastion sudo rotation")
+    run.sweeper("scan", inventory, "--out", tmp_path / "scan")
     (source,) = (tmp_path / "scan").glob("*.json")
-    done = sweeper(
-        "rotate",
-        str(inventory),
-        "--from",
-        str(source),
-        "--yes",
-        "--journal",
-        str(tmp_path / "j"),
-        "--out",
-        str(tmp_path / "rot"),
-    )
+    done = run.rotate(inventory, source, tmp_path / "j", tmp_path / "rot")
     assert done.returncode == 0, done.stderr
     for tree in trees:
         cert, key, bundle = (tree.host_path(p) for p in (tree.cert, tree.key, tree.trust_bundle))
@@ -346,7 +303,7 @@ def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
     assert len(tls) == 2 and all(s["state"] == "done" for s in tls), "TLS checked through the bastion"
     # one bastion login per sweeper run (scan, preflight, changes, verify), never one per node
     assert bastion.connection_count() <= 4
-    assert sweeper("rollback", str(tmp_path / "j")).returncode == 0  # restarts the services again
+    assert run.sweeper("rollback", tmp_path / "j").returncode == 0  # restarts the services again
     for tree in trees:
         subprocess.run(["sh", "-c", f"kill $(cat {tree.root}/tls.pid)"], check=False)
     after = {

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,10 @@ pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="nee
 PASSPHRASE = "journal pass for tests"
 
 
-def sweeper(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return run.sweeper(*args, env={"SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE, **(env or {})})
+@pytest.fixture(autouse=True)
+def journal_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sweeper these tests start finds the journal passphrase in its environment."""
+    monkeypatch.setenv("SWEEPER_JOURNAL_PASSPHRASE", PASSPHRASE)
 
 
 def rotate(
@@ -36,14 +36,7 @@ def rotate(
     out: str = "rot",
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    return run.rotate(
-        inventory,
-        source,
-        tmp_path / journal,
-        tmp_path / out,
-        *extra,
-        env={"SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE, **(env or {})},
-    )
+    return run.rotate(inventory, source, tmp_path / journal, tmp_path / out, *extra, env=env)
 
 
 def openssl(*args: str, stdin: bytes | None = None) -> str:
@@ -84,7 +77,7 @@ def fleet(
 
 def scan_report(tmp_path: Path, inventory: Path) -> Path:
     out = tmp_path / "scan"
-    sweeper("scan", str(inventory), "--out", str(out))
+    run.sweeper("scan", inventory, "--out", out)
     (report,) = out.glob("*.json")
     return report
 
@@ -113,9 +106,7 @@ def test_rotation_replaces_everything_and_rollback_puts_it_back(
     before_names = [subject_and_sans(t.host_path(t.cert)) for t in trees]
     source = scan_report(tmp_path, inventory)
 
-    dry = sweeper(
-        "rotate", str(inventory), "--from", str(source), "--dry-run", "--journal", str(tmp_path / "dry")
-    )
+    dry = run.sweeper("rotate", inventory, "--from", source, "--dry-run", "--journal", tmp_path / "dry")
     assert dry.returncode == 0 and "reissue" in dry.stderr and "add the new root" in dry.stderr
     assert snapshot(trees) == before_files and not (tmp_path / "dry").exists(), "--dry-run changes nothing"
 
@@ -137,7 +128,7 @@ def test_rotation_replaces_everything_and_rollback_puts_it_back(
     assert "PRIVATE KEY" not in report_path.read_text()
     assert not [f for f in report["findings"] if f["rule"] == "revoked-present"]
 
-    rolled = sweeper("rollback", str(journal))
+    rolled = run.sweeper("rollback", journal)
     assert rolled.returncode == 0, rolled.stderr
     assert snapshot(trees) == before_files, "rollback restores every file byte for byte, mode too"
 
@@ -177,7 +168,7 @@ def test_a_node_that_fails_for_good_stops_the_wave_and_resume_finishes(
     assert untouched == openssl_pki.weak_rsa1024.cert.read_bytes(), "no new wave after the budget is spent"
 
     (broken.root / "fixed").touch()
-    resumed = sweeper("resume", str(journal), "--out", str(tmp_path / "resumed"))
+    resumed = run.sweeper("resume", journal, "--out", tmp_path / "resumed")
     assert resumed.returncode == 0, resumed.stderr
     (path,) = (tmp_path / "resumed").glob("*.json")
     steps: list[dict[str, Any]] = json.loads(path.read_text())["steps"]
@@ -240,52 +231,39 @@ def test_kill_9_at_several_points_then_resume_reaches_the_same_end(
         inventory.read_text().replace(f"echo restarted >> {trees[1].root}/restart.log", blocked)
     )
     journal = tmp_path / "journal"
-    env = {**os.environ, "SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE}
-    args = [sys.executable, "-m", "sweeper"]
-    first = subprocess.Popen(
-        [
-            *args,
-            "rotate",
-            str(inventory),
-            "--from",
-            str(source),
-            "--yes",
-            "--journal",
-            str(journal),
-            "--wave",
-            "2",
-            "--out",
-            str(tmp_path / "r0"),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    first = run.start(
+        "rotate",
+        inventory,
+        "--from",
+        source,
+        "--yes",
+        "--journal",
+        journal,
+        "--wave",
+        "2",
+        "--out",
+        tmp_path / "r0",
     )
     deadline = time.monotonic() + 120
     while not _journal_has_running_restart(journal) and time.monotonic() < deadline:
         time.sleep(0.2)
     first.kill()
-    first.wait()
+    run.finish(first)
     gate.touch()
 
     for attempt, delay in enumerate((0.8, 1.6, 2.4), start=1):  # kill -9 resumes wherever they are
-        proc = subprocess.Popen(
-            [*args, "resume", str(journal), "--out", str(tmp_path / f"r{attempt}")],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = run.start("resume", journal, "--out", tmp_path / f"r{attempt}")
         time.sleep(delay)
         proc.kill()
-        proc.wait()
-    final = sweeper("resume", str(journal), "--out", str(tmp_path / "final"))
+        run.finish(proc)
+    final = run.sweeper("resume", journal, "--out", tmp_path / "final")
     assert final.returncode == 0, final.stderr
     (path,) = (tmp_path / "final").glob("*.json")
     report = json.loads(path.read_text())
     assert report["rotation"]["complete"] is True
     assert all(s["state"] == "done" for s in report["steps"])
     assert_rotated(trees, openssl_pki)
-    rolled = sweeper("rollback", str(journal))
+    rolled = run.sweeper("rollback", journal)
     assert rolled.returncode == 0, rolled.stderr
     for tree, leaf in zip(
         trees, [openssl_pki.leaf_rsa, openssl_pki.leaf_ec, openssl_pki.weak_rsa1024], strict=True
@@ -334,7 +312,7 @@ def test_an_ecdsa_root_can_be_asked_for_and_the_rotation_report_signed(
     )
     assert_rotated(trees, openssl_pki)
     (report,) = (tmp_path / "rot").glob("*.json")
-    assert sweeper("verify-report", str(report), "--pub", str(tmp_path / "sign.pub")).returncode == 0
+    assert run.sweeper("verify-report", report, "--pub", tmp_path / "sign.pub").returncode == 0
 
 
 def test_an_enterprise_ca_with_an_encrypted_key_signs_the_new_leaves(

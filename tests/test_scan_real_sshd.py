@@ -6,34 +6,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support import run
 from tests.support.fixtures import write_inventory
 from tests.support.node_tree import lay_linux_node_tree
 
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server")
-
-
-def run_scan(
-    tmp_path: Path, inventory: Path, *args: str, timeout: float = 120
-) -> tuple[int, dict[str, Any], str]:
-    out = tmp_path / "reports"
-    done = subprocess.run(
-        [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(out), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    reports = sorted(out.glob("*.json"))
-    assert len(reports) == 1, done.stderr
-    return done.returncode, json.loads(reports[0].read_text()), done.stderr
 
 
 def defaults(tmp_path: Path, client_key, known_hosts_lines: list[str], **extra: Any) -> dict[str, Any]:
@@ -91,9 +74,9 @@ def test_healthy_nodes_are_swept_with_every_field_matching_openssl(
         defaults(tmp_path, client_key, [a.host_key_line, b.host_key_line]),
     )
 
-    code, report, stderr = run_scan(tmp_path, inventory)
+    done, report = run.scan(inventory, tmp_path / "reports")
 
-    assert code == 0, stderr
+    assert done.returncode == 0, done.stderr
     assert report["schema"] == "sweeper.report/1" and report["run"]["kind"] == "scan"
     assert report["summary"]["nodes"] == report["summary"]["nodes_swept"] == 2
     nodes = by_name(report)
@@ -125,10 +108,10 @@ def test_wrong_host_key_is_reported_and_never_retried(
         [node_entry("n", good, tree.root, tree.stores)],
         defaults(tmp_path, client_key, [other_key]),
     )
-    code, report, _ = run_scan(tmp_path, inventory)
+    done, report = run.scan(inventory, tmp_path / "reports")
     node = by_name(report)["n"]
     assert node["status"] == "host-key-mismatch" and node["attempts"] == 1
-    assert code == 3
+    assert done.returncode == 3
     assert good.connection_count() == 0, "no login to a server whose key we do not trust"
 
 
@@ -140,10 +123,10 @@ def test_refused_port_is_retried_then_unreachable(tmp_path: Path, refused_port, 
         ],
         defaults(tmp_path, client_key, []),
     )
-    code, report, _ = run_scan(tmp_path, inventory, "--retries", "3")
+    done, report = run.scan(inventory, tmp_path / "reports", "--retries", "3")
     node = by_name(report)["gone"]
     assert node["status"] == "unreachable" and node["attempts"] == 3 and "refused" in node["error"]
-    assert code == 3 and report["summary"]["nodes_swept"] == 0
+    assert done.returncode == 3 and report["summary"]["nodes_swept"] == 0
 
 
 def test_listener_that_never_speaks_ssh_times_out(tmp_path: Path, silent_listener, client_key) -> None:
@@ -155,11 +138,11 @@ def test_listener_that_never_speaks_ssh_times_out(tmp_path: Path, silent_listene
         defaults(tmp_path, client_key, [], connect_timeout=1),
     )
     started = time.monotonic()
-    code, report, _ = run_scan(tmp_path, inventory, "--retries", "2")
+    done, report = run.scan(inventory, tmp_path / "reports", "--retries", "2")
     node = by_name(report)["mute"]
     assert node["status"] == "unreachable" and "timed out" in node["error"] and node["attempts"] == 2
     assert time.monotonic() - started < 20
-    assert code == 3
+    assert done.returncode == 3
 
 
 def test_failing_vecs_cli_is_a_store_error_on_a_swept_node(tmp_path: Path, sshd_factory, client_key) -> None:
@@ -184,12 +167,12 @@ def test_failing_vecs_cli_is_a_store_error_on_a_swept_node(tmp_path: Path, sshd_
         ],
         defaults(tmp_path, client_key, [server.host_key_line]),
     )
-    code, report, _ = run_scan(tmp_path, inventory)
+    done, report = run.scan(inventory, tmp_path / "reports")
     node = by_name(report)["vc01"]
     assert node["status"] == "ok"
     (store,) = node["stores"]
     assert store["status"] == "error" and "ERROR_INVALID_PARAMETER (87)" in store["error"]
-    assert code == 0
+    assert done.returncode == 0
 
 
 def test_max_startups_drops_are_retried_until_every_node_is_swept(
@@ -202,14 +185,14 @@ def test_max_startups_drops_are_retried_until_every_node_is_swept(
         tmp_path / "inv.toml", nodes, defaults(tmp_path, client_key, [server.host_key_line])
     )
     # the 16 "nodes" share one tree, so one key: key-reuse is expected and not this test's business
-    code, report, stderr = run_scan(
-        tmp_path, inventory, "--retries", "10", "--concurrency", "16", "--fail-on", "critical"
+    done, report = run.scan(
+        inventory, tmp_path / "reports", "--retries", "10", "--concurrency", "16", "--fail-on", "critical"
     )
     statuses = {n["name"]: (n["status"], n["attempts"]) for n in report["nodes"]}
     assert all(status == "ok" for status, _ in statuses.values()), statuses
     assert server.dropped_count() > 0, "the test must really hit MaxStartups"
     assert max(attempts for _, attempts in statuses.values()) > 1
-    assert code == 0, stderr
+    assert done.returncode == 0, done.stderr
 
 
 def test_a_node_that_hangs_is_cut_off_at_its_deadline(tmp_path: Path, sshd_factory, client_key) -> None:
@@ -225,10 +208,10 @@ def test_a_node_that_hangs_is_cut_off_at_its_deadline(tmp_path: Path, sshd_facto
         defaults(tmp_path, client_key, [server.host_key_line]),
     )
     started = time.monotonic()
-    code, report, _ = run_scan(tmp_path, inventory, "--retries", "1")
+    done, report = run.scan(inventory, tmp_path / "reports", "--retries", "1")
     node = by_name(report)["stuck"]
     assert node["status"] == "unreachable" and "deadline" in node["error"]
-    assert time.monotonic() - started < 15 and code == 3
+    assert time.monotonic() - started < 15 and done.returncode == 3
 
 
 def test_ctrl_c_stops_quickly_and_still_writes_an_interrupted_report(
@@ -248,19 +231,13 @@ def test_ctrl_c_stops_quickly_and_still_writes_an_interrupted_report(
         defaults(tmp_path, client_key, [], connect_timeout=60),
     )
     out = tmp_path / "reports"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = run.start("scan", inventory, "--out", out)
     time.sleep(2.0)
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
-    _, stderr = proc.communicate(timeout=20)
+    done = run.finish(proc, timeout=20)
     assert time.monotonic() - sent < 4, "stops within a second or two"
-    assert "Traceback" not in stderr
-    assert proc.returncode == 3
+    assert done.returncode == 3
     (report_path,) = out.glob("*.json")
     report = json.loads(report_path.read_text())
     assert report["run"]["interrupted"] is True
@@ -287,19 +264,13 @@ def test_passphrase_protected_key_is_unlocked_from_the_named_variable(
     )
 
     monkeypatch.setenv("SWEEPER_TEST_PASSPHRASE", "s3cret-pass")
-    code, report, stderr = run_scan(tmp_path, inventory)
-    assert code == 0 and by_name(report)["n"]["status"] == "ok", stderr
-    assert "s3cret-pass" not in json.dumps(report) and "s3cret-pass" not in stderr
+    done, report = run.scan(inventory, tmp_path / "reports")
+    assert done.returncode == 0 and by_name(report)["n"]["status"] == "ok", done.stderr
+    assert "s3cret-pass" not in json.dumps(report) and "s3cret-pass" not in done.stderr
 
     monkeypatch.setenv("SWEEPER_TEST_PASSPHRASE", "wrong")
-    done = subprocess.run(
-        [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(tmp_path / "r2")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2 and "cannot load client key" in done.stderr and "Traceback" not in done.stderr
+    done = run.sweeper("scan", inventory, "--out", tmp_path / "r2")
+    assert done.returncode == 2 and "cannot load client key" in done.stderr
 
 
 def test_accept_new_trusts_on_first_use_then_checks_strictly(
@@ -317,8 +288,8 @@ def test_accept_new_trusts_on_first_use_then_checks_strictly(
     inventory = write_inventory(
         tmp_path / "inv.toml", [node_entry("n", server, tree.root, tree.stores)], base
     )
-    code, report, _ = run_scan(tmp_path, inventory)
-    assert code == 0 and by_name(report)["n"]["status"] == "ok"
+    done, report = run.scan(inventory, tmp_path / "reports")
+    assert done.returncode == 0 and by_name(report)["n"]["status"] == "ok"
     assert known_hosts.read_text().split() == server.host_key_line.split()
 
     # The same address now presents another key: accept-new must refuse it, as OpenSSH does.
@@ -326,18 +297,8 @@ def test_accept_new_trusts_on_first_use_then_checks_strictly(
         server.host_key_line.split()[0]
         + " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKU8HGbLtULyJ0d2gUvLzfqgr0tunmL9lUsUDExkz4dG\n"
     )
-    out = tmp_path / "second"
-    done = subprocess.run(
-        [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    (path,) = out.glob("*.json")
-    assert (
-        by_name(json.loads(path.read_text()))["n"]["status"] == "host-key-mismatch" and done.returncode == 3
-    )
+    done, report = run.scan(inventory, tmp_path / "second")
+    assert by_name(report)["n"]["status"] == "host-key-mismatch" and done.returncode == 3
 
 
 def test_ssh_config_host_alias_supplies_address_port_and_user(
@@ -366,8 +327,8 @@ def test_ssh_config_host_alias_supplies_address_port_and_user(
             "ssh_config": str(config),
         },
     )
-    code, report, stderr = run_scan(tmp_path, inventory)
-    assert code == 0 and by_name(report)["web"]["status"] == "ok", stderr
+    done, report = run.scan(inventory, tmp_path / "reports")
+    assert done.returncode == 0 and by_name(report)["web"]["status"] == "ok", done.stderr
 
 
 def test_ssh_agent_keys_are_offered_when_asked_for(
@@ -390,14 +351,7 @@ def test_ssh_agent_keys_are_offered_when_asked_for(
             [node_entry("n", server, tree.root, tree.stores)],
             {"user": "root", "known_hosts": str(known_hosts), "agent": True},
         )
-        done = subprocess.run(
-            [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(tmp_path / "r")],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env=env,
-        )
+        done = run.sweeper("scan", inventory, "--out", tmp_path / "r", env=env)
         assert done.returncode == 0, done.stderr
     finally:
         agent.terminate()
@@ -411,16 +365,10 @@ def test_baseline_last_flags_an_anchor_that_appeared_since_the_previous_run(
     out = tmp_path / "reports"
 
     def scan(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(out), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run.sweeper("scan", inventory, "--out", out, *args)
 
     first = scan("--baseline", "last")
-    assert first.returncode == 2 and "Traceback" not in first.stderr, "no history yet: bad input"
+    assert first.returncode == 2, "no history yet: bad input"
     assert scan().returncode == 0
     rogue_pem = tmp_path / "rogue.pem"
     subprocess.run(
@@ -457,21 +405,11 @@ def test_the_key_cache_skips_openssl_but_never_hides_a_changed_key(
     tmp_path: Path, sshd_factory, client_key, openssl_pki
 ) -> None:
     server, tree, inventory = one_node(tmp_path, sshd_factory, client_key, openssl_pki)
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
 
     def leaf_key(out: str) -> dict[str, Any]:
-        done = subprocess.run(
-            [sys.executable, "-m", "sweeper", "scan", str(inventory), "--out", str(tmp_path / out)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env=env,
-        )
-        assert "Traceback" not in done.stderr, done.stderr
-        (path,) = (tmp_path / out).glob("*.json")
-        node = json.loads(path.read_text())["nodes"][0]
-        return next(c["key"] for c in node["certificates"] if c["role"] == "leaf")
+        _, report = run.scan(inventory, tmp_path / out, env=env)
+        return next(c["key"] for c in report["nodes"][0]["certificates"] if c["role"] == "leaf")
 
     assert leaf_key("cold")["matches"] is True
     cache = tmp_path / "cache" / "sweeper" / "key-spki.json"

@@ -42,7 +42,7 @@ def test_bad_input_exits_2_with_one_line(
     tmp_path: Path, inventory: str, extra: list[str], expected: str
 ) -> None:
     (tmp_path / "inv.toml").write_text(inventory)
-    done = run.sweeper("scan", "inv.toml", "--out", "out", *extra, cwd=tmp_path)
+    done = run.sweeper("scan", "inv.toml", "--out", "out", *extra)
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and expected in lines[0], done.stderr
@@ -51,10 +51,10 @@ def test_bad_input_exits_2_with_one_line(
 
 def test_bad_fail_on_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "inv.toml").write_text(GOOD_NODE)
-    done = run.sweeper("scan", "inv.toml", "--fail-on", "severe", cwd=tmp_path)
+    done = run.sweeper("scan", "inv.toml", "--fail-on", "severe")
     assert done.returncode == 2 and "unknown severity" in done.stderr
 
 
 def test_missing_inventory_file(tmp_path: Path) -> None:
-    done = run.sweeper("scan", "absent.toml", cwd=tmp_path)
+    done = run.sweeper("scan", "absent.toml")
     assert done.returncode == 2 and "absent.toml: cannot read inventory" in done.stderr

@@ -81,7 +81,7 @@ def test_bad_output_option_stops_scan_before_any_connection(
     tmp_path: Path, args: list[str], expected: str
 ) -> None:
     (tmp_path / "inv.toml").write_text(UNREACHABLE)
-    done = run.sweeper("scan", "inv.toml", "--out", "out", *args, cwd=tmp_path)
+    done = run.sweeper("scan", "inv.toml", "--out", "out", *args)
     line = one_line_error(done.returncode, done.stderr)
     assert expected in line
     assert not (tmp_path / "out").exists()
@@ -108,7 +108,6 @@ def test_scan_writes_signed_json_every_format_and_history(tmp_path: Path) -> Non
         "all",
         "--sign",
         "k.pem",
-        cwd=tmp_path,
     )
     assert done.returncode == 3, done.stderr
     (report,) = (tmp_path / "out").glob("*.json")

@@ -1,15 +1,14 @@
 """The one way tests run the `sweeper` command, and read what it wrote.
 
-`sweeper()` runs it as a user would: a new Python process, this test's environment (HOME,
-the key cache and the working folder are the test's own, see tests/support/hygiene.py) plus
-`env`, its output captured. `in_process=True` runs the same typer app inside pytest instead,
+`sweeper()` runs it as a user would: a new Python process in this test's working folder, with
+this test's environment plus `env` (both the test's own: see tests/support/hygiene.py), its
+output captured. `in_process=True` runs the same typer app inside pytest instead,
 for the fast commands that only read and render files; the result has the same shape.
 `start()` / `finish()` are its two halves, for the tests that signal or kill a running sweeper.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -24,26 +23,22 @@ HANG_GUARD = 300.0
 def sweeper(
     *args: str | Path,
     env: dict[str, str] | None = None,
-    cwd: Path | None = None,
     timeout: float = HANG_GUARD,
     in_process: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """`sweeper ARGS`; a traceback (an exception that escaped the CLI) fails the test."""
     if in_process:
-        return _in_process([str(a) for a in args], env, cwd)
-    return finish(start(*args, env=env, cwd=cwd), timeout)
+        return _in_process([str(a) for a in args], env)
+    return finish(start(*args, env=env), timeout)
 
 
-def start(
-    *args: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.Popen[str]:
+def start(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """`sweeper ARGS` started in a new process, stdout and stderr piped: collect it with `finish()`."""
     return subprocess.Popen(
         [sys.executable, "-m", "sweeper", *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        cwd=cwd,
         env={**os.environ, **(env or {})},
     )
 
@@ -61,15 +56,12 @@ def finish(proc: subprocess.Popen[str], timeout: float = HANG_GUARD) -> subproce
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
-def _in_process(
-    args: list[str], env: dict[str, str] | None, cwd: Path | None
-) -> subprocess.CompletedProcess[str]:
+def _in_process(args: list[str], env: dict[str, str] | None) -> subprocess.CompletedProcess[str]:
     from typer.testing import CliRunner
 
     from sweeper.cli import app
 
-    with contextlib.chdir(cwd or Path.cwd()):
-        result = CliRunner().invoke(app, args, env=env)
+    result = CliRunner().invoke(app, args, env=env)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return subprocess.CompletedProcess(["sweeper", *args], result.exit_code, result.stdout, result.stderr)

@@ -16,6 +16,7 @@ import pytest
 from tests.support import run
 from tests.support.fixtures import write_inventory
 from tests.support.node_tree import lay_linux_node_tree
+from tests.support.sshd import free_port
 
 SUDO_PASSWORD = "Sw33p-test-pw"
 RUN = secrets.token_hex(3)  # users and sudoers of this run only: parallel runs must not share them
@@ -227,23 +228,28 @@ def test_a_bastion_that_is_down_marks_its_nodes_unreachable_naming_it(
     assert code == 3
 
 
-TLS_PORT = 18443
-
-
-def tls_server(tree, host: str) -> str:
+def tls_server(tree, host: str, port: int) -> str:
     """(Re)start a real TLS service (openssl s_server) on the node serving its current leaf:
     what `restart` must do for the rotation's TLS check, made through the bastion, to pass."""
     cert, key = tree.host_path(tree.cert), tree.host_path(tree.key)
     pid = tree.root / "tls.pid"
     return (
         f"{{ [ -f {pid} ] && kill $(cat {pid}) && sleep 0.3; true; }}; "
-        f"setsid openssl s_server -quiet -accept {host}:{TLS_PORT} -cert {cert} -key {key} "
+        f"setsid openssl s_server -quiet -accept {host}:{port} -cert {cert} -key {key} "
         f"</dev/null >/dev/null 2>&1 & echo $! > {pid}"
     )
 
 
+@pytest.fixture
+def tls_services(tmp_path: Path) -> Iterator[None]:
+    """The TLS services a test starts on its nodes (see tls_server) are stopped at teardown, pass or fail."""
+    yield
+    for pid_file in tmp_path.glob("*/tls.pid"):
+        subprocess.run(["sh", "-c", f"kill $(cat {pid_file})"], check=False)
+
+
 def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
-    tmp_path, sshd_factory, client_key, openssl_pki, sudo_users, monkeypatch
+    tmp_path, sshd_factory, client_key, openssl_pki, sudo_users, monkeypatch, tls_services
 ):
     bastion, *targets = sshd_factory(3)
     trees = [
@@ -254,6 +260,7 @@ def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
         let_other_users_traverse(server.directory)
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text("".join(f"{s.host_key_line}\n" for s in [bastion, *targets]))
+    ports = [free_port(s.host) for s in targets]  # never a fixed port: another run may hold it
     nodes = [
         {
             "name": f"n{i}",
@@ -262,13 +269,13 @@ def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
             "profile": "linux",
             "root": str(t.root),
             "stores": [st for st in t.stores if st["kind"] != "dir"],
-            "restart": f"touch {t.root}/restarted && {tls_server(t, s.host)}",
-            "tls_port": TLS_PORT,
+            "restart": f"touch {t.root}/restarted && {tls_server(t, s.host, port)}",
+            "tls_port": port,
         }
-        for i, (s, t) in enumerate(zip(targets, trees, strict=True))
+        for i, (s, t, port) in enumerate(zip(targets, trees, ports, strict=True))
     ]
-    for server, tree in zip(targets, trees, strict=True):  # the services, serving the old certificates
-        subprocess.run(["sh", "-c", tls_server(tree, server.host)], check=True)
+    for server, tree, port in zip(targets, trees, ports, strict=True):  # serving the old certificates
+        subprocess.run(["sh", "-c", tls_server(tree, server.host, port)], check=True)
     inventory = write_inventory(
         tmp_path / "inv.toml",
         nodes,
@@ -304,8 +311,6 @@ def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
     # one bastion login per sweeper run (scan, preflight, changes, verify), never one per node
     assert bastion.connection_count() <= 4
     assert run.sweeper("rollback", tmp_path / "j").returncode == 0  # restarts the services again
-    for tree in trees:
-        subprocess.run(["sh", "-c", f"kill $(cat {tree.root}/tls.pid)"], check=False)
     after = {
         str(p): (p.read_bytes(), p.stat().st_mode, p.stat().st_uid)
         for t in trees

@@ -137,11 +137,9 @@ def test_listener_that_never_speaks_ssh_times_out(tmp_path: Path, silent_listene
         ],
         defaults(tmp_path, client_key, [], connect_timeout=1),
     )
-    started = time.monotonic()
     done, report = run.scan(inventory, tmp_path / "reports", "--retries", "2")
     node = by_name(report)["mute"]
     assert node["status"] == "unreachable" and "timed out" in node["error"] and node["attempts"] == 2
-    assert time.monotonic() - started < 20
     assert done.returncode == 3
 
 
@@ -207,14 +205,13 @@ def test_a_node_that_hangs_is_cut_off_at_its_deadline(tmp_path: Path, sshd_facto
         ],
         defaults(tmp_path, client_key, [server.host_key_line]),
     )
-    started = time.monotonic()
     done, report = run.scan(inventory, tmp_path / "reports", "--retries", "1")
     node = by_name(report)["stuck"]
-    assert node["status"] == "unreachable" and "deadline" in node["error"]
-    assert time.monotonic() - started < 15 and done.returncode == 3
+    assert node["status"] == "unreachable" and "within the 2s deadline" in node["error"], node
+    assert done.returncode == 3
 
 
-def test_ctrl_c_stops_quickly_and_still_writes_an_interrupted_report(
+def test_ctrl_c_stops_the_connects_in_flight_and_still_writes_an_interrupted_report(
     tmp_path: Path, silent_listener, client_key
 ) -> None:
     inventory = write_inventory(
@@ -228,18 +225,16 @@ def test_ctrl_c_stops_quickly_and_still_writes_an_interrupted_report(
             }
             for i in range(3)
         ],
-        defaults(tmp_path, client_key, [], connect_timeout=60),
+        # only Ctrl-C can end these connects: left alone they would time out, and the nodes be "unreachable"
+        defaults(tmp_path, client_key, [], connect_timeout=3600),
     )
     out = tmp_path / "reports"
     proc = run.start("scan", inventory, "--out", out)
-    time.sleep(2.0)
+    silent_listener.wait_for_connections(3)  # every node is connected and waiting for a banner
     proc.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    done = run.finish(proc, timeout=20)
-    assert time.monotonic() - sent < 4, "stops within a second or two"
+    done = run.finish(proc, timeout=120)
     assert done.returncode == 3
-    (report_path,) = out.glob("*.json")
-    report = json.loads(report_path.read_text())
+    report = run.only_report(out)
     assert report["run"]["interrupted"] is True
     assert {n["status"] for n in report["nodes"]} == {"error"}
 
@@ -339,7 +334,7 @@ def test_ssh_agent_keys_are_offered_when_asked_for(
     socket_path = tmp_path / "agent.sock"
     agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60  # a hang guard: the socket appears as soon as the agent runs
         while not socket_path.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         env = {**os.environ, "SSH_AUTH_SOCK": str(socket_path), "HOME": str(tmp_path)}
@@ -395,8 +390,10 @@ def test_baseline_last_flags_an_anchor_that_appeared_since_the_previous_run(
     )
     bundle = tree.host_path(tree.trust_bundle)
     bundle.write_bytes(bundle.read_bytes() + rogue_pem.read_bytes())  # an anchor appears overnight
+    earlier = set(out.glob("*.json"))
     drifted = scan("--baseline", "last")
-    report = json.loads(sorted(out.glob("*.json"))[-1].read_text())
+    (latest,) = set(out.glob("*.json")) - earlier  # names sort by the second only: runs may share one
+    report = json.loads(latest.read_text())
     rogue = [f["message"] for f in report["findings"] if f["rule"] == "rogue-root"]
     assert len(rogue) == 1 and "Overnight Root" in rogue[0] and drifted.returncode == 1
 

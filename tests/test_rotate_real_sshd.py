@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,7 @@ import pytest
 from tests.support import run
 from tests.support.fixtures import write_inventory
 from tests.support.node_tree import LinuxNodeTree, lay_linux_node_tree
+from tests.support.sshd import Sshd
 
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server")
 PASSPHRASE = "journal pass for tests"
@@ -44,8 +49,9 @@ def openssl(*args: str, stdin: bytes | None = None) -> str:
 
 
 def fleet(
-    tmp_path: Path, sshd_factory, client_key, openssl_pki, count: int = 2
-) -> tuple[Path, list[LinuxNodeTree]]:
+    tmp_path: Path, sshd_factory, client_key, openssl_pki, count: int = 2, **defaults: Any
+) -> tuple[Path, list[LinuxNodeTree], list[Sshd]]:
+    """`count` Linux nodes n0, n1, ... on real sshds, their trees, and their inventory."""
     servers = sshd_factory(count)
     leaves = [openssl_pki.leaf_rsa, openssl_pki.leaf_ec, openssl_pki.weak_rsa1024][:count]
     trees = [lay_linux_node_tree(tmp_path / f"n{i}", openssl_pki, leaf=leaf) for i, leaf in enumerate(leaves)]
@@ -70,9 +76,10 @@ def fleet(
             "user": "root",
             "known_hosts": str(known_hosts),
             "client_keys": [str(client_key.private_path)],
+            **defaults,
         },
     )
-    return inventory, trees
+    return inventory, trees, servers
 
 
 def scan_report(tmp_path: Path, inventory: Path) -> Path:
@@ -101,7 +108,7 @@ def subject_and_sans(cert: Path) -> tuple[str, str]:
 def test_rotation_replaces_everything_and_rollback_puts_it_back(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):
-    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
+    inventory, trees, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
     before_files = snapshot(trees)
     before_names = [subject_and_sans(t.host_path(t.cert)) for t in trees]
     source = scan_report(tmp_path, inventory)
@@ -149,7 +156,7 @@ def _shas(pem: bytes) -> set[str]:
 def test_a_node_that_fails_for_good_stops_the_wave_and_resume_finishes(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):
-    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=3)
+    inventory, trees, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=3)
     source = scan_report(tmp_path, inventory)
     broken = trees[1]
     # n1's restart fails until the operator fixes it: the canary (n0) passes, n1 fails, budget 0 stops.
@@ -193,7 +200,7 @@ def assert_rotated(trees: list[LinuxNodeTree], openssl_pki) -> None:
 def test_a_node_that_drops_mid_reissue_is_retried_and_finishes(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):
-    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
+    inventory, trees, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
     source = scan_report(tmp_path, inventory)
     victim = trees[0]
     # The first restart kills its own SSH session: the sshd process above the script's shells.
@@ -222,7 +229,10 @@ def test_a_node_that_drops_mid_reissue_is_retried_and_finishes(
 def test_kill_9_at_several_points_then_resume_reaches_the_same_end(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):
-    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=3)
+    # connects wait as long as it takes (n2 is frozen below): no timer decides where a kill lands
+    inventory, trees, servers = fleet(
+        tmp_path, sshd_factory, client_key, openssl_pki, 3, connect_timeout=3600
+    )
     source = scan_report(tmp_path, inventory)
     gate = tmp_path / "go"
     # n1's restart waits for the gate: a kill -9 lands while a step is journaled as running.
@@ -231,31 +241,33 @@ def test_kill_9_at_several_points_then_resume_reaches_the_same_end(
         inventory.read_text().replace(f"echo restarted >> {trees[1].root}/restart.log", blocked)
     )
     journal = tmp_path / "journal"
-    first = run.start(
-        "rotate",
-        inventory,
-        "--from",
-        source,
-        "--yes",
-        "--journal",
-        journal,
-        "--wave",
-        "2",
-        "--out",
-        tmp_path / "r0",
-    )
-    deadline = time.monotonic() + 120
-    while not _journal_has_running_restart(journal) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    first.kill()
-    run.finish(first)
+    rotation = ("rotate", inventory, "--from", source, "--yes", "--journal", journal, "--wave", "2")
+
+    def mid_step(s: Steps) -> bool:  # n1's restart waits at the gate, the rest of its wave is done
+        return s["n1", "reissue", "restart:services"] == "running" and _states(s, "n2", "reissue") == {"done"}
+
+    def mid_purge(s: Steps) -> bool:  # n0 and n1 purged; n2 frozen (below), so its purge waits
+        return _states(s, "n0", "purge") == _states(s, "n1", "purge") == {"done"}
+
+    def last_purge_begun(s: Steps) -> bool:
+        return _states(s, "n2", "purge") != {"pending"}
+
+    first = run.start(*rotation, "--out", tmp_path / "r0")
+    assert kill_when(first, journal, mid_step) == KILLED
     gate.touch()
 
-    for attempt, delay in enumerate((0.8, 1.6, 2.4), start=1):  # kill -9 resumes wherever they are
-        proc = run.start("resume", journal, "--out", tmp_path / f"r{attempt}")
-        time.sleep(delay)
-        proc.kill()
-        run.finish(proc)
+    os.kill(servers[2].pid, signal.SIGSTOP)
+    try:
+        resume = run.start("resume", journal, "--out", tmp_path / "r1")
+        assert kill_when(resume, journal, mid_purge) == KILLED
+    finally:
+        os.kill(servers[2].pid, signal.SIGCONT)
+    assert _states(_journal_steps(journal), "n2", "purge") == {"pending"}
+
+    resume = run.start("resume", journal, "--out", tmp_path / "r2")
+    # killed at once, or done already: that this resume got there first is no failure
+    assert kill_when(resume, journal, last_purge_begun) in (KILLED, 0)
+
     final = run.sweeper("resume", journal, "--out", tmp_path / "final")
     assert final.returncode == 0, final.stderr
     (path,) = (tmp_path / "final").glob("*.json")
@@ -272,27 +284,45 @@ def test_kill_9_at_several_points_then_resume_reaches_the_same_end(
         assert tree.host_path(tree.key).read_bytes() == leaf.key.read_bytes()
 
 
-def _journal_has_running_restart(journal: Path) -> bool:
-    db_path = journal / "journal.sqlite"
-    if not db_path.exists():
-        return False
+Steps = dict[tuple[str, str, str], str]
+KILLED = -signal.SIGKILL
+
+
+def kill_when(proc: subprocess.Popen[str], journal: Path, reached: Callable[[Steps], bool]) -> int:
+    """kill -9 a running sweeper as soon as its journal shows a state; its exit status (KILLED if killed)."""
+    deadline = time.monotonic() + run.HANG_GUARD
+    while proc.poll() is None and not reached(_journal_steps(journal)):
+        assert time.monotonic() < deadline, f"the journal never got there: {_journal_steps(journal)}"
+        time.sleep(0.02)
+    proc.kill()  # too late if it has ended already: then its exit status tells
+    return run.finish(proc).returncode
+
+
+def _journal_steps(journal: Path) -> Steps:
+    """(node, phase, step) -> state, read-only; missing entries read as "pending" (a journal being made)."""
+    steps: Steps = defaultdict(lambda: "pending")
     try:
-        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1)
+        db = sqlite3.connect(f"file:{journal / 'journal.sqlite'}?mode=ro", uri=True, timeout=1)
         try:
-            row = db.execute(
-                "SELECT 1 FROM steps WHERE node = 'n1' AND step LIKE 'restart:%' AND state = 'running'"
-            ).fetchone()
+            steps.update(
+                ((n, p, s), state)
+                for n, p, s, state in db.execute("SELECT node, phase, step, state FROM steps")
+            )
         finally:
             db.close()
     except sqlite3.Error:
-        return False
-    return row is not None
+        pass
+    return steps
+
+
+def _states(steps: Steps, node: str, phase: str) -> set[str]:
+    return {state for (n, p, _), state in steps.items() if (n, p) == (node, phase)} or {"pending"}
 
 
 def test_an_ecdsa_root_can_be_asked_for_and_the_rotation_report_signed(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):
-    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=1)
+    inventory, trees, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=1)
     source = scan_report(tmp_path, inventory)
     openssl("genpkey", "-algorithm", "ed25519", "-out", str(tmp_path / "sign.pem"))
     openssl("pkey", "-in", str(tmp_path / "sign.pem"), "-pubout", "-out", str(tmp_path / "sign.pub"))
@@ -318,7 +348,7 @@ def test_an_ecdsa_root_can_be_asked_for_and_the_rotation_report_signed(
 def test_an_enterprise_ca_with_an_encrypted_key_signs_the_new_leaves(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):
-    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=1)
+    inventory, trees, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=1)
     source = scan_report(tmp_path, inventory)
     ca_key, ca_cert = tmp_path / "ca.key", tmp_path / "ca.pem"
     openssl(
@@ -444,7 +474,7 @@ def test_a_node_without_openssl_gets_a_key_made_here_and_pushed(
 
 
 def test_force_purges_despite_a_failed_node_and_says_so(tmp_path, sshd_factory, client_key, openssl_pki):
-    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
+    inventory, trees, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
     source = scan_report(tmp_path, inventory)
     broken = trees[1]
     inventory.write_text(

@@ -16,6 +16,7 @@ import pytest
 from tests.support import run
 from tests.support.fixtures import write_inventory
 from tests.support.node_tree import lay_linux_node_tree
+from tests.support.processes import MARKER, left_running, named
 from tests.support.sshd import free_port
 
 SUDO_PASSWORD = "Sw33p-test-pw"
@@ -42,7 +43,9 @@ def sudo_users() -> Iterator[dict[str, str]]:
         # an account with no usable password is "locked" to sshd without PAM; '*' is not locked
         subprocess.run(["usermod", "-p", "*", user], check=True)
     subprocess.run(["chpasswd"], input=f"{PW}:{SUDO_PASSWORD}\n", text=True, check=True)
-    SUDOERS.write_text("".join(f"{user} ALL=(root) {rule}\n" for user, rule in USERS.items()))
+    rules = [f"{user} ALL=(root) {rule}\n" for user, rule in USERS.items()]
+    keep = [f'Defaults:{user} env_keep += "{MARKER}"\n' for user in USERS]  # see tests/support/processes.py
+    SUDOERS.write_text("".join(rules + keep))
     SUDOERS.chmod(0o440)
     try:
         yield {user: user for user in USERS}
@@ -174,6 +177,27 @@ def test_sudo_that_needs_a_password_nobody_gave_is_auth_failed(
         server.log_tail(30)
     )
     assert code == 3
+
+
+def test_a_command_cut_off_at_the_deadline_is_ended_on_the_node(
+    tmp_path, sshd_factory, client_key, sudo_users
+):
+    """sweeper signals what it gives up on; OpenSSH passes that on for a non-root login (not for root)."""
+    (server,) = sshd_factory(1)
+    let_other_users_traverse(server.directory)
+    stuck = tmp_path / "hang" / "etc" / "stuck.pem"
+    stuck.parent.mkdir(parents=True)
+    let_other_users_traverse(stuck.parent)
+    os.mkfifo(stuck)  # reading it blocks until someone writes
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"{server.host_key_line}\n")
+    node = {"name": "stuck", "host": server.host, "port": server.port, "profile": "linux", "user": NOPW}
+    node |= {"root": str(tmp_path / "hang"), "stores": [{"kind": "bundle", "path": "/etc/stuck.pem"}]}
+    defaults = {"known_hosts": str(known_hosts), "client_keys": [str(client_key.private_path)], "deadline": 2}
+    _, report, _ = scan(tmp_path, write_inventory(tmp_path / "inv.toml", [node], defaults))
+    (swept,) = report["nodes"]
+    assert swept["status"] == "unreachable" and "deadline" in swept["error"], swept
+    assert left_running(named(str(stuck)), hang_guard=60) == set(), "the node still reads the file"
 
 
 def test_one_bastion_connection_carries_every_node_behind_it(tmp_path, sshd_factory, client_key, openssl_pki):

@@ -207,7 +207,7 @@ def test_a_node_that_drops_mid_reissue_is_retried_and_finishes(
     drop_once = (
         f"if [ ! -e {victim.root}/dropped ]; then touch {victim.root}/dropped; "
         "p=$PPID; while ! grep -qx sshd /proc/$p/comm; do p=$(awk '{print $4}' /proc/$p/stat); done; "
-        "kill -9 $p; sleep 5; fi; "
+        "kill -9 $p; exit 1; fi; "
         f"echo restarted >> {victim.root}/restart.log"
     )
     inventory.write_text(

@@ -23,6 +23,8 @@ from typing import Protocol, Self
 
 import asyncssh
 
+from .processes import MARKER
+
 SSHD = Path("/usr/sbin/sshd")
 PRIVSEP_DIR = Path("/run/sshd")
 START_TIMEOUT = 10.0
@@ -223,7 +225,10 @@ class Sshd:
             # bash sources ~/.bashrc for commands run by sshd unless it thinks it is nested;
             # root's rc file here (pyenv init) costs ~150 ms per command, which real nodes
             # don't pay and which would swamp every timing and concurrency test.
-            "SetEnv SHLVL=1" + (f" PATH={self._session_path}" if self._session_path else ""),
+            "SetEnv SHLVL=1"
+            + (f" PATH={self._session_path}" if self._session_path else "")
+            # the test run's marker: what a session leaves running is found (tests/support/processes.py)
+            + (f" {MARKER}={os.environ[MARKER]}" if MARKER in os.environ else ""),
         ]
         if self._max_startups is not None:
             lines.append(f"MaxStartups {self._max_startups}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import socket
 import stat
 import subprocess
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from tests.support.inventory import write_inventory
 from tests.support.node_tree import LinuxNodeTree
 from tests.support.openssl_pki import OpenSSLPki
+from tests.support.processes import MARKER, RunProcesses, kill, left_running
 from tests.support.sshd import (
     ClientKey,
     Endpoint,
@@ -176,6 +178,29 @@ def test_sshd_that_cannot_start_reports_its_log(tmp_path: Path, client_key: Clie
     with pytest.raises(SshdError, match="MaxStartups"):
         sshd.start()
     assert sshd.pid is None
+
+
+def test_sshd_sessions_carry_the_test_run_marker(sshd_factory: SshdFactory, client_key: ClientKey) -> None:
+    [sshd] = sshd_factory()
+
+    async def marker() -> str:
+        async with await _connect(sshd.endpoint, client_key, _known_hosts(sshd.host_key_line)) as connection:
+            return (await connection.run(f"echo ${MARKER}", check=True)).stdout
+
+    assert asyncio.run(marker()) == f"{os.getpid()}\n"
+
+
+# --- processes -------------------------------------------------------------------------
+
+
+def test_a_process_the_test_started_is_found_after_its_parent_is_gone_and_can_be_killed() -> None:
+    processes = RunProcesses()
+    before = processes.alive()
+    subprocess.run(["sh", "-c", "setsid sleep 600 >/dev/null 2>&1 &"], check=True)  # adopted by init at once
+    (orphan,) = processes.alive() - before
+    assert left_running({orphan}, hang_guard=0.2) == {orphan}, "it keeps running"
+    kill({orphan})
+    assert left_running({orphan}) == set()
 
 
 # --- OpenSSL PKI -----------------------------------------------------------------------

@@ -447,6 +447,8 @@ def test_a_node_without_openssl_gets_a_key_made_here_and_pushed(
     probe = subprocess.run(
         [
             "ssh",
+            "-F",
+            "none",  # not the user's ~/.ssh/config (ssh finds it by the password database, not HOME)
             "-i",
             str(client_key.private_path),
             "-o",

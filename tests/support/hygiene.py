@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .processes import MARKER, RunProcesses, kill, left_running
+from .processes import MARKER, Proc, RunProcesses, kill, left_running
 
 _RUN = pytest.StashKey[RunProcesses]()
 
@@ -28,6 +28,10 @@ _RUN = pytest.StashKey[RunProcesses]()
 def pytest_configure(config: pytest.Config) -> None:
     os.environ[MARKER] = str(os.getpid())
     config.stash[_RUN] = RunProcesses()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    os.environ.pop(MARKER, None)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -44,7 +48,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(autouse=True)
 def leaves_no_process_behind(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Set up before a test's other function fixtures, so checked after their teardown."""
+    """Autouse, so set up before the test's other function fixtures and checked after their teardown."""
     processes = request.config.stash[_RUN]
     before = processes.alive()
     yield
@@ -54,7 +58,7 @@ def leaves_no_process_behind(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail(f"left running after the test (now killed): {_listed(left)}", pytrace=False)
 
 
-def _listed(procs: set) -> str:
+def _listed(procs: set[Proc]) -> str:
     return "; ".join(f"{p.pid} {p.cmdline!r}" for p in sorted(procs, key=lambda p: p.pid))
 
 

@@ -220,7 +220,7 @@ def test_a_node_that_hangs_is_cut_off_at_its_deadline(tmp_path: Path, sshd_facto
     finally:  # sshd will not signal a root login's command for sweeper: the test lets its read go
         let_readers_go(root / "etc/stuck.pem")
     node = by_name(report)["stuck"]
-    assert node["status"] == "unreachable" and "within the 2s deadline" in node["error"], node
+    assert node["status"] == "unreachable" and "deadline" in node["error"], node
     assert done.returncode == 3
 
 

@@ -4,8 +4,6 @@ and nothing outside the plant rates above low."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ import pytest
 
 from sweeper.lab import LabHandle, start_lab
 from sweeper.model import Severity
+from tests.support import run
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the lab serves POSIX shells")
 
@@ -31,17 +30,8 @@ def manifest(lab: LabHandle) -> dict[str, Any]:
 
 
 def scan(lab: LabHandle, out: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "sweeper", "scan", str(lab.inventory), "--out", str(out), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, **lab.env},
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    (report,) = out.glob("*.json")
-    return done.returncode, json.loads(report.read_text())
+    done, report = run.scan(lab.inventory, out, *args, env=lab.env)
+    return done.returncode, report
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import pytest
 from sweeper import history
 from sweeper.report import schema
 from sweeper.report.drift import Snapshot, diff
-from tests.fixtures.cli import run_cli
 from tests.fixtures.reports import every_rule_report, later_run, write
+from tests.support import run
 
 ROGUE_ON_WEB1 = {
     **next(c for c in every_rule_report()["nodes"][0]["certificates"] if "Evil Corp" in c["subject"]),
@@ -152,14 +152,14 @@ def test_unknown_run_id_is_bad_input(recorded: tuple[Path, list[Path]]) -> None:
 
 def test_history_and_diff_commands(recorded: tuple[Path, list[Path]]) -> None:
     db, paths = recorded
-    listed = run_cli("history", "--history", str(db))
-    assert listed.exit_code == 0, listed.stderr
+    listed = run.sweeper("history", "--history", str(db), in_process=True)
+    assert listed.returncode == 0, listed.stderr
     assert listed.stdout.index("cccc0003") < listed.stdout.index("aaaa0001")
-    drifted = run_cli("diff", "aaaa0001", str(paths[1]), "--history", str(db))
-    assert drifted.exit_code == 1, drifted.stderr
+    drifted = run.sweeper("diff", "aaaa0001", str(paths[1]), "--history", str(db), in_process=True)
+    assert drifted.returncode == 1, drifted.stderr
     assert "New findings (1)" in drifted.stdout and "ioc-match" in drifted.stdout
     assert "+ added trust anchor on web1" in drifted.stdout
-    calm = run_cli("diff", "aaaa0001", "cccc0003", "--out", str(db.parent))
-    assert calm.exit_code == 0 and "no new findings" in calm.stdout
-    bad = run_cli("diff", "nope", "cccc0003", "--history", str(db))
-    assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1
+    calm = run.sweeper("diff", "aaaa0001", "cccc0003", "--out", str(db.parent), in_process=True)
+    assert calm.returncode == 0 and "no new findings" in calm.stdout
+    bad = run.sweeper("diff", "nope", "cccc0003", "--history", str(db), in_process=True)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1

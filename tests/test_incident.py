@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from sweeper.errors import BadInput, CorruptInput
 from sweeper.incident import load_incident, load_iocs
+from tests.support import run
 from tests.support.openssl_pki import OpenSSLPki, openssl
 
 
@@ -156,23 +155,7 @@ def test_scan_with_bad_incident_input_exits_2_with_one_line_naming_the_file(
 ) -> None:
     inventory = write(tmp_path / "inv.toml", '[[nodes]]\nname = "n"\nhost = "127.0.0.1"\nprofile = "esxi"\n')
     given = write(tmp_path / "input", content)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sweeper",
-            "scan",
-            str(inventory),
-            option,
-            str(given),
-            "--out",
-            str(tmp_path / "r"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+    done = run.sweeper("scan", inventory, option, given, "--out", tmp_path / "r")
+    assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith(f"sweeper: {given}{where}")
     assert not (tmp_path / "r").exists(), "no node is contacted and no report written"

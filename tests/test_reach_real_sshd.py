@@ -7,15 +7,17 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support import run
 from tests.support.fixtures import write_inventory
 from tests.support.node_tree import lay_linux_node_tree
+from tests.support.processes import MARKER, left_running, named
+from tests.support.sshd import free_port
 
 SUDO_PASSWORD = "Sw33p-test-pw"
 RUN = secrets.token_hex(3)  # users and sudoers of this run only: parallel runs must not share them
@@ -41,7 +43,9 @@ def sudo_users() -> Iterator[dict[str, str]]:
         # an account with no usable password is "locked" to sshd without PAM; '*' is not locked
         subprocess.run(["usermod", "-p", "*", user], check=True)
     subprocess.run(["chpasswd"], input=f"{PW}:{SUDO_PASSWORD}\n", text=True, check=True)
-    SUDOERS.write_text("".join(f"{user} ALL=(root) {rule}\n" for user, rule in USERS.items()))
+    rules = [f"{user} ALL=(root) {rule}\n" for user, rule in USERS.items()]
+    keep = [f'Defaults:{user} env_keep += "{MARKER}"\n' for user in USERS]  # see tests/support/processes.py
+    SUDOERS.write_text("".join(rules + keep))
     SUDOERS.chmod(0o440)
     try:
         yield {user: user for user in USERS}
@@ -62,31 +66,11 @@ def let_other_users_traverse(path: Path) -> None:
 def scan(
     tmp_path: Path, inventory: Path, env: dict[str, str] | None = None
 ) -> tuple[int, dict[str, Any], str]:
-    out = tmp_path / "reports"
-    done = subprocess.run(
-        # nodes here share one file tree (so one key): only reachability decides the exit code
-        [
-            sys.executable,
-            "-m",
-            "sweeper",
-            "scan",
-            str(inventory),
-            "--out",
-            str(out),
-            "--retries",
-            "2",
-            "--fail-on",
-            "critical",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **(env or {})},
+    # nodes here share one file tree (so one key): only reachability decides the exit code
+    done, report = run.scan(
+        inventory, tmp_path / "reports", "--retries", "2", "--fail-on", "critical", env=env
     )
-    assert "Traceback" not in done.stderr, done.stderr
-    (path,) = out.glob("*.json")
-    return done.returncode, json.loads(path.read_text()), done.stderr
+    return done.returncode, report, done.stderr
 
 
 def inventory_for(
@@ -195,6 +179,27 @@ def test_sudo_that_needs_a_password_nobody_gave_is_auth_failed(
     assert code == 3
 
 
+def test_a_command_cut_off_at_the_deadline_is_ended_on_the_node(
+    tmp_path, sshd_factory, client_key, sudo_users
+):
+    """sweeper signals what it gives up on; OpenSSH passes that on for a non-root login (not for root)."""
+    (server,) = sshd_factory(1)
+    let_other_users_traverse(server.directory)
+    stuck = tmp_path / "hang" / "etc" / "stuck.pem"
+    stuck.parent.mkdir(parents=True)
+    let_other_users_traverse(stuck.parent)
+    os.mkfifo(stuck)  # reading it blocks until someone writes
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"{server.host_key_line}\n")
+    node = {"name": "stuck", "host": server.host, "port": server.port, "profile": "linux", "user": NOPW}
+    node |= {"root": str(tmp_path / "hang"), "stores": [{"kind": "bundle", "path": "/etc/stuck.pem"}]}
+    defaults = {"known_hosts": str(known_hosts), "client_keys": [str(client_key.private_path)], "deadline": 2}
+    _, report, _ = scan(tmp_path, write_inventory(tmp_path / "inv.toml", [node], defaults))
+    (swept,) = report["nodes"]
+    assert swept["status"] == "unreachable" and "deadline" in swept["error"], swept
+    assert left_running(named(str(stuck)), hang_guard=60) == set(), "the node still reads the file"
+
+
 def test_one_bastion_connection_carries_every_node_behind_it(tmp_path, sshd_factory, client_key, openssl_pki):
     bastion, *targets = sshd_factory(4)
     tree = lay_linux_node_tree(tmp_path / "node", openssl_pki)
@@ -247,23 +252,28 @@ def test_a_bastion_that_is_down_marks_its_nodes_unreachable_naming_it(
     assert code == 3
 
 
-TLS_PORT = 18443
-
-
-def tls_server(tree, host: str) -> str:
+def tls_server(tree, host: str, port: int) -> str:
     """(Re)start a real TLS service (openssl s_server) on the node serving its current leaf:
     what `restart` must do for the rotation's TLS check, made through the bastion, to pass."""
     cert, key = tree.host_path(tree.cert), tree.host_path(tree.key)
     pid = tree.root / "tls.pid"
     return (
         f"{{ [ -f {pid} ] && kill $(cat {pid}) && sleep 0.3; true; }}; "
-        f"setsid openssl s_server -quiet -accept {host}:{TLS_PORT} -cert {cert} -key {key} "
+        f"setsid openssl s_server -quiet -accept {host}:{port} -cert {cert} -key {key} "
         f"</dev/null >/dev/null 2>&1 & echo $! > {pid}"
     )
 
 
+@pytest.fixture
+def tls_services(tmp_path: Path) -> Iterator[None]:
+    """The TLS services a test starts on its nodes (see tls_server) are stopped at teardown, pass or fail."""
+    yield
+    for pid_file in tmp_path.glob("*/tls.pid"):
+        subprocess.run(["sh", "-c", f"kill $(cat {pid_file})"], check=False)
+
+
 def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
-    tmp_path, sshd_factory, client_key, openssl_pki, sudo_users
+    tmp_path, sshd_factory, client_key, openssl_pki, sudo_users, monkeypatch, tls_services
 ):
     bastion, *targets = sshd_factory(3)
     trees = [
@@ -274,6 +284,7 @@ def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
         let_other_users_traverse(server.directory)
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text("".join(f"{s.host_key_line}\n" for s in [bastion, *targets]))
+    ports = [free_port(s.host) for s in targets]  # never a fixed port: another run may hold it
     nodes = [
         {
             "name": f"n{i}",
@@ -282,13 +293,13 @@ def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
             "profile": "linux",
             "root": str(t.root),
             "stores": [st for st in t.stores if st["kind"] != "dir"],
-            "restart": f"touch {t.root}/restarted && {tls_server(t, s.host)}",
-            "tls_port": TLS_PORT,
+            "restart": f"touch {t.root}/restarted && {tls_server(t, s.host, port)}",
+            "tls_port": port,
         }
-        for i, (s, t) in enumerate(zip(targets, trees, strict=True))
+        for i, (s, t, port) in enumerate(zip(targets, trees, ports, strict=True))
     ]
-    for server, tree in zip(targets, trees, strict=True):  # the services, serving the old certificates
-        subprocess.run(["sh", "-c", tls_server(tree, server.host)], check=True)
+    for server, tree, port in zip(targets, trees, ports, strict=True):  # serving the old certificates
+        subprocess.run(["sh", "-c", tls_server(tree, server.host, port)], check=True)
     inventory = write_inventory(
         tmp_path / "inv.toml",
         nodes,
@@ -305,33 +316,10 @@ def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
         for t in trees
         for p in (t.host_path(t.cert), t.host_path(t.key), t.host_path(t.trust_bundle))
     }
-    env = {**os.environ, "SWEEPER_JOURNAL_PASSPHRASE": "bastion sudo rotation"}
-
-    def sweeper(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "sweeper", *args],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env=env,
-        )
-        assert "Traceback" not in done.stderr, done.stderr
-        return done
-
-    sweeper("scan", str(inventory), "--out", str(tmp_path / "scan"))
+    monkeypatch.setenv("SWEEPER_JOURNAL_PASSPHRASE", "bastion sudo rotation")
+    run.sweeper("scan", inventory, "--out", tmp_path / "scan")
     (source,) = (tmp_path / "scan").glob("*.json")
-    done = sweeper(
-        "rotate",
-        str(inventory),
-        "--from",
-        str(source),
-        "--yes",
-        "--journal",
-        str(tmp_path / "j"),
-        "--out",
-        str(tmp_path / "rot"),
-    )
+    done = run.rotate(inventory, source, tmp_path / "j", tmp_path / "rot")
     assert done.returncode == 0, done.stderr
     for tree in trees:
         cert, key, bundle = (tree.host_path(p) for p in (tree.cert, tree.key, tree.trust_bundle))
@@ -346,9 +334,7 @@ def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
     assert len(tls) == 2 and all(s["state"] == "done" for s in tls), "TLS checked through the bastion"
     # one bastion login per sweeper run (scan, preflight, changes, verify), never one per node
     assert bastion.connection_count() <= 4
-    assert sweeper("rollback", str(tmp_path / "j")).returncode == 0  # restarts the services again
-    for tree in trees:
-        subprocess.run(["sh", "-c", f"kill $(cat {tree.root}/tls.pid)"], check=False)
+    assert run.sweeper("rollback", tmp_path / "j").returncode == 0  # restarts the services again
     after = {
         str(p): (p.read_bytes(), p.stat().st_mode, p.stat().st_uid)
         for t in trees

@@ -5,31 +5,18 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.cli import run_cli
 from tests.fixtures.reports import FIXTURE
+from tests.support import run
 
 ALL_SUFFIXES = (".html", ".md", ".certificates.csv", ".findings.csv", ".junit.xml", ".sarif")
 UNREACHABLE = (
     '[defaults]\nknown_hosts = "/dev/null"\nclient_keys = []\n'
     '[[nodes]]\nname = "n1"\nhost = "127.0.0.1"\nport = 1\nprofile = "esxi"\n'
 )
-
-
-def sweeper(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The real `python -m sweeper` in a process of its own, as cron would run a scan."""
-    return subprocess.run(
-        [sys.executable, "-m", "sweeper", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def one_line_error(code: int, stderr: str) -> str:
@@ -42,8 +29,9 @@ def one_line_error(code: int, stderr: str) -> str:
 
 def test_report_writes_every_format_with_the_run_stem(tmp_path: Path) -> None:
     source = shutil.copy(FIXTURE, tmp_path / "20250302T020000Z-5eed0001.json")
-    done = run_cli("report", str(source), "--format", "html,md,csv,junit,sarif", "--out", str(tmp_path / "d"))
-    assert done.exit_code == 0, done.stderr
+    formats = "html,md,csv,junit,sarif"
+    done = run.sweeper("report", source, "--format", formats, "--out", tmp_path / "d", in_process=True)
+    assert done.returncode == 0, done.stderr
     expected = {f"20250302T020000Z-5eed0001{suffix}" for suffix in ALL_SUFFIXES}
     assert {p.name for p in (tmp_path / "d").iterdir()} == expected
     assert {Path(line).name for line in done.stdout.split()} == expected
@@ -51,7 +39,7 @@ def test_report_writes_every_format_with_the_run_stem(tmp_path: Path) -> None:
 
 def test_report_defaults_to_html_beside_the_json(tmp_path: Path) -> None:
     source = shutil.copy(FIXTURE, tmp_path / "run.json")
-    assert run_cli("report", str(source)).exit_code == 0
+    assert run.sweeper("report", str(source), in_process=True).returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.html", "run.json"]
 
 
@@ -67,15 +55,17 @@ def test_report_defaults_to_html_beside_the_json(tmp_path: Path) -> None:
 def test_corrupt_or_foreign_json_is_a_one_line_error(tmp_path: Path, content: str, expected: str) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(content)
-    done = run_cli("report", str(bad), "--format", "all", "--out", str(tmp_path / "d"))
-    line = one_line_error(done.exit_code, done.stderr)
+    done = run.sweeper("report", str(bad), "--format", "all", "--out", str(tmp_path / "d"), in_process=True)
+    line = one_line_error(done.returncode, done.stderr)
     assert line.startswith(f"sweeper: {bad}: ") and expected in line
     assert not (tmp_path / "d").exists()
 
 
 def test_unknown_format_is_a_one_line_error(tmp_path: Path) -> None:
-    done = run_cli("report", str(FIXTURE), "--format", "html,pdf", "--out", str(tmp_path))
-    line = one_line_error(done.exit_code, done.stderr)
+    done = run.sweeper(
+        "report", str(FIXTURE), "--format", "html,pdf", "--out", str(tmp_path), in_process=True
+    )
+    line = one_line_error(done.returncode, done.stderr)
     assert "unknown report format 'pdf'" in line
 
 
@@ -91,7 +81,7 @@ def test_bad_output_option_stops_scan_before_any_connection(
     tmp_path: Path, args: list[str], expected: str
 ) -> None:
     (tmp_path / "inv.toml").write_text(UNREACHABLE)
-    done = sweeper("scan", "inv.toml", "--out", "out", *args, cwd=tmp_path)
+    done = run.sweeper("scan", "inv.toml", "--out", "out", *args)
     line = one_line_error(done.returncode, done.stderr)
     assert expected in line
     assert not (tmp_path / "out").exists()
@@ -107,7 +97,7 @@ def test_scan_writes_signed_json_every_format_and_history(tmp_path: Path) -> Non
         check=True,
     )
     (tmp_path / "inv.toml").write_text(UNREACHABLE)
-    done = sweeper(
+    done = run.sweeper(
         "scan",
         "inv.toml",
         "--out",
@@ -118,21 +108,27 @@ def test_scan_writes_signed_json_every_format_and_history(tmp_path: Path) -> Non
         "all",
         "--sign",
         "k.pem",
-        cwd=tmp_path,
     )
     assert done.returncode == 3, done.stderr
     (report,) = (tmp_path / "out").glob("*.json")
     stem = report.name.removesuffix(".json")
     written = {Path(line).name for line in done.stdout.split()}
     assert written == {f"{stem}{suffix}" for suffix in (".json", ".json.sig", *ALL_SUFFIXES)}
-    assert run_cli("verify-report", str(report), "--pub", str(tmp_path / "k.pub")).exit_code == 0
+    assert (
+        run.sweeper(
+            "verify-report", str(report), "--pub", str(tmp_path / "k.pub"), in_process=True
+        ).returncode
+        == 0
+    )
     with sqlite3.connect(tmp_path / "out" / "history.sqlite") as conn:
         assert conn.execute("SELECT id, nodes, nodes_swept FROM runs").fetchall() == [
             (stem.split("-")[1], 1, 0)
         ]
 
-    again = run_cli("report", str(report), "--format", "all", "--out", str(tmp_path / "again"))
-    assert again.exit_code == 0, again.stderr
+    again = run.sweeper(
+        "report", str(report), "--format", "all", "--out", str(tmp_path / "again"), in_process=True
+    )
+    assert again.returncode == 0, again.stderr
     for suffix in ALL_SUFFIXES:
         original = (tmp_path / "out" / f"{stem}{suffix}").read_bytes()
         assert (tmp_path / "again" / f"{stem}{suffix}").read_bytes() == original, suffix

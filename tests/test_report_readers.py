@@ -13,8 +13,8 @@ import pytest
 from sweeper import history
 from sweeper.pki.sign import load_signer, signature_path
 from sweeper.report import schema
-from tests.fixtures.cli import run_cli
 from tests.fixtures.reports import FIXTURE, every_rule_report
+from tests.support import run
 
 UNREACHABLE = (
     '[defaults]\nknown_hosts = "/dev/null"\nclient_keys = []\n'
@@ -103,8 +103,8 @@ def test_a_malformed_report_is_one_line_naming_the_file_and_exit_2(
     make, expected = content
     bad = tmp_path / "bad.json"
     bad.write_text(make())
-    done = run_cli(*command(bad, tmp_path))
-    assert_one_line_about(bad, expected, done.exit_code, done.stderr)
+    done = run.sweeper(*command(bad, tmp_path), in_process=True)
+    assert_one_line_about(bad, expected, done.returncode, done.stderr)
     assert not list((tmp_path / "out").glob("*.json")), "nothing was written"
     assert not (tmp_path / "journal").exists(), "no rotation was started"
 
@@ -118,8 +118,8 @@ def test_verify_report_refuses_a_validly_signed_malformed_report(
     bad = tmp_path / "bad.json"
     bad.write_text(make())
     signature_path(bad).write_bytes(load_signer(private).sign(bad.read_bytes()))
-    done = run_cli("verify-report", str(bad), "--pub", str(public))
-    assert_one_line_about(bad, expected, done.exit_code, done.stderr)
+    done = run.sweeper("verify-report", str(bad), "--pub", str(public), in_process=True)
+    assert_one_line_about(bad, expected, done.returncode, done.stderr)
 
 
 def assert_one_line_about(path: Path, expected: str, exit_code: int, stderr: str) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from sweeper.errors import CorruptInput
 from sweeper.pki.sign import load_signer, signature_path, verify_file
-from tests.fixtures.cli import run_cli
 from tests.fixtures.reports import FIXTURE
+from tests.support import run
 
 OPENSSL = shutil.which("openssl")
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="needs the openssl CLI to make keys")
@@ -87,14 +87,14 @@ def test_signer_repr_never_shows_the_key(keys: tuple[Path, Path]) -> None:
 def test_verify_report_exits_0_valid_1_altered_2_bad_input(tmp_path: Path, keys: tuple[Path, Path]) -> None:
     private, public = keys
     report = signed_copy(tmp_path, private)
-    valid = run_cli("verify-report", str(report), "--pub", str(public))
-    assert valid.exit_code == 0 and "signature valid" in valid.stdout
+    valid = run.sweeper("verify-report", str(report), "--pub", str(public), in_process=True)
+    assert valid.returncode == 0 and "signature valid" in valid.stdout
     report.write_bytes(report.read_bytes() + b" ")
-    altered = run_cli("verify-report", str(report), "--pub", str(public))
-    assert altered.exit_code == 1 and "does not match" in altered.stderr
+    altered = run.sweeper("verify-report", str(report), "--pub", str(public), in_process=True)
+    assert altered.returncode == 1 and "does not match" in altered.stderr
     for args in (["--pub", str(private)], ["--pub", str(tmp_path / "absent.pub")]):
-        bad = run_cli("verify-report", str(report), *args)
-        assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        bad = run.sweeper("verify-report", str(report), *args, in_process=True)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     signature_path(report).unlink()
-    missing = run_cli("verify-report", str(report), "--pub", str(public))
-    assert missing.exit_code == 2 and "cannot read signature" in missing.stderr
+    missing = run.sweeper("verify-report", str(report), "--pub", str(public), in_process=True)
+    assert missing.returncode == 2 and "cannot read signature" in missing.stderr

@@ -6,9 +6,7 @@ Checked independently with the openssl CLI and the lab's own files, not through 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import pytest
 
 from sweeper.lab import LabHandle, start_lab
+from tests.support import run
 
 PASSPHRASE = "lab rotation test"
 VECS = "var/lib/vmware/vmafd/vecs"
@@ -27,27 +26,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
         yield handle
 
 
-def sweeper(lab: LabHandle, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **lab.env, "SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE}
-    done = subprocess.run(
-        [sys.executable, "-m", "sweeper", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
+@pytest.fixture(autouse=True)
+def lab_secrets(lab: LabHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sweeper these tests start finds the lab's SSO password and the journal passphrase."""
+    for name, value in {**lab.env, "SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE}.items():
+        monkeypatch.setenv(name, value)
 
 
 def scan(lab: LabHandle, out: Path, expected_roots: Path | None = None) -> dict[str, Any]:
     args = json.loads((lab.dir / "incident" / "manifest.json").read_text())["scan_args"]
     if expected_roots is not None:
         args[args.index("--expected-roots") + 1] = str(expected_roots)
-    sweeper(lab, "scan", str(lab.inventory), *args, "--out", str(out))
-    (path,) = out.glob("*.json")
-    return json.loads(path.read_text())
+    return run.scan(lab.inventory, out, *args)[1]
 
 
 def openssl_verifies(cert: Path, anchors: list[Path], tmp: Path) -> bool:
@@ -100,18 +90,7 @@ def test_rotation_fixes_the_incident_on_every_profile_and_rollback_restores_it(
     assert {f["rule"] for f in before["findings"]} >= {"compromised-issuer", "revoked", "rogue-root"}
     (source,) = (tmp_path / "before").glob("*.json")
 
-    done = sweeper(
-        lab,
-        "rotate",
-        str(lab.inventory),
-        "--from",
-        str(source),
-        "--yes",
-        "--journal",
-        str(tmp_path / "journal"),
-        "--out",
-        str(tmp_path / "rotate"),
-    )
+    done = run.rotate(lab.inventory, source, tmp_path / "journal", tmp_path / "rotate")
     assert done.returncode == 0, done.stderr
     (report_path,) = (tmp_path / "rotate").glob("*.json")
     report = json.loads(report_path.read_text())
@@ -160,7 +139,7 @@ def test_rotation_fixes_the_incident_on_every_profile_and_rollback_restores_it(
     ]
     assert serious == []
 
-    rolled = sweeper(lab, "rollback", str(tmp_path / "journal"))
+    rolled = run.sweeper("rollback", tmp_path / "journal")
     assert rolled.returncode == 0, rolled.stderr
     restored = scan(lab, tmp_path / "restored")
 

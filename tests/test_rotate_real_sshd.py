@@ -7,10 +7,12 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import sqlite3
 import subprocess
-import sys
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +21,16 @@ import pytest
 from tests.support import run
 from tests.support.fixtures import write_inventory
 from tests.support.node_tree import LinuxNodeTree, lay_linux_node_tree
+from tests.support.sshd import Sshd
 
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server")
 PASSPHRASE = "journal pass for tests"
 
 
-def sweeper(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return run.sweeper(*args, env={"SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE, **(env or {})})
+@pytest.fixture(autouse=True)
+def journal_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sweeper these tests start finds the journal passphrase in its environment."""
+    monkeypatch.setenv("SWEEPER_JOURNAL_PASSPHRASE", PASSPHRASE)
 
 
 def rotate(
@@ -37,14 +42,7 @@ def rotate(
     out: str = "rot",
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    return run.rotate(
-        inventory,
-        source,
-        tmp_path / journal,
-        tmp_path / out,
-        *extra,
-        env={"SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE, **(env or {})},
-    )
+    return run.rotate(inventory, source, tmp_path / journal, tmp_path / out, *extra, env=env)
 
 
 def openssl(*args: str, stdin: bytes | None = None) -> str:
@@ -52,8 +50,9 @@ def openssl(*args: str, stdin: bytes | None = None) -> str:
 
 
 def fleet(
-    tmp_path: Path, sshd_factory, client_key, openssl_pki, count: int = 2
-) -> tuple[Path, list[LinuxNodeTree]]:
+    tmp_path: Path, sshd_factory, client_key, openssl_pki, count: int = 2, **defaults: Any
+) -> tuple[Path, list[LinuxNodeTree], list[Sshd]]:
+    """`count` Linux nodes n0, n1, ... on real sshds, their trees, and their inventory."""
     servers = sshd_factory(count)
     leaves = [openssl_pki.leaf_rsa, openssl_pki.leaf_ec, openssl_pki.weak_rsa1024][:count]
     trees = [lay_linux_node_tree(tmp_path / f"n{i}", openssl_pki, leaf=leaf) for i, leaf in enumerate(leaves)]
@@ -78,14 +77,15 @@ def fleet(
             "user": "root",
             "known_hosts": str(known_hosts),
             "client_keys": [str(client_key.private_path)],
+            **defaults,
         },
     )
-    return inventory, trees
+    return inventory, trees, servers
 
 
 def scan_report(tmp_path: Path, inventory: Path) -> Path:
     out = tmp_path / "scan"
-    sweeper("scan", str(inventory), "--out", str(out))
+    run.sweeper("scan", inventory, "--out", out)
     (report,) = out.glob("*.json")
     return report
 
@@ -109,15 +109,14 @@ def subject_and_sans(cert: Path) -> tuple[str, str]:
 def test_rotation_replaces_everything_and_rollback_puts_it_back(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):
-    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
+    inventory, trees, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
     before_files = snapshot(trees)
     before_names = [subject_and_sans(t.host_path(t.cert)) for t in trees]
     source = scan_report(tmp_path, inventory)
 
-    dry = sweeper(
-        "rotate", str(inventory), "--from", str(source), "--dry-run", "--show-scripts",
-        "--journal", str(tmp_path / "dry"),
-    )  # fmt: skip
+    dry = run.sweeper(
+        "rotate", inventory, "--from", source, "--dry-run", "--show-scripts", "--journal", tmp_path / "dry"
+    )
     assert dry.returncode == 0 and "reissue" in dry.stderr and "add the new root" in dry.stderr
     assert snapshot(trees) == before_files and not (tmp_path / "dry").exists(), "--dry-run changes nothing"
     shown = dry.stdout
@@ -126,7 +125,7 @@ def test_rotation_replaces_everything_and_rollback_puts_it_back(
         assert f"echo restarted >> {tree.root}/restart.log" in shown
         assert f"sw_put {shlex.quote(str(tree.host_path(tree.cert)))} " in shown
     assert "<base64 of the new certificate" in shown
-    refused = sweeper("rotate", str(inventory), "--from", str(source), "--show-scripts")
+    refused = run.sweeper("rotate", inventory, "--from", source, "--show-scripts")
     assert refused.returncode == 2 and "--dry-run" in refused.stderr
 
     journal = tmp_path / "journal"
@@ -147,7 +146,7 @@ def test_rotation_replaces_everything_and_rollback_puts_it_back(
     assert "PRIVATE KEY" not in report_path.read_text()
     assert not [f for f in report["findings"] if f["rule"] == "revoked-present"]
 
-    rolled = sweeper("rollback", str(journal))
+    rolled = run.sweeper("rollback", journal)
     assert rolled.returncode == 0, rolled.stderr
     assert snapshot(trees) == before_files, "rollback restores every file byte for byte, mode too"
 
@@ -168,7 +167,7 @@ def _shas(pem: bytes) -> set[str]:
 def test_a_node_that_fails_for_good_stops_the_wave_and_resume_finishes(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):
-    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=3)
+    inventory, trees, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=3)
     source = scan_report(tmp_path, inventory)
     broken = trees[1]
     # n1's restart fails until the operator fixes it: the canary (n0) passes, n1 fails, budget 0 stops.
@@ -187,7 +186,7 @@ def test_a_node_that_fails_for_good_stops_the_wave_and_resume_finishes(
     assert untouched == openssl_pki.weak_rsa1024.cert.read_bytes(), "no new wave after the budget is spent"
 
     (broken.root / "fixed").touch()
-    resumed = sweeper("resume", str(journal), "--out", str(tmp_path / "resumed"))
+    resumed = run.sweeper("resume", journal, "--out", tmp_path / "resumed")
     assert resumed.returncode == 0, resumed.stderr
     (path,) = (tmp_path / "resumed").glob("*.json")
     steps: list[dict[str, Any]] = json.loads(path.read_text())["steps"]
@@ -212,14 +211,14 @@ def assert_rotated(trees: list[LinuxNodeTree], openssl_pki) -> None:
 def test_a_node_that_drops_mid_reissue_is_retried_and_finishes(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):
-    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
+    inventory, trees, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
     source = scan_report(tmp_path, inventory)
     victim = trees[0]
     # The first restart kills its own SSH session: the sshd process above the script's shells.
     drop_once = (
         f"if [ ! -e {victim.root}/dropped ]; then touch {victim.root}/dropped; "
         "p=$PPID; while ! grep -qx sshd /proc/$p/comm; do p=$(awk '{print $4}' /proc/$p/stat); done; "
-        "kill -9 $p; sleep 5; fi; "
+        "kill -9 $p; exit 1; fi; "
         f"echo restarted >> {victim.root}/restart.log"
     )
     inventory.write_text(
@@ -241,7 +240,10 @@ def test_a_node_that_drops_mid_reissue_is_retried_and_finishes(
 def test_kill_9_at_several_points_then_resume_reaches_the_same_end(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):
-    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=3)
+    # connects wait as long as it takes (n2 is frozen below): no timer decides where a kill lands
+    inventory, trees, servers = fleet(
+        tmp_path, sshd_factory, client_key, openssl_pki, 3, connect_timeout=3600
+    )
     source = scan_report(tmp_path, inventory)
     gate = tmp_path / "go"
     # n1's restart waits for the gate: a kill -9 lands while a step is journaled as running.
@@ -250,52 +252,41 @@ def test_kill_9_at_several_points_then_resume_reaches_the_same_end(
         inventory.read_text().replace(f"echo restarted >> {trees[1].root}/restart.log", blocked)
     )
     journal = tmp_path / "journal"
-    env = {**os.environ, "SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE}
-    args = [sys.executable, "-m", "sweeper"]
-    first = subprocess.Popen(
-        [
-            *args,
-            "rotate",
-            str(inventory),
-            "--from",
-            str(source),
-            "--yes",
-            "--journal",
-            str(journal),
-            "--wave",
-            "2",
-            "--out",
-            str(tmp_path / "r0"),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while not _journal_has_running_restart(journal) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    first.kill()
-    first.wait()
+    rotation = ("rotate", inventory, "--from", source, "--yes", "--journal", journal, "--wave", "2")
+
+    def mid_step(s: Steps) -> bool:  # n1's restart waits at the gate, the rest of its wave is done
+        return s["n1", "reissue", "restart:services"] == "running" and _states(s, "n2", "reissue") == {"done"}
+
+    def mid_purge(s: Steps) -> bool:  # n0 and n1 purged; n2 frozen (below), so its purge waits
+        return _states(s, "n0", "purge") == _states(s, "n1", "purge") == {"done"}
+
+    def last_purge_begun(s: Steps) -> bool:
+        return _states(s, "n2", "purge") != {"pending"}
+
+    first = run.start(*rotation, "--out", tmp_path / "r0")
+    assert kill_when(first, journal, mid_step) == KILLED
     gate.touch()
 
-    for attempt, delay in enumerate((0.8, 1.6, 2.4), start=1):  # kill -9 resumes wherever they are
-        proc = subprocess.Popen(
-            [*args, "resume", str(journal), "--out", str(tmp_path / f"r{attempt}")],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(delay)
-        proc.kill()
-        proc.wait()
-    final = sweeper("resume", str(journal), "--out", str(tmp_path / "final"))
+    os.kill(servers[2].pid, signal.SIGSTOP)
+    try:
+        resume = run.start("resume", journal, "--out", tmp_path / "r1")
+        assert kill_when(resume, journal, mid_purge) == KILLED
+    finally:
+        os.kill(servers[2].pid, signal.SIGCONT)
+    assert _states(_journal_steps(journal), "n2", "purge") == {"pending"}
+
+    resume = run.start("resume", journal, "--out", tmp_path / "r2")
+    # killed at once, or done already: that this resume got there first is no failure
+    assert kill_when(resume, journal, last_purge_begun) in (KILLED, 0)
+
+    final = run.sweeper("resume", journal, "--out", tmp_path / "final")
     assert final.returncode == 0, final.stderr
     (path,) = (tmp_path / "final").glob("*.json")
     report = json.loads(path.read_text())
     assert report["rotation"]["complete"] is True
     assert all(s["state"] == "done" for s in report["steps"])
     assert_rotated(trees, openssl_pki)
-    rolled = sweeper("rollback", str(journal))
+    rolled = run.sweeper("rollback", journal)
     assert rolled.returncode == 0, rolled.stderr
     for tree, leaf in zip(
         trees, [openssl_pki.leaf_rsa, openssl_pki.leaf_ec, openssl_pki.weak_rsa1024], strict=True
@@ -304,27 +295,45 @@ def test_kill_9_at_several_points_then_resume_reaches_the_same_end(
         assert tree.host_path(tree.key).read_bytes() == leaf.key.read_bytes()
 
 
-def _journal_has_running_restart(journal: Path) -> bool:
-    db_path = journal / "journal.sqlite"
-    if not db_path.exists():
-        return False
+Steps = dict[tuple[str, str, str], str]
+KILLED = -signal.SIGKILL
+
+
+def kill_when(proc: subprocess.Popen[str], journal: Path, reached: Callable[[Steps], bool]) -> int:
+    """kill -9 a running sweeper as soon as its journal shows a state; its exit status (KILLED if killed)."""
+    deadline = time.monotonic() + run.HANG_GUARD
+    while proc.poll() is None and not reached(_journal_steps(journal)):
+        assert time.monotonic() < deadline, f"the journal never got there: {_journal_steps(journal)}"
+        time.sleep(0.02)
+    proc.kill()  # too late if it has ended already: then its exit status tells
+    return run.finish(proc).returncode
+
+
+def _journal_steps(journal: Path) -> Steps:
+    """(node, phase, step) -> state, read-only; missing entries read as "pending" (a journal being made)."""
+    steps: Steps = defaultdict(lambda: "pending")
     try:
-        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1)
+        db = sqlite3.connect(f"file:{journal / 'journal.sqlite'}?mode=ro", uri=True, timeout=1)
         try:
-            row = db.execute(
-                "SELECT 1 FROM steps WHERE node = 'n1' AND step LIKE 'restart:%' AND state = 'running'"
-            ).fetchone()
+            steps.update(
+                ((n, p, s), state)
+                for n, p, s, state in db.execute("SELECT node, phase, step, state FROM steps")
+            )
         finally:
             db.close()
     except sqlite3.Error:
-        return False
-    return row is not None
+        pass
+    return steps
+
+
+def _states(steps: Steps, node: str, phase: str) -> set[str]:
+    return {state for (n, p, _), state in steps.items() if (n, p) == (node, phase)} or {"pending"}
 
 
 def test_an_ecdsa_root_can_be_asked_for_and_the_rotation_report_signed(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):
-    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=1)
+    inventory, trees, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=1)
     source = scan_report(tmp_path, inventory)
     openssl("genpkey", "-algorithm", "ed25519", "-out", str(tmp_path / "sign.pem"))
     openssl("pkey", "-in", str(tmp_path / "sign.pem"), "-pubout", "-out", str(tmp_path / "sign.pub"))
@@ -344,13 +353,13 @@ def test_an_ecdsa_root_can_be_asked_for_and_the_rotation_report_signed(
     )
     assert_rotated(trees, openssl_pki)
     (report,) = (tmp_path / "rot").glob("*.json")
-    assert sweeper("verify-report", str(report), "--pub", str(tmp_path / "sign.pub")).returncode == 0
+    assert run.sweeper("verify-report", report, "--pub", tmp_path / "sign.pub").returncode == 0
 
 
 def test_an_enterprise_ca_with_an_encrypted_key_signs_the_new_leaves(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):
-    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=1)
+    inventory, trees, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=1)
     source = scan_report(tmp_path, inventory)
     ca_key, ca_cert = tmp_path / "ca.key", tmp_path / "ca.pem"
     openssl(
@@ -449,6 +458,8 @@ def test_a_node_without_openssl_gets_a_key_made_here_and_pushed(
     probe = subprocess.run(
         [
             "ssh",
+            "-F",
+            "none",  # not the user's ~/.ssh/config (ssh finds it by the password database, not HOME)
             "-i",
             str(client_key.private_path),
             "-o",
@@ -476,7 +487,7 @@ def test_a_node_without_openssl_gets_a_key_made_here_and_pushed(
 
 
 def test_force_purges_despite_a_failed_node_and_says_so(tmp_path, sshd_factory, client_key, openssl_pki):
-    inventory, trees = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
+    inventory, trees, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
     source = scan_report(tmp_path, inventory)
     broken = trees[1]
     inventory.write_text(

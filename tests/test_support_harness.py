@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import socket
 import stat
 import subprocess
-import time
 import tomllib
 from pathlib import Path
 
@@ -24,9 +24,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from tests.support.inventory import write_inventory
 from tests.support.node_tree import LinuxNodeTree
 from tests.support.openssl_pki import OpenSSLPki
+from tests.support.processes import MARKER, RunProcesses, kill, left_running
 from tests.support.sshd import (
     ClientKey,
     Endpoint,
+    SilentListener,
     Sshd,
     SshdError,
     SshdFactory,
@@ -116,13 +118,19 @@ def test_refused_port_refuses(refused_port: Endpoint, client_key: ClientKey) -> 
         asyncio.run(_connect(refused_port, client_key, _known_hosts()))
 
 
-def test_silent_listener_times_out_within_connect_timeout(
-    silent_listener: Endpoint, client_key: ClientKey
+def test_silent_listener_leaves_the_client_waiting_for_a_banner_until_its_connect_timeout(
+    silent_listener: SilentListener, client_key: ClientKey
 ) -> None:
-    started = time.monotonic()
-    with pytest.raises(TimeoutError):
-        asyncio.run(_connect(silent_listener, client_key, _known_hosts(), connect_timeout=0.5))
-    assert time.monotonic() - started < 2
+    async def connect() -> BaseException | None:
+        attempt = asyncio.create_task(
+            _connect(silent_listener.endpoint, client_key, _known_hosts(), connect_timeout=0.5)
+        )
+        finished, _ = await asyncio.wait({attempt}, timeout=60)  # a hang guard, not a measure
+        assert finished, "connect_timeout never ended the attempt"
+        return attempt.exception()
+
+    assert isinstance(asyncio.run(connect()), TimeoutError)
+    silent_listener.wait_for_connections(1)  # TCP was up: it was the SSH banner that never came
 
 
 # How a client sees a MaxStartups drop: sshd accepts and closes at once, so asyncssh
@@ -170,6 +178,29 @@ def test_sshd_that_cannot_start_reports_its_log(tmp_path: Path, client_key: Clie
     with pytest.raises(SshdError, match="MaxStartups"):
         sshd.start()
     assert sshd.pid is None
+
+
+def test_sshd_sessions_carry_the_test_run_marker(sshd_factory: SshdFactory, client_key: ClientKey) -> None:
+    [sshd] = sshd_factory()
+
+    async def marker() -> str:
+        async with await _connect(sshd.endpoint, client_key, _known_hosts(sshd.host_key_line)) as connection:
+            return (await connection.run(f"echo ${MARKER}", check=True)).stdout
+
+    assert asyncio.run(marker()) == f"{os.getpid()}\n"
+
+
+# --- processes -------------------------------------------------------------------------
+
+
+def test_a_process_the_test_started_is_found_after_its_parent_is_gone_and_can_be_killed() -> None:
+    processes = RunProcesses()
+    before = processes.alive()
+    subprocess.run(["sh", "-c", "setsid sleep 600 >/dev/null 2>&1 &"], check=True)  # adopted by init at once
+    (orphan,) = processes.alive() - before
+    assert left_running({orphan}, hang_guard=0.2) == {orphan}, "it keeps running"
+    kill({orphan})
+    assert left_running({orphan}) == set()
 
 
 # --- OpenSSL PKI -----------------------------------------------------------------------

@@ -33,11 +33,19 @@ class Session:
     async def run(
         self, command: str, stdin: str | None = None, timeout: float | None = None
     ) -> CommandResult:
-        """Run one command; a lost connection is Transient, anything else comes back as a result."""
+        """Run one command; a lost connection is Transient, anything else comes back as a result.
+
+        A command given up on (its timeout, or the node's deadline cancelling us) is ended
+        on the node where the server allows it, so that nothing keeps running there.
+        """
         try:
-            proc = await self._conn.run(
-                command, input=stdin, check=False, timeout=timeout, encoding="utf-8", errors="replace"
+            running = await self._conn.create_process(
+                command, input=stdin, encoding="utf-8", errors="replace"
             )
+            try:
+                proc = await running.wait(check=False, timeout=timeout)
+            finally:
+                _end(running)
         except asyncssh.TimeoutError as exc:
             raise Transient(f"command timed out after {timeout:g}s") from exc
         except (asyncssh.Error, OSError) as exc:
@@ -117,6 +125,15 @@ class Session:
                 proc.stdin.write(f"{self._become_password}\n")
                 answered = True
                 seen = seen.split(SUDO_PROMPT, 1)[1]
+
+
+def _end(process: asyncssh.SSHClientProcess) -> None:
+    """Close a command's channel; one still running is first sent SIGTERM (an SSH "signal"
+    request: OpenSSH >= 7.9 signals the command's process group, but not for root logins)."""
+    if process.exit_status is None and process.exit_signal is None:
+        with contextlib.suppress(asyncssh.Error, OSError):  # the channel or connection is gone already
+            process.terminate()
+    process.close()
 
 
 def _raise_if_refused(become: str, result: CommandResult) -> None:

@@ -18,7 +18,7 @@ from . import sshd as sshd_support
 from .inventory import write_inventory
 from .node_tree import LinuxNodeTree, lay_linux_node_tree
 from .openssl_pki import OpenSSLPki, make_openssl_pki
-from .sshd import ClientKey, Endpoint, Sshd, SshdFactory, make_client_key, start_all
+from .sshd import ClientKey, Endpoint, SilentListener, Sshd, SshdFactory, make_client_key, start_all
 
 __all__ = [  # the fixtures, and write_inventory for tests that import it from here
     "client_key",
@@ -79,7 +79,7 @@ def sshd_factory(tmp_path: Path, client_key: ClientKey) -> Iterator[SshdFactory]
 
 
 @pytest.fixture
-def silent_listener() -> Iterator[Endpoint]:
+def silent_listener() -> Iterator[SilentListener]:
     """An address that takes TCP connections and never answers: SSH clients time out."""
     with sshd_support.silent_listener() as endpoint:
         yield endpoint

@@ -1,4 +1,11 @@
-"""Run the `sweeper` command as a user would (a new process), and read what it wrote."""
+"""The one way tests run the `sweeper` command, and read what it wrote.
+
+`sweeper()` runs it as a user would: a new Python process in this test's working folder, with
+this test's environment plus `env` (both the test's own: see tests/support/hygiene.py), its
+output captured. `in_process=True` runs the same typer app inside pytest instead,
+for the fast commands that only read and render files; the result has the same shape.
+`start()` / `finish()` are its two halves, for the tests that signal or kill a running sweeper.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +16,55 @@ import sys
 from pathlib import Path
 from typing import Any
 
+HANG_GUARD = 300.0
+"""Seconds before a sweeper that never ends is killed and fails the test; never the assertion."""
+
 
 def sweeper(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+    *args: str | Path,
+    env: dict[str, str] | None = None,
+    timeout: float = HANG_GUARD,
+    in_process: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """`sweeper ARGS` in a fresh interpreter; a traceback on stderr fails the test."""
-    done = subprocess.run(
-        [sys.executable, "-m", "sweeper", *args],
-        capture_output=True,
+    """`sweeper ARGS`; a traceback (an exception that escaped the CLI) fails the test."""
+    if in_process:
+        return _in_process([str(a) for a in args], env)
+    return finish(start(*args, env=env), timeout)
+
+
+def start(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`sweeper ARGS` started in a new process, stdout and stderr piped: collect it with `finish()`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeper", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
         env={**os.environ, **(env or {})},
     )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = HANG_GUARD) -> subprocess.CompletedProcess[str]:
+    """Wait for a started sweeper; one still running after `timeout` is killed and fails the test."""
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        raise AssertionError(f"sweeper {proc.args[3:]} still ran after {timeout:g}s:\n{stderr}") from None
+    if proc.returncode >= 0:  # a process the test killed had no say in what it printed
+        assert "Traceback" not in stderr, stderr
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def _in_process(args: list[str], env: dict[str, str] | None) -> subprocess.CompletedProcess[str]:
+    from typer.testing import CliRunner
+
+    from sweeper.cli import app
+
+    result = CliRunner().invoke(app, args, env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(["sweeper", *args], result.exit_code, result.stdout, result.stderr)
 
 
 def rotate(
@@ -31,21 +72,20 @@ def rotate(
 ) -> subprocess.CompletedProcess[str]:
     """`sweeper rotate` without asking, with its journal and report folders."""
     return sweeper(
-        "rotate",
-        str(inventory),
-        "--from",
-        str(source),
-        "--yes",
-        "--journal",
-        str(journal),
-        "--out",
-        str(out),
-        *extra,
-        env=env,
+        "rotate", inventory, "--from", source, "--yes", "--journal", journal, "--out", out, *extra, env=env
     )
 
 
-def only_report(folder: Path) -> dict[str, Any]:
+def scan(
+    inventory: Path, out: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`sweeper scan` into a new folder `out`, and the one report it wrote there."""
+    done = sweeper("scan", inventory, "--out", out, *extra, env=env)
+    return done, only_report(out, done.stderr)
+
+
+def only_report(folder: Path, context: str = "") -> dict[str, Any]:
     """The one JSON report a run wrote into `folder`."""
-    (path,) = folder.glob("*.json")
-    return json.loads(path.read_text())
+    reports = list(folder.glob("*.json"))
+    assert len(reports) == 1, (reports, context)
+    return json.loads(reports[0].read_text())

@@ -23,6 +23,8 @@ from typing import Protocol, Self
 
 import asyncssh
 
+from .processes import MARKER
+
 SSHD = Path("/usr/sbin/sshd")
 PRIVSEP_DIR = Path("/run/sshd")
 START_TIMEOUT = 10.0
@@ -223,7 +225,10 @@ class Sshd:
             # bash sources ~/.bashrc for commands run by sshd unless it thinks it is nested;
             # root's rc file here (pyenv init) costs ~150 ms per command, which real nodes
             # don't pay and which would swamp every timing and concurrency test.
-            "SetEnv SHLVL=1" + (f" PATH={self._session_path}" if self._session_path else ""),
+            "SetEnv SHLVL=1"
+            + (f" PATH={self._session_path}" if self._session_path else "")
+            # the test run's marker: what a session leaves running is found (tests/support/processes.py)
+            + (f" {MARKER}={os.environ[MARKER]}" if MARKER in os.environ else ""),
         ]
         if self._max_startups is not None:
             lines.append(f"MaxStartups {self._max_startups}")
@@ -350,18 +355,50 @@ def wrong_host_key_line(sshd: Sshd) -> str:
     return f"[{sshd.host}]:{sshd.port} {' '.join(public)}"
 
 
-@contextlib.contextmanager
-def silent_listener(host: str | None = None) -> Iterator[Endpoint]:
+class SilentListener:
     """A port that completes the TCP handshake and then never says anything.
 
-    The socket listens but is never accepted from: the kernel finishes the handshake
-    and queues the connection, so an SSH client waits for a banner until it times out.
+    The kernel finishes the handshake and queues the connection, so an SSH client waits
+    for a banner until it times out. A test can wait until clients have connected
+    (:meth:`wait_for_connections`): they are accepted then, and kept open, still silent.
     """
-    host = host or next_loopback_host()
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        sock.listen(128)
-        yield Endpoint(host, int(sock.getsockname()[1]))
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._accepted: list[socket.socket] = []
+        self.host, self.port = sock.getsockname()[:2]
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.host, self.port)
+
+    def wait_for_connections(self, count: int, hang_guard: float = 120.0) -> None:
+        """Return once ``count`` clients have connected in all; fail after ``hang_guard`` seconds."""
+        deadline = time.monotonic() + hang_guard
+        while len(self._accepted) < count:
+            self._sock.settimeout(max(0.0, deadline - time.monotonic()))
+            try:
+                self._accepted.append(self._sock.accept()[0])
+            except TimeoutError:
+                raise AssertionError(f"{len(self._accepted)} of {count} clients connected") from None
+
+    def close(self) -> None:
+        for conn in self._accepted:
+            conn.close()
+        self._sock.close()
+
+
+@contextlib.contextmanager
+def silent_listener(host: str | None = None) -> Iterator[SilentListener]:
+    """A :class:`SilentListener` on ``host`` (by default the next loopback address), closed on exit."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((host or next_loopback_host(), 0))
+    sock.listen(128)
+    listener = SilentListener(sock)
+    try:
+        yield listener
+    finally:
+        listener.close()
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -24,6 +24,10 @@ DEFAULT_ROLES = {
 }
 
 
+Text = Annotated[str, Field(min_length=1)]
+"""A path, command, name or variable: an empty string is an error (never "off")."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -31,10 +35,10 @@ class _Strict(BaseModel):
 class StoreModel(_Strict):
     kind: StoreKind
     role: Role | None = None
-    cert: str | None = None
-    key: str | None = None
-    path: str | None = None
-    store: str | None = None
+    cert: Text | None = None
+    key: Text | None = None
+    path: Text | None = None
+    store: Text | None = None
 
     @model_validator(mode="after")
     def _fields_fit_kind(self) -> StoreModel:
@@ -62,29 +66,31 @@ class StoreModel(_Strict):
 class NodeSettings(_Strict):
     """Every key a node may set; `[defaults]` accepts the same keys."""
 
-    user: str | None = None
+    user: Text | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
     profile: Profile | None = None
-    tags: list[str] | None = None
-    root: str | None = None
-    known_hosts: str | None = None
+    tags: list[Text] | None = None
+    root: Text | None = None
+    known_hosts: Text | None = None
     host_key_checking: Literal["strict", "accept-new"] | None = None
-    client_keys: list[str] | None = None
-    passphrase_env: str | None = None
-    password_env: str | None = None
+    client_keys: list[Text] | None = None
+    passphrase_env: Text | None = None
+    password_env: Text | None = None
     agent: bool | None = None
-    ssh_config: str | None = None
+    ssh_config: Text | None = None
     connect_timeout: float | None = Field(default=None, gt=0)
     deadline: float | None = Field(default=None, gt=0)
     become: Literal["sudo", "doas"] | None = None
-    become_password_env: str | None = None
-    jump: str | None = None
-    sso_user: str | None = None
-    sso_password_env: str | None = None
-    restart: str | None = None
-    persist: str | None = None
+    become_password_env: Text | None = None
+    jump: Text | None = None
+    sso_user: Text | None = None
+    sso_password_env: Text | None = None
+    restart: Text | None = None
+    persist: Text | None = None
     tls_port: int | None = Field(default=None, ge=1, le=65535)
     stores: list[StoreModel] | None = None
+    names: list[Text] | None = None
+    allow_names: list[Text] | None = None
 
     @field_validator("root")
     @classmethod
@@ -102,6 +108,13 @@ class NodeModel(NodeSettings):
 class InventoryModel(_Strict):
     defaults: NodeSettings = NodeSettings()
     nodes: list[NodeModel] = Field(min_length=1)
+
+    @field_validator("defaults")
+    @classmethod
+    def _names_are_per_node(cls, value: NodeSettings) -> NodeSettings:
+        if value.names is not None:
+            raise ValueError("'names' belongs to one node; 'allow_names' holds patterns for every node")
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +205,8 @@ def _describe(path: Path, data: dict[str, Any], exc: ValidationError) -> str:
         message = "unknown key"
     elif err["type"] == "missing":
         message = "required key is missing"
+    elif err["type"] == "string_too_short":
+        message = "must not be empty (an empty value never means 'off')"
     message = message.removeprefix("Value error, ")
     return f"{path}: {': '.join(where + [message])}"
 
@@ -240,4 +255,6 @@ def _resolve(path: Path, defaults: NodeSettings, node: NodeModel) -> Node:
         persist=merged.get("persist") or platforms.default_persist(profile, root),
         tls_port=merged.get("tls_port"),
         stores=stores,
+        names=tuple(merged.get("names", ())),
+        allow_names=tuple(merged.get("allow_names", ())),
     )

@@ -129,6 +129,10 @@ class Node:
     """Makes file changes survive a reboot (ESXi: /bin/auto-backup.sh); runs after every change."""
     tls_port: int | None = None
     stores: tuple[StoreSpec, ...] = ()
+    names: tuple[str, ...] = ()
+    """Names besides `host` a certificate of this node may carry (the inventory's `names`)."""
+    allow_names: tuple[str, ...] = ()
+    """fnmatch patterns of further names it may carry, unless another node holds them."""
 
     def path(self, node_path: str) -> str:
         """The real path of `node_path` on the machine, under the node's `root` prefix."""

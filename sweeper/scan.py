@@ -13,11 +13,11 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sweeper import __version__, stores
+from sweeper import __version__, names, stores
 from sweeper.detect import Context, detect, select
 from sweeper.errors import NodeError, Unreachable
 from sweeper.inventory import Inventory
@@ -155,7 +155,8 @@ def scan(
     select(options.rules)  # an unknown rule is bad input before any connection is made
     started = datetime.now(UTC)
     results, interrupted = asyncio.run(sweep(nodes, options, on_node))
-    findings = detect(results, options.context, options.rules)
+    context = replace(options.context, names=names.policies(inventory.nodes))
+    findings = detect(results, context, options.rules)
     run = RunInfo(
         id=secrets.token_hex(4),
         kind="scan",

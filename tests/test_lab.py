@@ -228,9 +228,10 @@ def test_inventory_is_toml_with_the_documented_keys(lab: LabHandle) -> None:
     nodes = {n["name"]: n for n in inventory["nodes"]}
     assert {name: n["port"] for name, n in nodes.items()} == lab.ports
     allowed = {"name", "host", "port", "tls_port", "profile", "tags", "root", "sso_user", "sso_password_env",
-               "restart", "stores"}  # fmt: skip
+               "restart", "stores", "names"}  # fmt: skip
     for entry in nodes.values():
         assert set(entry) <= allowed and entry["host"] == "127.0.0.1"
+        assert entry["names"] == [f"{entry['name']}.lab.sweeper.test", entry["name"]], "what its leaves name"
         assert Path(entry["root"]).is_dir()
         assert entry["profile"] in entry["tags"] and "lab" in entry["tags"]
         assert ("stores" in entry) == (entry["profile"] == "linux")

@@ -88,6 +88,7 @@ def inventory_for(
             "profile": "linux",
             "root": str(tree.root),
             "stores": tree.stores,
+            "names": list(tree.names),
             **node_extra,
         }
         for i, s in enumerate(servers)
@@ -293,6 +294,7 @@ def test_rotation_through_a_bastion_as_a_sudo_user_keeps_owners_and_modes(
             "profile": "linux",
             "root": str(t.root),
             "stores": [st for st in t.stores if st["kind"] != "dir"],
+            "names": list(t.names),
             "restart": f"touch {t.root}/restarted && {tls_server(t, s.host, port)}",
             "tls_port": port,
         }

@@ -78,7 +78,11 @@ def test_the_old_chain_is_purged_and_the_new_root_is_never(openssl_pki) -> None:
     plan = plan_for(node, swept(node, openssl_pki))
     (purge,) = [s for s in plan.for_phase(Phase.PURGE) if isinstance(s, RemoveAnchors)]
     assert set(purge.sha256) == set(plan.remove) and NEW_ROOT not in plan.remove
-    assert set(plan.remove.values()) == {("old-root",)}
+    assert {r.reasons for r in plan.remove.values()} == {("old-root",)}
+    assert {r.subject.split(",")[0] for r in plan.remove.values()} == {
+        "CN=Sweeper Test Root CA",
+        "CN=Sweeper Test Intermediate CA",
+    }
 
 
 def test_a_leaf_file_that_carries_its_chain_is_reissued(openssl_pki) -> None:

@@ -65,6 +65,7 @@ def fleet(
             "port": s.port,
             "profile": "linux",
             "root": str(t.root),
+            "names": list(t.names),
             "stores": [st for st in t.stores if st["kind"] != "dir"],
             "restart": f"echo restarted >> {t.root}/restart.log",
         }
@@ -109,7 +110,7 @@ def subject_and_sans(cert: Path) -> tuple[str, str]:
 def test_rotation_replaces_everything_and_rollback_puts_it_back(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):
-    inventory, trees, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
+    inventory, trees, servers = fleet(tmp_path, sshd_factory, client_key, openssl_pki)
     before_files = snapshot(trees)
     before_names = [subject_and_sans(t.host_path(t.cert)) for t in trees]
     source = scan_report(tmp_path, inventory)
@@ -137,10 +138,14 @@ def test_rotation_replaces_everything_and_rollback_puts_it_back(
     new_root_sha = report["rotation"]["new_root"]["sha256"]
 
     assert_rotated(trees, openssl_pki)
-    for tree, names in zip(trees, before_names, strict=True):
+    for tree, server, (old_subject, old_sans) in zip(trees, servers, before_names, strict=True):
         cert, key, bundle = (tree.host_path(p) for p in (tree.cert, tree.key, tree.trust_bundle))
         assert oct(key.stat().st_mode & 0o777) == "0o600"
-        assert subject_and_sans(cert) == names, "subject and SANs are kept"
+        subject, sans = subject_and_sans(cert)
+        common_name = f"CN = {tree.names[0]}\n"
+        assert subject == f"subject={common_name}" and old_subject.endswith(common_name), "only the CN"
+        old_names = old_sans.splitlines()[1].strip()
+        assert sans.splitlines()[1].strip() == f"{old_names}, IP Address:{server.host}", "approved names kept"
         assert _shas(bundle.read_bytes()) == {new_root_sha}, "old root and intermediate purged"
         assert "restarted" in (tree.root / "restart.log").read_text()
     assert "PRIVATE KEY" not in report_path.read_text()

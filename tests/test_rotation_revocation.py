@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from sweeper.pki import rotation
+from sweeper.pki.rotation import LeafProfile
 from sweeper.rotate.journal import Journal
 from sweeper.rotate.plan import Plan
 from sweeper.rotate.steps import OldCertificate, ReissueFile, StepContext, serials_to_revoke
@@ -16,7 +17,9 @@ def rotation_with(tmp_path: Path, ca: rotation.CertificateAuthority, old_issuer:
         node="n1",
         cert="/etc/tls/a.crt",
         key="/etc/tls/a.key",
-        key_type="RSA",
+        key_kind="rsa2048",
+        rsa_only=False,
+        profile=LeafProfile("a.example", ("a.example",)),
         old=OldCertificate(sha256="aa", serial="1f", issuer=old_issuer),
     )
     plan = Plan(steps=(step,), waves=(("n1",),), remove={}, max_failures=0)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import run
 from tests.support.fixtures import write_inventory
-from tests.support.node_tree import lay_linux_node_tree
+from tests.support.node_tree import LinuxNodeTree, lay_linux_node_tree
 
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server")
 
@@ -44,13 +44,18 @@ def node_entry(name: str, sshd, root: Path, stores: list[dict[str, str]], **extr
     }
 
 
+def tree_entry(name: str, sshd, tree: LinuxNodeTree, **extra: Any) -> dict[str, Any]:
+    """A node holding a Linux tree, allowed the names its leaf carries."""
+    return node_entry(name, sshd, tree.root, tree.stores, names=list(tree.names), **extra)
+
+
 def one_node(tmp_path: Path, sshd_factory, client_key, openssl_pki):
     """One real sshd node `web1` with a Linux tree, and its inventory."""
     (server,) = sshd_factory(1)
     tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
     inventory = write_inventory(
         tmp_path / "inv.toml",
-        [node_entry("web1", server, tree.root, tree.stores)],
+        [tree_entry("web1", server, tree)],
         defaults(tmp_path, client_key, [server.host_key_line]),
     )
     return server, tree, inventory
@@ -78,8 +83,8 @@ def test_healthy_nodes_are_swept_with_every_field_matching_openssl(
     inventory = write_inventory(
         tmp_path / "inv.toml",
         [
-            node_entry("web1", a, tree_a.root, tree_a.stores),
-            node_entry("web2", b, tree_b.root, tree_b.stores),
+            tree_entry("web1", a, tree_a),
+            tree_entry("web2", b, tree_b),
         ],
         defaults(tmp_path, client_key, [a.host_key_line, b.host_key_line]),
     )
@@ -115,7 +120,7 @@ def test_wrong_host_key_is_reported_and_never_retried(
     )
     inventory = write_inventory(
         tmp_path / "inv.toml",
-        [node_entry("n", good, tree.root, tree.stores)],
+        [tree_entry("n", good, tree)],
         defaults(tmp_path, client_key, [other_key]),
     )
     done, report = run.scan(inventory, tmp_path / "reports")
@@ -188,7 +193,7 @@ def test_max_startups_drops_are_retried_until_every_node_is_swept(
 ) -> None:
     (server,) = sshd_factory(1, max_startups="2:100:2")
     tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
-    nodes = [node_entry(f"n{i:02}", server, tree.root, tree.stores) for i in range(16)]
+    nodes = [tree_entry(f"n{i:02}", server, tree) for i in range(16)]
     inventory = write_inventory(
         tmp_path / "inv.toml", nodes, defaults(tmp_path, client_key, [server.host_key_line])
     )
@@ -268,7 +273,7 @@ def test_passphrase_protected_key_is_unlocked_from_the_named_variable(
         "passphrase_env": "SWEEPER_TEST_PASSPHRASE",
     }
     inventory = write_inventory(
-        tmp_path / "inv.toml", [node_entry("n", server, tree.root, tree.stores)], base
+        tmp_path / "inv.toml", [tree_entry("n", server, tree)], base
     )
 
     monkeypatch.setenv("SWEEPER_TEST_PASSPHRASE", "s3cret-pass")
@@ -294,7 +299,7 @@ def test_accept_new_trusts_on_first_use_then_checks_strictly(
         "host_key_checking": "accept-new",
     }
     inventory = write_inventory(
-        tmp_path / "inv.toml", [node_entry("n", server, tree.root, tree.stores)], base
+        tmp_path / "inv.toml", [tree_entry("n", server, tree)], base
     )
     done, report = run.scan(inventory, tmp_path / "reports")
     assert done.returncode == 0 and by_name(report)["n"]["status"] == "ok"
@@ -327,6 +332,7 @@ def test_ssh_config_host_alias_supplies_address_port_and_user(
                 "profile": "linux",
                 "root": str(tree.root),
                 "stores": tree.stores,
+                "names": list(tree.names),
             },
         ],
         {
@@ -356,7 +362,7 @@ def test_ssh_agent_keys_are_offered_when_asked_for(
         known_hosts.write_text(server.host_key_line + "\n")
         inventory = write_inventory(
             tmp_path / "inv.toml",
-            [node_entry("n", server, tree.root, tree.stores)],
+            [tree_entry("n", server, tree)],
             {"user": "root", "known_hosts": str(known_hosts), "agent": True},
         )
         done = run.sweeper("scan", inventory, "--out", tmp_path / "r", env=env)

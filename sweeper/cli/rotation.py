@@ -208,7 +208,12 @@ def show_plan(plan: Plan) -> None:
                 err.print(plain(f"  {step.describe()}"))
     waves = " → ".join(f"({', '.join(w)})" for w in plan.waves)
     err.print(plain(f"waves: {waves or 'none'}; failure budget: {plan.max_failures} node(s)"))
-    err.print(f"certificates the purge removes: {len(plan.remove)}")
+    err.rule(f"the purge removes {len(plan.remove)} certificate(s) from every store that holds them")
+    for sha, removal in plan.remove.items():
+        why, where = ", ".join(removal.reasons), ", ".join(removal.nodes)
+        err.print(plain(f"  {removal.subject}  sha256 {sha}  ({why}; on {where})"), soft_wrap=True)
+    for skipped in plan.skipped:
+        err.print(plain(f"not replaced: {skipped.node} {skipped.store} {skipped.entry}: {skipped.reason}"))
 
 
 def print_scripts(prepared: Prepared) -> None:

@@ -11,7 +11,7 @@ reuses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -20,6 +20,7 @@ from sweeper.detect.fleet import Fleet
 from sweeper.errors import BadInput
 from sweeper.incident import Incident
 from sweeper.model import CertRecord, Finding, NodeResult, Severity
+from sweeper.names import NamePolicy
 
 Scope = Literal["cert", "node", "fleet"]
 
@@ -33,6 +34,8 @@ class Context:
     incident: Incident = field(default_factory=Incident)
     ocsp: bool = False
     ocsp_timeout: float = 5.0
+    names: Mapping[str, NamePolicy] = field(default_factory=dict)
+    """Per node, the names its certificates may carry (from the inventory); empty: not judged."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,4 +84,3 @@ def _issued_by(der: bytes, issuer_der: bytes) -> bool:
 def describe(fleet: Fleet, sha256: str) -> dict[str, str]:
     """A certificate as evidence: its subject and fingerprint."""
     return {"subject": fleet.facts(sha256).subject, "sha256": sha256}
-

@@ -1,4 +1,5 @@
-"""hostname-mismatch: a node's own TLS certificate whose SANs do not name the node.
+"""Names: hostname-mismatch (a node's own TLS certificate whose SANs do not name the node) and
+unapproved-name (a node's certificate names a host the inventory does not allow it).
 
 Judged: leaf files (rui.crt, server.crt …) and a vcsa's Machine SSL certificate. Not
 judged: CA certificates, and the other VECS stores — solution-user certificates (machine,
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 
 from sweeper.detect import Context, finding, rule
 from sweeper.model import CertRecord, Finding, NodeResult, Severity, vecs_store_of
-from sweeper.platforms import is_identity
+from sweeper.platforms import host_names, is_identity
 from sweeper.platforms.vcsa import MACHINE_SSL
 
 
@@ -64,4 +65,21 @@ def hostname_mismatch(node: NodeResult, context: Context) -> Iterator[Finding]:
             sans=list(record.facts.sans),
             node_host=node.host,
             node_name=node.name,
+        )
+
+
+@rule("unapproved-name", Severity.HIGH, "cert")
+def unapproved_name(record: CertRecord, context: Context) -> Iterator[Finding]:
+    """A node's own certificate names a host the inventory does not allow it (never re-issued)."""
+    policy = context.names.get(record.node)
+    if policy is None or not is_identity(record):
+        return
+    _, refused = policy.split(host_names(record))
+    if refused:
+        yield finding(
+            "unapproved-name",
+            record,
+            f"names {', '.join(refused[:5])} that the inventory does not allow this node "
+            f"(add them to its `names` to keep them; a rotation drops them): {record.facts.subject}",
+            names=list(refused),
         )

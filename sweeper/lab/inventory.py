@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 
-from sweeper.lab.paths import LAB_HOST, SSO_PASSWORD_ENV, SSO_USER, LabPaths
+from sweeper.lab.paths import DNS_SUFFIX, LAB_HOST, SSO_PASSWORD_ENV, SSO_USER, LabPaths
 from sweeper.lab.plan import NodeSpec
 
 CONNECT_TIMEOUT = 10
@@ -38,6 +38,7 @@ def render_inventory(
             f"profile = {_s(node.profile)}",
             f"tags = [{_s(node.profile)}, {_s('lab')}, {_s(node.site)}]",
             f"root = {_s(str(root))}",
+            f"names = [{_s(f'{node.name}.{DNS_SUFFIX}')}, {_s(node.name)}]",
         ]
         if node.profile == "vcsa":
             lines += [f"sso_user = {_s(SSO_USER)}", f"sso_password_env = {_s(SSO_PASSWORD_ENV)}"]

@@ -23,3 +23,5 @@ class CertFacts:
     is_ca: bool
     self_signed: bool
     sans: tuple[str, ...]
+    common_name: str | None = None
+    """The subject's (last) CN, when it has one."""

@@ -98,6 +98,7 @@ def certificate_facts(der: bytes) -> CertFacts:
             is_ca=_is_ca(cert),
             self_signed=_self_signed(cert),
             sans=_sans(cert),
+            common_name=_common_name(cert),
         )
     except (ValueError, TypeError) as exc:
         raise ParseError(f"malformed certificate ({exc})") from None
@@ -137,6 +138,12 @@ def _self_signed(cert: x509.Certificate) -> bool:
     except Exception:  # noqa: BLE001 - any failure means "not provably self-signed"
         return False
     return True
+
+
+def _common_name(cert: x509.Certificate) -> str | None:
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    value = names[-1].value if names else None
+    return value if isinstance(value, str) else None
 
 
 def _sans(cert: x509.Certificate) -> tuple[str, ...]:

@@ -1,19 +1,22 @@
 """The certificate work of a rotation, in bytes in and bytes out, so `rotate/` never touches crypto.
 
-A new root (or an enterprise CA loaded from files), leaves re-issued under it with their old
-subject, SANs and key usages, and the checks that go with them (does this key belong to
-this certificate; would VMCA accept this chain).
+A new root (or an enterprise CA loaded from files), leaves issued under it with one fixed
+profile and the names the plan approved, and the checks that go with them (does the node
+hold the key it asks us to sign; would VMCA accept this chain).
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sweeper.errors import CorruptInput
 from sweeper.pki.issue import cert_pem, crl_pem, generate_key, key_pem, make_crl, make_root
@@ -76,40 +79,113 @@ def load_authority(
     return _authority(cert, key)
 
 
-def reissue(old_der: bytes, public_key_pem: bytes, ca: CertificateAuthority, days: int = 730) -> bytes:
-    """A new leaf (PEM) for `public_key_pem`, signed by `ca`, with the old leaf's subject, SANs,
-    key usage and extended key usage: rotation changes who vouches, not what a service is."""
-    old = x509.load_der_x509_certificate(old_der)
+@dataclass(frozen=True, slots=True)
+class LeafProfile:
+    """Everything a re-issued leaf says, decided by the plan from approved names only."""
+
+    common_name: str
+    names: tuple[str, ...]
+    """DNS names and IP addresses for the subjectAltName, all approved for the node."""
+    client_auth: bool = False
+
+
+def issue_leaf(
+    profile: LeafProfile, public_key_pem: bytes, ca: CertificateAuthority, days: int = 730
+) -> bytes:
+    """A new leaf (PEM) for `public_key_pem`, signed by `ca`, with the one fixed end-entity profile:
+    CA:FALSE, digitalSignature (+keyEncipherment for RSA), serverAuth (+clientAuth), the approved
+    names. Nothing of the old certificate is copied: a node cannot ask for more than its role."""
     issuer = x509.load_pem_x509_certificate(ca.cert_pem)
     issuer_key = serialization.load_pem_private_key(ca.key_pem, None)
     public_key = serialization.load_pem_public_key(public_key_pem)
+    is_rsa = isinstance(public_key, rsa.RSAPublicKey)
     now = datetime.now(UTC).replace(microsecond=0)
     not_after = min(now + timedelta(days=days), issuer.not_valid_after_utc)
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH] + (
+        [ExtendedKeyUsageOID.CLIENT_AUTH] if profile.client_auth else []
+    )
     builder = (
         x509.CertificateBuilder()
-        .subject_name(old.subject)
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, profile.common_name)]))
         .issuer_name(issuer.subject)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - LEAF_BACKDATE)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_end_entity_usage(key_encipherment=is_rsa), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in profile.names]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()), critical=False
         )
     )
-    for kind in (x509.KeyUsage, x509.ExtendedKeyUsage, x509.SubjectAlternativeName):
-        try:
-            ext = old.extensions.get_extension_for_class(kind)
-        except x509.ExtensionNotFound:
-            continue
-        value = ext.value
-        if kind is x509.KeyUsage and not isinstance(public_key, rsa.RSAPublicKey):
-            value = _without_key_encipherment(value)
-        builder = builder.add_extension(value, critical=ext.critical)
     digest = hashes.SHA256() if isinstance(issuer_key, rsa.RSAPrivateKey) else hashes.SHA384()
     return cert_pem(builder.sign(issuer_key, digest))
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def _end_entity_usage(key_encipherment: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPolicy:
+    """Which keys a node may present for signing: RSA 2048-8192 always, EC P-256/P-384 unless RSA-only."""
+
+    rsa_only: bool = False
+
+
+class KeyRefused(ValueError):
+    """A node's new key failed proof of possession or the key policy: nothing is signed for it."""
+
+
+def proven_public_key(csr_pem: bytes, nonce: str, policy: KeyPolicy) -> bytes:
+    """The public key of a CSR the node made with its new key for this attempt (`CN=<nonce>`).
+
+    The CSR's signature proves the node holds the key; the nonce proves it was made now.
+
+    :raises KeyRefused: not a CSR, a bad signature, another nonce, or a key the policy refuses
+    """
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError as exc:
+        raise KeyRefused(f"the node's answer is not a certificate request ({exc})") from None
+    if not csr.is_signature_valid:
+        raise KeyRefused("the request's signature does not verify: no proof the node holds the key")
+    names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if [n.value for n in names] != [nonce]:
+        raise KeyRefused("the request is not the one asked for now (wrong nonce)")
+    try:
+        key = csr.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise KeyRefused(f"the request's key cannot be read ({exc})") from None
+    if isinstance(key, rsa.RSAPublicKey):
+        if not 2048 <= key.key_size <= 8192:
+            raise KeyRefused(f"RSA-{key.key_size}: keys must be RSA 2048 to 8192 bits")
+    elif isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in ("secp256r1", "secp384r1"):
+        if policy.rsa_only:
+            raise KeyRefused(f"EC {key.curve.name}: this platform takes RSA keys only")
+    else:
+        raise KeyRefused(f"{type(key).__name__.removeprefix('_')}: not an accepted key type")
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def generate_private_key_pem(kind: str) -> bytes:
@@ -174,19 +250,4 @@ def _authority(
 def _spki(public_key: object) -> bytes:
     return public_key.public_bytes(  # type: ignore[attr-defined]
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def _without_key_encipherment(usage: x509.KeyUsage) -> x509.KeyUsage:
-    """keyEncipherment means RSA key transport; an EC key cannot honour it."""
-    return x509.KeyUsage(
-        digital_signature=usage.digital_signature,
-        content_commitment=usage.content_commitment,
-        key_encipherment=False,
-        data_encipherment=usage.data_encipherment,
-        key_agreement=usage.key_agreement,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from sweeper.model import CertRecord, Profile, Role, StoreSpec
+from sweeper.model import CertRecord, Profile, Role, StoreSpec, vecs_store_of
 from sweeper.platforms import esxi, linux, vcsa
 
 _MODULES: dict[Profile, ModuleType] = {Profile.VCSA: vcsa, Profile.ESXI: esxi, Profile.LINUX: linux}
@@ -33,6 +33,24 @@ def default_persist(profile: Profile, root: str) -> str | None:
     """The platform's command that makes file changes survive a reboot."""
     template = _MODULES[profile].PERSIST
     return template.format(root=root.rstrip("/")) if template else None
+
+
+def rsa_only(profile: Profile) -> bool:
+    """Whether the platform takes RSA keys only (VMCA): the new keys its nodes make are RSA."""
+    return _MODULES[profile].RSA_ONLY
+
+
+def new_key_kind(profile: Profile, old_key_type: str) -> str:
+    """The kind of key a node makes for its new certificate: like the old one, RSA where required."""
+    return "ec-p256" if old_key_type.startswith("EC") and not rsa_only(profile) else "rsa2048"
+
+
+def host_names(record: CertRecord) -> tuple[str, ...]:
+    """The host names a node's certificate claims: its SANs, and its CN where the CN names a host
+    (leaf files, Machine SSL); a solution user's or a service's CN names that, not a host."""
+    store = vecs_store_of(record.store)
+    cn = record.facts.common_name if store is None or store in vcsa.HOST_NAMED_STORES else None
+    return tuple(dict.fromkeys([*([cn] if cn else []), *record.facts.sans]))
 
 
 def is_identity(record: CertRecord) -> bool:

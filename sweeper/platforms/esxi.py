@@ -13,6 +13,7 @@ DEFAULT_STORES = (
     StoreSpec(kind=StoreKind.PEM, role=Role.LEAF, cert=RUI_CRT, key=RUI_KEY),
     StoreSpec(kind=StoreKind.BUNDLE, role=Role.TRUST, path=CASTORE),
 )
+RSA_ONLY = False
 RESTART = "{root}/etc/init.d/hostd restart && {root}/etc/init.d/vpxa restart"
 PERSIST = f"{{root}}{AUTO_BACKUP}"
 """ESXi keeps /etc in RAM: without auto-backup.sh a changed certificate is gone at the next boot."""

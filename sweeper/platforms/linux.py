@@ -5,5 +5,6 @@ from __future__ import annotations
 from sweeper.model import StoreSpec
 
 DEFAULT_STORES: tuple[StoreSpec, ...] = ()
+RSA_ONLY = False
 RESTART = None
 PERSIST = None

@@ -40,6 +40,15 @@ STORES = (
 )
 """The stores of a vCenter 8.0, in the order `vecs-cli store list` prints them."""
 
+REISSUED_STORES = (MACHINE_SSL, *SOLUTION_USERS, DATA_ENCIPHERMENT, SMS, STS_INTERNAL_SSL)
+"""The VECS stores whose certificate+key entries a rotation replaces; any other store is reported."""
+HOST_NAMED_STORES = (MACHINE_SSL, STS_INTERNAL_SSL)
+"""Stores whose certificate's CN is a host name (the others' CN names a solution user or a service)."""
+CLIENT_STORES = SOLUTION_USERS
+"""Solution users log in to SSO with their certificates: clientAuth as well as serverAuth."""
+RSA_ONLY = True
+"""VMCA accepts RSA only, 2048 to 8192 bits, anywhere in the chain."""
+
 DEFAULT_STORES = (StoreSpec(kind=StoreKind.VECS, role=Role.LEAF),)
 """Every VECS store that `vecs-cli store list` reports."""
 

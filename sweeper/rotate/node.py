@@ -4,6 +4,7 @@ VECS entries back, publish to VMware Directory, make a new key. Shell text comes
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -115,17 +116,21 @@ async def vmdir(session: Session, sso_password: SsoPassword, verb: str, pem: byt
         raise CommandFailed(f"dir-cli trustedcert {verb}: {error}")
 
 
-async def new_key(session: Session, pending: str, key_type: str) -> bytes:
+async def new_key(session: Session, pending: str, key_kind: str, policy: rotation.KeyPolicy) -> bytes:
     """The public half of a new key at `pending`: made on the node with openssl (kept across a
-    crash), or made here and pushed where the node has no openssl, never written here."""
+    crash) and proven by a request it signs now, or made here and pushed where the node has no
+    openssl, never written here.
+
+    :raises CommandFailed: the node gave no proof of possession, or a key the policy refuses
+    """
     output = await run(session, remote.has_openssl(), "look for openssl")
     if output.tagged(Tag.TOOL):
-        output = await run(session, remote.ensure_pending_key(pending, key_type), "generate the new key")
-        text = output.text("p0")
-        if "BEGIN PUBLIC KEY" not in text:
-            raise CommandFailed("openssl on the node did not produce a key")
-        return text[text.index("-----BEGIN PUBLIC KEY-----") :].encode()
-    kind = "ec-p256" if key_type.startswith("EC") else "rsa2048"
-    private_pem = rotation.generate_private_key_pem(kind)
+        nonce = f"sweeper-pop-{secrets.token_hex(16)}"
+        output = await run(session, remote.ensure_pending_key(pending, key_kind, nonce), "make the new key")
+        try:
+            return rotation.proven_public_key(output.text("p0").encode(), nonce, policy)
+        except rotation.KeyRefused as exc:
+            raise CommandFailed(f"new key refused: {exc}") from None
+    private_pem = rotation.generate_private_key_pem(key_kind)
     await run(session, remote.put_file(pending, private_pem, None, None, "0600"), "push the new key")
     return rotation.public_key_pem_of(private_pem)

@@ -12,12 +12,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
+from sweeper import names, platforms
 from sweeper.errors import BadInput
 from sweeper.model import CertRecord, Node, NodeResult, Profile, Role, StoreKind, vecs_store_of
-from sweeper.pki.parse import ParseError, crl_issuer, crl_pem
-from sweeper.platforms import is_identity
+from sweeper.names import NamePolicy, normal
+from sweeper.pki.chain import issued_by
+from sweeper.pki.parse import ParseError, certificate_facts, crl_issuer, crl_pem
+from sweeper.pki.rotation import LeafProfile
+from sweeper.platforms import host_names, is_identity, vcsa
 from sweeper.platforms.vcsa import BACKUP_LABELS, TRUSTED_ROOT_CRLS, TRUSTED_ROOTS_LABEL
 from sweeper.rotate.steps import (
     STEPS,
@@ -47,12 +51,37 @@ PURGE_RULES = ("revoked", "ioc-match", "compromised-issuer", "known-compromised-
 
 
 @dataclass(frozen=True, slots=True)
+class Removal:
+    """A certificate the purge takes out of every store: why, what it is, and where it is."""
+
+    reasons: tuple[str, ...]
+    """Rule ids of the `--from` report's findings, or 'old-root' (a CA above today's leaves)."""
+    subject: str
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A certificate of a node that the rotation does not replace, and why (shown with the plan)."""
+
+    node: str
+    store: str
+    entry: str
+    reason: str
+
+
+REMOVALS = TypeAdapter(dict[str, Removal])
+SKIPPED = TypeAdapter(tuple[Skipped, ...])
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     steps: tuple[Step, ...]
     waves: tuple[tuple[str, ...], ...]
-    remove: Mapping[str, tuple[str, ...]]
-    """sha256 of every certificate the purge removes -> why (rule ids, or 'old-root')."""
+    remove: Mapping[str, Removal]
+    """sha256 of every certificate the purge removes -> why, its subject and the nodes holding it."""
     max_failures: int
+    skipped: tuple[Skipped, ...] = ()
 
     def for_phase(self, phase: Phase, nodes: Iterable[str] | None = None) -> list[Step]:
         wanted = set(nodes) if nodes is not None else None
@@ -66,8 +95,9 @@ class Plan:
         return {
             "steps": STEPS.dump_python(self.steps, mode="json"),
             "waves": [list(w) for w in self.waves],
-            "remove": {k: list(v) for k, v in self.remove.items()},
+            "remove": REMOVALS.dump_python(dict(self.remove), mode="json"),
             "max_failures": self.max_failures,
+            "skipped": SKIPPED.dump_python(self.skipped, mode="json"),
         }
 
     @classmethod
@@ -77,8 +107,9 @@ class Plan:
             return cls(
                 steps=STEPS.validate_python(data["steps"]),
                 waves=tuple(tuple(w) for w in data["waves"]),
-                remove={k: tuple(v) for k, v in data["remove"].items()},
+                remove=REMOVALS.validate_python(data["remove"]),
                 max_failures=int(data["max_failures"]),
+                skipped=SKIPPED.validate_python(data["skipped"]),
             )
         except (ValidationError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BadInput(f"{source}: the journal's plan cannot be read ({type(exc).__name__})") from None
@@ -91,7 +122,7 @@ class Plan:
                 for s in self.steps
             ],
             "waves": [list(w) for w in self.waves],
-            "remove": {k: list(v) for k, v in self.remove.items()},
+            "remove": {sha: list(removal.reasons) for sha, removal in self.remove.items()},
             "max_failures": self.max_failures,
         }
 
@@ -119,29 +150,38 @@ def make_plan(
     new_root_sha256: str,
     options: WaveOptions,
     vmca_compatible: bool = True,
+    name_policies: Mapping[str, NamePolicy] | None = None,
 ) -> Plan:
     """Every step of the rotation, per phase and node, from the preflight sweep.
+
+    `name_policies`: what each node's certificates may name (from the whole inventory; by
+    default from `nodes`). Nothing a node's certificate says beyond that is signed again.
 
     :raises BadInput: before anything changes, when a node's own certificate could not be
         replaced (the inventory names no key for it) or a vCenter would get a non-RSA root.
     """
+    policies = name_policies if name_policies is not None else names.policies(nodes.values())
     swept = [r for r in observed if r.swept]
     every_cert = [c for r in swept for c in r.certificates]
     leaves = [c for c in every_cert if is_identity(c)]
     _refuse_keyless(leaves)
-    remove: dict[str, tuple[str, ...]] = dict(flagged)
+    reasons: dict[str, tuple[str, ...]] = dict(flagged)
     for sha in _old_chain_cas(leaves, every_cert):
-        remove.setdefault(sha, ("old-root",))
-    remove.pop(new_root_sha256, None)
+        reasons.setdefault(sha, ("old-root",))
+    reasons.pop(new_root_sha256, None)
+    remove = _removals(reasons, every_cert)
 
     removed_subjects = {c.facts.subject for c in every_cert if c.facts.sha256 in remove and c.facts.is_ca}
     steps: list[Step] = []
+    skipped: list[Skipped] = []
     for result in swept:
         node = nodes[result.name]
         if node.profile is Profile.VCSA and not vmca_compatible:
             raise BadInput(f"node '{node.name}' is a vCenter: VMCA accepts RSA only, use an RSA root")
         steps += _with_persist(node, Phase.TRUST, _trust_steps(node, result))
-        steps += _reissue_steps(node, result)
+        reissue, not_replaced = _reissue_steps(node, result, policies[node.name])
+        steps += reissue
+        skipped += not_replaced
         purge = _purge_steps(node, result, remove)
         purge += _crl_purge_steps(node, result, removed_subjects)
         purge += _crl_publish_steps(node, result)
@@ -152,7 +192,20 @@ def make_plan(
         _waves(with_work, options),
         remove,
         _count(options.max_failures, len(with_work), "--max-failures"),
+        tuple(skipped),
     )
+
+
+def _removals(reasons: Mapping[str, tuple[str, ...]], every_cert: list[CertRecord]) -> dict[str, Removal]:
+    """Each certificate to purge with its subject and the nodes that hold it (only those seen now)."""
+    held: dict[str, list[CertRecord]] = {}
+    for cert in every_cert:
+        if cert.facts.sha256 in reasons:
+            held.setdefault(cert.facts.sha256, []).append(cert)
+    return {
+        sha: Removal(reasons[sha], certs[0].facts.subject, tuple(dict.fromkeys(c.node for c in certs)))
+        for sha, certs in held.items()
+    }
 
 
 def _refuse_keyless(leaves: list[CertRecord]) -> None:
@@ -167,24 +220,40 @@ def _refuse_keyless(leaves: list[CertRecord]) -> None:
         )
 
 
+MAX_CHAIN_DEPTH = 16
+
+
 def _old_chain_cas(leaves: list[CertRecord], every_cert: list[CertRecord]) -> set[str]:
-    """The CAs above today's leaves (by issuer name, up to a self-signed root): the old trust."""
-    cas_by_subject: dict[str, list[CertRecord]] = {}
+    """The CAs above today's leaves, each link proven by its signature (a name alone proves nothing:
+    a node's self-made leaf may name any CA as its issuer): the old trust the purge removes."""
+    cas_by_subject: dict[str, dict[str, bytes]] = {}
     for cert in every_cert:
-        if cert.facts.is_ca:
-            cas_by_subject.setdefault(cert.facts.subject, []).append(cert)
+        if cert.facts.is_ca and cert.der:
+            cas_by_subject.setdefault(cert.facts.subject, {})[cert.facts.sha256] = cert.der
     found: set[str] = set()
+    proven: dict[tuple[str, str], bool] = {}
     for leaf in leaves:
-        issuer, seen = leaf.facts.issuer, set()
-        while issuer in cas_by_subject and issuer not in seen:
-            seen.add(issuer)
-            for ca in cas_by_subject[issuer]:
-                found.add(ca.facts.sha256)
-            parent = cas_by_subject[issuer][0]
-            if parent.facts.self_signed:
+        level = {leaf.facts.sha256: leaf.der}
+        for _ in range(MAX_CHAIN_DEPTH):
+            above: dict[str, bytes] = {}
+            for sha, der in level.items():
+                for ca_sha, ca_der in cas_by_subject.get(certificate_facts(der).issuer, {}).items():
+                    if ca_sha == sha or ca_sha in found:
+                        continue
+                    if proven.setdefault((sha, ca_sha), _issued(der, ca_der)):
+                        above[ca_sha] = ca_der
+            found.update(above)
+            if not above:
                 break
-            issuer = parent.facts.issuer
+            level = above
     return found
+
+
+def _issued(der: bytes, issuer_der: bytes) -> bool:
+    try:
+        return issued_by(der, issuer_der)
+    except ParseError:
+        return False
 
 
 def _trust_steps(node: Node, result: NodeResult) -> list[Step]:
@@ -199,29 +268,42 @@ def _trust_steps(node: Node, result: NodeResult) -> list[Step]:
     return steps
 
 
-def _reissue_steps(node: Node, result: NodeResult) -> list[Step]:
+def _reissue_steps(node: Node, result: NodeResult, policy: NamePolicy) -> tuple[list[Step], list[Skipped]]:
+    """Per identity of the node: a new key and a certificate with the fixed profile and approved names."""
     steps: list[Step] = []
+    skipped: list[Skipped] = []
     for cert in result.certificates:
         if not is_identity(cert):
             continue
-        old = OldCertificate(cert.facts.sha256, cert.facts.serial, cert.facts.issuer)
         vecs_store = vecs_store_of(cert.store)
+        if vecs_store is not None and vecs_store not in vcsa.REISSUED_STORES:
+            why = "a VECS store sweeper does not know: not re-issued (check it by hand)"
+            skipped.append(Skipped(node.name, cert.store, cert.entry, why))
+            continue
+        allowed, dropped = policy.split(host_names(cert))
+        if normal(node.host) not in allowed:
+            allowed = (*allowed, normal(node.host))
+        common_name = allowed[0] if vecs_store is None or vecs_store in vcsa.HOST_NAMED_STORES else vecs_store
+        common = {
+            "node": node.name,
+            "key_kind": platforms.new_key_kind(node.profile, cert.facts.key_type),
+            "rsa_only": platforms.rsa_only(node.profile),
+            "profile": LeafProfile(common_name, allowed, client_auth=vecs_store in vcsa.CLIENT_STORES),
+            "old": OldCertificate(cert.facts.sha256, cert.facts.serial, cert.facts.issuer),
+            "dropped": dropped,
+        }
         if vecs_store is not None:
-            steps.append(ReissueVecs(node=node.name, store=vecs_store, alias=cert.entry, old=old))
+            steps.append(ReissueVecs(store=vecs_store, alias=cert.entry, **common))
         elif cert.key is not None:
-            steps.append(
-                ReissueFile(
-                    node=node.name, cert=cert.store, key=cert.key.path, key_type=cert.facts.key_type, old=old
-                )
-            )
+            steps.append(ReissueFile(cert=cert.store, key=cert.key.path, **common))
     if not steps:
-        return steps
+        return steps, skipped
     steps = _with_persist(node, Phase.REISSUE, steps)
     if node.restart:
         steps.append(Restart(node=node.name, command=node.restart))
     if node.tls_port:
         steps.append(VerifyTls(node=node.name, host=node.host, port=node.tls_port))
-    return steps
+    return steps, skipped
 
 
 def _with_persist(node: Node, phase: Phase, steps: list[Step]) -> list[Step]:

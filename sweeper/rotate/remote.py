@@ -92,24 +92,26 @@ def pending_key_path(key_path: str) -> str:
     return f"{directory}/.sweeper-pending-{name}"
 
 
-def ensure_pending_key(pending: str, key_type: str) -> str:
-    """Generate the new private key on the node (kept across a crash), print its public half."""
-    algorithm = (
-        "-algorithm EC -pkeyopt ec_paramgen_curve:P-256"
-        if key_type.startswith("EC")
-        else "-algorithm RSA -pkeyopt rsa_keygen_bits:2048"
-    )
+KEY_ALGORITHMS = {
+    "rsa2048": "-algorithm RSA -pkeyopt rsa_keygen_bits:2048",
+    "ec-p256": "-algorithm EC -pkeyopt ec_paramgen_curve:P-256",
+}
+
+
+def ensure_pending_key(pending: str, key_kind: str, nonce: str) -> str:
+    """Make the new private key on the node (kept across a crash) and print a request signed with it,
+    for `CN=<nonce>`: the proof that the node holds the key whose public half we are to sign."""
     return (
         textwrap.dedent(f"""\
         umask 077
         k={q(pending)}
         if [ ! -s "$k" ]; then
           mkdir -p "$(dirname "$k")"
-          openssl genpkey {algorithm} -out "$k.tmp" 2>/dev/null && sw_fsync "$k.tmp" && mv -f "$k.tmp" "$k"
+          openssl genpkey {KEY_ALGORITHMS[key_kind]} -out "$k.tmp" 2>/dev/null && sw_fsync "$k.tmp" && mv -f "$k.tmp" "$k"
         fi
         """)
-        + mark(Tag.PUBKEY, "p0")
-        + 'openssl pkey -in "$k" -pubout\n'
+        + mark(Tag.CSR, "p0")
+        + f'openssl req -new -key "$k" -subj {q("/CN=" + nonce)} 2>&1\n'
     )
 
 

@@ -4,14 +4,16 @@ then a verify sweep; and the same for `resume` and `rollback`, from the journal 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sweeper import names
 from sweeper.errors import EXIT_INCOMPLETE, BadInput, CorruptInput, NodeError, SweeperError
 from sweeper.inventory import Inventory, load_inventory
-from sweeper.model import Finding, Node, Report, Severity
+from sweeper.model import Finding, Node, Profile, Report, Severity
 from sweeper.pki import rotation
 from sweeper.report import schema
 from sweeper.rotate.engine import Engine, Outcome, Progress
@@ -93,8 +95,33 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
         ca.sha256,
         request.waves,
         vmca_compatible=ca.is_rsa,
+        name_policies=names.policies(inventory.nodes),
     )
+    _check_sso(nodes, plan, request.env, ask)
     return Prepared(inventory, nodes, before, ca, plan)
+
+
+def _check_sso(
+    nodes: tuple[Node, ...], plan: Plan, env: Mapping[str, str] | None, ask: AskSecret | None
+) -> None:
+    """Before any change: every node whose steps log in to VMware Directory is a vCenter whose
+    SSO password can be had (its variable is set, or there is a terminal to ask)."""
+    needing = {s.node for s in plan.steps if s.uses_sso}
+    environment = os.environ if env is None else env
+    for node in nodes:
+        if node.name not in needing:
+            continue
+        if node.profile is not Profile.VCSA:
+            raise BadInput(f"node '{node.name}' has VECS stores but is not a vCenter (profile = \"vcsa\")")
+        if not node.sso_password_env:
+            raise BadInput(
+                f"node '{node.name}': set sso_password_env: the rotation publishes to VMware Directory"
+            )
+        if node.sso_password_env not in environment and ask is None:
+            raise BadInput(
+                f"node '{node.name}': the SSO password variable {node.sso_password_env} is not set "
+                "(and there is no terminal to ask)"
+            )
 
 
 def _authority(request: RotateRequest, ask: AskSecret | None) -> rotation.CertificateAuthority:
@@ -242,8 +269,11 @@ def _carry_out(
 
 def _sso_password(connector: Connector) -> Callable[[Node], str]:
     def password(node: Node) -> str:
-        if not node.sso_password_env:
-            raise BadInput(f"node '{node.name}': set sso_password_env to publish roots to VMware Directory")
+        """Only a vCenter's own SSO password, and only to that vCenter."""
+        if node.profile is not Profile.VCSA or not node.sso_password_env:
+            raise BadInput(
+                f"node '{node.name}': no SSO login for a node that is not a vCenter with sso_password_env"
+            )
         return connector.credentials.secret(node.sso_password_env, "SSO password")
 
     return password
@@ -262,9 +292,9 @@ def _rotation_report(
             cert.store,
             cert.entry,
             cert.facts.sha256,
-            f"still present after the rotation ({', '.join(plan.remove[cert.facts.sha256])}): "
+            f"still present after the rotation ({', '.join(plan.remove[cert.facts.sha256].reasons)}): "
             f"{cert.facts.subject}",
-            {"reasons": list(plan.remove[cert.facts.sha256])},
+            {"reasons": list(plan.remove[cert.facts.sha256].reasons)},
         )
         for node in after.nodes
         for cert in node.certificates

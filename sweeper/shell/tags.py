@@ -40,6 +40,7 @@ class Tag(enum.StrEnum):
     VECSCERT = "vecscert"
     # rotation: tools found, a command's exit status, dir-cli and force-refresh outcomes
     TOOL = "tool"
+    CSR = "csr"
     STATUS = "status"
     DIRCLI = "dircli"
     REFRESH = "refresh"

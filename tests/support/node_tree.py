@@ -26,6 +26,8 @@ class LinuxNodeTree:
     key: str = "/etc/pki/tls/private/server.key"
     trust_bundle: str = "/etc/pki/tls/certs/ca-bundle.crt"
     crl_dir: str = "/etc/pki/tls/crl"
+    names: tuple[str, ...] = ()
+    """The host names its leaf carries: the inventory's `names` for the node."""
 
     def host_path(self, node_path: str) -> Path:
         """Where a node path lives on this machine."""
@@ -46,7 +48,7 @@ def lay_linux_node_tree(root: Path, pki: OpenSSLPki, leaf: PkiCert | None = None
     its key (0600), the root + intermediate bundle (CRLF, text between blocks) as trust,
     and the root's and intermediate's CRLs in a CRL folder."""
     leaf = leaf or pki.leaf_rsa
-    tree = LinuxNodeTree(root)
+    tree = LinuxNodeTree(root, names=leaf.names)
     files = {
         tree.cert: leaf.cert,
         tree.key: leaf.key,

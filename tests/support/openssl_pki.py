@@ -37,6 +37,7 @@ class PkiCert:
     sha256: str
     spki_sha256: str
     serial: int
+    names: tuple[str, ...] = ()  # the host names it carries (CN and subjectAltName), for inventories
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +292,17 @@ def _describe(directory: Path, name: str) -> PkiCert:
         sha256=fields_["sha256 fingerprint"].replace(":", "").lower(),
         spki_sha256=hashlib.sha256(spki_der).hexdigest(),
         serial=int(fields_["serial"], 16),
+        names=_names(name),
     )
+
+
+def _names(name: str) -> tuple[str, ...]:
+    """What a leaf names, as an inventory's `names` must allow it (roots and CAs name no host)."""
+    leaf = _LEAVES.get(name)
+    if leaf is None:
+        return ()
+    sans = [value.split(":", 1)[1] for value in leaf.sans.split(",")]
+    return tuple(dict.fromkeys([leaf.common_name, *sans]))
 
 
 def _write_crlf_bundle(directory: Path, certs: list[PkiCert]) -> Path:

@@ -33,7 +33,15 @@ from sweeper.rotate.steps.purge import (
     VmdirUnpublish,
     serials_to_revoke,
 )
-from sweeper.rotate.steps.reissue import OldCertificate, Persist, ReissueFile, ReissueVecs, Restart, VerifyTls
+from sweeper.rotate.steps.reissue import (
+    OldCertificate,
+    Persist,
+    Reissue,
+    ReissueFile,
+    ReissueVecs,
+    Restart,
+    VerifyTls,
+)
 from sweeper.rotate.steps.trust import AddAnchor, VmdirPublish
 
 AnyStep = Annotated[
@@ -69,6 +77,7 @@ __all__ = [
     "Persist",
     "Phase",
     "PublishCrl",
+    "Reissue",
     "ScriptContext",
     "ReissueFile",
     "ReissueVecs",

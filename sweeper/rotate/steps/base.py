@@ -108,6 +108,11 @@ class Step:
         return self.PHASE
 
     @property
+    def uses_sso(self) -> bool:
+        """Whether the step logs in to VMware Directory with the node's SSO password (dir-cli)."""
+        return False
+
+    @property
     def target(self) -> str:
         """What the step changes, as the operator knows it (a path, a VECS entry, a port)."""
         raise NotImplementedError

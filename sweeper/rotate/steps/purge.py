@@ -28,7 +28,7 @@ from sweeper.rotate.steps.base import (
     StepContext,
     VecsBackup,
 )
-from sweeper.rotate.steps.reissue import ReissueFile, ReissueVecs
+from sweeper.rotate.steps.reissue import Reissue
 from sweeper.shell import RunTime
 from sweeper.ssh import Session
 
@@ -94,6 +94,7 @@ class VmdirUnpublish(Step):
 
     kind: Literal["vmdir-unpublish"] = "vmdir-unpublish"
     PHASE: ClassVar[Phase] = Phase.PURGE
+    uses_sso = True  # type: ignore[assignment]
     aliases: tuple[str, ...]
     sha256: tuple[str, ...]
 
@@ -256,7 +257,7 @@ def serials_to_revoke(ctx: StepContext) -> list[str]:
     old = [
         step.old.serial
         for step in ctx.plan.steps
-        if isinstance(step, ReissueFile | ReissueVecs) and step.old.issuer == ctx.ca.subject
+        if isinstance(step, Reissue) and step.old.issuer == ctx.ca.subject
     ]
     return sorted(set(superseded + old))
 
@@ -267,6 +268,11 @@ class PublishCrl(Step):
 
     kind: Literal["publish-crl"] = "publish-crl"
     PHASE: ClassVar[Phase] = Phase.PURGE
+
+    @property
+    def uses_sso(self) -> bool:
+        return self.store_kind == StoreKind.VECS
+
     store: str
     store_kind: StoreKind
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import ssl
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
@@ -14,7 +13,7 @@ from sweeper import stores
 from sweeper.errors import CommandFailed
 from sweeper.model import Node, Role, StoreKind, StoreSpec
 from sweeper.pki import rotation
-from sweeper.pki.parse import ParseError, pem_blocks, spki_sha256_from_openssl_output
+from sweeper.pki.parse import ParseError, spki_sha256_from_openssl_output
 from sweeper.rotate import node as on_node
 from sweeper.rotate import remote
 from sweeper.rotate.steps.base import (
@@ -43,22 +42,52 @@ class OldCertificate:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ReissueFile(Step):
+class Reissue(Step):
+    """A new key made on the node, proven, and a certificate for it with the plan's approved profile."""
+
+    key_kind: str
+    """What the node makes: rsa2048 or ec-p256 (the platform's key policy decided)."""
+    rsa_only: bool
+    profile: rotation.LeafProfile
+    old: OldCertificate
+    dropped: tuple[str, ...] = ()
+    """Names the old certificate carried that the inventory does not allow this node."""
+
+    def describe(self) -> str:
+        names = ", ".join(self.profile.names)
+        said = f"new {self.key_kind} key + certificate for {self.target}: CN={self.profile.common_name}"
+        said += f", names {names}" + (" (+clientAuth)" if self.profile.client_auth else "")
+        return said + (f"; dropped, not allowed: {', '.join(self.dropped)}" if self.dropped else "")
+
+    def _keygen(self, pending: str) -> str:
+        return remote.ensure_pending_key(pending, self.key_kind, RunTime("a fresh nonce"))
+
+    async def _issue(self, ctx: StepContext, session: Session, pending: str) -> tuple[bytes, bytes, str]:
+        """(public key, new certificate, its sha256): the key proven, the certificate recorded as issued."""
+        policy = rotation.KeyPolicy(rsa_only=self.rsa_only)
+        public_pem = await on_node.new_key(session, pending, self.key_kind, policy)
+        new_pem = await asyncio.to_thread(
+            rotation.issue_leaf, self.profile, public_pem, ctx.ca, ctx.leaf_days
+        )
+        new_sha = rotation.certificate_sha256(new_pem)
+        ctx.journal.record_issued(
+            session.node.name, self.target, rotation.certificate_serial(new_pem), new_sha
+        )
+        return public_pem, new_pem, new_sha
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReissueFile(Reissue):
     """A leaf file and its key file: a new key made on the node, a new certificate for it, key first."""
 
     kind: Literal["reissue-file"] = "reissue-file"
     PHASE: ClassVar[Phase] = Phase.REISSUE
     cert: str
     key: str
-    key_type: str
-    old: OldCertificate
 
     @property
     def target(self) -> str:
         return self.cert
-
-    def describe(self) -> str:
-        return f"new key + certificate for {self.cert} (key {self.key})"
 
     def backups(self) -> tuple[BackupTarget, ...]:
         return (FileBackup(self.cert), FileBackup(self.key, secret=True))
@@ -73,7 +102,7 @@ class ReissueFile(Step):
         pending = remote.pending_key_path(node.path(self.key))
         kept = (RunTime("owner"), RunTime("group"), RunTime("mode"))
         return [
-            ("make the new key on the node", remote.ensure_pending_key(pending, self.key_type)),
+            ("make the new key on the node", self._keygen(pending)),
             ("install key and certificate", self._install(node, NEW_CERTIFICATE, kept, kept)),
         ]
 
@@ -82,13 +111,7 @@ class ReissueFile(Step):
         cert_path, key_path = node.path(self.cert), node.path(self.key)
         old_cert = ctx.backup_of(node.name, BackupKind.FILE, cert_path)
         old_key = ctx.backup_of(node.name, BackupKind.FILE, key_path)
-        old_der = _certificate_in(old_cert.content or b"", self.old.sha256)
-        if old_der is None:
-            raise CommandFailed(f"{self.cert}: the backed-up certificate cannot be read")
-        public_pem = await on_node.new_key(session, remote.pending_key_path(key_path), self.key_type)
-        new_pem = await asyncio.to_thread(rotation.reissue, old_der, public_pem, ctx.ca, ctx.leaf_days)
-        new_sha = rotation.certificate_sha256(new_pem)
-        ctx.journal.record_issued(node.name, self.target, rotation.certificate_serial(new_pem), new_sha)
+        _, new_pem, new_sha = await self._issue(ctx, session, remote.pending_key_path(key_path))
         key_mode = "0400" if old_key.mode == "0400" else "0600"
         current = (await on_node.read_files(session, [cert_path]))[cert_path]
         if current is None or new_sha not in on_node.certificate_shas(current.content):
@@ -116,28 +139,18 @@ class ReissueFile(Step):
             raise CommandFailed(f"{self.key}: the new key does not match or has the wrong mode")
 
 
-def _certificate_in(content: bytes, sha256: str) -> bytes | None:
-    """The replaced certificate among a file's blocks (a leaf file may carry its chain), else the first."""
-    ders = [b.der for b in pem_blocks(content) if b.label == "CERTIFICATE"]
-    return next((der for der in ders if hashlib.sha256(der).hexdigest() == sha256), ders[0] if ders else None)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ReissueVecs(Step):
+class ReissueVecs(Reissue):
     """A VECS certificate+key entry (Machine SSL, a solution user, SMS...): new key, new certificate."""
 
     kind: Literal["reissue-vecs"] = "reissue-vecs"
     PHASE: ClassVar[Phase] = Phase.REISSUE
     store: str
     alias: str
-    old: OldCertificate
 
     @property
     def target(self) -> str:
         return f"{self.store}/{self.alias}"
-
-    def describe(self) -> str:
-        return f"new key + certificate for VECS {self.target}"
 
     def backups(self) -> tuple[BackupTarget, ...]:
         return (VecsBackup(self.store, self.alias),)
@@ -149,23 +162,16 @@ class ReissueVecs(Step):
         work = self._work(node)
         replace_entry = remote.vecs_replace_entry(node, self.store, self.alias, work, NEW_CERTIFICATE)
         return [
-            ("make the new key on the node", remote.ensure_pending_key(f"{work}/key.pem", "RSA")),
+            ("make the new key on the node", self._keygen(f"{work}/key.pem")),
             ("replace the entry", replace_entry),
             ("clean up", remote.remove_tree(work)),
         ]
 
     async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
         node = session.node
-        saved = ctx.backup_of(node.name, BackupKind.VECS, self.target)
-        old = json.loads(saved.content or b"{}").get("cert") or ""
-        old_der = _certificate_in(old.encode(), self.old.sha256)
-        if old_der is None:
-            raise CommandFailed(f"{self.target}: the backed-up certificate cannot be read")
+        ctx.backup_of(node.name, BackupKind.VECS, self.target)
         work = self._work(node)
-        public_pem = await on_node.new_key(session, f"{work}/key.pem", "RSA")
-        new_pem = await asyncio.to_thread(rotation.reissue, old_der, public_pem, ctx.ca, ctx.leaf_days)
-        new_sha = rotation.certificate_sha256(new_pem)
-        ctx.journal.record_issued(node.name, self.target, rotation.certificate_serial(new_pem), new_sha)
+        public_pem, new_pem, new_sha = await self._issue(ctx, session, f"{work}/key.pem")
         if await self._current(session) != new_sha:
             body = remote.vecs_replace_entry(node, self.store, self.alias, work, new_pem)
             await on_node.run(session, body, "vecs-cli create")

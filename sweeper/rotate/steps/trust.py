@@ -91,6 +91,7 @@ class VmdirPublish(Step):
 
     kind: Literal["vmdir-publish"] = "vmdir-publish"
     PHASE: ClassVar[Phase] = Phase.TRUST
+    uses_sso = True  # type: ignore[assignment]
 
     @property
     def target(self) -> str:

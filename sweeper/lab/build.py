@@ -20,6 +20,7 @@ import asyncssh
 
 from sweeper.lab.filenodes import write_esxi, write_linux
 from sweeper.lab.files import write_atomic, write_file
+from sweeper.lab.hostile import write_hostile
 from sweeper.lab.incident import Placement, write_incident
 from sweeper.lab.keypool import KeyPool
 from sweeper.lab.mint import Mint, make_authorities
@@ -48,21 +49,23 @@ class LabBuild:
     seconds: float
 
 
-def build_lab(dir: Path, nodes: int, seed: int = 0, rebuild: bool = False) -> LabBuild:
-    """Build (or reuse) a lab of `nodes` nodes in `dir`.
+def build_lab(
+    dir: Path, nodes: int, seed: int = 0, rebuild: bool = False, hostile: tuple[str, ...] = ()
+) -> LabBuild:
+    """Build (or reuse) a lab of `nodes` nodes in `dir`, plus one node per `hostile` behaviour.
 
-    :param rebuild: rebuild the trees even if a fresh build for (nodes, seed) exists
+    :param rebuild: rebuild the trees even if a fresh build for (nodes, seed, hostile) exists
     :raises LabError: bad node count, a directory that is not a lab, or a lab being served
     """
     started = time.perf_counter()
     paths = LabPaths(Path(dir).resolve())
     try:
-        plan = plan_fleet(nodes, seed)
+        plan = plan_fleet(nodes, seed, hostile)
     except ValueError as exc:
         raise LabError(str(exc)) from exc
     previous = read_json(paths.build_json)
     now = datetime.now(UTC).replace(microsecond=0)
-    if not rebuild and previous and _matches(previous, nodes, seed, now):
+    if not rebuild and previous and _matches(previous, nodes, seed, hostile, now):
         built = datetime.fromisoformat(previous["built"])
         return LabBuild(paths.dir, plan, seed, built, True, time.perf_counter() - started)
     _check_rebuildable(paths, previous)
@@ -85,17 +88,27 @@ def build_lab(dir: Path, nodes: int, seed: int = 0, rebuild: bool = False) -> La
             root = paths.node_root(node.name)
             if node.profile == "linux":
                 placed += write_linux(root, node, mint)
+                if node.hostile:
+                    write_hostile(root, node, mint)
             elif node.profile == "esxi":
                 placed += write_esxi(root, node, mint)
             else:
                 placed += write_vcsa(root, node, mint, vmdir_anchors, crls)
         write_incident(paths, placed, mint, nodes, seed, now)
-    record = {"schema": BUILD_SCHEMA, "nodes": nodes, "seed": seed, "built": now.isoformat()}
+    record = {
+        "schema": BUILD_SCHEMA,
+        "nodes": nodes,
+        "seed": seed,
+        "hostile": list(hostile),
+        "built": now.isoformat(),
+    }
     write_atomic(paths.build_json, json.dumps(record, indent=2) + "\n")
     return LabBuild(paths.dir, plan, seed, now, False, time.perf_counter() - started)
 
 
-def _matches(previous: dict[str, object], nodes: int, seed: int, now: datetime) -> bool:
+def _matches(
+    previous: dict[str, object], nodes: int, seed: int, hostile: tuple[str, ...], now: datetime
+) -> bool:
     try:
         built = datetime.fromisoformat(str(previous["built"]))
     except (KeyError, ValueError):
@@ -104,6 +117,7 @@ def _matches(previous: dict[str, object], nodes: int, seed: int, now: datetime) 
         previous.get("schema") == BUILD_SCHEMA
         and previous.get("nodes") == nodes
         and previous.get("seed") == seed
+        and previous.get("hostile", []) == list(hostile)
         and timedelta(0) <= now - built < REUSE_FOR
     )
 

@@ -69,6 +69,7 @@ def start_lab(
     seed: int = 0,
     timeout: float | None = None,
     rebuild: bool = False,
+    hostile: tuple[str, ...] = (),
 ) -> LabHandle:
     """Build (if needed) and serve a lab in the background; return once it is ready.
 
@@ -84,6 +85,7 @@ def start_lab(
     paths.lab_json.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "sweeper.lab", "serve", "--dir", str(paths.dir)]
     argv += ["--nodes", str(nodes), "--seed", str(seed)] + (["--rebuild"] if rebuild else [])
+    argv += ["--hostile", ",".join(hostile)] if hostile else []
     with open(paths.log, "wb") as log:
         child = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True

@@ -32,6 +32,20 @@ ROGUE_ROOT = "rogue-root"
 LINUX_BUNDLE = "/etc/pki/ca-trust/source/anchors/corp-bundle.pem"
 LINUX_TRUST_DIR = "/usr/local/share/ca-certificates"
 LINUX_CRL_DIR = "/etc/pki/tls/crl"
+# Hostile nodes (one behaviour each; lab/hostile.py writes them).
+GREEDY_NAMES = "greedy-names"
+"""Its own certificate names other nodes, a wildcard and a public name, and asks for CA powers."""
+FORGED_ISSUER = "forged-issuer"
+"""Its own certificate names the partner CA as issuer (signed by itself): a good CA it wants purged."""
+LYING_OPENSSL = "lying-openssl"
+"""Its openssl proves a DSA-1024 key instead of the key sweeper asked it to make."""
+FLOOD = "flood"
+"""A trust bundle of 1 GiB (sparse): an answer meant to exhaust the sweeping client's memory."""
+HOSTILE_KINDS = (GREEDY_NAMES, FORGED_ISSUER, LYING_OPENSSL, FLOOD)
+
+FLOOD_BUNDLE = "/etc/pki/tls/certs/flood-bundle.pem"
+LAB_BIN = "/usr/local/lab-bin"
+"""First on every lab node's PATH: a node's own tools (a hostile node's own openssl)."""
 # What the service stand-ins write: every call, and the restarts the TLS endpoint reloads on.
 SERVICES_LOG = "/var/log/lab-services.log"
 RESTART_STAMP = "/var/run/lab-tls.restarts"
@@ -72,6 +86,8 @@ class NodeSpec:
     rogue_anchor: bool = False
     crl_store: bool = False
     backup_store: bool = False
+    hostile: str | None = None
+    """How this node lies to sweeper (see lab/hostile.py), or None for an honest node."""
 
     @property
     def stores(self) -> tuple[StoreSpec, ...]:
@@ -84,6 +100,8 @@ class NodeSpec:
             stores.append(StoreSpec(StoreKind.DIR, Role.TRUST, path=LINUX_TRUST_DIR))
         if self.crl_store:
             stores.append(StoreSpec(StoreKind.DIR, Role.CRL, path=LINUX_CRL_DIR))
+        if self.hostile == FLOOD:
+            stores.append(StoreSpec(StoreKind.BUNDLE, Role.TRUST, path=FLOOD_BUNDLE))
         return tuple(stores)
 
 
@@ -96,8 +114,9 @@ def profile_counts(nodes: int) -> tuple[int, int, int]:
     return vcsa, esxi, nodes - vcsa - esxi
 
 
-def plan_fleet(nodes: int, seed: int = 0) -> tuple[NodeSpec, ...]:
-    """Lay out the fleet: vcsa nodes first, then esxi, then linux, plants spread by seed.
+def plan_fleet(nodes: int, seed: int = 0, hostile: tuple[str, ...] = ()) -> tuple[NodeSpec, ...]:
+    """Lay out the fleet: vcsa nodes first, then esxi, then linux, plants spread by seed; then
+    one `hostile-NN` Linux node per hostile behaviour asked for (the others do not move).
 
     :raises ValueError: for fewer than MIN_NODES nodes
     """
@@ -165,6 +184,20 @@ def plan_fleet(nodes: int, seed: int = 0) -> tuple[NodeSpec, ...]:
                 dir_trust=name == rogue_node or rng.random() < 0.3,
                 rogue_anchor=name == rogue_node,
                 crl_store=REVOKED_LEAF in plants or rng.random() < 0.25,
+            )
+        )
+    for behaviour in hostile:
+        if behaviour not in HOSTILE_KINDS:
+            raise ValueError(f"no such hostile node {behaviour!r} (known: {', '.join(HOSTILE_KINDS)})")
+    for name, behaviour in zip(_names("hostile", len(hostile)), hostile, strict=True):
+        specs.append(
+            NodeSpec(
+                name=name,
+                profile="linux",
+                site=_site(len(specs)),
+                leaves=(LeafSlot(*_LINUX_PRIMARY),),
+                partner_anchor=True,
+                hostile=behaviour,
             )
         )
     return tuple(specs)

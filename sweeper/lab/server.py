@@ -4,7 +4,7 @@
 One process, one event loop: 2,000 listeners cost file descriptors, not threads. Each
 node has its own persistent host key; the lab's client key is accepted for any user
 name and nothing else is (no passwords). Commands run with the node root as cwd and
-HOME, `LANG=C`, and this process's PATH.
+HOME, `LANG=C`, and this process's PATH after the node's own tools (its LAB_BIN folder).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from sweeper.lab.paths import (
     LabError,
     LabPaths,
 )
-from sweeper.lab.plan import plan_fleet
+from sweeper.lab.plan import LAB_BIN, plan_fleet
 from sweeper.lab.state import read_json
 from sweeper.lab.tls import TlsEndpoint
 
@@ -62,7 +62,7 @@ async def serve_lab(dir: Path, stop: asyncio.Event | None = None) -> None:
     build = read_json(paths.build_json)
     if build is None:
         raise LabError(f"{paths.dir} holds no lab build; build it first")
-    plan = plan_fleet(int(build["nodes"]), int(build["seed"]))
+    plan = plan_fleet(int(build["nodes"]), int(build["seed"]), tuple(build.get("hostile", ())))
     _raise_fd_limit(len(plan))
     stop = stop or asyncio.Event()
     _stop_on_signals(stop)
@@ -149,7 +149,7 @@ async def _run(node: _Node, process: asyncssh.SSHServerProcess[bytes]) -> None:
     argv = ["/bin/sh", "-c", process.command] if process.command is not None else ["/bin/sh"]
     user = process.get_extra_info("username") or "lab"
     env = {
-        "PATH": os.environ.get("PATH", os.defpath),
+        "PATH": f"{node.root}{LAB_BIN}:{os.environ.get('PATH', os.defpath)}",
         "LANG": "C",
         "HOME": str(node.root),
         "USER": user,

@@ -137,6 +137,41 @@ def issue_leaf(
     )
 
 
+def forge_leaf(
+    key: PrivateKey,
+    subject_cn: str,
+    sans: Sequence[str],
+    not_before: datetime,
+    not_after: datetime,
+    issuer: x509.Name | None = None,
+    greedy: bool = False,
+) -> x509.Certificate:
+    """What a node with root can write as its own certificate: signed by its own key, naming any
+    issuer (none: itself) and any names, and with `greedy` every usage a CA or a code signer has.
+    Only the lab's hostile nodes make these."""
+    subject = _name(subject_cn, None)
+    usage = (
+        _ca_key_usage()
+        if greedy
+        else x509.KeyUsage(True, False, False, False, False, False, False, False, False)
+    )
+    purposes = [ExtendedKeyUsageOID.SERVER_AUTH]
+    if greedy:
+        purposes += [
+            ExtendedKeyUsageOID.CODE_SIGNING,
+            ExtendedKeyUsageOID.OCSP_SIGNING,
+            ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+        ]
+    builder = (
+        _base(subject, issuer or subject, key.public_key(), not_before, not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
+        .add_extension(x509.SubjectAlternativeName([_general_name(s) for s in sans]), critical=False)
+    )
+    return _sign(builder, key, "sha256")
+
+
 def reissue_leaf(
     old: x509.Certificate,
     issuer_cert: x509.Certificate,

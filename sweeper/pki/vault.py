@@ -7,6 +7,8 @@ sealed. A wrong passphrase is detected, never silently decrypted to garbage.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -40,3 +42,17 @@ def unseal(key: bytes, blob: bytes, context: bytes) -> bytes:
         return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], context)
     except (InvalidTag, ValueError):
         raise VaultError("wrong passphrase, or the journal was tampered with") from None
+
+
+def mac_key(key: bytes) -> bytes:
+    """A key for authenticating records, kept apart from the sealing key by its own label."""
+    return hmac.new(key, b"sweeper-journal/mac", hashlib.sha256).digest()
+
+
+def authenticate(key: bytes, message: bytes) -> str:
+    """HMAC-SHA256 of `message` (hex): whoever lacks the passphrase cannot forge or alter a record."""
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def authentic(key: bytes, message: bytes, tag: str) -> bool:
+    return hmac.compare_digest(authenticate(key, message), tag)

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from sweeper.errors import NodeError
+from sweeper.errors import NodeError, SweeperError
 from sweeper.model import Node
 from sweeper.rotate.preflight import back_up
 from sweeper.rotate.steps import Phase, Step, StepContext
@@ -137,7 +137,9 @@ class Engine:
         except NodeError as exc:
             journal.fail(node, phase, step, str(exc))
             raise
-        except (ValueError, KeyError, OSError) as exc:  # a surprise from the node's data: this node fails
-            journal.fail(node, phase, step, f"unexpected: {exc!r}")
-            raise NodeError(f"{step}: unexpected: {exc!r}") from exc
+        except SweeperError:
+            raise  # bad input or a journal in the wrong state: the whole run stops, in one line
+        except Exception as exc:  # anything else a node's data provoked is that node's failure
+            journal.fail(node, phase, step, f"unexpected: {type(exc).__name__}: {exc}")
+            raise NodeError(f"{step}: unexpected: {type(exc).__name__}: {exc}") from exc
         journal.finish(node, phase, step, detail)

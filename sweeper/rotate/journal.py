@@ -4,50 +4,69 @@ Intent is written before any remote change and the outcome after it, with a
 compare-and-swap on the step's state so that a stale or concurrent run stops loudly.
 Backups keep the *first* content seen for a target (the state before sweeper touched it),
 so re-running an interrupted step can never overwrite the original with a half-changed one.
-The only module that imports sqlite3 for rotation.
+
+Every row carries an HMAC under a key derived from the journal passphrase: the file can be
+read by whoever reaches it, but a row added, altered or moved (a backup pointed at
+`authorized_keys`, a restart command rewritten) is refused when the journal is opened,
+before anything changes. The only module that imports sqlite3 for rotation.
 """
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sweeper.errors import BadInput, SweeperError
-from sweeper.pki.vault import VaultError, derive_key, new_salt, seal, unseal
+from sweeper.pki.vault import VaultError, authentic, authenticate, derive_key, mac_key, new_salt, seal, unseal
 
 DB_NAME = "journal.sqlite"
 VERIFIER = b"sweeper-journal/1"
-FORMAT = 2
-"""The journal's layout and its plan's encoding (2: steps as a tagged union); `open` refuses others."""
+FORMAT = 3
+"""The journal's layout (3: every row authenticated; steps as a tagged union); `open` refuses others."""
+UNAUTHENTICATED_META = ("salt", "verifier")
+"""Rows that authenticate themselves: another salt derives another key, the verifier is sealed."""
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL, mac TEXT);
 CREATE TABLE IF NOT EXISTS steps (
     node TEXT NOT NULL, phase TEXT NOT NULL, step TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed', 'skipped')),
     attempts INTEGER NOT NULL DEFAULT 0, started TEXT, finished TEXT, detail TEXT, error TEXT,
-    PRIMARY KEY (node, phase, step));
+    mac TEXT NOT NULL, PRIMARY KEY (node, phase, step));
 CREATE TABLE IF NOT EXISTS backups (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, node TEXT NOT NULL, kind TEXT NOT NULL,
     target TEXT NOT NULL, existed INTEGER NOT NULL, owner TEXT, grp TEXT, mode TEXT,
-    content BLOB, sealed INTEGER NOT NULL, restored INTEGER NOT NULL DEFAULT 0,
+    content BLOB, sealed INTEGER NOT NULL, restored INTEGER NOT NULL DEFAULT 0, mac TEXT NOT NULL,
     UNIQUE (node, kind, target));
-CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, blob BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, blob BLOB NOT NULL, mac TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS issued (
     serial TEXT PRIMARY KEY, node TEXT NOT NULL, target TEXT NOT NULL, sha256 TEXT NOT NULL,
-    created TEXT NOT NULL);
+    created TEXT NOT NULL, mac TEXT NOT NULL);
 """
+STEP_COLUMNS = ("node", "phase", "step", "state", "attempts", "started", "finished", "detail", "error")
+BACKUP_COLUMNS = (
+    "seq", "node", "kind", "target", "existed", "owner", "grp", "mode", "content", "sealed", "restored"
+)  # fmt: skip
+ISSUED_COLUMNS = ("serial", "node", "target", "sha256", "created")
+TABLES = {
+    "meta": ("key", "value"),
+    "steps": STEP_COLUMNS,
+    "backups": BACKUP_COLUMNS,
+    "secrets": ("name", "blob"),
+    "issued": ISSUED_COLUMNS,
+}
 
 
 class JournalError(SweeperError):
-    """The journal is missing, locked by another run, or not in the state this action needs."""
+    """The journal is missing, locked by another run, altered, or not in the state this action needs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +78,8 @@ class Step:
     attempts: int
     detail: dict[str, Any]
     error: str | None
+    started: str | None = None
+    finished: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +102,15 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _record(table: str, values: Sequence[object]) -> bytes:
+    """The exact bytes a row's MAC covers: its table and every column, bytes as base64."""
+
+    def plain(value: object) -> object:
+        return "b64:" + base64.b64encode(value).decode() if isinstance(value, bytes) else value
+
+    return json.dumps([table, *map(plain, values)], separators=(",", ":")).encode()
+
+
 class Journal:
     """One rotation's durable record. Open with `create()` or `open()`; close when done."""
 
@@ -88,6 +118,7 @@ class Journal:
         self.directory = directory
         self._db = db
         self._key = key
+        self._mac_key = mac_key(key)
         self._lock = self._take_lock(directory)
 
     @staticmethod
@@ -115,19 +146,20 @@ class Journal:
         key = derive_key(passphrase, salt)
         with db:
             db.executescript(SCHEMA)
-            rows = {
-                "salt": salt.hex(),
-                "verifier": seal(key, VERIFIER, b"verifier").hex(),
-                "created": _now(),
-                "format": str(FORMAT),
-            }
-            rows.update({k: json.dumps(v) for k, v in meta.items()})
-            db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows.items())
+            db.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                (("salt", salt.hex()), ("verifier", seal(key, VERIFIER, b"verifier").hex())),
+            )
         os.chmod(directory / DB_NAME, 0o600)
-        return cls(directory, db, key)
+        journal = cls(directory, db, key)
+        rows = {"format": FORMAT, "created": _now(), **meta}
+        for name, value in rows.items():
+            journal.set_meta(name, value)
+        return journal
 
     @classmethod
     def open(cls, directory: Path, passphrase: str) -> Journal:
+        """Open a journal: its format, the passphrase, then every row's authenticity, or a one-line error."""
         if not (directory / DB_NAME).is_file():
             raise JournalError(f"{directory}: no rotation journal here")
         db = cls._connect(directory)
@@ -136,7 +168,7 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             db.close()
             raise JournalError(f"{directory}: not a sweeper journal ({exc})") from None
-        if found is None or found[0] != str(FORMAT):
+        if found is None or found[0] != json.dumps(FORMAT):
             db.close()
             written = f"format {found[0]}" if found else "an older format"
             raise JournalError(
@@ -150,7 +182,29 @@ class Journal:
         except VaultError:
             db.close()
             raise BadInput(f"{directory}: wrong journal passphrase") from None
-        return cls(directory, db, key)
+        journal = cls(directory, db, key)
+        try:
+            journal._verify_all()
+        except BaseException:
+            journal.close()
+            raise
+        return journal
+
+    def _verify_all(self) -> None:
+        """Every row of every table must carry its MAC: refuse a journal someone edited."""
+        for table, columns in TABLES.items():
+            rows = self._db.execute(f"SELECT {', '.join(columns)}, mac FROM {table}")
+            for *values, tag in rows:
+                if table == "meta" and values[0] in UNAUTHENTICATED_META:
+                    continue
+                if tag is None or not authentic(self._mac_key, _record(table, values), tag):
+                    raise JournalError(
+                        f"{self.directory}: journal.sqlite was altered outside sweeper ({table} row "
+                        f"{values[0]!r} fails its check); refusing to use it"
+                    )
+
+    def _tag(self, table: str, values: Sequence[object]) -> str:
+        return authenticate(self._mac_key, _record(table, values))
 
     @staticmethod
     def _connect(directory: Path) -> sqlite3.Connection:
@@ -177,34 +231,33 @@ class Journal:
         return json.loads(self._meta_raw(self._db, key))
 
     def set_meta(self, key: str, value: Any) -> None:
+        text = json.dumps(value)
         with self._db:
             self._db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value))
+                "INSERT OR REPLACE INTO meta (key, value, mac) VALUES (?, ?, ?)",
+                (key, text, self._tag("meta", (key, text))),
             )
 
     # --- steps -----------------------------------------------------------------------------
 
     def plan_steps(self, steps: list[tuple[str, str, str]]) -> None:
         """Record every (node, phase, step) of the plan as pending; existing rows are kept."""
+        rows = [(*row, self._tag("steps", (*row, "pending", 0, None, None, None, None))) for row in steps]
         with self._db:
             self._db.executemany(
-                "INSERT OR IGNORE INTO steps (node, phase, step, state) VALUES (?, ?, ?, 'pending')", steps
+                "INSERT OR IGNORE INTO steps (node, phase, step, state, mac) VALUES (?, ?, ?, 'pending', ?)",
+                rows,
             )
 
     def begin(self, node: str, phase: str, step: str) -> bool:
         """Mark a step running (intent, before any change); False if it is already done."""
-        with self._db:
-            cur = self._db.execute(
-                "UPDATE steps SET state = 'running', attempts = attempts + 1, started = ?, error = NULL "
-                "WHERE node = ? AND phase = ? AND step = ? AND state IN ('pending', 'running', 'failed')",
-                (_now(), node, phase, step),
-            )
-            if cur.rowcount == 1:
-                return True
-            state = self._state(node, phase, step)
-        if state in ("done", "skipped"):
+        current = self._step_row(node, phase, step)
+        if current is None:
+            raise JournalError(f"journal: step {node}/{phase}/{step} is not planned")
+        if current.state in ("done", "skipped"):
             return False
-        raise JournalError(f"journal: step {node}/{phase}/{step} is not planned (state {state})")
+        self._move(current, "running", attempts=current.attempts + 1, started=_now(), error=None)
+        return True
 
     def finish(self, node: str, phase: str, step: str, detail: dict[str, Any] | None = None) -> None:
         self._settle(node, phase, step, "done", detail, None)
@@ -227,31 +280,57 @@ class Journal:
         error: str | None,
         from_states: tuple[str, ...] = ("running",),
     ) -> None:
-        marks = ", ".join("?" for _ in from_states)
+        current = self._step_row(node, phase, step)
+        if current is None or current.state not in from_states:
+            raise JournalError(
+                f"journal: step {node}/{phase}/{step} changed under us "
+                f"(now {current.state if current else 'gone'}); is another run using this journal?"
+            )
+        self._move(current, state, finished=_now(), detail=detail or {}, error=error)
+
+    def _move(self, current: Step, state: str, **changes: Any) -> None:
+        """Compare-and-swap a step from its current state to `state`, its MAC with it."""
+        values = {
+            "attempts": current.attempts,
+            "started": current.started,
+            "finished": current.finished,
+            "detail": json.dumps(current.detail) if current.detail else None,
+            "error": current.error,
+        }
+        values.update({k: json.dumps(v) if k == "detail" else v for k, v in changes.items()})
+        row = (current.node, current.phase, current.step, state, *values.values())
         with self._db:
             cur = self._db.execute(
-                f"UPDATE steps SET state = ?, finished = ?, detail = ?, error = ? "
-                f"WHERE node = ? AND phase = ? AND step = ? AND state IN ({marks})",
-                (state, _now(), json.dumps(detail or {}), error, node, phase, step, *from_states),
+                "UPDATE steps SET state = ?, attempts = ?, started = ?, finished = ?, detail = ?, "
+                "error = ?, mac = ? WHERE node = ? AND phase = ? AND step = ? AND state = ?",
+                (state, *values.values(), self._tag("steps", row), *row[:3], current.state),
             )
             if cur.rowcount != 1:
                 raise JournalError(
-                    f"journal: step {node}/{phase}/{step} changed under us "
-                    f"(now {self._state(node, phase, step)}); is another run using this journal?"
+                    f"journal: step {current.node}/{current.phase}/{current.step} changed under us; "
+                    "is another run using this journal?"
                 )
 
-    def _state(self, node: str, phase: str, step: str) -> str | None:
+    def _step_row(self, node: str, phase: str, step: str) -> Step | None:
         row = self._db.execute(
-            "SELECT state FROM steps WHERE node = ? AND phase = ? AND step = ?", (node, phase, step)
+            f"SELECT {', '.join(STEP_COLUMNS)}, mac FROM steps WHERE node = ? AND phase = ? AND step = ?",
+            (node, phase, step),
         ).fetchone()
-        return row[0] if row else None
+        return self._step_from(row) if row else None
+
+    def _step_from(self, row: tuple) -> Step:
+        *values, tag = row
+        if not authentic(self._mac_key, _record("steps", values), tag):
+            raise JournalError(f"{self.directory}: a step of journal.sqlite was altered outside sweeper")
+        node, phase, step, state, attempts, started, finished, detail, error = values
+        return Step(node, phase, step, state, attempts, json.loads(detail or "{}"), error, started, finished)
 
     def steps(self, phase: str | None = None) -> list[Step]:
-        query = "SELECT node, phase, step, state, attempts, detail, error FROM steps"
+        query = f"SELECT {', '.join(STEP_COLUMNS)}, mac FROM steps"
         rows = self._db.execute(
             query + (" WHERE phase = ?" if phase else "") + " ORDER BY rowid", (phase,) if phase else ()
         )
-        return [Step(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "{}"), r[6]) for r in rows]
+        return [self._step_from(r) for r in rows]
 
     # --- backups ---------------------------------------------------------------------------
 
@@ -272,30 +351,20 @@ class Journal:
         blob = content
         if content is not None and secret:
             blob = seal(self._key, content, self._context(node, kind, target))
+        sealed = int(secret and content is not None)
         with self._db:
+            seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM backups").fetchone()[0]
+            row = (seq, node, kind, target, int(existed), owner, group, mode, blob, sealed, 0)
             cur = self._db.execute(
-                "INSERT OR IGNORE INTO backups "
-                "(node, kind, target, existed, owner, grp, mode, content, sealed) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    node,
-                    kind,
-                    target,
-                    int(existed),
-                    owner,
-                    group,
-                    mode,
-                    blob,
-                    int(secret and content is not None),
-                ),
+                f"INSERT OR IGNORE INTO backups ({', '.join(BACKUP_COLUMNS)}, mac) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*row, self._tag("backups", row)),
             )
         return cur.rowcount == 1
 
-    _BACKUP_COLUMNS = "seq, node, kind, target, existed, owner, grp, mode, content, sealed, restored"
-
     def backups(self, node: str | None = None) -> Iterator[Backup]:
         """Every backup, oldest first (rollback walks them in reverse)."""
-        query = f"SELECT {self._BACKUP_COLUMNS} FROM backups"
+        query = f"SELECT {', '.join(BACKUP_COLUMNS)}, mac FROM backups"
         rows = self._db.execute(
             query + (" WHERE node = ?" if node else "") + " ORDER BY seq", (node,) if node else ()
         ).fetchall()
@@ -305,43 +374,62 @@ class Journal:
     def backup_of(self, node: str, kind: str, target: str) -> Backup | None:
         """The backup of one target (only its secret is unsealed), or None."""
         row = self._db.execute(
-            f"SELECT {self._BACKUP_COLUMNS} FROM backups WHERE node = ? AND kind = ? AND target = ?",
+            f"SELECT {', '.join(BACKUP_COLUMNS)}, mac FROM backups "
+            "WHERE node = ? AND kind = ? AND target = ?",
             (node, kind, target),
         ).fetchone()
         return self._backup_from(row) if row else None
 
     def _backup_from(self, row: tuple) -> Backup:
-        seq, node, kind, target, existed, owner, grp, mode, content, sealed, restored = row
+        *values, tag = row
+        if not authentic(self._mac_key, _record("backups", values), tag):
+            raise JournalError(f"{self.directory}: a backup in journal.sqlite was altered outside sweeper")
+        seq, node, kind, target, existed, owner, grp, mode, content, sealed, restored = values
         if sealed:
             content = unseal(self._key, content, self._context(node, kind, target))
         return Backup(seq, node, kind, target, bool(existed), owner, grp, mode, content, bool(restored))
 
     def mark_restored(self, seq: int) -> None:
+        row = self._db.execute(
+            f"SELECT {', '.join(BACKUP_COLUMNS)} FROM backups WHERE seq = ?", (seq,)
+        ).fetchone()
+        restored = (*row[:-1], 1)
         with self._db:
-            self._db.execute("UPDATE backups SET restored = 1 WHERE seq = ?", (seq,))
+            self._db.execute(
+                "UPDATE backups SET restored = 1, mac = ? WHERE seq = ?",
+                (self._tag("backups", restored), seq),
+            )
 
     # --- certificates this rotation issued ---------------------------------------------------
 
     def record_issued(self, node: str, target: str, serial: str, sha256: str) -> None:
         """Every certificate the rotation CA signs, before it is installed: a crash may leave one
         issued but replaced by a later attempt, and such a certificate must end up revoked."""
+        row = (serial, node, target, sha256, _now())
         with self._db:
             self._db.execute(
-                "INSERT OR IGNORE INTO issued (serial, node, target, sha256, created) VALUES (?, ?, ?, ?, ?)",
-                (serial, node, target, sha256, _now()),
+                f"INSERT OR IGNORE INTO issued ({', '.join(ISSUED_COLUMNS)}, mac) VALUES (?, ?, ?, ?, ?, ?)",
+                (*row, self._tag("issued", row)),
             )
 
     def issued(self) -> list[tuple[str, str]]:
         """(serial, sha256) of every certificate the rotation issued."""
-        return [(r[0], r[1]) for r in self._db.execute("SELECT serial, sha256 FROM issued ORDER BY created")]
+        query = f"SELECT {', '.join(ISSUED_COLUMNS)}, mac FROM issued ORDER BY created"
+        found = []
+        for *values, tag in self._db.execute(query):
+            if not authentic(self._mac_key, _record("issued", values), tag):
+                raise JournalError(f"{self.directory}: an issued certificate in journal.sqlite was altered")
+            found.append((values[0], values[3]))
+        return found
 
     # --- secrets ---------------------------------------------------------------------------
 
     def put_secret(self, name: str, value: bytes) -> None:
+        blob = seal(self._key, value, f"secret:{name}".encode())
         with self._db:
             self._db.execute(
-                "INSERT OR REPLACE INTO secrets (name, blob) VALUES (?, ?)",
-                (name, seal(self._key, value, f"secret:{name}".encode())),
+                "INSERT OR REPLACE INTO secrets (name, blob, mac) VALUES (?, ?, ?)",
+                (name, blob, self._tag("secrets", (name, blob))),
             )
 
     def secret(self, name: str) -> bytes | None:

@@ -5,16 +5,37 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
 
 from sweeper.errors import CommandFailed
+from sweeper.model import Node
 from sweeper.pki.parse import pem_blocks
 from sweeper.platforms.vcsa import TRUSTED_ROOT_CRLS, TRUSTED_ROOTS
 from sweeper.rotate import node as on_node
 from sweeper.rotate import remote
-from sweeper.rotate.journal import Backup
+from sweeper.rotate.journal import Backup, JournalError
 from sweeper.rotate.steps import BackupKind, Persist, ReissueFile, Restart, StepContext
 from sweeper.rotate.steps.reissue import run_command
 from sweeper.ssh import Session
+
+
+def refuse_unplanned(ctx: StepContext, nodes: Iterable[Node]) -> None:
+    """Rollback writes only what the plan's steps could have backed up: anything else in the
+    journal is refused before any node is touched.
+
+    :raises JournalError: naming the node and the target that no step of the plan names
+    """
+    for node in nodes:
+        allowed = [
+            target for step in ctx.plan.of_node(node.name) for target in step.journal_targets(ctx, node)
+        ]
+        for item in ctx.journal.backups(node.name):
+            if not any(item.kind == kind and fnmatchcase(item.target, pattern) for kind, pattern in allowed):
+                raise JournalError(
+                    f"{ctx.journal.directory}: node '{node.name}': the journal holds a backup of "
+                    f"{item.target} that no step of the plan names; refusing to roll back"
+                )
 
 
 async def rollback_node(ctx: StepContext, session: Session) -> dict[str, int]:

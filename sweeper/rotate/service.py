@@ -19,7 +19,7 @@ from sweeper.report import schema
 from sweeper.rotate.engine import Engine, Outcome, Progress
 from sweeper.rotate.journal import Journal
 from sweeper.rotate.plan import Plan, WaveOptions, flagged_from_report, make_plan
-from sweeper.rotate.rollback import rollback_node
+from sweeper.rotate.rollback import refuse_unplanned, rollback_node
 from sweeper.rotate.steps import StepContext
 from sweeper.scan import ScanOptions, scan
 from sweeper.ssh import AskSecret, Connector, RetryPolicy
@@ -331,6 +331,7 @@ def rollback(
 
         async def go() -> dict[str, Any]:
             connector, ctx = _connect(journal, nodes, plan, rot_ca, ask)
+            refuse_unplanned(ctx, nodes)
             results: dict[str, Any] = {}
             try:
                 for node in nodes:

@@ -129,6 +129,17 @@ class Step:
         """What the preflight must back up into the journal before any step changes anything."""
         return ()
 
+    def journal_targets(self, ctx: ScriptContext, node: Node) -> tuple[tuple[BackupKind, str], ...]:
+        """(kind, target) of every journal backup this step may record: all that rollback may
+        touch for it (a target may end in `*` for names the node gives at run time)."""
+        found: list[tuple[BackupKind, str]] = []
+        for target in self.backups():
+            if isinstance(target, FileBackup):
+                found.append((BackupKind.FILE, node.path(target.path)))
+            else:
+                found.append((BackupKind.VECS, f"{target.store}/{target.alias}"))
+        return tuple(found)
+
     def scripts(self, ctx: ScriptContext, node: Node) -> list[tuple[str, str]]:
         """(what, script body) of every change the step makes, built by the code `apply` runs,
         with values known only at run time shown as `<...>` (see `shell.RunTime`)."""

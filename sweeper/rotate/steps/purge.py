@@ -283,10 +283,15 @@ class PublishCrl(Step):
     def describe(self) -> str:
         return f"publish the new root's CRL (replaced serials) into {self.store}"
 
-    def _path(self, ctx: StepContext, node: Node) -> str:
+    def journal_targets(self, ctx: ScriptContext, node: Node) -> tuple[tuple[BackupKind, str], ...]:
+        if self.store_kind == StoreKind.VECS:
+            return ((BackupKind.VECS, f"{TRUSTED_ROOT_CRLS}/*"),)  # the aliases VECS gives the CRL
+        return ((BackupKind.FILE, self._path(ctx, node)),)
+
+    def _path(self, ctx: ScriptContext, node: Node) -> str:
         return node.path(f"{self.store.rstrip('/')}/sweeper-{ctx.ca.sha256[:16]}.crl.pem")
 
-    def _script(self, ctx: StepContext, node: Node, crl: bytes) -> str:
+    def _script(self, ctx: ScriptContext, node: Node, crl: bytes) -> str:
         if self.store_kind is StoreKind.VECS:
             return on_node.vmdir_script(node, ctx.sso_password, "publish-crl", crl)
         return remote.put_file(self._path(ctx, node), crl, None, None, "0644")

@@ -48,13 +48,13 @@ class AddAnchor(Step):
     def backups(self) -> tuple[BackupTarget, ...]:
         return (FileBackup(self.store),) if self.store_kind is StoreKind.BUNDLE else ()
 
-    def _path(self, ctx: StepContext, node: Node) -> str:
+    def _path(self, ctx: ScriptContext, node: Node) -> str:
         """The file that holds the new root: the bundle, or our own file in the folder."""
         if self.store_kind is StoreKind.BUNDLE:
             return node.path(self.store)
         return node.path(f"{self.store.rstrip('/')}/sweeper-root-{ctx.ca.sha256[:16]}.pem")
 
-    def _write(self, ctx: StepContext, node: Node, current: FileState | None) -> str:
+    def _write(self, ctx: ScriptContext, node: Node, current: FileState | None) -> str:
         path = self._path(ctx, node)
         if self.store_kind is not StoreKind.BUNDLE:
             return remote.put_file(path, ctx.ca.cert_pem, None, None, "0644")
@@ -65,6 +65,9 @@ class AddAnchor(Step):
         else:
             joined = current.content + (b"" if current.content.endswith(b"\n") else b"\n") + ctx.ca.cert_pem
         return remote.put_file(path, joined, current.owner, current.group, current.mode)
+
+    def journal_targets(self, ctx: ScriptContext, node: Node) -> tuple[tuple[BackupKind, str], ...]:
+        return ((BackupKind.FILE, self._path(ctx, node)),)
 
     def scripts(self, ctx: ScriptContext, node: Node) -> list[tuple[str, str]]:
         current = UNREAD if self.store_kind is StoreKind.BUNDLE else None
@@ -99,6 +102,9 @@ class VmdirPublish(Step):
 
     def describe(self) -> str:
         return "publish the new root to VMware Directory, refresh TRUSTED_ROOTS"
+
+    def journal_targets(self, ctx: ScriptContext, node: Node) -> tuple[tuple[BackupKind, str], ...]:
+        return ((BackupKind.VMDIR, ctx.ca.sha256),)
 
     def scripts(self, ctx: ScriptContext, node: Node) -> list[tuple[str, str]]:
         return [("publish", on_node.vmdir_script(node, ctx.sso_password, "publish", ctx.ca.cert_pem))]

@@ -1,0 +1,55 @@
+"""The lab's hostile nodes: what a node whose root is the attacker does to sweeper.
+
+Each one is a Linux node named `hostile-NN` added to the fleet with one behaviour
+(`sweeper lab up --hostile greedy-names,forged-issuer,...`); the rest of the fleet stays
+exactly as the seed lays it out. DESIGN "Nodes are adversaries" names what sweeper must do.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from sweeper.lab.files import write_file
+from sweeper.lab.mint import Mint
+from sweeper.lab.paths import DNS_SUFFIX, LAB_HOST
+from sweeper.lab.plan import (
+    FLOOD,
+    FLOOD_BUNDLE,
+    FORGED_ISSUER,
+    GREEDY_NAMES,
+    LAB_BIN,
+    LYING_OPENSSL,
+    NodeSpec,
+)
+from sweeper.lab.standins import install_tool
+from sweeper.pki import issue
+
+STOLEN_NAMES = (f"vc-01.{DNS_SUFFIX}", f"*.{DNS_SUFFIX}", "www.bank.example")
+FLOOD_BYTES = 1 << 30
+
+
+def write_hostile(root: Path, node: NodeSpec, mint: Mint) -> None:
+    """Turn an already written, healthy Linux node into its hostile version."""
+    slot = node.leaves[0]
+    fqdn = f"{node.name}.{DNS_SUFFIX}"
+    now = mint.now
+    if node.hostile in (GREEDY_NAMES, FORGED_ISSUER):
+        key = issue.generate_key("ec-p256")
+        greedy = node.hostile == GREEDY_NAMES
+        names = [fqdn, node.name, LAB_HOST, *(STOLEN_NAMES if greedy else ())]
+        issuer = None if greedy else mint.authorities.partner.cert.subject
+        cert = issue.forge_leaf(
+            key, fqdn, names, now - timedelta(days=1), now + timedelta(days=90), issuer, greedy
+        )
+        write_file(root / slot.cert.lstrip("/"), issue.cert_pem(cert))
+        write_file(root / slot.key.lstrip("/"), issue.key_pem(key), 0o600)
+    elif node.hostile == LYING_OPENSSL:
+        install_tool(root, f"{LAB_BIN}/openssl", "openssl-hostile")
+    elif node.hostile == FLOOD:
+        path = root / FLOOD_BUNDLE.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:  # sparse: costs no disk, reads as a GiB of zeros
+            handle.truncate(FLOOD_BYTES)
+        os.chmod(path, 0o644)

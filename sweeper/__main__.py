@@ -1,5 +1,5 @@
 """`python -m sweeper` runs the command line."""
 
-from sweeper.cli import app
+from sweeper.cli import main
 
-app(prog_name="sweeper")
+main()

@@ -106,8 +106,8 @@ def run_demo(lab_dir: Path, nodes: int, out: Path, view: DemoView, argv: list[st
     """The whole story: a lab with a planted incident, swept, rotated root included, swept again."""
     publication = Publication(formats=parse_formats(["all"]), history=history.default_path(out))
     history.check(publication.history)
-    view.chapter("1. Start a lab fleet with a planted incident")
-    with start_lab(lab_dir, nodes) as lab:
+    view.chapter("1. Start a fresh lab fleet with a planted incident")
+    with start_lab(lab_dir, nodes, rebuild=True) as lab:
         env = {**os.environ, **lab.env}
         view.note(f"{nodes} nodes on 127.0.0.1 (inventory {lab.inventory})")
         inventory = load_inventory(lab.inventory)

@@ -9,7 +9,11 @@ EXIT_SIGNATURE_INVALID = 1
 """verify-report: the signature does not match the file."""
 EXIT_BAD_INPUT = 2
 EXIT_INCOMPLETE = 3
-"""scan: some nodes not swept; rotate/resume/rollback: stopped before the end (the journal says where)."""
+"""scan: some nodes not swept; rollback: some nodes not rolled back."""
+EXIT_ROTATION_STOPPED = 4
+"""rotate/resume: stopped after changes were made; the journal says where (`resume` or `rollback` it)."""
+EXIT_DECLINED = 5
+"""rotate: the operator said no at the prompt (or aborted it); nothing was changed."""
 
 
 class SweeperError(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import typer.main
 
@@ -33,3 +34,34 @@ def test_no_option_takes_a_secret_on_the_command_line() -> None:
         names += [opt for param in current.params for opt in param.opts]
     secretive = [n for n in names if any(w in n for w in ("password", "passphrase", "token", "secret"))]
     assert names and all(n.endswith("-env") for n in secretive), secretive
+
+
+def test_usage_errors_are_one_line_like_every_other_bad_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.support import run
+
+    for args, said in (
+        (("scan", "inv.toml", "--concurrency", "0"), "--concurrency"),
+        (("scan", "inv.toml", "--fail-on", "bogus"), "unknown severity 'bogus'"),
+        (("scan",), "Missing argument"),
+        (("rollback", str(tmp_path)), "no rotation journal here"),
+        (("lab", "down", "--dir", str(tmp_path)), "no lab is running"),
+        (("lab", "scan-args", "--dir", str(tmp_path)), "no lab incident here"),
+    ):
+        done = run.sweeper(*args)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("sweeper: "), (
+            args,
+            done.stderr,
+        )
+        assert said in lines[0]
+
+
+def test_rotation_pacing_is_checked_before_any_node_is_swept(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.support import run
+
+    inventory = tmp_path / "inv.toml"
+    inventory.write_text('[[nodes]]\nhost = "192.0.2.1"\nprofile = "esxi"\nconnect_timeout = 60\n')
+    report = Path(__file__).parent / "fixtures" / "report-every-rule.json"
+    for option, value in (("--wave", "abc"), ("--wave", "0"), ("--max-failures", "x")):
+        done = run.sweeper("rotate", str(inventory), "--from", str(report), option, value, timeout=30)
+        assert done.returncode == 2 and option in done.stderr and "sweeping" not in done.stderr

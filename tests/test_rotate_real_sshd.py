@@ -183,8 +183,9 @@ def test_a_node_that_fails_for_good_stops_the_wave_and_resume_finishes(
     inventory.write_text(text)
     journal = tmp_path / "journal"
     done = rotate(inventory, source, tmp_path, "--canary", "1", "--wave", "1")
-    assert done.returncode == 3, done.stderr
+    assert done.returncode == 4, done.stderr
     assert "stopped at reissue" in done.stderr and "sweeper resume" in done.stderr
+    assert "sweeper rollback" in done.stderr, "the way back is named too"
     bundle_before_purge = trees[0].host_path(trees[0].trust_bundle).read_bytes()
     assert openssl_pki.root.sha256 in _shas(bundle_before_purge), "no purge while a node is not re-issued"
     untouched = trees[2].host_path(trees[2].cert).read_bytes()
@@ -499,7 +500,7 @@ def test_force_purges_despite_a_failed_node_and_says_so(tmp_path, sshd_factory, 
         inventory.read_text().replace(f"echo restarted >> {broken.root}/restart.log", "false")
     )
     done = rotate(inventory, source, tmp_path, "--max-failures", "1", "--force")
-    assert done.returncode == 3, done.stderr
+    assert done.returncode == 4, done.stderr
     assert "--force: the purge ran although some nodes were not re-issued" in " ".join(done.stderr.split())
     report = run.only_report(tmp_path / "rot")
     assert report["rotation"]["purged"] is True and list(report["rotation"]["failed"]) == ["n1"]

@@ -14,6 +14,7 @@ from sweeper.cli import scan, rotation, reports, lab
 import typer
 
 from sweeper import __version__
+from sweeper.errors import EXIT_DECLINED
 
 __all__ = ["app", "lab", "main", "reports", "rotation", "scan"]
 
@@ -24,5 +25,21 @@ def version_command() -> None:
     typer.echo(__version__)
 
 
-def main() -> None:  # pragma: no cover - console entry
-    app()
+def main() -> None:
+    """The console entry: usage errors (a bad option value, a missing argument) are one line,
+    `sweeper: ...` exit 2, like every other bad input, instead of a boxed panel."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        typer.echo("sweeper: aborted; nothing was changed", err=True)
+        raise SystemExit(EXIT_DECLINED) from None
+    except Exception as exc:
+        message = getattr(exc, "format_message", None)
+        if message is None or not hasattr(exc, "exit_code"):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(message(), err=True)
+        else:
+            typer.echo(f"sweeper: {' '.join(message().split())}", err=True)
+        raise SystemExit(exc.exit_code) from None
+    raise SystemExit(code or 0)

@@ -18,11 +18,14 @@ from sweeper.model import Severity
 
 app = typer.Typer(
     no_args_is_help=True,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 lab_app = typer.Typer(
-    help="A simulated fleet on this machine, for demos, tests and benchmarks.", no_args_is_help=True
+    help="A simulated fleet on this machine, for demos, tests and benchmarks.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(lab_app, name="lab")
 

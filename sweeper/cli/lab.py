@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from sweeper.cli.app import OutOption, app, lab_app, run
-from sweeper.errors import EXIT_INCOMPLETE, EXIT_OK
+from sweeper.errors import EXIT_INCOMPLETE, EXIT_OK, BadInput
 
 if TYPE_CHECKING:
     from sweeper.model import NodeResult, Report
@@ -60,8 +60,31 @@ def lab_down(dir: LabDir = Path("lab")) -> None:
         from sweeper.cli.console import err, plain
         from sweeper.lab import stop_lab
 
-        stop_lab(dir)
+        if not stop_lab(dir):
+            raise BadInput(f"{dir}: no lab is running from this folder")
         err.print(plain(f"lab in {dir} stopped"))
+        return EXIT_OK
+
+    run(body)
+
+
+@lab_app.command("scan-args")
+def lab_scan_args(dir: LabDir = Path("lab")) -> None:
+    """Print the planted incident's scan options (CRL, IOCs, compromised CA, expected roots).
+
+    Example: sweeper scan lab/inventory.toml $(sweeper lab scan-args --dir lab)
+    """
+
+    def body() -> int:
+        import json
+        import shlex
+
+        manifest = dir / "incident" / "manifest.json"
+        try:
+            args = json.loads(manifest.read_text())["scan_args"]
+        except (OSError, ValueError, KeyError):
+            raise BadInput(f"{dir}: no lab incident here (`sweeper lab up --dir {dir}` makes one)") from None
+        typer.echo(" ".join(shlex.quote(arg) for arg in args))
         return EXIT_OK
 
     run(body)

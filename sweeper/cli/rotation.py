@@ -20,7 +20,7 @@ from sweeper.cli.app import (
     fail_on_severity,
     run,
 )
-from sweeper.errors import EXIT_INCOMPLETE, EXIT_OK, BadInput
+from sweeper.errors import EXIT_DECLINED, EXIT_INCOMPLETE, EXIT_OK, EXIT_ROTATION_STOPPED, BadInput
 
 if TYPE_CHECKING:
     from sweeper.report.publish import Publication
@@ -121,7 +121,8 @@ def rotate_command(
             if not sys.stdin.isatty():
                 raise BadInput("rotation changes every node: pass --yes to go ahead without a terminal")
             if not typer.confirm("Go ahead with this rotation?", err=True):
-                return EXIT_OK
+                err.print("nothing was changed")
+                return EXIT_DECLINED
         passphrase = journal_passphrase(new=True)
         err.rule(f"rotating (journal {request.journal_dir})")
         result = start(prepared, request, passphrase, sys.argv, ask, rotation_progress)
@@ -144,8 +145,10 @@ def resume_command(
     def body() -> int:
         from sweeper.cli.console import terminal_prompt
         from sweeper.cli.publishing import publication_for
+        from sweeper.rotate.journal import Journal
         from sweeper.rotate.service import resume
 
+        Journal.must_exist(journal)
         publication = publication_for(out, formats, threshold, sign, None)
         result = resume(journal, journal_passphrase(new=False), terminal_prompt(), rotation_progress)
         return finish_rotation(result, out, publication)
@@ -162,8 +165,10 @@ def rollback_command(
 
     def body() -> int:
         from sweeper.cli.console import err, plain, terminal_prompt
+        from sweeper.rotate.journal import Journal
         from sweeper.rotate.service import rollback
 
+        Journal.must_exist(journal)
         results = rollback(journal, journal_passphrase(new=False), node, terminal_prompt(), rotation_progress)
         failed = {name: r["error"] for name, r in results.items() if "error" in r}
         for name, error in failed.items():
@@ -252,14 +257,16 @@ def finish_rotation(result: RotationResult, out: Path, publication: Publication)
     if outcome.forced and outcome.failed:
         err.print("[bold red]--force: the purge ran although some nodes were not re-issued[/]")
     if not outcome.complete:
+        journal = result.journal_dir
         for node, error in outcome.failed.items():
             err.print(plain("  ") + plain(node, "red") + plain(f": {error}"))
         err.print(
             plain(f"rotation stopped at {outcome.stopped_at}", "bold yellow")
-            + plain(f"; fix the nodes above, then: sweeper resume {result.journal_dir}")
+            + plain(f" (journal {journal}): fix the nodes above, then `sweeper resume {journal}`")
+            + plain(f", or undo it all with `sweeper rollback {journal}`")
         )
     for path in paths:
         typer.echo(str(path))
     if not outcome.complete:
-        return EXIT_INCOMPLETE
+        return EXIT_ROTATION_STOPPED
     return exit_code(result.report, publication.options.fail_on)

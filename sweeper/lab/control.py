@@ -83,7 +83,8 @@ def start_lab(
     if pid is not None:
         raise LabError(f"a lab is already served from {paths.dir} (pid {pid})")
     paths.lab_json.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "sweeper.lab", "serve", "--dir", str(paths.dir)]
+    # -P: a folder named "sweeper" where the operator stands (a clone's parent) must not shadow us.
+    argv = [sys.executable, "-P", "-m", "sweeper.lab", "serve", "--dir", str(paths.dir)]
     argv += ["--nodes", str(nodes), "--seed", str(seed)] + (["--rebuild"] if rebuild else [])
     argv += ["--hostile", ",".join(hostile)] if hostile else []
     with open(paths.log, "wb") as log:

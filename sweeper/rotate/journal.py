@@ -157,11 +157,16 @@ class Journal:
             journal.set_meta(name, value)
         return journal
 
+    @staticmethod
+    def must_exist(directory: Path) -> None:
+        """Say a folder holds no journal before anyone is asked for its passphrase."""
+        if not (directory / DB_NAME).is_file():
+            raise JournalError(f"{directory}: no rotation journal here")
+
     @classmethod
     def open(cls, directory: Path, passphrase: str) -> Journal:
         """Open a journal: its format, the passphrase, then every row's authenticity, or a one-line error."""
-        if not (directory / DB_NAME).is_file():
-            raise JournalError(f"{directory}: no rotation journal here")
+        cls.must_exist(directory)
         db = cls._connect(directory)
         try:
             found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()

@@ -129,9 +129,17 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class WaveOptions:
+    """How the reissue phase is paced; checked when made, so a bad value stops before any sweep."""
+
     canary: int = 1
     wave: str = "25%"
     max_failures: str = "0"
+
+    def __post_init__(self) -> None:
+        if self.canary < 0:
+            raise BadInput(f"--canary {self.canary}: expected 0 or more nodes")
+        _share(self.wave, "--wave", least=1)
+        _share(self.max_failures, "--max-failures", least=0)
 
 
 def flagged_from_report(report: schema.Report) -> dict[str, tuple[str, ...]]:
@@ -386,10 +394,22 @@ def _waves(names: list[str], options: WaveOptions) -> tuple[tuple[str, ...], ...
 
 def _count(value: str, total: int, option: str) -> int:
     """`N` or `PCT%` of `total` (rounded up)."""
+    number, percent = _share(value, option, least=0)
+    return math.ceil(total * number / 100) if percent else int(number)
+
+
+def _share(value: str, option: str, least: int) -> tuple[float, bool]:
+    """(number, is a percentage) of `N` or `PCT%`, at least `least` and at most 100%.
+
+    :raises BadInput: naming the option and what it expects
+    """
     text = value.strip()
+    percent = text.endswith("%")
     try:
-        if text.endswith("%"):
-            return math.ceil(total * float(text[:-1]) / 100)
-        return int(text)
+        number = float(text[:-1]) if percent else int(text)
     except ValueError:
-        raise BadInput(f"{option} {value!r}: expected a number or a percentage like 25%") from None
+        number = -1
+    if number < least or (percent and not 0 <= number <= 100) or (percent and least and number == 0):
+        kind = "a number of nodes" + (" (1 or more)" if least else "")
+        raise BadInput(f"{option} {value!r}: expected {kind} or a percentage like 25%")
+    return number, percent

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from sweeper import names
-from sweeper.errors import EXIT_INCOMPLETE, BadInput, CorruptInput, NodeError, SweeperError
+from sweeper.errors import (
+    EXIT_INCOMPLETE,
+    EXIT_ROTATION_STOPPED,
+    BadInput,
+    CorruptInput,
+    NodeError,
+    SweeperError,
+)
 from sweeper.inventory import Inventory, load_inventory
 from sweeper.model import Finding, Node, Profile, Report, Severity
 from sweeper.pki import rotation
@@ -25,10 +32,22 @@ from sweeper.scan import ScanOptions, scan
 from sweeper.ssh import AskSecret, Connector, RetryPolicy
 
 
-class RotationStopped(SweeperError):
-    """The rotation stopped before its end; the journal says where, `resume` goes on."""
+class PreflightIncomplete(SweeperError):
+    """Some nodes could not be swept before the rotation: it does not start (nothing changed)."""
 
     exit_code = EXIT_INCOMPLETE
+
+
+class RotationStopped(SweeperError):
+    """The rotation stopped after it began changing nodes; the journal says where."""
+
+    exit_code = EXIT_ROTATION_STOPPED
+
+    def __init__(self, reason: str, journal: Path) -> None:
+        super().__init__(
+            f"{reason}; the rotation stopped after it began changing nodes (journal {journal}): "
+            f"go on with `sweeper resume {journal}`, or undo it with `sweeper rollback {journal}`"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +103,7 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
     )
     missing = [n.name for n in before.nodes if not n.swept]
     if missing and not request.allow_partial:
-        raise RotationStopped(
+        raise PreflightIncomplete(
             f"preflight: {len(missing)} node(s) could not be swept ({', '.join(missing[:5])}); "
             "fix them or pass --allow-partial"
         )
@@ -257,7 +276,10 @@ def _carry_out(
             await connector.close()
 
     try:
-        outcome = asyncio.run(go())
+        try:
+            outcome = asyncio.run(go())
+        except SweeperError as exc:
+            raise RotationStopped(exc.message, journal.directory) from None
         journal.set_meta("state", "complete" if outcome.complete else f"stopped at {outcome.stopped_at}")
         verify = ScanOptions(concurrency=options["concurrency"], retry=retry, ask=ask, env=env)
         after = scan(inventory, nodes, verify)

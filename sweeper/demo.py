@@ -81,8 +81,6 @@ def lab_journal_passphrase(lab: LabHandle) -> str:
 class DemoView(Protocol):
     """How the story is shown: chapters, notes, sweep progress, each sweep's outcome, rotation progress."""
 
-    rotation_progress: Progress
-
     def chapter(self, title: str) -> None: ...
 
     def note(self, text: str) -> None: ...
@@ -90,6 +88,8 @@ class DemoView(Protocol):
     def sweeping(self, total: int) -> AbstractContextManager[Callable[[NodeResult], None]]: ...
 
     def swept(self, report: Report) -> None: ...
+
+    def rotating(self) -> AbstractContextManager[Progress]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +136,8 @@ def run_demo(lab_dir: Path, nodes: int, out: Path, view: DemoView, argv: list[st
             f"plan: {len(plan.steps)} steps on {len(plan.waves)} wave(s), "
             f"{len(plan.remove)} certificate(s) to purge"
         )
-        rotation = start(prepared, request, lab_journal_passphrase(lab), argv, None, view.rotation_progress)
+        with view.rotating() as progress:
+            rotation = start(prepared, request, lab_journal_passphrase(lab), argv, None, progress)
         reports["rotation"] = publish(rotation.report, out, publication)[0]
 
         view.chapter("4. Sweep again")

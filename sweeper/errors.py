@@ -77,9 +77,16 @@ class AuthFailed(NodeError):
 
 
 class HostKeyMismatch(NodeError):
-    """The node presented a host key we do not trust: never connect, never retry."""
+    """The node presented another key than the one known_hosts holds for it: possibly a
+    man-in-the-middle. Never connect, never retry."""
 
     status = "host-key-mismatch"
+
+
+class HostKeyUnknown(NodeError):
+    """known_hosts holds no key for the node (strict checking): add it, or ask for accept-new."""
+
+    status = "host-key-unknown"
 
 
 class CommandFailed(NodeError):

@@ -60,7 +60,7 @@ class Profile(enum.StrEnum):
     LINUX = "linux"
 
 
-NODE_STATUSES = ("ok", "unreachable", "auth-failed", "host-key-mismatch", "error")
+NODE_STATUSES = ("ok", "unreachable", "auth-failed", "host-key-unknown", "host-key-mismatch", "error")
 VECS_LABEL_PREFIX = "vecs:"
 
 

@@ -51,7 +51,7 @@ def test_runs_are_listed_newest_first_with_their_counts(recorded: tuple[Path, li
     assert [row.id for row in rows] == ["cccc0003", "bbbb0002", "aaaa0001"]
     assert rows[1].findings["critical"] == 5 and rows[0].findings["critical"] == 4
     assert rows[0].report_path == paths[2].resolve()
-    assert (rows[0].nodes, rows[0].nodes_swept) == (7, 3)
+    assert (rows[0].nodes, rows[0].nodes_swept) == (8, 3)
 
 
 def test_finding_appears_then_is_resolved_and_rogue_root_comes_and_goes(
@@ -74,7 +74,7 @@ def test_finding_appears_then_is_resolved_and_rogue_root_comes_and_goes(
     assert resolved.drifted, "a trust anchor changed"
 
     assert not diff(first, third).drifted
-    assert diff(first, third).not_compared == ["web2", "web3", "esx02", "vc02"]
+    assert diff(first, third).not_compared == ["web2", "web3", "esx02", "esx03", "vc02"]
 
 
 def test_history_and_report_files_give_the_same_snapshot(recorded: tuple[Path, list[Path]]) -> None:

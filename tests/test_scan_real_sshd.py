@@ -128,6 +128,15 @@ def test_wrong_host_key_is_reported_and_never_retried(
     assert node["status"] == "host-key-mismatch" and node["attempts"] == 1
     assert done.returncode == 3
     assert good.connection_count() == 0, "no login to a server whose key we do not trust"
+    assert "man-in-the-middle" in node["error"]
+
+    unknown = write_inventory(
+        tmp_path / "unknown.toml", [tree_entry("n", good, tree)], defaults(tmp_path, client_key, [])
+    )
+    done, report = run.scan(unknown, tmp_path / "unknown")
+    node = by_name(report)["n"]
+    assert node["status"] == "host-key-unknown" and "accept-new" in node["error"] and done.returncode == 3
+    assert good.connection_count() == 0, "an unknown key is not trusted either"
 
 
 def test_refused_port_is_retried_then_unreachable(tmp_path: Path, refused_port, client_key) -> None:

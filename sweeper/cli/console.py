@@ -24,6 +24,7 @@ STATUS_STYLE = {
     "ok": "green",
     "unreachable": "yellow",
     "auth-failed": "red",
+    "host-key-unknown": "yellow",
     "host-key-mismatch": "bold red",
     "error": "red",
 }

@@ -137,7 +137,7 @@ class TerminalDemo:
 
         show_summary(report)
 
-    def rotation_progress(self, phase: str, node: str, status: str) -> None:
-        from sweeper.cli.rotation import rotation_progress
+    def rotating(self) -> AbstractContextManager[Callable[[str, str, str], None]]:
+        from sweeper.cli.rotation import RotationProgress
 
-        rotation_progress(phase, node, status)
+        return RotationProgress()

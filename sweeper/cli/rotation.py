@@ -125,7 +125,8 @@ def rotate_command(
                 return EXIT_DECLINED
         passphrase = journal_passphrase(new=True)
         err.rule(f"rotating (journal {request.journal_dir})")
-        result = start(prepared, request, passphrase, sys.argv, ask, rotation_progress)
+        with RotationProgress() as progress:
+            result = start(prepared, request, passphrase, sys.argv, ask, progress)
         return finish_rotation(result, out, publication)
 
     run(body)
@@ -150,7 +151,8 @@ def resume_command(
 
         Journal.must_exist(journal)
         publication = publication_for(out, formats, threshold, sign, None)
-        result = resume(journal, journal_passphrase(new=False), terminal_prompt(), rotation_progress)
+        with RotationProgress() as progress:
+            result = resume(journal, journal_passphrase(new=False), terminal_prompt(), progress)
         return finish_rotation(result, out, publication)
 
     run(body)
@@ -169,7 +171,8 @@ def rollback_command(
         from sweeper.rotate.service import rollback
 
         Journal.must_exist(journal)
-        results = rollback(journal, journal_passphrase(new=False), node, terminal_prompt(), rotation_progress)
+        with RotationProgress() as progress:
+            results = rollback(journal, journal_passphrase(new=False), node, terminal_prompt(), progress)
         failed = {name: r["error"] for name, r in results.items() if "error" in r}
         for name, error in failed.items():
             err.print(plain("  ") + plain(name, "red") + plain(f": {error}"))
@@ -239,10 +242,54 @@ def print_scripts(prepared: Prepared) -> None:
                 print(script.rstrip())
 
 
-def rotation_progress(phase: str, node: str, status: str) -> None:
-    from sweeper.cli.console import err, plain
+class RotationProgress:
+    """Rotation progress on stderr: a live line on a terminal (phase, nodes done, failures);
+    otherwise one line per phase and one per failure, never a line per node per phase."""
 
-    err.print(plain(f"{phase:>9}  {node}: {status}"))
+    def __init__(self) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        from sweeper.cli.console import err
+
+        self.phase: str | None = None
+        self.done = self.failed = 0
+        self.live = None
+        if err.is_terminal:
+            columns = (SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn())
+            self.live = Progress(*columns, console=err, transient=True)
+            self.task = self.live.add_task("", total=None)
+
+    def __enter__(self) -> RotationProgress:
+        if self.live:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close_phase()
+        if self.live:
+            self.live.stop()
+
+    def __call__(self, phase: str, node: str, status: str) -> None:
+        from sweeper.cli.console import err, plain
+
+        if phase != self.phase:
+            self._close_phase()
+            self.phase, self.done, self.failed = phase, 0, 0
+        self.done += 1
+        if status.startswith("failed"):
+            self.failed += 1
+            err.print(plain(f"{phase:>9}  {node}: {status}", "red"), soft_wrap=True)
+        if self.live:
+            self.live.update(
+                self.task, description=f"{phase}: {self.done} node(s) done, {self.failed} failed"
+            )
+
+    def _close_phase(self) -> None:
+        from sweeper.cli.console import err, plain
+
+        if self.phase is not None:
+            err.print(plain(f"{self.phase:>9}  {self.done} node(s) done, {self.failed} failed"))
+            self.phase = None
 
 
 def finish_rotation(result: RotationResult, out: Path, publication: Publication) -> int:

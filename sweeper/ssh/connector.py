@@ -11,7 +11,7 @@ from typing import TypeVar
 import asyncssh
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from sweeper.errors import NodeError, Transient, Unreachable
+from sweeper.errors import HostKeyMismatch, HostKeyUnknown, NodeError, Transient, Unreachable
 from sweeper.model import Node
 from sweeper.ssh.bastion import Bastions
 from sweeper.ssh.credentials import AskSecret, Credentials
@@ -104,6 +104,18 @@ class Connector:
             raise exc.with_attempts(attempts) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
+    def _host_key_failure(self, node: Node, port: int) -> NodeError:
+        """An unknown node (add its key) is told apart from a changed key (possibly an attacker)."""
+        if not self.credentials.has_host(node, node.host, port):
+            return HostKeyUnknown(
+                f"known_hosts has no key for {node.host}:{port}: add it, or set "
+                'host_key_checking = "accept-new" to trust it on first use'
+            )
+        return HostKeyMismatch(
+            f"the host key of {node.host}:{port} is not the one known_hosts holds: possibly a "
+            "man-in-the-middle; check the node before you trust its new key"
+        )
+
     async def _connect(
         self, node: Node, tunnel: asyncssh.SSHClientConnection | None
     ) -> asyncssh.SSHClientConnection:
@@ -128,7 +140,10 @@ class Connector:
                     encryption_algs=CIPHERS,
                 )
         except (TimeoutError, asyncssh.Error, OSError) as exc:
-            raise classify(exc) from exc
+            failure = classify(exc)
+            if isinstance(failure, HostKeyMismatch):
+                raise self._host_key_failure(node, port) from exc
+            raise failure from exc
         if trust_on_first_use:
             await self.credentials.remember_host_key(node, node.host, port, conn.get_server_host_key())
         return conn

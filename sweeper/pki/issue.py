@@ -80,7 +80,7 @@ def make_root(
     builder = (
         _base(name, name, key.public_key(), start, start + timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(_ca_key_usage(), critical=True)
+        .add_extension(key_usage(certificate_authority=True), critical=True)
     )
     return _sign(builder, key, hash)
 
@@ -107,7 +107,7 @@ def make_intermediate(
             start + timedelta(days=days),
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-        .add_extension(_ca_key_usage(), critical=True)
+        .add_extension(key_usage(certificate_authority=True), critical=True)
         .add_extension(_aki(issuer_cert), critical=False)
     )
     return _sign(builder, issuer_key, hash)
@@ -129,7 +129,7 @@ def issue_leaf(
         issuer_cert,
         issuer_key,
         _name(subject_cn, organization),
-        x509.SubjectAlternativeName([_general_name(s) for s in sans]),
+        x509.SubjectAlternativeName([general_name(s) for s in sans]),
         key_public,
         not_before,
         not_after,
@@ -150,11 +150,7 @@ def forge_leaf(
     issuer (none: itself) and any names, and with `greedy` every usage a CA or a code signer has.
     Only the lab's hostile nodes make these."""
     subject = _name(subject_cn, None)
-    usage = (
-        _ca_key_usage()
-        if greedy
-        else x509.KeyUsage(True, False, False, False, False, False, False, False, False)
-    )
+    usage = key_usage(certificate_authority=True) if greedy else key_usage()
     purposes = [ExtendedKeyUsageOID.SERVER_AUTH]
     if greedy:
         purposes += [
@@ -167,7 +163,7 @@ def forge_leaf(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(usage, critical=True)
         .add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
-        .add_extension(x509.SubjectAlternativeName([_general_name(s) for s in sans]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([general_name(s) for s in sans]), critical=False)
     )
     return _sign(builder, key, "sha256")
 
@@ -329,17 +325,7 @@ def _leaf(
         _base(subject, issuer_cert.subject, key_public, not_before, not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_encipherment=rsa_key,
-                content_commitment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            key_usage(key_encipherment=rsa_key),
             critical=True,
         )
         .add_extension(
@@ -353,15 +339,16 @@ def _leaf(
     return _sign(builder, issuer_key, hash)
 
 
-def _ca_key_usage() -> x509.KeyUsage:
+def key_usage(*, key_encipherment: bool = False, certificate_authority: bool = False) -> x509.KeyUsage:
+    """digitalSignature, plus keyEncipherment (RSA key transport) or keyCertSign + cRLSign (a CA)."""
     return x509.KeyUsage(
         digital_signature=True,
-        key_encipherment=False,
         content_commitment=False,
+        key_encipherment=key_encipherment,
         data_encipherment=False,
         key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
+        key_cert_sign=certificate_authority,
+        crl_sign=certificate_authority,
         encipher_only=False,
         decipher_only=False,
     )
@@ -375,7 +362,8 @@ def _aki(issuer_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
         return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_cert.public_key())
 
 
-def _general_name(san: str) -> x509.GeneralName:
+def general_name(san: str) -> x509.GeneralName:
+    """A subjectAltName entry: an IP address or a DNS name (an `IP:` or `DNS:` prefix is honoured)."""
     kind, _, value = san.partition(":")
     if kind.upper() == "DNS" and value:
         return x509.DNSName(value)

@@ -8,7 +8,6 @@ hold the key it asks us to sign; would VMCA accept this chain).
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +18,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sweeper.errors import CorruptInput
-from sweeper.pki.issue import cert_pem, crl_pem, generate_key, key_pem, make_crl, make_root
+from sweeper.pki.issue import (
+    cert_pem,
+    crl_pem,
+    general_name,
+    generate_key,
+    key_pem,
+    key_usage,
+    make_crl,
+    make_root,
+)
 
 ROOT_KEY_TYPES = {"rsa3072": "rsa3072", "rsa4096": "rsa4096", "ec-p384": "ec-p384"}
 LEAF_BACKDATE = timedelta(days=1)  # ESXi wants notBefore a day in the past
@@ -113,9 +121,9 @@ def issue_leaf(
         .not_valid_before(now - LEAF_BACKDATE)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_end_entity_usage(key_encipherment=is_rsa), critical=True)
+        .add_extension(key_usage(key_encipherment=is_rsa), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in profile.names]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([general_name(n) for n in profile.names]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()), critical=False
@@ -123,27 +131,6 @@ def issue_leaf(
     )
     digest = hashes.SHA256() if isinstance(issuer_key, rsa.RSAPrivateKey) else hashes.SHA384()
     return cert_pem(builder.sign(issuer_key, digest))
-
-
-def _general_name(name: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(name))
-    except ValueError:
-        return x509.DNSName(name)
-
-
-def _end_entity_usage(key_encipherment: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=key_encipherment,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from cryptography import x509
 
-from sweeper.pki.parse import ParseError, load_certificate
+from sweeper.pki.parse import MALFORMED, ParseError, load_certificate
 
 _E = TypeVar("_E", bound=x509.ExtensionType)
 
@@ -130,7 +130,7 @@ def crl_facts(der: bytes) -> CrlFacts:
             entries=MappingProxyType(entries),
             unsupported=_unknown_critical(crl.extensions, "CRL") or entry_problem,
         )
-    except (ValueError, TypeError) as exc:
+    except MALFORMED as exc:
         raise ParseError(f"malformed CRL ({exc})") from None
 
 
@@ -246,7 +246,7 @@ def crl_signature_valid(crl_der: bytes, cert_der: bytes) -> bool:
         if crl.issuer != cert.subject:
             return False
         return crl.is_signature_valid(cert.public_key())  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except MALFORMED:
         return False
 
 

@@ -48,6 +48,9 @@ from sweeper.pki.parse import CertFacts
 MAX_DEPTH = 8
 """Levels walked up from a certificate to find its anchors (as pki.chain)."""
 
+MAX_REASONS = 3
+"""Why-not reasons quoted in one status."""
+
 State = Literal["good", "revoked", "unknown"]
 
 
@@ -401,5 +404,12 @@ def _verdict(seen: _Judgement, uses: list[_Use], refused: list[str]) -> Status:
         missing = ", ".join(sorted(ALL_REASONS - seen.covered))
         why = f"the CRLs found do not cover the reasons {missing}"
     else:
-        why = "; ".join(dict.fromkeys(refused)) or "no usable CRL"
+        why = _first(refused) or "no usable CRL"
     return Status("unknown", why=why)
+
+
+def _first(reasons: list[str]) -> str:
+    """The distinct reasons, the first few of them: a node may plant thousands of CRLs."""
+    distinct = list(dict.fromkeys(reasons))
+    more = len(distinct) - MAX_REASONS
+    return "; ".join(distinct[:MAX_REASONS]) + (f"; and {more} more" if more > 0 else "")

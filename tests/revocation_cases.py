@@ -17,17 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tests.support.revocation_pki import Entry, Made, Partition, Point, RevocationPki
+from tests.support.revocation_pki import REASON_BITS, Entry, Made, Partition, Point, RevocationPki
 
 COMPROMISE = ("keyCompromise", "cACompromise")
-OTHER_REASONS = (
-    "affiliationChanged",
-    "superseded",
-    "cessationOfOperation",
-    "certificateHold",
-    "privilegeWithdrawn",
-    "aACompromise",
-)
+OTHER_REASONS = tuple(reason for reason in REASON_BITS if reason not in COMPROMISE)
 P1, P2 = "http://crl.test/part1.crl", "http://crl.test/part2.crl"
 
 

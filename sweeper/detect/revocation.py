@@ -5,7 +5,8 @@ the inputs, and verified OCSP answers with --ocsp). `revoked`: a usable, in-scop
 the certificate. `revoked-issuer`: every path above it runs through a revoked CA — its own
 serial is listed nowhere, so it is not `revoked`, but no relying party that checks
 revocation accepts it, and under a CA revoked for compromise it may be forged.
-`revocation-unknown`: per node and leaf, nothing decided its status or a CA's on its path.
+`revocation-unknown`: per node and leaf (a certificate of a leaf store, or any end-entity
+certificate), nothing decided its status or a CA's on its path.
 
 CRL findings are one per CRL and cause, naming in `nodes` the nodes whose certificates
 the CRL was meant for (those of its issuer, or naming it as cRLIssuer); CRLs meant for no
@@ -113,7 +114,8 @@ def revocation_unknown(fleet: Fleet, context: Context) -> Iterator[Finding]:
     reported: set[tuple[str, str]] = set()
     for record in fleet.records:
         sha256 = record.facts.sha256
-        if record.role != Role.LEAF or sha256 not in fleet.der or (record.node, sha256) in reported:
+        leaf = record.role == Role.LEAF or not record.facts.is_ca  # an end entity pinned in a trust store too
+        if not leaf or sha256 not in fleet.der or (record.node, sha256) in reported:
             continue
         unknown = _unknown(view, sha256)
         if unknown:

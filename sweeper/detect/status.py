@@ -5,7 +5,8 @@ A certificate's own status is `revoked`, `good` or `unknown`:
 * Only complete CRLs in scope count (`pki.crl.scope_mismatch`: CRL issuer, indirect CRLs,
   distribution points, onlyContains*, reasons), each signed by a certificate that may speak
   for this one: named as the CRL issuer, cRLSign, chaining to the same anchor as the
-  certificate, not the certificate itself, and itself not revoked (§6.3.3 (f)). A delta CRL
+  certificate, and itself not revoked (§6.3.3 (f)); a CRL signer's own CRL may clear it
+  (PKITS 4.14.30), though any other usable CRL that lists it still revokes it. A delta CRL
   counts only on top of such a complete CRL (same issuer and scope, base <= number < its own).
 * Listed with any reason but certificateHold or removeFromCRL: revoked, for good. On hold:
   revoked until the newest CRL of that scope (with its delta) no longer lists it, or a delta
@@ -189,7 +190,7 @@ class Revocation:
             if crl.facts.delta:
                 deltas.append(crl)
             elif (reasons := self._reasons(crl, facts, points, refused)) is not None:
-                signer = self._signer(crl, sha256, tops, issuers, refused)
+                signer = self._signer(crl, tops, issuers, refused)
                 if signer is not None:
                     uses.append(_Use(crl, signer, reasons))
         return self._decide(facts, uses, deltas, tops, issuers, refused)
@@ -212,14 +213,12 @@ class Revocation:
         return None
 
     def _signer(
-        self, crl: SeenCrl, sha256: str, tops: frozenset[str], issuers: tuple[str, ...], refused: list[str]
+        self, crl: SeenCrl, tops: frozenset[str], issuers: tuple[str, ...], refused: list[str]
     ) -> str | None:
         """A signer of the CRL that may speak for the certificate (§6.3.3 (f)), its own issuer first."""
-        why = "it is signed only by the certificate itself"
+        why = "no signer"
         for signer in sorted(crl.signers, key=lambda s: s not in issuers):
             subject = self.fleet.facts(signer).subject
-            if signer == sha256:
-                continue
             if not self._top(signer) & tops:
                 why = f"its signer {subject} does not chain to the certificate's anchor"
             elif (known := self._status.get(signer)) is not None and known.state == "revoked":
@@ -238,40 +237,44 @@ class Revocation:
         issuers: tuple[str, ...],
         refused: list[str],
     ) -> Status:
-        now = self.fleet.context.now
-        serial = int(facts.serial, 16)
         seen = _Judgement()
         series: dict[tuple[object, ...], list[_Use]] = defaultdict(list)
         for use in uses:
             assert use.crl.facts is not None
             series[(use.crl.facts.issuer, use.crl.facts.scope)].append(use)
         for group in series.values():
-            group.sort(key=lambda u: _newness(u.crl))
-            for older in group[:-1]:  # a revocation that is not a hold does not end
-                entry = _listed(older.crl, facts.issuer, serial)
-                if entry is not None and entry.reason != HOLD:
-                    seen.revoked.append(_revoked(older.crl, older.signer, entry, now))
-            newest = group[-1]
-            said_by, signer = newest.crl, newest.signer
-            entry = _listed(newest.crl, facts.issuer, serial)
-            delta = self._delta(newest, deltas, facts.sha256, tops, issuers)
-            change = delta.crl.facts.entry(facts.issuer, serial) if delta and delta.crl.facts else None
-            if delta is not None and change is not None:
-                if change.reason != REMOVE:
-                    entry, said_by, signer = change, delta.crl, delta.signer
-                elif entry is not None and entry.reason == HOLD:
-                    entry = None  # the hold is over
-            if entry is not None:
-                status = _revoked(said_by, signer, entry, now)
-                (seen.held if entry.reason == HOLD else seen.revoked).append(status)
-            elif _stale(newest.crl, now) and (delta is None or _stale(delta.crl, now)):
-                seen.stale.append(newest.crl)
-            else:
-                seen.covered |= newest.reasons
+            *older, newest = sorted(group, key=lambda u: _newness(u.crl))
+            delta = self._delta(newest, deltas, tops, issuers)
+            self._judge(older, newest, delta, facts, seen)
         return _verdict(seen, uses, refused)
 
+    def _judge(
+        self, older: list[_Use], newest: _Use, delta: _Use | None, facts: CertFacts, seen: _Judgement
+    ) -> None:
+        """What one issuer's CRLs of one scope say of the certificate: the newest (with its delta) decides
+        holds; a revocation in an older one stands."""
+        now = self.fleet.context.now
+        serial = int(facts.serial, 16)
+        for use in older:  # a revocation that is not a hold does not end
+            entry = _listed(use.crl, facts.issuer, serial)
+            if entry is not None and entry.reason != HOLD:
+                seen.revoked.append(_revoked(use, entry, now))
+        said_by, entry = newest, _listed(newest.crl, facts.issuer, serial)
+        change = delta.crl.facts.entry(facts.issuer, serial) if delta and delta.crl.facts else None
+        if delta is not None and change is not None:
+            if change.reason != REMOVE:
+                said_by, entry = delta, change
+            elif entry is not None and entry.reason == HOLD:
+                entry = None  # the hold is over
+        if entry is not None:
+            (seen.held if entry.reason == HOLD else seen.revoked).append(_revoked(said_by, entry, now))
+        elif _stale(newest.crl, now) and (delta is None or _stale(delta.crl, now)):
+            seen.stale.append(newest.crl)
+        else:
+            seen.covered |= newest.reasons
+
     def _delta(
-        self, base: _Use, deltas: list[SeenCrl], sha256: str, tops: frozenset[str], issuers: tuple[str, ...]
+        self, base: _Use, deltas: list[SeenCrl], tops: frozenset[str], issuers: tuple[str, ...]
     ) -> _Use | None:
         """The newest delta CRL that extends `base`, signed by a key that may speak for the certificate."""
         number = base.crl.facts.number  # type: ignore[union-attr]
@@ -288,7 +291,7 @@ class Revocation:
             and d.facts.delta_base <= number < d.facts.number
         ]
         for delta in sorted(fitting, key=_newness, reverse=True):
-            signer = self._signer(delta, sha256, tops, issuers, [])
+            signer = self._signer(delta, tops, issuers, [])
             if signer is not None:
                 return _Use(delta, signer, base.reasons)
         return None
@@ -385,9 +388,10 @@ def _stale(crl: SeenCrl, now: datetime) -> bool:
     return crl.facts is not None and crl.facts.stale(now)
 
 
-def _revoked(crl: SeenCrl, signer: str, entry: CrlEntry, now: datetime) -> Status:
+def _revoked(use: _Use, entry: CrlEntry, now: datetime) -> Status:
+    crl = use.crl
     delta = crl if crl.facts is not None and crl.facts.delta else None
-    return Status("revoked", entry=entry, crl=crl, signer=signer, delta=delta, stale=_stale(crl, now))
+    return Status("revoked", entry=entry, crl=crl, signer=use.signer, delta=delta, stale=_stale(crl, now))
 
 
 def _verdict(seen: _Judgement, uses: list[_Use], refused: list[str]) -> Status:

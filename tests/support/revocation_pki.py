@@ -3,8 +3,8 @@
 Certificates: `openssl x509 -new` (one run each), distribution points and key usages from
 an extension file. CRLs: `openssl ca` writes neither indirect CRLs (certificateIssuer
 entries), nor entry extensions of our choosing, nor delta CRLs, so each CRL's TBSCertList
-is written as an ASN.1 generator config, encoded by `openssl asn1parse -genconf` and
-signed by `openssl dgst -sign`; only the outer SEQUENCE around the two is framed here. Nothing here uses
+is written as an ASN.1 generator config, encoded by `openssl asn1parse -genconf`, signed
+by `openssl dgst -sign`, and encoded again with its signature around it. Nothing here uses
 sweeper's own (cryptography-based) code. EC P-256 keys, from a small pool made once:
 certificates of different names may share a key, which no revocation rule looks at.
 """
@@ -165,36 +165,24 @@ class RevocationPki:
             extensions.append(_extension("2.5.29.28", _idp(config, partition), critical=True))
         if unknown_critical:
             extensions.append(_extension("1.3.6.1.4.1.55555.1", "NULL", critical=True))
-        fields = ["INTEGER:1", f"SEQUENCE:{config.section(['OID:ecdsa-with-SHA256'])}"]
+        algorithm = f"SEQUENCE:{config.section(['OID:ecdsa-with-SHA256'])}"
+        fields = ["INTEGER:1", algorithm]
         fields += [f"SEQUENCE:{_name(config, issuer_cn)}", _time(this_update), _time(next_update)]
         if entries:
             fields.append(f"SEQUENCE:{config.section([_entry(config, e, this_update) for e in entries])}")
         fields.append(f"EXPLICIT:0,SEQUENCE:{config.section([config.inline(e) for e in extensions])}")
-        genconf = self.directory / f"{name}.tbs.cnf"
-        genconf.write_text(config.text(config.section(fields)))
-        tbs = openssl("asn1parse", "-genconf", genconf, "-out", "/dev/stdout", "-noout")
-        signature = openssl("dgst", "-sha256", "-sign", signer.key, stdin=tbs)
+        tbs = config.section(fields)
+        signature = openssl("dgst", "-sha256", "-sign", signer.key, stdin=self._encode(config, tbs, name))
+        crl = config.section([f"SEQUENCE:{tbs}", algorithm, f"FORMAT:HEX,BITSTRING:{signature.hex()}"])
         path = self.directory / f"{name}.crl"
-        path.write_bytes(signed(tbs, signature))
+        path.write_bytes(self._encode(config, crl, name))
         return path
 
-
-ECDSA_SHA256 = bytes.fromhex("300a06082a8648ce3d040302")
-"""The DER AlgorithmIdentifier of ecdsa-with-SHA256, which signs every CRL made here."""
-
-
-def signed(tbs: bytes, signature: bytes) -> bytes:
-    """A CRL: its TBSCertList, the signature algorithm and the signature, in one DER SEQUENCE."""
-    return der_tlv(0x30, tbs + ECDSA_SHA256 + der_tlv(0x03, b"\x00" + signature))
-
-
-def der_tlv(tag: int, body: bytes) -> bytes:
-    """One DER tag-length-value (definite length)."""
-    size = len(body)
-    if size < 0x80:
-        return bytes([tag, size]) + body
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(length)]) + length + body
+    def _encode(self, config: _Asn1, root: str, name: str) -> bytes:
+        """`openssl asn1parse -genconf`: the DER of section `root` (the same section encodes the same)."""
+        genconf = self.directory / f"{name}.{root}.cnf"
+        genconf.write_text(config.text(root))
+        return openssl("asn1parse", "-genconf", genconf, "-out", "/dev/stdout", "-noout")
 
 
 def pem_der(path: Path) -> bytes:

@@ -1,4 +1,8 @@
-"""revoked, crl-stale, crl-unverified: CRLs count only when verified, and match by issuer AND serial."""
+"""revoked, revocation-unknown, crl-stale, crl-unverified: CRLs count only when verified, match by issuer AND
+serial, and an unusable CRL is one finding naming the nodes it was meant for.
+
+The RFC 5280 conformance table is tests/test_revocation_conformance.py (and PKITS: test_revocation_pkits.py).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from sweeper.detect import Context, detect
 from sweeper.incident import Incident, SourcedCert, load_incident
 from sweeper.model import Severity
 from sweeper.pki.crl import crl_facts
+from sweeper.pki.parse import pem_blocks
 from tests.detect_material import (
     Material,
     crl_record,
@@ -126,3 +131,41 @@ def test_a_stale_crl_still_revokes_and_is_reported_as_info(openssl_pki: OpenSSLP
 def test_healthy_leaves_under_a_verified_crl_have_no_finding(openssl_pki: OpenSSLPki) -> None:
     crl = crl_record("n1:/crl/intermediate.der", openssl_pki.crl_der.read_bytes(), "n1")
     assert run([pki_node(openssl_pki, openssl_pki.leaf_rsa, openssl_pki.leaf_ec, crls=(crl,))]) == []
+
+
+def test_crls_that_concern_no_swept_certificate_are_one_finding_per_cause(material: Material) -> None:
+    """A folder of other CAs' CRLs: one line saying so, not one finding per CRL."""
+    others = tuple(
+        crl_record(f"/evidence/{name}.crl", der) for name, der in material.crls.items() if name != "forged"
+    )
+    (summary,) = run([node("n1", record("n1", material["other_leaf"]))], Incident(crls=others))
+    assert (summary.rule, summary.node) == ("crl-unverified", None)
+    assert summary.evidence["crl_count"] == len(others) and summary.evidence["kind"] == "issuer-unknown"
+
+
+def test_an_unusable_crl_is_one_finding_naming_every_node_it_was_meant_for(
+    openssl_pki: OpenSSLPki, material: Material
+) -> None:
+    forged = crl_record("/evidence/forged.crl", material.crls["forged"])
+    fleet = [node(name, record(name, openssl_pki.leaf_rsa), record(name, openssl_pki.intermediate, "trust"))
+             for name in ("web1", "web2", "web3")]  # fmt: skip
+    (ignored,) = run(fleet, Incident(crls=(forged,)))
+    assert ignored.rule == "crl-unverified" and ignored.node is None
+    assert ignored.evidence["nodes"] == ["web1", "web2", "web3"]
+
+
+def test_revocation_unknown_names_the_node_and_the_ca_whose_status_nothing_decides(
+    openssl_pki: OpenSSLPki,
+) -> None:
+    """The intermediate's CRL clears the leaf; without the root's CRL the intermediate itself is unknown."""
+    intermediate_crl = crl_record("n1:intermediate.crl", openssl_pki.crl_der.read_bytes(), "n1")
+    rules = ("revocation-unknown",)
+    unclear = pki_node(openssl_pki, openssl_pki.leaf_rsa, crls=(intermediate_crl,))
+    (unknown,) = detect([unclear], Context(), rules)
+    assert (unknown.node, unknown.sha256) == ("n1", openssl_pki.leaf_rsa.sha256)
+    assert unknown.severity == Severity.LOW
+    assert [u["sha256"] for u in unknown.evidence["unknown"]] == [openssl_pki.intermediate.sha256]
+    (root_pem,) = pem_blocks(openssl_pki.root_crl.read_bytes())
+    root_crl = crl_record("n1:root.crl", root_pem.der, "n1")
+    healthy = pki_node(openssl_pki, openssl_pki.leaf_rsa, crls=(intermediate_crl, root_crl))
+    assert detect([healthy], Context(), rules) == []

@@ -15,6 +15,7 @@ from sweeper import shell, stores
 from sweeper.model import Node, StoreSpec
 from sweeper.shell.text import RUNNER
 from sweeper.stores.vecs import parse_entry_list
+from tests.support.openssl_pki import OpenSSLPki
 
 TOKEN = "@@SWEEPER-test"
 
@@ -168,6 +169,23 @@ def test_missing_or_corrupt_file_is_a_store_error_not_a_crash(
     read = run_script(node)
     assert read.stores[0].status == status and read.stores[0].error.startswith("/x.pem")
     assert read.certificates == ()
+
+
+def test_a_certificate_or_crl_with_an_impossible_version_is_corrupt_not_a_crash(
+    tmp_path: Path, openssl_pki: OpenSSLPki
+) -> None:
+    """cryptography raises InvalidVersion (no ValueError) here: a hostile node must not crash the read."""
+    der = openssl_pki.leaf_rsa.der.read_bytes()
+    at = der.index(bytes.fromhex("a003020102"))  # [0] EXPLICIT INTEGER 2: v3
+    bad_cert = der[: at + 4] + b"\x05" + der[at + 5 :]
+    crl = openssl_pki.crl_der.read_bytes()
+    at = crl.index(bytes.fromhex("020101"))  # the TBSCertList's INTEGER 1: v2
+    bad_crl = crl[: at + 2] + b"\x07" + crl[at + 3 :]
+    lay(tmp_path, {"/bad.der": bad_cert, "/crls/bad.crl": bad_crl})
+    specs = (StoreSpec("pem", "leaf", cert="/bad.der"), StoreSpec("dir", "crl", path="/crls"))
+    read = run_script(Node(name="n", host="h", root=str(tmp_path), stores=specs))
+    assert read.stores[0].status == "corrupt" and "version" in (read.stores[0].error or "")
+    assert read.certificates == () and read.crls == ()
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to switch user")

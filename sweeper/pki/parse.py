@@ -24,6 +24,12 @@ class ParseError(ValueError):
     """Bytes that should hold a certificate, key or CRL do not; the message says why."""
 
 
+MALFORMED = (ValueError, TypeError, x509.InvalidVersion)
+"""What cryptography raises on bytes that are not a well-formed certificate or CRL (a bad version
+number is InvalidVersion, which is no ValueError): node bytes must never escape as anything but
+ParseError."""
+
+
 @dataclass(frozen=True, slots=True)
 class PemBlock:
     label: str
@@ -58,7 +64,7 @@ def split_certificates(data: bytes) -> list[bytes]:
         raise ParseError("neither PEM nor DER")
     try:
         x509.load_der_x509_certificate(data)
-    except ValueError as exc:
+    except MALFORMED as exc:
         raise ParseError(f"not a DER certificate ({exc})") from None
     return [data]
 
@@ -69,7 +75,7 @@ def split_crls(data: bytes) -> list[bytes]:
         return [b.der for b in pem_blocks(data) if b.label.encode() in CRL_LABELS]
     try:
         x509.load_der_x509_crl(data)
-    except ValueError as exc:
+    except MALFORMED as exc:
         raise ParseError(f"not a CRL ({exc})") from None
     return [data]
 
@@ -100,7 +106,7 @@ def certificate_facts(der: bytes) -> CertFacts:
             sans=_sans(cert),
             common_name=_common_name(cert),
         )
-    except (ValueError, TypeError) as exc:
+    except MALFORMED as exc:
         raise ParseError(f"malformed certificate ({exc})") from None
 
 
@@ -200,7 +206,7 @@ def load_certificate(der: bytes) -> x509.Certificate:
     """The cryptography object for a DER certificate, once per process (rules share it)."""
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+    except MALFORMED as exc:
         raise ParseError(f"malformed certificate ({exc})") from None
 
 
@@ -231,7 +237,7 @@ def crl_issuer(der: bytes) -> str:
     """The issuer name of a DER CRL (RFC 4514), to match it with the CA that signs it."""
     try:
         return x509.load_der_x509_crl(der).issuer.rfc4514_string()
-    except ValueError as exc:
+    except MALFORMED as exc:
         raise ParseError(f"malformed CRL ({exc})") from None
 
 
@@ -239,5 +245,5 @@ def crl_pem(der: bytes) -> str:
     """PEM text of a DER CRL (for journals and VECS, which speak PEM)."""
     try:
         return x509.load_der_x509_crl(der).public_bytes(serialization.Encoding.PEM).decode()
-    except ValueError as exc:
+    except MALFORMED as exc:
         raise ParseError(f"malformed CRL ({exc})") from None

@@ -89,6 +89,19 @@ class HostKeyUnknown(NodeError):
     status = "host-key-unknown"
 
 
+class AnswerTooLarge(NodeError):
+    """A command's output passed the cap on what one node may send (`--max-node-bytes`);
+    reading stopped there, so a flooding node costs a bounded amount of memory. Never retried."""
+
+    status = "error"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the node's answer passed --max-node-bytes ({limit} bytes): stopped reading, channel closed"
+        )
+        self.limit = limit
+
+
 class CommandFailed(NodeError):
     """A command on the node failed in a way that spoils the whole node read."""
 

@@ -492,3 +492,55 @@ def test_node_text_reaches_the_terminal_as_plain_text_never_markup_or_escapes(
     assert "\x1b" not in stderr and "\x07" not in stderr, "escapes are shown escaped, never sent raw"
     unfolded = "".join(c for c in stderr if c not in "│ \n")  # table cells fold long messages
     assert "\\x1b[2J" in unfolded and "[/][boldred]x" in unfolded, "markup is shown as the text it is"
+
+
+def flooding_path(directory: Path) -> str:
+    """A PATH whose `sh` answers any script with an endless stream of zero bytes: a hostile node's
+    own shell (sweeper runs its scripts through `sh` on the node, as it must)."""
+    directory.mkdir()
+    shell = directory / "sh"
+    shell.write_text("#!/bin/dash\nexec cat /dev/zero\n")
+    shell.chmod(0o755)
+    return f"{directory}:/usr/bin:/bin"
+
+
+def test_a_flooding_node_is_cut_off_at_the_cap_and_the_sweep_stays_small(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    """Without a cap the client grew by gigabytes in seconds; now the flood stops at --max-node-bytes
+    (64 MiB by default), that node is an error naming the cap, and the others are swept."""
+    (healthy,) = sshd_factory(1)
+    (flooding,) = sshd_factory(1, session_path=flooding_path(tmp_path / "hostile-bin"))
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [tree_entry("web1", healthy, tree), tree_entry("flood", flooding, tree)],
+        defaults(tmp_path, client_key, [healthy.host_key_line, flooding.host_key_line]),
+    )
+    done, peak = run.finish_measured(run.start("scan", inventory, "--out", tmp_path / "reports"))
+    print(f"peak RSS of sweeper with a flooding node: {peak / 2**20:.0f} MiB")
+    nodes = by_name(run.only_report(tmp_path / "reports", done.stderr))
+    assert nodes["web1"]["status"] == "ok"
+    flood = nodes["flood"]
+    assert flood["status"] == "error" and flood["attempts"] == 1, "a flood is never retried"
+    assert flood["error"] == (
+        "the node's answer passed --max-node-bytes (67108864 bytes): stopped reading, channel closed"
+    )
+    assert done.returncode == 3, done.stderr
+    assert peak < 300 * 2**20
+
+
+def test_a_huge_file_in_a_store_is_read_under_the_default_cap_and_cut_off_under_a_smaller_one(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    _, tree, inventory = one_node(tmp_path, sshd_factory, client_key, openssl_pki)
+    bundle = tree.host_path(tree.trust_bundle)
+    os.truncate(bundle, 8 * 2**20)  # the certificates, then zero bytes: 11 MB of base64 on the wire
+
+    done, report = run.scan(inventory, tmp_path / "default")
+    assert report["nodes"][0]["status"] == "ok", done.stderr
+
+    done, report = run.scan(inventory, tmp_path / "capped", "--max-node-bytes", "1MiB")
+    (node,) = report["nodes"]
+    assert node["status"] == "error" and "--max-node-bytes (1048576 bytes)" in node["error"]
+    assert done.returncode == 3

@@ -13,10 +13,12 @@ import typer
 from sweeper.cli.app import (
     FormatOption,
     LimitOption,
+    MaxNodeBytesOption,
     OutOption,
     RetriesOption,
     SignOption,
     app,
+    byte_size,
     fail_on_severity,
     run,
 )
@@ -67,6 +69,7 @@ def rotate_command(
     allow_partial: Annotated[bool, typer.Option(help="Start although some nodes are unreachable.")] = False,
     concurrency: Annotated[int, typer.Option(min=1, help="Nodes changed at once within a wave.")] = 50,
     retries: RetriesOption = 4,
+    max_node_bytes: MaxNodeBytesOption = "64MiB",
     leaf_days: Annotated[int, typer.Option(min=1, help="Validity of the re-issued leaves.")] = 730,
     out: OutOption = Path("reports"),
     formats: FormatOption = [],  # noqa: B006
@@ -75,6 +78,7 @@ def rotate_command(
 ) -> None:
     """Replace every certificate, the root included: trust first, canary then waves, purge last."""
     threshold = fail_on_severity(fail_on)
+    answer_cap = byte_size(max_node_bytes)
 
     def body() -> int:
         from sweeper.cli.console import err, progress_reporter, terminal_prompt
@@ -106,6 +110,7 @@ def rotate_command(
             concurrency=concurrency,
             retry=RetryPolicy(attempts=retries),
             leaf_days=leaf_days,
+            max_node_bytes=answer_cap,
         )
         to_sweep = len(load_inventory(inventory).limited(limit))
         err.rule("preflight: sweeping the fleet (read-only)")

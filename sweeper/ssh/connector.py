@@ -16,7 +16,7 @@ from sweeper.model import Node
 from sweeper.ssh.bastion import Bastions
 from sweeper.ssh.credentials import AskSecret, Credentials
 from sweeper.ssh.faults import classify
-from sweeper.ssh.session import Session
+from sweeper.ssh.session import MAX_NODE_BYTES, Session
 
 T = TypeVar("T")
 # AES-GCM first: one AEAD call per packet in C, where asyncssh's chacha20-poly1305 builds
@@ -59,9 +59,12 @@ class Connector:
         retry: RetryPolicy = RetryPolicy(),
         ask: AskSecret | None = None,
         env: Mapping[str, str] | None = None,
+        max_node_bytes: int = MAX_NODE_BYTES,
     ):
-        """`env`: where the variables the inventory names are read (default: this process's environment)."""
+        """`env`: where the variables the inventory names are read (default: this process's environment);
+        `max_node_bytes`: the most one command on a node may print before it is cut off."""
         self.retry = retry
+        self.max_node_bytes = max_node_bytes
         self.credentials = Credentials(nodes, ask, env)
         self.bastions = Bastions(self._connect_with_retries)
 
@@ -71,7 +74,8 @@ class Connector:
         async def attempt() -> T:
             conn = await self._connect(node, await self.bastions.tunnel(node))
             try:
-                return await work(Session(node, conn, self.credentials.become_password(node)))
+                become_password = self.credentials.become_password(node)
+                return await work(Session(node, conn, become_password, self.max_node_bytes))
             finally:
                 conn.close()
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import run
 from tests.support.fixtures import write_inventory
-from tests.support.node_tree import LinuxNodeTree, lay_linux_node_tree
+from tests.support.node_tree import HANGING_STORE, LinuxNodeTree, lay_hanging_vecs_cli, lay_linux_node_tree
 
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server")
 
@@ -220,19 +220,16 @@ def test_max_startups_drops_are_retried_until_every_node_is_swept(
 def test_a_node_that_hangs_is_cut_off_at_its_deadline(tmp_path: Path, sshd_factory, client_key) -> None:
     (server,) = sshd_factory(1)
     root = tmp_path / "hang"
-    (root / "etc").mkdir(parents=True)
-    os.mkfifo(root / "etc/stuck.pem")  # reading it blocks until someone writes
+    stuck = lay_hanging_vecs_cli(root)
     inventory = write_inventory(
         tmp_path / "inv.toml",
-        [
-            node_entry("stuck", server, root, [{"kind": "bundle", "path": "/etc/stuck.pem"}], deadline=2),
-        ],
+        [node_entry("stuck", server, root, [HANGING_STORE], deadline=2)],
         defaults(tmp_path, client_key, [server.host_key_line]),
     )
     try:
         done, report = run.scan(inventory, tmp_path / "reports", "--retries", "1")
     finally:  # sshd will not signal a root login's command for sweeper: the test lets its read go
-        let_readers_go(root / "etc/stuck.pem")
+        let_readers_go(stuck)
     node = by_name(report)["stuck"]
     assert node["status"] == "unreachable" and "deadline" in node["error"], node
     assert done.returncode == 3
@@ -544,3 +541,24 @@ def test_a_huge_file_in_a_store_is_read_under_the_default_cap_and_cut_off_under_
     (node,) = report["nodes"]
     assert node["status"] == "error" and "--max-node-bytes (1048576 bytes)" in node["error"]
     assert done.returncode == 3
+
+
+def test_a_file_name_with_a_line_break_is_reported_and_the_other_files_are_read(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    """Planted beside a folder's files, `intermediate.crl.pem<newline>root.crl.pem` once made the
+    batched read fetch the wrong bytes and fail every store of the node."""
+    _, tree, inventory = one_node(tmp_path, sshd_factory, client_key, openssl_pki)
+    crl_dir = tree.host_path(tree.crl_dir)
+    (crl_dir / "intermediate.crl.pem\nroot.crl.pem").write_bytes(openssl_pki.leaf_ec.cert.read_bytes())
+    (crl_dir / "back\\slash\rcr.pem").write_bytes(openssl_pki.root_crl.read_bytes())
+    done, report = run.scan(inventory, tmp_path / "reports")
+    (node,) = report["nodes"]
+    assert node["status"] == "ok", done.stderr
+    stores = {s["store"]: s for s in node["stores"]}
+    assert all(s["status"] == "ok" for name, s in stores.items() if name != tree.crl_dir), stores
+    assert stores[tree.crl_dir]["status"] == "error"
+    assert stores[tree.crl_dir]["error"] == (
+        f"{tree.crl_dir}/intermediate.crl.pem\nroot.crl.pem: a file name with a line break is not read"
+    )
+    assert openssl_pki.leaf_ec.sha256 not in {c["sha256"] for c in node["certificates"]}

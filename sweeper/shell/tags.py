@@ -26,6 +26,10 @@ class Tag(enum.StrEnum):
     UNREADABLE = "unreadable"
     ISDIR = "isdir"
     NOTDIR = "notdir"
+    NOTFILE = "notfile"
+    """A path that is neither a regular file nor missing: a FIFO or a device would never end."""
+    ODDNAME = "oddname"
+    """A file in a folder whose name holds a line break; the body is its exact name. Not read."""
     # a leaf's private key: its metadata, its public half (openssl on the node), or its bytes
     KEYMETA = "keymeta"
     KEYMISSING = "keymissing"

@@ -200,7 +200,7 @@ def _end(process: asyncssh.SSHClientProcess) -> None:
 
 
 def _text(data: bytes | bytearray) -> str:
-    return data.decode("utf-8", errors="replace")
+    return data.decode("utf-8", errors="backslashreplace")
 
 
 def _raise_if_refused(become: str, result: CommandResult) -> None:

@@ -91,14 +91,17 @@ class HostKeyUnknown(NodeError):
 
 class AnswerTooLarge(NodeError):
     """A command's output passed the cap on what one node may send (`--max-node-bytes`);
-    reading stopped there, so a flooding node costs a bounded amount of memory. Never retried."""
+    reading stopped there, so a flooding node costs a bounded amount of memory. Or the files a
+    read script was to send add up to more (`files`: their size), so it sent none. Never retried."""
 
     status = "error"
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"the node's answer passed --max-node-bytes ({limit} bytes): stopped reading, channel closed"
-        )
+    def __init__(self, limit: int, files: int | None = None) -> None:
+        cap = f"--max-node-bytes ({limit} bytes)"
+        if files is None:
+            super().__init__(f"the node's answer passed {cap}: stopped reading, channel closed")
+        else:
+            super().__init__(f"the files to read add up to {files} bytes, past {cap}: not read")
         self.limit = limit
 
 

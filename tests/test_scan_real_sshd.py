@@ -527,7 +527,7 @@ def test_a_flooding_node_is_cut_off_at_the_cap_and_the_sweep_stays_small(
     assert peak < 300 * 2**20
 
 
-def test_a_huge_file_in_a_store_is_read_under_the_default_cap_and_cut_off_under_a_smaller_one(
+def test_a_huge_file_in_a_store_is_read_under_the_default_cap_and_refused_under_a_smaller_one(
     tmp_path: Path, sshd_factory, client_key, openssl_pki
 ) -> None:
     _, tree, inventory = one_node(tmp_path, sshd_factory, client_key, openssl_pki)
@@ -539,7 +539,9 @@ def test_a_huge_file_in_a_store_is_read_under_the_default_cap_and_cut_off_under_
 
     done, report = run.scan(inventory, tmp_path / "capped", "--max-node-bytes", "1MiB")
     (node,) = report["nodes"]
-    assert node["status"] == "error" and "--max-node-bytes (1048576 bytes)" in node["error"]
+    assert node["status"] == "error" and node["attempts"] == 1
+    assert node["error"].startswith("the files to read add up to 8"), "the node saw it and sent none"
+    assert node["error"].endswith("past --max-node-bytes (1048576 bytes): not read")
     assert done.returncode == 3
 
 

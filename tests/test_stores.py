@@ -54,7 +54,11 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_locally(
-    body: str, sh: str = "sh", user: str | None = None, env: dict[str, str] | None = None
+    body: str,
+    sh: str = "sh",
+    user: str | None = None,
+    env: dict[str, str] | None = None,
+    max_bytes: int = 0,
 ) -> shell.Output:
     """A node script run here as a node runs it: framed, on stdin, under the same runner line, its
     output decoded as the session decodes a node's (bytes that are not UTF-8 shown as `\\xNN`).
@@ -65,7 +69,7 @@ def run_locally(
         command = ["setpriv", f"--reuid={user}", "--regid=65534", "--clear-groups", *command]
     done = subprocess.run(
         command,
-        input=shell.frame(TOKEN, body).encode(),
+        input=shell.frame(TOKEN, body, max_bytes).encode(),
         capture_output=True,
         check=False,
         timeout=30,
@@ -286,6 +290,23 @@ def test_a_device_behind_a_link_is_reported_never_read(tmp_path: Path, sh: str) 
         ("error", "/fifo.pem: is not a regular file (a device, FIFO or socket is never read)"),
     ]
     assert read.certificates == ()
+
+
+@pytest.mark.parametrize("sh", SHELLS)
+def test_files_that_would_pass_the_cap_are_not_read_on_the_node(
+    tmp_path: Path, material: Path, sh: str
+) -> None:
+    """The read script adds up the sizes it stat-ed and reads nothing when their base64 would pass
+    the cap: a 1 GiB sparse file costs the node one `stat`, not a gigabyte of shell memory."""
+    lay(tmp_path, {"/b.pem": (material / "leaf.crt").read_bytes()})
+    node = Node(name="n", host="h", root=str(tmp_path), stores=(StoreSpec("bundle", "trust", path="/b.pem"),))
+    os.truncate(tmp_path / "b.pem", 2**30)
+    huge = run_locally(stores.read_script(node), sh, max_bytes=64 * 2**20)
+    assert huge.complete and [s.args for s in huge.tagged(shell.Tag.TOOBIG)] == [str(2**30)]
+    assert huge.of("s0", shell.Tag.FILE)[0].data is None
+    os.truncate(tmp_path / "b.pem", 4 * 2**20)
+    fits = run_locally(stores.read_script(node), sh, max_bytes=64 * 2**20)
+    assert fits.tagged(shell.Tag.TOOBIG) == [] and len(fits.of("s0", shell.Tag.FILE)[0].data) == 4 * 2**20
 
 
 ENTRY_LIST = (

@@ -19,6 +19,8 @@ class Tag(enum.StrEnum):
     # the batched reads at the end of a script: one `stat` and one `cat | base64` for every file
     STAT = "stat"
     BLOB = "blob"
+    TOOBIG = "toobig"
+    """Instead of the blob: the files' total size, which would pass the answer's cap (`SW_MAX`)."""
     # files and folders
     FILE = "file"
     DIR = "dir"

@@ -81,7 +81,8 @@ class Session:
         self.node = node
         self._conn = conn
         self._become_password = become_password
-        self._max_bytes = max_bytes
+        self.max_bytes = max_bytes
+        """The most one command may print before it is cut off."""
 
     async def run(
         self, command: str, stdin: str | None = None, timeout: float | None = None
@@ -100,7 +101,7 @@ class Session:
             raise classify(exc) from exc
         try:
             async with asyncio.timeout(timeout):
-                stdout, stderr = await _Budget(self._max_bytes).drain_both(running)
+                stdout, stderr = await _Budget(self.max_bytes).drain_both(running)
                 await running.wait_closed()
         except TimeoutError as exc:
             raise Transient(f"command timed out after {timeout:g}s") from exc
@@ -150,7 +151,7 @@ class Session:
             proc = await self._conn.create_process(run_stdin_sudo_password(), encoding=None)
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc) from exc
-        budget = _Budget(self._max_bytes)
+        budget = _Budget(self.max_bytes)
         try:
             early = await self._answer_sudo(proc, budget)
             proc.stdin.write(script.encode())

@@ -6,7 +6,9 @@ node; private keys are reduced to public keys there by openssl.
 
 Node-side work is kept to a few processes whatever the number of files: the checks are
 shell builtins, then one `stat` for every file and key, and one `cat | base64` carrying
-every file's bytes, which `shell.split_output` cuts back into files by their sizes.
+every file's bytes, which `shell.split_output` cuts back into files by their sizes. When the
+sizes alone (as base64) would pass the answer's cap (`SW_MAX`, set by `shell.frame`), the
+files are not read at all: a huge file costs the node one `stat`, not its memory.
 """
 
 from __future__ import annotations
@@ -107,13 +109,25 @@ SW_LIST
 $sw_stores
 SW_STORES
 }}
-sw_flush() {{
+sw_flush() {{  # one stat, then one cat for every file, unless their sizes alone would pass SW_MAX
   [ -n "$SW_STATS" ] || return 0
   sw_ifs=$IFS; IFS=$NL; set -f
+  sw_st=$(stat -L -c '%a %U %G %s %n' -- $SW_STATS 2>/dev/null)
+  IFS=$sw_ifs
   sw_mark {t.STAT} -
-  stat -L -c '%a %U %G %s %n' -- $SW_STATS 2>/dev/null
-  if [ -n "$SW_FILES" ]; then sw_mark {t.BLOB} -; cat -- $SW_FILES 2>/dev/null | sw_b64; fi
-  IFS=$sw_ifs; set +f
+  printf '%s\n' "$sw_st"
+  sw_total=0
+  while read -r sw_x sw_x sw_x sw_s sw_x; do
+    case $sw_s in ''|*[!0-9]*) ;; *) sw_total=$((sw_total + sw_s)) ;; esac
+  done <<SW_ST
+$sw_st
+SW_ST
+  if [ "${{SW_MAX:-0}}" -gt 0 ] && [ $((sw_total / 3 * 4)) -gt "$SW_MAX" ]; then
+    sw_mark {t.TOOBIG} - "$sw_total"
+  elif [ -n "$SW_FILES" ]; then
+    IFS=$NL; sw_mark {t.BLOB} -; cat -- $SW_FILES 2>/dev/null | sw_b64; IFS=$sw_ifs
+  fi
+  set +f
 }}
 """
 

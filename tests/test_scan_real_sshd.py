@@ -320,6 +320,37 @@ def test_accept_new_trusts_on_first_use_then_checks_strictly(
     assert by_name(report)["n"]["status"] == "host-key-mismatch" and done.returncode == 3
 
 
+@pytest.mark.parametrize("pattern", ["its address", "any host"])
+def test_accept_new_refuses_a_host_key_that_known_hosts_marks_revoked(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki, pattern: str
+) -> None:
+    """A node never seen before is trusted on first use, unless its key is `@revoked`: before, the
+    revoked key was accepted and even appended to known_hosts."""
+    revoked, fresh = sshd_factory(2)
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
+    address, *key = revoked.host_key_line.split()
+    revocation = f"@revoked {address if pattern == 'its address' else '*'} {' '.join(key)}"
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(revocation + "\n")
+    base = {
+        "user": "root",
+        "known_hosts": str(known_hosts),
+        "client_keys": [str(client_key.private_path)],
+        "host_key_checking": "accept-new",
+    }
+    inventory = write_inventory(
+        tmp_path / "inv.toml", [tree_entry("revoked", revoked, tree), tree_entry("fresh", fresh, tree)], base
+    )
+    done, report = run.scan(inventory, tmp_path / "reports")
+    nodes = by_name(report)
+    assert nodes["revoked"]["status"] == "host-key-mismatch" and nodes["revoked"]["attempts"] == 1
+    assert "revoked" in nodes["revoked"]["error"].lower(), nodes["revoked"]["error"]
+    assert nodes["fresh"]["status"] == "ok" and done.returncode == 3
+    assert revoked.connection_count() == 0
+    lines = [line.split() for line in known_hosts.read_text().splitlines()]
+    assert lines == [revocation.split(), fresh.host_key_line.split()], "only the fresh key is remembered"
+
+
 def test_ssh_config_host_alias_supplies_address_port_and_user(
     tmp_path: Path, sshd_factory, client_key, openssl_pki
 ) -> None:

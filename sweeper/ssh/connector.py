@@ -50,6 +50,14 @@ class RetryPolicy:
         )
 
 
+class _TrustOnFirstUse(asyncssh.SSHClient):
+    """accept-new for a host known_hosts has no key for: its key is trusted on first use, unless
+    it is one of the revoked keys given as `known_hosts` (asyncssh refuses those before it asks us)."""
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        return True
+
+
 class Connector:
     """Opens connections with credentials and known_hosts loaded once for the whole fleet."""
 
@@ -108,8 +116,11 @@ class Connector:
             raise exc.with_attempts(attempts) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
-    def _host_key_failure(self, node: Node, port: int) -> NodeError:
-        """An unknown node (add its key) is told apart from a changed key (possibly an attacker)."""
+    def _host_key_failure(self, node: Node, port: int, trust_on_first_use: bool) -> NodeError:
+        """An unknown node (add its key) is told apart from a changed key (possibly an attacker),
+        and from a revoked key, the only one trust on first use refuses."""
+        if trust_on_first_use:
+            return HostKeyMismatch(f"the host key of {node.host}:{port} is marked @revoked in known_hosts")
         if not self.credentials.has_host(node, node.host, port):
             return HostKeyUnknown(
                 f"known_hosts has no key for {node.host}:{port}: add it, or set "
@@ -125,6 +136,13 @@ class Connector:
     ) -> asyncssh.SSHClientConnection:
         port = node.port or 22
         trust_on_first_use = node.accept_new and not self.credentials.has_host(node, node.host, port)
+        known: asyncssh.SSHKnownHosts | tuple[list[asyncssh.SSHKey], ...] | None
+        if trust_on_first_use:  # nothing is trusted yet, but what is revoked stays refused
+            known = ([], [], self.credentials.revoked_host_keys(node, node.host, port))
+        else:
+            known = self.credentials.known_hosts(node)
+            if known is None:  # asyncssh would take None as "do not check"
+                raise HostKeyMismatch("no known_hosts to check the host key against")
         gate = self.bastions.gate(node)
         try:
             async with gate if gate is not None else contextlib.nullcontext():
@@ -133,7 +151,8 @@ class Connector:
                     node.port or (() if node.ssh_config else 22),
                     tunnel=tunnel if tunnel is not None else (),
                     username=node.user or (() if node.ssh_config else getpass.getuser()),
-                    known_hosts=None if trust_on_first_use else self.credentials.known_hosts(node),
+                    known_hosts=known,
+                    client_factory=_TrustOnFirstUse if trust_on_first_use else None,
                     client_keys=self.credentials.keys(node) or (() if node.agent else None),
                     password=self.credentials.password(node),
                     agent_path=() if node.agent else None,
@@ -146,7 +165,7 @@ class Connector:
         except (TimeoutError, asyncssh.Error, OSError) as exc:
             failure = classify(exc)
             if isinstance(failure, HostKeyMismatch):
-                raise self._host_key_failure(node, port) from exc
+                raise self._host_key_failure(node, port, trust_on_first_use) from exc
             raise failure from exc
         if trust_on_first_use:
             await self.credentials.remember_host_key(node, node.host, port, conn.get_server_host_key())

@@ -278,9 +278,7 @@ def test_passphrase_protected_key_is_unlocked_from_the_named_variable(
         "client_keys": [str(key)],
         "passphrase_env": "SWEEPER_TEST_PASSPHRASE",
     }
-    inventory = write_inventory(
-        tmp_path / "inv.toml", [tree_entry("n", server, tree)], base
-    )
+    inventory = write_inventory(tmp_path / "inv.toml", [tree_entry("n", server, tree)], base)
 
     monkeypatch.setenv("SWEEPER_TEST_PASSPHRASE", "s3cret-pass")
     done, report = run.scan(inventory, tmp_path / "reports")
@@ -304,9 +302,7 @@ def test_accept_new_trusts_on_first_use_then_checks_strictly(
         "client_keys": [str(client_key.private_path)],
         "host_key_checking": "accept-new",
     }
-    inventory = write_inventory(
-        tmp_path / "inv.toml", [tree_entry("n", server, tree)], base
-    )
+    inventory = write_inventory(tmp_path / "inv.toml", [tree_entry("n", server, tree)], base)
     done, report = run.scan(inventory, tmp_path / "reports")
     assert done.returncode == 0 and by_name(report)["n"]["status"] == "ok"
     assert known_hosts.read_text().split() == server.host_key_line.split()
@@ -471,6 +467,50 @@ def test_the_key_cache_skips_openssl_but_never_hides_a_changed_key(
     tree.host_path(tree.key).write_bytes(openssl_pki.leaf_ec.key.read_bytes())  # the key is swapped
     swapped = leaf_key("swapped")
     assert swapped["matches"] is False and swapped["spki_sha256"] == openssl_pki.leaf_ec.spki_sha256
+
+
+def test_a_node_lying_about_a_shared_key_file_cannot_poison_another_nodes_cache_entry(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    """A hostile node holding a copy of the victim's key file (same hash) has its own openssl say
+    the file holds another public key. Once the cache was one table for the fleet, the victim's
+    next sweep took that lie for its own key (a false key-mismatch, or a real one hidden)."""
+    (victim,) = sshd_factory(1)
+    (hostile,) = sshd_factory(1, session_path=lying_openssl(tmp_path, openssl_pki))
+    victim_tree = lay_linux_node_tree(tmp_path / "victim", openssl_pki)
+    hostile_tree = lay_linux_node_tree(tmp_path / "hostile", openssl_pki)  # the same key file bytes
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [tree_entry("victim", victim, victim_tree), tree_entry("hostile", hostile, hostile_tree)],
+        defaults(tmp_path, client_key, [victim.host_key_line, hostile.host_key_line]),
+    )
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def leaf_key(node: str, out: str) -> dict[str, Any]:
+        _, report = run.scan(inventory, tmp_path / out, "--limit", node, env=env)
+        return next(c["key"] for c in report["nodes"][0]["certificates"] if c["role"] == "leaf")
+
+    assert leaf_key("victim", "first")["matches"] is True
+    lie = leaf_key("hostile", "lie")
+    assert lie["matches"] is False and lie["spki_sha256"] == openssl_pki.leaf_ec.spki_sha256
+    again = leaf_key("victim", "again")
+    assert again["matches"] is True and again["spki_sha256"] == openssl_pki.leaf_rsa.spki_sha256
+    cached = json.loads((tmp_path / "cache" / "sweeper" / "key-spki.json").read_text())["nodes"]
+    assert cached["victim"] != cached["hostile"] and cached["victim"].keys() == cached["hostile"].keys()
+
+
+def lying_openssl(tmp_path: Path, openssl_pki) -> str:
+    """A PATH whose `openssl` answers `pkey -pubout`, whatever the key, with another key's public half."""
+    directory = tmp_path / "lying-bin"
+    directory.mkdir()
+    other = tmp_path / "other.pub"
+    subprocess.run(
+        ["openssl", "pkey", "-in", str(openssl_pki.leaf_ec.key), "-pubout", "-out", str(other)], check=True
+    )
+    tool = directory / "openssl"
+    tool.write_text(f"#!/bin/sh\ncat >/dev/null\nexec cat {other}\n")
+    tool.chmod(0o755)
+    return f"{directory}:/usr/bin:/bin"
 
 
 def test_a_node_script_that_exits_7_is_reported_with_exit_status_7(

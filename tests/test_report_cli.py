@@ -113,7 +113,8 @@ def test_scan_writes_signed_json_every_format_and_history(tmp_path: Path) -> Non
     (report,) = (tmp_path / "out").glob("*.json")
     stem = report.name.removesuffix(".json")
     written = {Path(line).name for line in done.stdout.split()}
-    assert written == {f"{stem}{suffix}" for suffix in (".json", ".json.sig", *ALL_SUFFIXES)}
+    signatures = (".json.sig", ".sha256sums", ".sha256sums.sig")
+    assert written == {f"{stem}{suffix}" for suffix in (".json", *signatures, *ALL_SUFFIXES)}
     assert (
         run.sweeper(
             "verify-report", str(report), "--pub", str(tmp_path / "k.pub"), in_process=True

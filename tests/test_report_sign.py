@@ -167,3 +167,30 @@ def test_verify_report_finds_a_missing_file_an_altered_manifest_and_a_file_nothi
     done = verify(signed_run, keys[1])
     assert done.returncode == 1 and f"{stem}.html: not covered by any signature" in done.stderr
     assert "signature valid" in done.stdout, "the JSON's own signature still holds"
+
+
+def test_rotate_from_pub_refuses_an_unsigned_or_altered_report_before_anything(
+    signed_run: Path, keys: tuple[Path, Path]
+) -> None:
+    """One line, exit 2, no journal and no connection: the findings a rotation acts on must be the
+    ones the signing key vouched for."""
+    inventory = signed_run.parent.parent / "inv.toml"
+
+    def rotate() -> subprocess.CompletedProcess[str]:
+        return run.sweeper(
+            "rotate", inventory, "--from", signed_run, "--from-pub", keys[1], "--yes", "--retries", "1",
+            "--journal", signed_run.parent.parent / "journal", "--out", signed_run.parent.parent / "rot",
+        )  # fmt: skip
+
+    trusted = rotate()
+    assert trusted.returncode == 3 and "preflight: 1 node(s) could not be swept" in trusted.stderr
+
+    signed_run.write_bytes(signed_run.read_bytes().replace(b'"n1"', b'"n9"'))
+    altered = rotate()
+    assert altered.returncode == 2 and len(altered.stderr.strip().splitlines()) == 1, altered.stderr
+    assert "signature" in altered.stderr and "does not match" in altered.stderr
+    signature_path(signed_run).unlink()
+    unsigned = rotate()
+    assert unsigned.returncode == 2 and len(unsigned.stderr.strip().splitlines()) == 1, unsigned.stderr
+    assert "unsigned" in unsigned.stderr
+    assert not (signed_run.parent.parent / "journal").exists()

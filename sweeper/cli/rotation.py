@@ -40,6 +40,12 @@ def rotate_command(
     source: Annotated[
         Path, typer.Option("--from", help="The scan report whose findings the rotation fixes.")
     ],
+    from_pub: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-pub", help="Ed25519 public key: refuse a --from report its <FILE>.sig does not prove."
+        ),
+    ] = None,
     new_root: Annotated[
         bool, typer.Option("--new-root", help="Generate a new root CA (the default).")
     ] = False,
@@ -85,6 +91,7 @@ def rotate_command(
         from sweeper.cli.publishing import publication_for
         from sweeper.inventory import load_inventory
         from sweeper.report import schema
+        from sweeper.report.manifest import load_verified
         from sweeper.rotate.plan import WaveOptions
         from sweeper.rotate.service import RotateRequest, prepare, start
         from sweeper.ssh import RetryPolicy
@@ -93,11 +100,12 @@ def rotate_command(
             raise BadInput("choose --new-root or --ca-cert/--ca-key, not both")
         if show_scripts and not dry_run:
             raise BadInput("--show-scripts goes with --dry-run")
+        source_report = load_verified(source, from_pub) if from_pub else schema.load(source)
         publication = publication_for(out, formats, threshold, sign, None)
         ask = terminal_prompt()
         request = RotateRequest(
             inventory=inventory,
-            source=schema.load(source),
+            source=source_report,
             journal_dir=journal or Path("journals") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
             root_key_type=key_type,
             ca_cert=ca_cert,

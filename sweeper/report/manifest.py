@@ -7,6 +7,8 @@ the SARIF a dashboard reads) can be swapped unnoticed.
 JSON's signature, then the manifest's, then every file the manifest lists, and names any file
 of the run that no signature covers; without sweeper, `openssl pkeyutl -verify -rawin` and
 `sha256sum -c` check the same. (Not `.json`: `ls reports/*.json` lists reports only.)
+
+`rotate --from-pub KEY` reads its `--from` report only through `load_verified`.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweeper.atomic import atomic_write
-from sweeper.errors import CorruptInput
+from sweeper.errors import BadInput, CorruptInput
 from sweeper.pki.sign import Signer, Verdict, signature_path, verify_file
+from sweeper.report import schema
 from sweeper.report.formats import run_file_names
 
 SUFFIX = ".sha256sums"
@@ -39,6 +42,23 @@ def write(report: Path, files: Mapping[Path, bytes], signer: Signer) -> list[Pat
     atomic_write(path, raw)
     atomic_write(signature_path(path), signer.sign(raw))
     return [path, signature_path(path)]
+
+
+def load_verified(report: Path, public: Path) -> schema.Report:
+    """The report, parsed from the very bytes its detached signature (`<report>.sig`) was checked on.
+
+    :raises BadInput: the report is unsigned, or its signature does not hold for `public`.
+    """
+    signature = signature_path(report)
+    if not signature.is_file():
+        raise BadInput(f"{report}: unsigned (no {signature.name}): --from-pub takes a signed report only")
+    verdict = verify_file(report, public)
+    if not verdict.valid:
+        raise BadInput(
+            f"{report}: signature {signature.name} does not match (key sha256 {verdict.key_sha256}): "
+            "the report was altered or signed by another key"
+        )
+    return schema.parse(verdict.data, report)
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,14 +107,23 @@ UNREACHABLE = (
 )
 
 
-@pytest.fixture
-def signed_run(tmp_path: Path, keys: tuple[Path, Path]) -> Path:
+@pytest.fixture(scope="module")
+def signed_original(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Path, Path]) -> Path:
     """A real scan's files in every format, signed (its one node unreachable: no sshd needed)."""
-    (tmp_path / "inv.toml").write_text(UNREACHABLE)
+    folder = tmp_path_factory.mktemp("signed")
+    (folder / "inv.toml").write_text(UNREACHABLE)
     done = run.sweeper(
-        "scan", "inv.toml", "--out", "out", "--retries", "1", "--format", "all", "--sign", keys[0]
-    )
+        "scan", folder / "inv.toml", "--out", folder / "out", "--retries", "1", "--format", "all",
+        "--sign", keys[0],
+    )  # fmt: skip
     assert done.returncode == 3, done.stderr
+    return folder
+
+
+@pytest.fixture
+def signed_run(tmp_path: Path, signed_original: Path) -> Path:
+    """A copy of the signed run for one test to tamper with: its JSON (the inventory one folder up)."""
+    shutil.copytree(signed_original, tmp_path, dirs_exist_ok=True)
     (report,) = (tmp_path / "out").glob("*.json")
     return report
 

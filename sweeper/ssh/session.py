@@ -201,6 +201,8 @@ def _end(process: asyncssh.SSHClientProcess) -> None:
 
 
 def _text(data: bytes | bytearray) -> str:
+    """A node's bytes as text; bytes that are not UTF-8 show as `\\xNN`, so two file names that
+    differ only there are never read alike (U+FFFD would merge them)."""
     return data.decode("utf-8", errors="backslashreplace")
 
 

@@ -185,13 +185,14 @@ def test_rotate_from_pub_refuses_an_unsigned_or_altered_report_before_anything(
     ones the signing key vouched for."""
     inventory = signed_run.parent.parent / "inv.toml"
 
-    def rotate() -> subprocess.CompletedProcess[str]:
+    def rotate(in_process: bool = True) -> subprocess.CompletedProcess[str]:
         return run.sweeper(
             "rotate", inventory, "--from", signed_run, "--from-pub", keys[1], "--yes", "--retries", "1",
             "--journal", signed_run.parent.parent / "journal", "--out", signed_run.parent.parent / "rot",
+            in_process=in_process,
         )  # fmt: skip
 
-    trusted = rotate()
+    trusted = rotate(in_process=False)
     assert trusted.returncode == 3 and "preflight: 1 node(s) could not be swept" in trusted.stderr
 
     signed_run.write_bytes(signed_run.read_bytes().replace(b'"n1"', b'"n9"'))

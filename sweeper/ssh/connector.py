@@ -142,7 +142,7 @@ class Connector:
         else:
             known = self.credentials.known_hosts(node)
             if known is None:  # asyncssh would take None as "do not check"
-                raise HostKeyMismatch("no known_hosts to check the host key against")
+                raise HostKeyUnknown("no known_hosts to check the host key against")
         gate = self.bastions.gate(node)
         try:
             async with gate if gate is not None else contextlib.nullcontext():

@@ -89,6 +89,22 @@ class HostKeyUnknown(NodeError):
     status = "host-key-unknown"
 
 
+class AnswerTooLarge(NodeError):
+    """A command's output passed the cap on what one node may send (`--max-node-bytes`);
+    reading stopped there, so a flooding node costs a bounded amount of memory. Or the files a
+    read script was to send add up to more (`files`: their size), so it sent none. Never retried."""
+
+    status = "error"
+
+    def __init__(self, limit: int, files: int | None = None) -> None:
+        cap = f"--max-node-bytes ({limit} bytes)"
+        if files is None:
+            super().__init__(f"the node's answer passed {cap}: stopped reading, channel closed")
+        else:
+            super().__init__(f"the files to read add up to {files} bytes, past {cap}: not read")
+        self.limit = limit
+
+
 class CommandFailed(NodeError):
     """A command on the node failed in a way that spoils the whole node read."""
 

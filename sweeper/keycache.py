@@ -2,9 +2,13 @@
 
 Deriving a public key on a node costs an openssl process (~8 ms) per key per sweep; for a
 nightly sweep of thousands of nodes that is most of the nodes' work. The node hashes each
-key file (cheap) and only runs openssl for a hash this cache has not seen. The cache maps
-SHA-256 of the key file's bytes -> SHA-256 of its SubjectPublicKeyInfo, so a changed key
-can never be mistaken for the old one; it holds no key material and is kept 0600.
+key file (cheap) and only runs openssl for a hash this cache has not seen. The cache maps,
+per node, SHA-256 of the key file's bytes -> SHA-256 of its SubjectPublicKeyInfo, so a
+changed key can never be mistaken for the old one; it holds no key material and is kept 0600.
+
+What a node says about its keys is kept for that node alone: a hostile node that holds a
+copy of another node's key file and lies about its public key changes only its own entries,
+never what the other node's next sweep takes for granted.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from pathlib import Path
 
 from sweeper.atomic import atomic_write
 
-VERSION = 1
+VERSION = 2
+"""2: entries per node (1 shared one table across the fleet; such a cache is read as empty)."""
 
 
 def default_path() -> Path:
@@ -29,8 +34,7 @@ class KeyCache:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._spki: dict[str, str] = {}
-        self._by_node: dict[str, list[str]] = {}
+        self._nodes: dict[str, dict[str, str]] = {}
         self._dirty = False
         if path is not None:
             self._load(path)
@@ -42,40 +46,32 @@ class KeyCache:
             return
         if not isinstance(data, dict) or data.get("version") != VERSION:
             return
-        keys, nodes = data.get("keys"), data.get("nodes")
-        if isinstance(keys, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items()):
-            self._spki = dict(keys)
+        nodes = data.get("nodes")
         if isinstance(nodes, dict):
-            self._by_node = {
-                n: [h for h in hs if h in self._spki] for n, hs in nodes.items() if isinstance(hs, list)
-            }
+            self._nodes = {node: dict(keys) for node, keys in nodes.items() if _is_table(keys)}
 
     def known_for(self, node: str) -> dict[str, str]:
-        """key-file hash -> spki for the keys this node held last time."""
-        return {h: self._spki[h] for h in self._by_node.get(node, []) if h in self._spki}
+        """key-file hash -> spki for the keys this node held last time (what it said, no one else)."""
+        return dict(self._nodes.get(node, {}))
 
     def learn(self, node: str, pairs: Mapping[str, str], seen: Iterable[str]) -> None:
-        """Record new derivations, and the hashes the node holds now (old ones are forgotten)."""
-        for key_hash, spki in pairs.items():
-            if self._spki.get(key_hash) != spki:
-                self._spki[key_hash] = spki
-                self._dirty = True
-        now = sorted(set(seen))
-        if self._by_node.get(node) != now:
-            self._by_node[node] = now
+        """Record this node's new derivations and the hashes it holds now (old ones are forgotten)."""
+        before = self._nodes.get(node, {})
+        now = {h: spki for h in set(seen) if (spki := pairs.get(h) or before.get(h)) is not None}
+        if now != before:
+            self._nodes[node] = now
             self._dirty = True
 
     def save(self) -> None:
         if self.path is None or not self._dirty:
             return
-        used = {h for hashes in self._by_node.values() for h in hashes}
-        doc = {
-            "version": VERSION,
-            "keys": {h: s for h, s in self._spki.items() if h in used},
-            "nodes": self._by_node,
-        }
+        doc = {"version": VERSION, "nodes": self._nodes}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             atomic_write(self.path, json.dumps(doc, sort_keys=True).encode(), mode=0o600)
         except OSError:
             pass  # a cache that cannot be written only costs speed next time
+
+
+def _is_table(keys: object) -> bool:
+    return isinstance(keys, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items())

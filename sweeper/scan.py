@@ -24,7 +24,7 @@ from sweeper.inventory import Inventory
 from sweeper.keycache import KeyCache
 from sweeper.model import InventoryRef, Node, NodeResult, Report, RunInfo
 from sweeper.shell import run_node_script
-from sweeper.ssh import AskSecret, Connector, RetryPolicy, Session
+from sweeper.ssh import MAX_NODE_BYTES, AskSecret, Connector, RetryPolicy, Session
 
 NodeCallback = Callable[[NodeResult], None]
 
@@ -40,6 +40,8 @@ class ScanOptions:
     """Where to remember key-file hash -> public key between sweeps (None: derive every time)."""
     env: Mapping[str, str] | None = None
     """Where the inventory's secret variables are read (None: this process's environment)."""
+    max_node_bytes: int = MAX_NODE_BYTES
+    """The most one node may print for its read script before it is cut off (`--max-node-bytes`)."""
 
 
 async def read_node(node: Node, connector: Connector, cache: KeyCache) -> NodeResult:
@@ -90,7 +92,7 @@ async def sweep(
     nodes: tuple[Node, ...], options: ScanOptions, on_node: NodeCallback | None = None
 ) -> tuple[list[NodeResult], bool]:
     """Read every node (bounded concurrency); returns results in inventory order and `interrupted`."""
-    connector = Connector(nodes, options.retry, options.ask, options.env)
+    connector = Connector(nodes, options.retry, options.ask, options.env, options.max_node_bytes)
     cache = KeyCache(options.key_cache)
     gate = asyncio.Semaphore(max(1, options.concurrency))
 

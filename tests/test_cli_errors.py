@@ -58,3 +58,12 @@ def test_bad_fail_on_is_a_usage_error(tmp_path: Path) -> None:
 def test_missing_inventory_file(tmp_path: Path) -> None:
     done = run.sweeper("scan", "absent.toml")
     assert done.returncode == 2 and "absent.toml: cannot read inventory" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["scan", "rotate"])
+@pytest.mark.parametrize("size", ["lots", "0", "12PB", "-5"])
+def test_a_bad_max_node_bytes_is_a_usage_error(tmp_path: Path, command: str, size: str) -> None:
+    (tmp_path / "inv.toml").write_text(GOOD_NODE)
+    extra = ["--from", "absent.json"] if command == "rotate" else []
+    done = run.sweeper(command, "inv.toml", *extra, "--max-node-bytes", size, in_process=True)
+    assert done.returncode == 2 and "is not a size" in done.stderr, done.stderr

@@ -1,6 +1,7 @@
 """A rotation with hostile nodes in the fleet (DESIGN "Nodes are adversaries", "Lab"): nothing the new
 root signs names what its node was not allowed or carries more than the fixed profile, the hostile
-nodes are failed or confined, every other node is rotated, and a good CA stays trusted.
+nodes are failed or confined, every other node is rotated, and a good CA stays trusted. And a
+sweep with a flooding node stays small.
 
 Checked on the nodes' own files with the openssl CLI, not through sweeper's parser.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from sweeper.lab import LabHandle, start_lab
-from sweeper.lab.plan import FORGED_ISSUER, GREEDY_NAMES, LYING_OPENSSL
+from sweeper.lab.plan import FLOOD, FORGED_ISSUER, GREEDY_NAMES, LYING_OPENSSL
 from tests.support import run
 
 PASSPHRASE = "hostile lab rotation"
@@ -100,3 +101,16 @@ def test_hostile_nodes_are_confined_or_failed_and_everyone_else_is_rotated(
     assert partner and not partner & set(report["plan"]["remove"]), "a good CA a forged leaf named is kept"
     bundle = lab.dir / "nodes/hostile-02/etc/pki/ca-trust/source/anchors/corp-bundle.pem"
     assert "Partner Federation Root CA" in openssl("storeutl", "-noout", "-text", bundle), "and stays trusted"
+
+
+def test_a_flooding_lab_node_is_an_error_naming_the_cap_and_the_sweep_stays_small(tmp_path: Path) -> None:
+    """The lab's flood node holds a 1 GiB trust bundle: its read stops at --max-node-bytes (the
+    node sees the sizes and sends nothing), the rest of the fleet is swept, the sweep stays small."""
+    with start_lab(tmp_path / "lab", nodes=5, hostile=(FLOOD,)) as lab:
+        proc = run.start("scan", lab.inventory, "--out", tmp_path / "reports", env=lab.env)
+        done, peak = run.finish_measured(proc)
+    print(f"peak RSS of sweeper with the lab's flood node: {peak / 2**20:.0f} MiB")
+    nodes = {n["name"]: n for n in run.only_report(tmp_path / "reports", done.stderr)["nodes"]}
+    assert nodes.pop("hostile-01")["error"].endswith("past --max-node-bytes (67108864 bytes): not read")
+    assert all(n["status"] == "ok" for n in nodes.values()), nodes
+    assert peak < 300 * 2**20

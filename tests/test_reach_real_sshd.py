@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import run
 from tests.support.fixtures import write_inventory
-from tests.support.node_tree import lay_linux_node_tree
+from tests.support.node_tree import HANGING_STORE, lay_hanging_vecs_cli, lay_linux_node_tree
 from tests.support.processes import MARKER, left_running, named
 from tests.support.sshd import free_port
 
@@ -186,14 +186,12 @@ def test_a_command_cut_off_at_the_deadline_is_ended_on_the_node(
     """sweeper signals what it gives up on; OpenSSH passes that on for a non-root login (not for root)."""
     (server,) = sshd_factory(1)
     let_other_users_traverse(server.directory)
-    stuck = tmp_path / "hang" / "etc" / "stuck.pem"
-    stuck.parent.mkdir(parents=True)
+    stuck = lay_hanging_vecs_cli(tmp_path / "hang")
     let_other_users_traverse(stuck.parent)
-    os.mkfifo(stuck)  # reading it blocks until someone writes
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text(f"{server.host_key_line}\n")
     node = {"name": "stuck", "host": server.host, "port": server.port, "profile": "linux", "user": NOPW}
-    node |= {"root": str(tmp_path / "hang"), "stores": [{"kind": "bundle", "path": "/etc/stuck.pem"}]}
+    node |= {"root": str(tmp_path / "hang"), "stores": [HANGING_STORE]}
     defaults = {"known_hosts": str(known_hosts), "client_keys": [str(client_key.private_path)], "deadline": 2}
     _, report, _ = scan(tmp_path, write_inventory(tmp_path / "inv.toml", [node], defaults))
     (swept,) = report["nodes"]

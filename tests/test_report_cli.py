@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -113,7 +114,8 @@ def test_scan_writes_signed_json_every_format_and_history(tmp_path: Path) -> Non
     (report,) = (tmp_path / "out").glob("*.json")
     stem = report.name.removesuffix(".json")
     written = {Path(line).name for line in done.stdout.split()}
-    assert written == {f"{stem}{suffix}" for suffix in (".json", ".json.sig", *ALL_SUFFIXES)}
+    signatures = (".json.sig", ".sha256sums", ".sha256sums.sig")
+    assert written == {f"{stem}{suffix}" for suffix in (".json", *signatures, *ALL_SUFFIXES)}
     assert (
         run.sweeper(
             "verify-report", str(report), "--pub", str(tmp_path / "k.pub"), in_process=True
@@ -132,3 +134,23 @@ def test_scan_writes_signed_json_every_format_and_history(tmp_path: Path) -> Non
     for suffix in ALL_SUFFIXES:
         original = (tmp_path / "out" / f"{stem}{suffix}").read_bytes()
         assert (tmp_path / "again" / f"{stem}{suffix}").read_bytes() == original, suffix
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o077, 0o600), (0o022, 0o644), (0o027, 0o640)])
+def test_every_file_of_a_run_follows_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    """Reports used to be forced to 0644, readable by everyone on the machine even under umask 077."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl CLI to make a signing key")
+    subprocess.run([openssl, "genpkey", "-algorithm", "ed25519", "-out", str(tmp_path / "k.pem")], check=True)
+    (tmp_path / "inv.toml").write_text(UNREACHABLE)
+    previous = os.umask(umask)  # the sweeper process inherits it
+    try:
+        done = run.sweeper(
+            "scan", "inv.toml", "--out", "out", "--retries", "1", "--format", "all", "--sign", "k.pem"
+        )
+    finally:
+        os.umask(previous)
+    written = [Path(line) for line in done.stdout.split()]
+    assert len(written) == 10, done.stdout
+    assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(mode)}

@@ -9,11 +9,14 @@ import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from html import unescape
+from html.parser import HTMLParser
 from pathlib import Path
 
+import cmarkgfm
 import jsonschema
 import pytest
 import xmlschema
+from cmarkgfm.cmark import Options as CmarkOptions
 
 from sweeper.errors import CorruptInput
 from sweeper.model import (
@@ -91,23 +94,81 @@ def test_scan_report_has_no_rotation_section(report: schema.Report) -> None:
     assert 'id="rotation"' not in html.render(report, DEFAULT)
 
 
-def test_markdown_escapes_links_and_html_from_certificates(report: schema.Report) -> None:
-    text = markdown.render(report, DEFAULT)
-    assert not re.search(r"(?<!\\)[<>]", text), "every angle bracket is backslash-escaped"
-    assert not re.search(r"(?<!\\)\]\(", text), "no live Markdown link"
-    assert r"\[link\]\(http://evil.example\)" in text
-    for rule in DESIGN_RULES:
-        assert rule in text
-    table_rows = [
-        line for line in text.splitlines() if line.startswith("| critical") or line.startswith("| high")
-    ]
-    assert all(line.count(" | ") == 6 for line in table_rows), "a `|` in a subject must not add a column"
+HOSTILE_TEXT = (
+    "see https://evil.example/x and www.evil.example, mail a@evil.example, ping @security-team #12 "
+    "$e^{i\\pi}$ $$x$$ [link](http://evil.example) ![img](http://evil.example/i.png) <b>bold</b> "
+    "**strong** ``tick`` | pipe \\| escaped\nnew line\r\x1b[2J\u202egnp.exe"
+)
 
 
-def test_markdown_shows_rotation() -> None:
-    text = markdown.render(schema.parse(rotation_report(), "rotation"), DEFAULT)
-    assert "## Rotation plan" in text and "## Rotation steps" in text and "## Before and after" in text
-    assert "| failed |" in text
+def hostile_report() -> schema.Report:
+    """The fixture with attacker text in a finding's message and entry and in a node's error."""
+    document = every_rule_report()
+    document["findings"][0].update(message=HOSTILE_TEXT, entry=HOSTILE_TEXT)
+    next(n for n in document["nodes"] if n["status"] != "ok")["error"] = HOSTILE_TEXT
+    return schema.parse(document, "hostile")
+
+
+class _CodeAndText(HTMLParser):
+    """Rendered HTML split into the text of <code> elements and the text outside them, plus the tags."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.depth = 0
+        self.code: list[str] = []
+        self.outside: list[str] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        if tag == "code":
+            self.depth += 1
+            self.code.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "code":
+            self.depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self.depth:
+            self.code[-1] += data
+        else:
+            self.outside.append(data)
+
+
+def render_github(markdown_text: str) -> _CodeAndText:
+    """What GitHub's cmark fork (tables, autolinks, raw HTML let through) makes of the Markdown."""
+    parsed = _CodeAndText()
+    unsafe = CmarkOptions.CMARK_OPT_UNSAFE
+    parsed.feed(cmarkgfm.github_flavored_markdown_to_html(markdown_text, options=unsafe))
+    return parsed
+
+
+def test_markdown_shows_node_text_as_literal_text_nothing_comes_alive() -> None:
+    html_text = render_github(markdown.render(hostile_report(), DEFAULT))
+    shown = HOSTILE_TEXT.replace("\n", "\\x0a").replace("\r", "\\x0d").replace("\x1b", "\\x1b")
+    shown = shown.replace("\u202e", "\\u202e")
+    assert html_text.code.count(shown) == 3, "message, entry and node error, each exactly as sent"
+    assert not html_text.tags & {"a", "img", "b", "em", "script", "math"}, html_text.tags
+    outside = "".join(html_text.outside)
+    for live in ("evil.example", "@", "$", "#12", "<", "\x1b", "\u202e"):
+        assert live not in outside, f"{live!r} outside a code span"
+
+
+def test_markdown_tables_keep_their_columns_whatever_the_cells_hold() -> None:
+    html_page = cmarkgfm.github_flavored_markdown_to_html(markdown.render(hostile_report(), DEFAULT))
+    rows = re.findall(r"<tr>(.*?)</tr>", html_page, re.S)
+    findings = [row for row in rows if "compromised-issuer" in row or "ioc-match" in row]
+    assert findings and all(row.count("<td") == 7 for row in findings)
+
+
+@pytest.mark.parametrize("text", ["x", " lead", "trail ", " both ", "`tick", "a``b`", "   ", "a|b\\|c"])
+def test_a_markdown_code_span_gives_back_exactly_its_text(text: str) -> None:
+    for in_table in (False, True):
+        cell = markdown.code(text, in_table=in_table)
+        source = f"| h |\n|---|\n| {cell} |\n" if in_table else cell
+        (shown,) = render_github(source).code
+        assert shown == text
 
 
 def test_csv_has_a_row_per_certificate_and_per_finding(report: schema.Report) -> None:
@@ -177,6 +238,33 @@ def test_sarif_results_carry_rule_level_and_logical_location(report: schema.Repo
     location = revoked["locations"][0]["logicalLocations"][0]
     assert location["fullyQualifiedName"] == "esx01//etc/vmware/ssl/castore.pem/castore.pem#3"
     assert run["invocations"][0]["executionSuccessful"] is False, "four nodes were not swept"
+
+
+def sarif_plain_text(message: str) -> str:
+    """A SARIF plain-text message as a viewer reads it (2.1.0 §3.11.6): `\\[`, `\\]`, `\\\\` are literal
+    characters; an unescaped bracket would start an embedded link, so there must be none."""
+    shown, chars = [], iter(message)
+    for char in chars:
+        if char == "\\":
+            following = next(chars)
+            assert following in "[]\\", f"a lone backslash before {following!r}"
+            shown.append(following)
+        else:
+            assert char not in "[]", f"an unescaped {char!r}: a link could start here"
+            shown.append(char)
+    return "".join(shown)
+
+
+def test_sarif_messages_are_plain_text_no_link_or_control_character_survives() -> None:
+    run = json.loads(sarif.render(hostile_report(), DEFAULT))["runs"][0]
+    messages = [r["message"]["text"] for r in run["results"]]
+    messages += [n["message"]["text"] for n in run["invocations"][0]["toolExecutionNotifications"]]
+    shown = [sarif_plain_text(text) for text in messages]
+    expected = HOSTILE_TEXT.replace("\n", "\\x0a").replace("\r", "\\x0d").replace("\x1b", "\\x1b")
+    expected = expected.replace("\u202e", "\\u202e")
+    assert shown[0] == expected
+    assert sum(text.endswith("not swept: " + expected) for text in shown) == 1
+    assert not any(c in "".join(messages) for c in "\n\r\x1b\u202e")
 
 
 def test_model_report_is_written_through_the_schema_and_reads_back_the_same() -> None:

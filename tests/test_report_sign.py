@@ -10,6 +10,7 @@ import pytest
 
 from sweeper.errors import CorruptInput
 from sweeper.pki.sign import load_signer, signature_path, verify_file
+from sweeper.report.formats import run_file_names
 from tests.fixtures.reports import FIXTURE
 from tests.support import run
 
@@ -98,3 +99,108 @@ def test_verify_report_exits_0_valid_1_altered_2_bad_input(tmp_path: Path, keys:
     signature_path(report).unlink()
     missing = run.sweeper("verify-report", str(report), "--pub", str(public), in_process=True)
     assert missing.returncode == 2 and "cannot read signature" in missing.stderr
+
+
+UNREACHABLE = (
+    '[defaults]\nknown_hosts = "/dev/null"\nclient_keys = []\n'
+    '[[nodes]]\nname = "n1"\nhost = "127.0.0.1"\nport = 1\nprofile = "esxi"\n'
+)
+
+
+@pytest.fixture(scope="module")
+def signed_original(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Path, Path]) -> Path:
+    """A real scan's files in every format, signed (its one node unreachable: no sshd needed)."""
+    folder = tmp_path_factory.mktemp("signed")
+    (folder / "inv.toml").write_text(UNREACHABLE)
+    done = run.sweeper(
+        "scan", folder / "inv.toml", "--out", folder / "out", "--retries", "1", "--format", "all",
+        "--sign", keys[0],
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    return folder
+
+
+@pytest.fixture
+def signed_run(tmp_path: Path, signed_original: Path) -> Path:
+    """A copy of the signed run for one test to tamper with: its JSON (the inventory one folder up)."""
+    shutil.copytree(signed_original, tmp_path, dirs_exist_ok=True)
+    (report,) = (tmp_path / "out").glob("*.json")
+    return report
+
+
+def verify(report: Path, public: Path) -> subprocess.CompletedProcess[str]:
+    return run.sweeper("verify-report", str(report), "--pub", str(public), in_process=True)
+
+
+def test_sign_covers_every_file_of_the_run_and_openssl_and_sha256sum_agree(
+    signed_run: Path, keys: tuple[Path, Path]
+) -> None:
+    folder, stem = signed_run.parent, signed_run.name.removesuffix(".json")
+    manifest = folder / f"{stem}.sha256sums"
+    openssl("pkeyutl", "-verify", "-pubin", "-inkey", str(keys[1]), "-rawin",
+            "-in", str(manifest), "-sigfile", f"{manifest}.sig")  # fmt: skip
+    check = ["sha256sum", "--strict", "-c", manifest.name]
+    subprocess.run(check, cwd=folder, check=True, capture_output=True)
+    listed = {line.split("  ", 1)[1] for line in manifest.read_text().splitlines()}
+    assert listed == set(run_file_names(stem)) and len(listed) == 7, "the JSON and every format"
+    done = verify(signed_run, keys[1])
+    assert done.returncode == 0, done.stderr
+    assert all(name in done.stdout for name in listed)
+
+
+@pytest.mark.parametrize("suffix", [".html", ".md", ".findings.csv", ".junit.xml", ".sarif"])
+def test_verify_report_finds_a_swapped_file_of_the_run(
+    signed_run: Path, keys: tuple[Path, Path], suffix: str
+) -> None:
+    swapped = signed_run.with_name(signed_run.name.removesuffix(".json") + suffix)
+    swapped.write_bytes(swapped.read_bytes() + b"\nall clear\n")
+    done = verify(signed_run, keys[1])
+    assert done.returncode == 1
+    assert (
+        done.stderr == f"sweeper: {swapped.name}: does not match the signed manifest: the file was altered\n"
+    )
+
+
+def test_verify_report_finds_a_missing_file_an_altered_manifest_and_a_file_nothing_signs(
+    signed_run: Path, keys: tuple[Path, Path]
+) -> None:
+    stem = signed_run.name.removesuffix(".json")
+    html, manifest = signed_run.with_name(f"{stem}.html"), signed_run.with_name(f"{stem}.sha256sums")
+    html.unlink()
+    assert "html: listed in the signed manifest but missing" in verify(signed_run, keys[1]).stderr
+    html.write_text("<p>all clear</p>")
+    manifest.write_text(manifest.read_text().replace(manifest.read_text()[:64], "0" * 64, 1))
+    done = verify(signed_run, keys[1])
+    assert done.returncode == 1 and "sha256sums: signature does not match" in done.stderr
+    manifest.unlink()
+    done = verify(signed_run, keys[1])
+    assert done.returncode == 1 and f"{stem}.html: not covered by any signature" in done.stderr
+    assert "signature valid" in done.stdout, "the JSON's own signature still holds"
+
+
+def test_rotate_from_pub_refuses_an_unsigned_or_altered_report_before_anything(
+    signed_run: Path, keys: tuple[Path, Path]
+) -> None:
+    """One line, exit 2, no journal and no connection: the findings a rotation acts on must be the
+    ones the signing key vouched for."""
+    inventory = signed_run.parent.parent / "inv.toml"
+
+    def rotate(in_process: bool = True) -> subprocess.CompletedProcess[str]:
+        return run.sweeper(
+            "rotate", inventory, "--from", signed_run, "--from-pub", keys[1], "--yes", "--retries", "1",
+            "--journal", signed_run.parent.parent / "journal", "--out", signed_run.parent.parent / "rot",
+            in_process=in_process,
+        )  # fmt: skip
+
+    trusted = rotate(in_process=False)
+    assert trusted.returncode == 3 and "preflight: 1 node(s) could not be swept" in trusted.stderr
+
+    signed_run.write_bytes(signed_run.read_bytes().replace(b'"n1"', b'"n9"'))
+    altered = rotate()
+    assert altered.returncode == 2 and len(altered.stderr.strip().splitlines()) == 1, altered.stderr
+    assert "signature" in altered.stderr and "does not match" in altered.stderr
+    signature_path(signed_run).unlink()
+    unsigned = rotate()
+    assert unsigned.returncode == 2 and len(unsigned.stderr.strip().splitlines()) == 1, unsigned.stderr
+    assert "unsigned" in unsigned.stderr
+    assert not (signed_run.parent.parent / "journal").exists()

@@ -505,3 +505,20 @@ def test_force_purges_despite_a_failed_node_and_says_so(tmp_path, sshd_factory, 
     report = run.only_report(tmp_path / "rot")
     assert report["rotation"]["purged"] is True and list(report["rotation"]["failed"]) == ["n1"]
     assert openssl_pki.root.sha256 not in _shas(trees[0].host_path(trees[0].trust_bundle).read_bytes())
+
+
+def test_rotate_holds_nodes_to_max_node_bytes_and_its_journal_keeps_the_cap_for_resume(
+    tmp_path, sshd_factory, client_key, openssl_pki
+):
+    inventory, trees, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki, count=1)
+    source = scan_report(tmp_path, inventory)
+    capped = rotate(inventory, source, tmp_path, "--dry-run", "--max-node-bytes", "1KiB", journal="dry")
+    assert capped.returncode == 3 and "preflight: 1 node(s) could not be swept" in capped.stderr
+    assert "--max-node-bytes (1024 bytes)" in capped.stderr
+
+    done = rotate(inventory, source, tmp_path, "--max-node-bytes", "32MiB", journal="j")
+    assert done.returncode == 0, done.stderr
+    assert_rotated(trees, openssl_pki)
+    with sqlite3.connect(tmp_path / "j" / "journal.sqlite") as db:
+        (options,) = db.execute("SELECT value FROM meta WHERE key = 'options'").fetchone()
+    assert json.loads(options)["max_node_bytes"] == 32 * 2**20

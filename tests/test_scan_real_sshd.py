@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import run
 from tests.support.fixtures import write_inventory
-from tests.support.node_tree import LinuxNodeTree, lay_linux_node_tree
+from tests.support.node_tree import HANGING_STORE, LinuxNodeTree, lay_hanging_vecs_cli, lay_linux_node_tree
 
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server")
 
@@ -220,19 +220,16 @@ def test_max_startups_drops_are_retried_until_every_node_is_swept(
 def test_a_node_that_hangs_is_cut_off_at_its_deadline(tmp_path: Path, sshd_factory, client_key) -> None:
     (server,) = sshd_factory(1)
     root = tmp_path / "hang"
-    (root / "etc").mkdir(parents=True)
-    os.mkfifo(root / "etc/stuck.pem")  # reading it blocks until someone writes
+    stuck = lay_hanging_vecs_cli(root)
     inventory = write_inventory(
         tmp_path / "inv.toml",
-        [
-            node_entry("stuck", server, root, [{"kind": "bundle", "path": "/etc/stuck.pem"}], deadline=2),
-        ],
+        [node_entry("stuck", server, root, [HANGING_STORE], deadline=2)],
         defaults(tmp_path, client_key, [server.host_key_line]),
     )
     try:
         done, report = run.scan(inventory, tmp_path / "reports", "--retries", "1")
     finally:  # sshd will not signal a root login's command for sweeper: the test lets its read go
-        let_readers_go(root / "etc/stuck.pem")
+        let_readers_go(stuck)
     node = by_name(report)["stuck"]
     assert node["status"] == "unreachable" and "deadline" in node["error"], node
     assert done.returncode == 3
@@ -281,9 +278,7 @@ def test_passphrase_protected_key_is_unlocked_from_the_named_variable(
         "client_keys": [str(key)],
         "passphrase_env": "SWEEPER_TEST_PASSPHRASE",
     }
-    inventory = write_inventory(
-        tmp_path / "inv.toml", [tree_entry("n", server, tree)], base
-    )
+    inventory = write_inventory(tmp_path / "inv.toml", [tree_entry("n", server, tree)], base)
 
     monkeypatch.setenv("SWEEPER_TEST_PASSPHRASE", "s3cret-pass")
     done, report = run.scan(inventory, tmp_path / "reports")
@@ -307,9 +302,7 @@ def test_accept_new_trusts_on_first_use_then_checks_strictly(
         "client_keys": [str(client_key.private_path)],
         "host_key_checking": "accept-new",
     }
-    inventory = write_inventory(
-        tmp_path / "inv.toml", [tree_entry("n", server, tree)], base
-    )
+    inventory = write_inventory(tmp_path / "inv.toml", [tree_entry("n", server, tree)], base)
     done, report = run.scan(inventory, tmp_path / "reports")
     assert done.returncode == 0 and by_name(report)["n"]["status"] == "ok"
     assert known_hosts.read_text().split() == server.host_key_line.split()
@@ -321,6 +314,37 @@ def test_accept_new_trusts_on_first_use_then_checks_strictly(
     )
     done, report = run.scan(inventory, tmp_path / "second")
     assert by_name(report)["n"]["status"] == "host-key-mismatch" and done.returncode == 3
+
+
+@pytest.mark.parametrize("pattern", ["its address", "any host"])
+def test_accept_new_refuses_a_host_key_that_known_hosts_marks_revoked(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki, pattern: str
+) -> None:
+    """A node never seen before is trusted on first use, unless its key is `@revoked`: before, the
+    revoked key was accepted and even appended to known_hosts."""
+    revoked, fresh = sshd_factory(2)
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
+    address, *key = revoked.host_key_line.split()
+    revocation = f"@revoked {address if pattern == 'its address' else '*'} {' '.join(key)}"
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(revocation + "\n")
+    base = {
+        "user": "root",
+        "known_hosts": str(known_hosts),
+        "client_keys": [str(client_key.private_path)],
+        "host_key_checking": "accept-new",
+    }
+    inventory = write_inventory(
+        tmp_path / "inv.toml", [tree_entry("revoked", revoked, tree), tree_entry("fresh", fresh, tree)], base
+    )
+    done, report = run.scan(inventory, tmp_path / "reports")
+    nodes = by_name(report)
+    assert nodes["revoked"]["status"] == "host-key-mismatch" and nodes["revoked"]["attempts"] == 1
+    assert "revoked" in nodes["revoked"]["error"].lower(), nodes["revoked"]["error"]
+    assert nodes["fresh"]["status"] == "ok" and done.returncode == 3
+    assert revoked.connection_count() == 0
+    lines = [line.split() for line in known_hosts.read_text().splitlines()]
+    assert lines == [revocation.split(), fresh.host_key_line.split()], "only the fresh key is remembered"
 
 
 def test_ssh_config_host_alias_supplies_address_port_and_user(
@@ -445,6 +469,50 @@ def test_the_key_cache_skips_openssl_but_never_hides_a_changed_key(
     assert swapped["matches"] is False and swapped["spki_sha256"] == openssl_pki.leaf_ec.spki_sha256
 
 
+def test_a_node_lying_about_a_shared_key_file_cannot_poison_another_nodes_cache_entry(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    """A hostile node holding a copy of the victim's key file (same hash) has its own openssl say
+    the file holds another public key. Once the cache was one table for the fleet, the victim's
+    next sweep took that lie for its own key (a false key-mismatch, or a real one hidden)."""
+    (victim,) = sshd_factory(1)
+    (hostile,) = sshd_factory(1, session_path=lying_openssl(tmp_path, openssl_pki))
+    victim_tree = lay_linux_node_tree(tmp_path / "victim", openssl_pki)
+    hostile_tree = lay_linux_node_tree(tmp_path / "hostile", openssl_pki)  # the same key file bytes
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [tree_entry("victim", victim, victim_tree), tree_entry("hostile", hostile, hostile_tree)],
+        defaults(tmp_path, client_key, [victim.host_key_line, hostile.host_key_line]),
+    )
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def leaf_key(node: str, out: str) -> dict[str, Any]:
+        _, report = run.scan(inventory, tmp_path / out, "--limit", node, env=env)
+        return next(c["key"] for c in report["nodes"][0]["certificates"] if c["role"] == "leaf")
+
+    assert leaf_key("victim", "first")["matches"] is True
+    lie = leaf_key("hostile", "lie")
+    assert lie["matches"] is False and lie["spki_sha256"] == openssl_pki.leaf_ec.spki_sha256
+    again = leaf_key("victim", "again")
+    assert again["matches"] is True and again["spki_sha256"] == openssl_pki.leaf_rsa.spki_sha256
+    cached = json.loads((tmp_path / "cache" / "sweeper" / "key-spki.json").read_text())["nodes"]
+    assert cached["victim"] != cached["hostile"] and cached["victim"].keys() == cached["hostile"].keys()
+
+
+def lying_openssl(tmp_path: Path, openssl_pki) -> str:
+    """A PATH whose `openssl` answers `pkey -pubout`, whatever the key, with another key's public half."""
+    directory = tmp_path / "lying-bin"
+    directory.mkdir()
+    other = tmp_path / "other.pub"
+    subprocess.run(
+        ["openssl", "pkey", "-in", str(openssl_pki.leaf_ec.key), "-pubout", "-out", str(other)], check=True
+    )
+    tool = directory / "openssl"
+    tool.write_text(f"#!/bin/sh\ncat >/dev/null\nexec cat {other}\n")
+    tool.chmod(0o755)
+    return f"{directory}:/usr/bin:/bin"
+
+
 def test_a_node_script_that_exits_7_is_reported_with_exit_status_7(
     tmp_path: Path, sshd_factory, client_key, openssl_pki
 ) -> None:
@@ -492,3 +560,78 @@ def test_node_text_reaches_the_terminal_as_plain_text_never_markup_or_escapes(
     assert "\x1b" not in stderr and "\x07" not in stderr, "escapes are shown escaped, never sent raw"
     unfolded = "".join(c for c in stderr if c not in "│ \n")  # table cells fold long messages
     assert "\\x1b[2J" in unfolded and "[/][boldred]x" in unfolded, "markup is shown as the text it is"
+
+
+def flooding_path(directory: Path) -> str:
+    """A PATH whose `sh` answers any script with an endless stream of zero bytes: a hostile node's
+    own shell (sweeper runs its scripts through `sh` on the node, as it must)."""
+    directory.mkdir()
+    shell = directory / "sh"
+    shell.write_text("#!/bin/dash\nexec cat /dev/zero\n")
+    shell.chmod(0o755)
+    return f"{directory}:/usr/bin:/bin"
+
+
+def test_a_flooding_node_is_cut_off_at_the_cap_and_the_sweep_stays_small(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    """Without a cap the client grew by gigabytes in seconds; now the flood stops at --max-node-bytes
+    (64 MiB by default), that node is an error naming the cap, and the others are swept."""
+    (healthy,) = sshd_factory(1)
+    (flooding,) = sshd_factory(1, session_path=flooding_path(tmp_path / "hostile-bin"))
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [tree_entry("web1", healthy, tree), tree_entry("flood", flooding, tree)],
+        defaults(tmp_path, client_key, [healthy.host_key_line, flooding.host_key_line]),
+    )
+    done, peak = run.finish_measured(run.start("scan", inventory, "--out", tmp_path / "reports"))
+    print(f"peak RSS of sweeper with a flooding node: {peak / 2**20:.0f} MiB")
+    nodes = by_name(run.only_report(tmp_path / "reports", done.stderr))
+    assert nodes["web1"]["status"] == "ok"
+    flood = nodes["flood"]
+    assert flood["status"] == "error" and flood["attempts"] == 1, "a flood is never retried"
+    assert flood["error"] == (
+        "the node's answer passed --max-node-bytes (67108864 bytes): stopped reading, channel closed"
+    )
+    assert done.returncode == 3, done.stderr
+    assert peak < 300 * 2**20
+
+
+def test_a_huge_file_in_a_store_is_read_under_the_default_cap_and_refused_under_a_smaller_one(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    _, tree, inventory = one_node(tmp_path, sshd_factory, client_key, openssl_pki)
+    bundle = tree.host_path(tree.trust_bundle)
+    os.truncate(bundle, 8 * 2**20)  # the certificates, then zero bytes: 11 MB of base64 on the wire
+
+    done, report = run.scan(inventory, tmp_path / "default")
+    assert report["nodes"][0]["status"] == "ok", done.stderr
+
+    done, report = run.scan(inventory, tmp_path / "capped", "--max-node-bytes", "1MiB")
+    (node,) = report["nodes"]
+    assert node["status"] == "error" and node["attempts"] == 1
+    assert node["error"].startswith("the files to read add up to 8"), "the node saw it and sent none"
+    assert node["error"].endswith("past --max-node-bytes (1048576 bytes): not read")
+    assert done.returncode == 3
+
+
+def test_a_file_name_with_a_line_break_is_reported_and_the_other_files_are_read(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    """Planted beside a folder's files, `intermediate.crl.pem<newline>root.crl.pem` once made the
+    batched read fetch the wrong bytes and fail every store of the node."""
+    _, tree, inventory = one_node(tmp_path, sshd_factory, client_key, openssl_pki)
+    crl_dir = tree.host_path(tree.crl_dir)
+    (crl_dir / "intermediate.crl.pem\nroot.crl.pem").write_bytes(openssl_pki.leaf_ec.cert.read_bytes())
+    (crl_dir / "back\\slash\rcr.pem").write_bytes(openssl_pki.root_crl.read_bytes())
+    done, report = run.scan(inventory, tmp_path / "reports")
+    (node,) = report["nodes"]
+    assert node["status"] == "ok", done.stderr
+    stores = {s["store"]: s for s in node["stores"]}
+    assert all(s["status"] == "ok" for name, s in stores.items() if name != tree.crl_dir), stores
+    assert stores[tree.crl_dir]["status"] == "error"
+    assert stores[tree.crl_dir]["error"] == (
+        f"{tree.crl_dir}/intermediate.crl.pem\nroot.crl.pem: a file name with a line break is not read"
+    )
+    assert openssl_pki.leaf_ec.sha256 not in {c["sha256"] for c in node["certificates"]}

@@ -55,22 +55,28 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_locally(
-    body: str, sh: str = "sh", user: str | None = None, env: dict[str, str] | None = None
+    body: str,
+    sh: str = "sh",
+    user: str | None = None,
+    env: dict[str, str] | None = None,
+    max_bytes: int = 0,
 ) -> shell.Output:
-    """A node script run here as a node runs it: framed, on stdin, under the same runner line."""
-    command = ["sh", "-c", RUNNER] if sh == "sh" else [sh, "sh", "-c", RUNNER]
+    """A node script run here as a node runs it: framed, on stdin, under the same runner line, its
+    output decoded as the session decodes a node's (bytes that are not UTF-8 shown as `\\xNN`).
+
+    `sh`: "sh" (dash on Debian), "dash", or "busybox" (ESXi's shell)."""
+    command = ["busybox", "sh", "-c", RUNNER] if sh == "busybox" else [sh, "-c", RUNNER]
     if user:
         command = ["setpriv", f"--reuid={user}", "--regid=65534", "--clear-groups", *command]
     done = subprocess.run(
         command,
-        input=shell.frame(TOKEN, body),
+        input=shell.frame(TOKEN, body, max_bytes).encode(),
         capture_output=True,
-        text=True,
         check=False,
         timeout=30,
         env=env,
     )
-    return shell.split_output(TOKEN, done.stdout, done.returncode)
+    return shell.split_output(TOKEN, done.stdout.decode("utf-8", "backslashreplace"), done.returncode)
 
 
 def run_script(node: Node, sh: str = "sh", user: str | None = None) -> stores.NodeRead:
@@ -226,6 +232,101 @@ def test_the_script_runs_under_busybox_sh_as_on_esxi(tmp_path: Path, material: P
     assert read.certificates[0].key.matches is True
 
 
+SHELLS = [
+    "dash",
+    pytest.param("busybox", marks=pytest.mark.skipif(not shutil.which("busybox"), reason="no busybox")),
+]
+ODD_NAMES = {
+    "a": "a",
+    "backslash-n": "b\\nc",  # dash's echo would print a line break for it
+    "backslash-c": "c\\cd",  # ... and stop printing at it
+    "carriage-return": "c\rd",
+    "line-separator": "e\u2028f",  # str.splitlines splits here
+    "file-separator": "g\x1ch",  # ... and here
+    "not-utf8": b"i\xff".decode("utf-8", "surrogateescape"),
+    "leading-dash": "-j",
+    "spaces": " k  l ",
+    "glob": "m*[n]?",
+}
+
+
+@pytest.fixture(scope="module")
+def distinct_certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """One self-signed certificate per odd name, plus one for a name with a line break (openssl CLI)."""
+    d = tmp_path_factory.mktemp("odd")
+    certs = {}
+    for label in [*ODD_NAMES, "newline"]:
+        openssl("req", "-x509", "-newkey", "ed25519", "-nodes", "-keyout", f"{label}.key", "-out",
+                f"{label}.crt", "-subj", f"/CN={label}", "-days", "30", cwd=d)  # fmt: skip
+        certs[label] = (d / f"{label}.crt").read_bytes()
+    return certs
+
+
+@pytest.mark.parametrize("sh", SHELLS)
+def test_odd_file_names_in_a_folder_are_each_read_as_themselves(
+    tmp_path: Path, distinct_certs: dict[str, bytes], sh: str
+) -> None:
+    """Every odd name's certificate is read under its own name; a name with a line break is reported,
+    and neither it nor its halves (`a` exists too) are confused with another file."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    for label, name in ODD_NAMES.items():
+        (folder / name.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")).write_bytes(
+            distinct_certs[label]
+        )
+    (folder / "a\nname").write_bytes(distinct_certs["newline"])
+    node = Node(name="n", host="h", root=str(tmp_path), stores=(StoreSpec("dir", "trust", path="/d"),))
+    read = run_script(node, sh)
+    shown = {c.facts.subject: c.entry for c in read.certificates}
+    expected = {
+        f"CN={label}": "/d/" + name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        for label, name in ODD_NAMES.items()
+    }
+    assert shown == expected, "each certificate under its own exact name, and nothing else read"
+    (store,) = read.stores
+    assert store.status == "error" and store.error == "/d/a\nname: a file name with a line break is not read"
+
+
+@pytest.mark.parametrize("sh", SHELLS)
+def test_a_device_behind_a_link_is_reported_never_read(tmp_path: Path, sh: str) -> None:
+    """A certificate or key path that leads to /dev/zero (or a FIFO) would never end: it is refused."""
+    (tmp_path / "c.crt").symlink_to("/dev/zero")
+    (tmp_path / "k.key").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "fifo.pem")
+    node = Node(
+        name="n",
+        host="h",
+        root=str(tmp_path),
+        stores=(
+            StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),
+            StoreSpec("bundle", "trust", path="/fifo.pem"),
+        ),
+    )
+    read = run_script(node, sh)
+    assert [(s.status, s.error) for s in read.stores] == [
+        ("error", "/c.crt: is not a regular file (a device, FIFO or socket is never read)"),
+        ("error", "/fifo.pem: is not a regular file (a device, FIFO or socket is never read)"),
+    ]
+    assert read.certificates == ()
+
+
+@pytest.mark.parametrize("sh", SHELLS)
+def test_files_that_would_pass_the_cap_are_not_read_on_the_node(
+    tmp_path: Path, material: Path, sh: str
+) -> None:
+    """The read script adds up the sizes it stat-ed and reads nothing when their base64 would pass
+    the cap: a 1 GiB sparse file costs the node one `stat`, not a gigabyte of shell memory."""
+    lay(tmp_path, {"/b.pem": (material / "leaf.crt").read_bytes()})
+    node = Node(name="n", host="h", root=str(tmp_path), stores=(StoreSpec("bundle", "trust", path="/b.pem"),))
+    os.truncate(tmp_path / "b.pem", 2**30)
+    huge = run_locally(stores.read_script(node), sh, max_bytes=64 * 2**20)
+    assert huge.complete and [s.args for s in huge.tagged(shell.Tag.TOOBIG)] == [str(2**30)]
+    assert huge.of("s0", shell.Tag.FILE)[0].data is None
+    os.truncate(tmp_path / "b.pem", 4 * 2**20)
+    fits = run_locally(stores.read_script(node), sh, max_bytes=64 * 2**20)
+    assert fits.tagged(shell.Tag.TOOBIG) == [] and len(fits.of("s0", shell.Tag.FILE)[0].data) == 4 * 2**20
+
+
 ENTRY_LIST = (
     "Number of entries in store :\t2\n"
     "Alias :\t__MACHINE_CERT\n"
@@ -261,7 +362,7 @@ def test_the_runner_keeps_the_script_exit_status() -> None:
 
 
 def test_every_tag_the_read_prelude_prints_is_one_the_parser_knows() -> None:
-    printed = set(re.findall(r'"\$T (\w+)', stores.script.prelude()))
+    printed = set(re.findall(r'(?:"\$T|sw_mark) (\w+)', stores.script.prelude()))
     assert printed and all(shell.Tag.parse(word) is not None for word in printed)
 
 

@@ -58,6 +58,15 @@ SignOption = Annotated[
 ]
 LimitOption = Annotated[list[str], typer.Option("--limit", help="Only nodes with this name or tag.")]
 RetriesOption = Annotated[int, typer.Option(min=1, help="Connection attempts per node (transient faults).")]
+MaxNodeBytesOption = Annotated[
+    str,
+    typer.Option(
+        help="Most one node may send for one command (bytes, or with K/M/G, KiB/MiB/GiB); "
+        "a node past it is cut off and marked error."
+    ),
+]
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+_SIZE_UNITS |= {f"{unit}ib": size for unit, size in _SIZE_UNITS.items() if unit}
 
 
 def fail_on_severity(value: str) -> Severity:
@@ -66,6 +75,16 @@ def fail_on_severity(value: str) -> Severity:
         return Severity.parse(value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+def byte_size(value: str) -> int:
+    """`--max-node-bytes` in bytes: `67108864`, `64MiB`, `64M` (binary units); a wrong value is exit 2."""
+    text = value.strip().lower()
+    digits = len(text) - len(text.lstrip("0123456789"))
+    unit = _SIZE_UNITS.get(text[digits:].strip())
+    if digits == 0 or unit is None or int(text[:digits]) == 0:
+        raise typer.BadParameter(f"{value!r} is not a size (e.g. 67108864, 64MiB, 512K)")
+    return int(text[:digits]) * unit
 
 
 def run(action: Callable[[], int]) -> NoReturn:

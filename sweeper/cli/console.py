@@ -3,7 +3,7 @@ progress while nodes are swept, and the summary of a run.
 
 Text that came from a node (names, subjects, error messages) may be the attacker's: it is
 shown through `plain()` as a rich Text (never parsed as markup) with control characters
-escaped, so it can neither restyle nor move the terminal.
+escaped (`sweeper.plaintext`), so it can neither restyle nor move the terminal.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sweeper.model import NodeResult, Report, Severity
+from sweeper.plaintext import escape_controls
 
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 STATUS_STYLE = {
@@ -29,12 +30,11 @@ STATUS_STYLE = {
     "error": "red",
 }
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)}
 
 
 def plain(text: object, style: str = "") -> Text:
     """Node or report text for the terminal: never markup, control characters escaped."""
-    return Text(str(text).translate(_CONTROL), style=style)
+    return Text(escape_controls(text, keep="\t\n"), style=style)
 
 
 def stdout_console() -> Console:

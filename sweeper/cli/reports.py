@@ -47,23 +47,33 @@ def verify_report_command(
     pub: Annotated[Path, typer.Option("--pub", help="Ed25519 public key (SubjectPublicKeyInfo PEM).")],
     sig: Annotated[Path | None, typer.Option(help="The signature (default: <FILE>.sig).")] = None,
 ) -> None:
-    """Check a report's detached signature: exit 0 valid, 1 invalid, 2 bad input (a malformed report too)."""
+    """Check a run's signatures: its JSON's, its manifest's, every file of the run against the manifest.
+
+    Exit 0 all valid, 1 a file altered, missing or signed by nothing, 2 bad input (a malformed report too).
+    """
 
     def body() -> int:
         from sweeper.pki.sign import verify_file
         from sweeper.report import schema
+        from sweeper.report.manifest import check_run
 
         verdict = verify_file(report_file, pub, sig)
-        if verdict.valid:
-            schema.parse(verdict.data, report_file)
-            typer.echo(f"{report_file}: signature valid (key sha256 {verdict.key_sha256})")
-            return EXIT_OK
-        typer.echo(
-            f"sweeper: {report_file}: signature {verdict.signature} does not match "
-            f"(key sha256 {verdict.key_sha256}): the file was altered or signed by another key",
-            err=True,
-        )
-        return EXIT_SIGNATURE_INVALID
+        if not verdict.valid:
+            typer.echo(
+                f"sweeper: {report_file}: signature {verdict.signature} does not match "
+                f"(key sha256 {verdict.key_sha256}): the file was altered or signed by another key",
+                err=True,
+            )
+            return EXIT_SIGNATURE_INVALID
+        schema.parse(verdict.data, report_file)
+        typer.echo(f"{report_file}: signature valid (key sha256 {verdict.key_sha256})")
+        run_check = check_run(report_file, verdict.data, pub)
+        if run_check.manifest is not None and run_check.manifest.valid:
+            matching = ", ".join(run_check.matching)
+            typer.echo(f"{run_check.manifest.signed}: signature valid; these files match it: {matching}")
+        for problem in run_check.problems:
+            typer.echo(f"sweeper: {problem}", err=True)
+        return EXIT_SIGNATURE_INVALID if run_check.problems else EXIT_OK
 
     run(body)
 

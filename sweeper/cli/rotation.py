@@ -13,10 +13,12 @@ import typer
 from sweeper.cli.app import (
     FormatOption,
     LimitOption,
+    MaxNodeBytesOption,
     OutOption,
     RetriesOption,
     SignOption,
     app,
+    byte_size,
     fail_on_severity,
     run,
 )
@@ -38,6 +40,12 @@ def rotate_command(
     source: Annotated[
         Path, typer.Option("--from", help="The scan report whose findings the rotation fixes.")
     ],
+    from_pub: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-pub", help="Ed25519 public key: refuse a --from report its <FILE>.sig does not prove."
+        ),
+    ] = None,
     new_root: Annotated[
         bool, typer.Option("--new-root", help="Generate a new root CA (the default).")
     ] = False,
@@ -67,6 +75,7 @@ def rotate_command(
     allow_partial: Annotated[bool, typer.Option(help="Start although some nodes are unreachable.")] = False,
     concurrency: Annotated[int, typer.Option(min=1, help="Nodes changed at once within a wave.")] = 50,
     retries: RetriesOption = 4,
+    max_node_bytes: MaxNodeBytesOption = "64MiB",
     leaf_days: Annotated[int, typer.Option(min=1, help="Validity of the re-issued leaves.")] = 730,
     out: OutOption = Path("reports"),
     formats: FormatOption = [],  # noqa: B006
@@ -75,12 +84,14 @@ def rotate_command(
 ) -> None:
     """Replace every certificate, the root included: trust first, canary then waves, purge last."""
     threshold = fail_on_severity(fail_on)
+    answer_cap = byte_size(max_node_bytes)
 
     def body() -> int:
         from sweeper.cli.console import err, progress_reporter, terminal_prompt
         from sweeper.cli.publishing import publication_for
         from sweeper.inventory import load_inventory
         from sweeper.report import schema
+        from sweeper.report.manifest import load_verified
         from sweeper.rotate.plan import WaveOptions
         from sweeper.rotate.service import RotateRequest, prepare, start
         from sweeper.ssh import RetryPolicy
@@ -89,11 +100,12 @@ def rotate_command(
             raise BadInput("choose --new-root or --ca-cert/--ca-key, not both")
         if show_scripts and not dry_run:
             raise BadInput("--show-scripts goes with --dry-run")
+        source_report = load_verified(source, from_pub) if from_pub else schema.load(source)
         publication = publication_for(out, formats, threshold, sign, None)
         ask = terminal_prompt()
         request = RotateRequest(
             inventory=inventory,
-            source=schema.load(source),
+            source=source_report,
             journal_dir=journal or Path("journals") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
             root_key_type=key_type,
             ca_cert=ca_cert,
@@ -106,6 +118,7 @@ def rotate_command(
             concurrency=concurrency,
             retry=RetryPolicy(attempts=retries),
             leaf_days=leaf_days,
+            max_node_bytes=answer_cap,
         )
         to_sweep = len(load_inventory(inventory).limited(limit))
         err.rule("preflight: sweeping the fleet (read-only)")

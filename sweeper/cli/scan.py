@@ -12,10 +12,12 @@ from sweeper.cli.app import (
     FormatOption,
     HistoryOption,
     LimitOption,
+    MaxNodeBytesOption,
     OutOption,
     RetriesOption,
     SignOption,
     app,
+    byte_size,
     fail_on_severity,
     run,
 )
@@ -29,6 +31,7 @@ def scan_command(
     limit: LimitOption = [],  # noqa: B006
     concurrency: Annotated[int, typer.Option(min=1, help="Nodes swept at once.")] = 100,
     retries: RetriesOption = 4,
+    max_node_bytes: MaxNodeBytesOption = "64MiB",
     out: OutOption = Path("reports"),
     fail_on: Annotated[
         str, typer.Option(help="Exit 1 when a finding is at or above this severity.")
@@ -69,6 +72,7 @@ def scan_command(
 ) -> None:
     """Sweep the inventory's nodes (read-only) and report what is revoked or suspect."""
     threshold = fail_on_severity(fail_on)
+    answer_cap = byte_size(max_node_bytes)
 
     def body() -> int:
         from sweeper import history, keycache
@@ -101,6 +105,7 @@ def scan_command(
             rules=tuple(rule) or None,
             ask=terminal_prompt(),
             key_cache=keycache.default_path() if key_cache else None,
+            max_node_bytes=answer_cap,
         )
         with progress_reporter(len(nodes)) as on_node:
             report = scan(inv, nodes, options, argv=sys.argv, on_node=on_node)

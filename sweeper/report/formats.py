@@ -60,16 +60,22 @@ def parse_formats(values: Iterable[str]) -> tuple[str, ...]:
 
 def write_formats(
     report: Report, out_dir: Path, stem: str, formats: Iterable[str], options: RenderOptions
-) -> list[Path]:
-    """Render `report` in every chosen format except the canonical JSON, atomically; returns the paths."""
+) -> dict[Path, bytes]:
+    """Render `report` in every chosen format except the canonical JSON, atomically; returns each
+    path written, in order, with the bytes written there (what a signed manifest lists)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written = {}
     for name in formats:
         for output in FORMATS.get(name, ()):
             path = out_dir / f"{stem}{output.suffix}"
-            atomic_write(path, output.render(report, options).encode())
-            written.append(path)
+            written[path] = output.render(report, options).encode()
+            atomic_write(path, written[path])
     return written
+
+
+def run_file_names(stem: str) -> list[str]:
+    """The name of every file a run with this stem can have: the JSON and every format's."""
+    return [f"{stem}.{CANONICAL}", *(f"{stem}{o.suffix}" for outputs in FORMATS.values() for o in outputs)]
 
 
 def stem_of(report_path: Path) -> str:

@@ -1,7 +1,10 @@
 """Markdown for tickets and chat: the summary, the nodes not swept, the findings, and any rotation.
 
-Text from certificates is attacker-controlled, so every cell is escaped: no Markdown link,
-image or HTML tag in a subject can become live in the ticket that quotes it.
+Text from a report may be the attacker's (a subject, a file name, a node's error), so every
+text value is shown as an inline code span, control characters escaped: inside a code span
+nothing is Markdown, so no link, image, HTML tag, emphasis, bare URL or e-mail autolink,
+`$math$`, @mention or issue reference can come alive in the ticket that quotes it.
+Backslash escapes cannot do that: GitHub still links `a\\@b.example` and mentions `\\@team`.
 """
 
 from __future__ import annotations
@@ -9,22 +12,23 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from sweeper.plaintext import escape_controls
 from sweeper.report import view
 from sweeper.report.options import RenderOptions
 from sweeper.report.schema import Report, iso
 
-_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&])")
+_BACKTICKS = re.compile(r"`+")
 
 
 def render(report: Report, options: RenderOptions) -> str:
     run, summary = report.run, report.summary
     lines = [
-        f"# sweeper {esc(run.kind)} report — run {esc(run.id)}",
+        f"# sweeper {run.kind} report — run {code(run.id)}",
         "",
         f"- **Started:** {iso(run.started)} — **finished:** {iso(run.finished)}"
         + (" — **interrupted**" if run.interrupted else ""),
-        f"- **Inventory:** {esc(run.inventory.path)} (sha256 {esc(run.inventory.sha256)})",
-        f"- **Tool:** sweeper {esc(run.tool_version)}",
+        f"- **Inventory:** {code(run.inventory.path)} (sha256 {code(run.inventory.sha256)})",
+        f"- **Tool:** sweeper {code(run.tool_version)}",
         f"- **Nodes swept:** {summary.nodes_swept} of {summary.nodes} — "
         f"**certificates:** {summary.certificates} — **findings:** "
         + ", ".join(f"{count} {name}" for name, count in summary.findings.model_dump().items()),
@@ -69,16 +73,16 @@ def _rotation(report: Report) -> list[str]:
         lines += [
             "## Rotation",
             "",
-            f"- **Outcome:** {esc(outcome)}" + (" — purge forced" if rotation.forced else ""),
-            f"- **New root:** {esc(root.subject)} (sha256 {esc(root.sha256)})",
-            f"- **Journal:** {esc(rotation.journal)}",
-            *(f"- **Failed:** {esc(node)}: {esc(error)}" for node, error in rotation.failed.items()),
+            f"- **Outcome:** {code(outcome)}" + (" — purge forced" if rotation.forced else ""),
+            f"- **New root:** {code(root.subject)} (sha256 {code(root.sha256)})",
+            f"- **Journal:** {code(rotation.journal)}",
+            *(f"- **Failed:** {code(node)}: {code(error)}" for node, error in rotation.failed.items()),
             "",
         ]
     plan = report.plan
     if plan:
         lines += ["## Rotation plan", ""]
-        lines += [f"- Wave {i}: {esc(', '.join(wave))}" for i, wave in enumerate(plan.waves, 1)]
+        lines += [f"- Wave {i}: {code(', '.join(wave))}" for i, wave in enumerate(plan.waves, 1)]
         lines += [f"- At most {plan.max_failures} failed node(s) tolerated", ""]
         lines += _table(
             ("#", "phase", "node", "action", "target"),
@@ -106,13 +110,25 @@ def _rotation(report: Report) -> list[str]:
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(esc(cell) for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(code(cell, in_table=True) for cell in row) + " |" for row in rows]
     return [*lines, ""]
 
 
-def esc(value: object) -> str:
-    """Text safe inside a Markdown table cell: specials backslashed, line breaks flattened."""
-    if value is None:
+def code(value: object, in_table: bool = False) -> str:
+    """A value as literal text: numbers as they are, any other text as an inline code span.
+
+    The span's fence is one backtick longer than any run inside, padded where needed with a
+    space that CommonMark strips again; in a table, `|` is escaped (GFM splits cells before it
+    parses code spans, and gives the span a plain `|` back)."""
+    if value is None or value == "":
         return ""
-    text = " ".join(str(value).split())
-    return _SPECIAL.sub(r"\\\1", text)
+    if isinstance(value, int):
+        return str(value)
+    text = escape_controls(value)
+    if in_table:
+        text = text.replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
+    edges = text[0] + text[-1]
+    padded = "`" in edges or (edges == "  " and text.strip(" ") != "")
+    padding = " " if padded else ""
+    return f"{fence}{padding}{text}{padding}{fence}"

@@ -2,7 +2,8 @@
 
 `scan` and `rotate` both end here. The other formats are rendered from the JSON's own bytes
 read back, so they are exactly what `sweeper report FILE.json` would make from the file later.
-Files of one run share a stem, `<UTC timestamp>-<run id>`.
+Files of one run share a stem, `<UTC timestamp>-<run id>`. Signed, a run also leaves a signed
+manifest of every one of its files (`report.manifest`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sweeper import history
 from sweeper.atomic import atomic_write
 from sweeper.model import Report
 from sweeper.pki.sign import Signer, signature_path
+from sweeper.report import manifest
 from sweeper.report.formats import write_formats
 from sweeper.report.options import RenderOptions
 from sweeper.report.schema import encode, parse
@@ -41,7 +43,10 @@ def publish(report: Report, out_dir: Path, publication: Publication) -> list[Pat
         atomic_write(signature_path(path), publication.signer.sign(raw))
         written.append(signature_path(path))
     on_disk = parse(raw, path)
-    written += write_formats(on_disk, out_dir, name, publication.formats, publication.options)
+    rendered = write_formats(on_disk, out_dir, name, publication.formats, publication.options)
+    written += rendered
+    if publication.signer is not None:
+        written += manifest.write(path, {path: raw, **rendered}, publication.signer)
     if publication.history is not None:
         history.record(publication.history, on_disk, path)
     return written

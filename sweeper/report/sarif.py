@@ -3,6 +3,10 @@
 A certificate has no source file, so each result's location is the logical location
 `node/store/entry`; a node that could not be swept becomes a tool notification, and the
 invocation is marked unsuccessful, so a dashboard does not read an incomplete sweep as clean.
+
+Messages carry node text (subjects, errors), and a SARIF viewer renders `[text](target)` in a
+plain-text message as a link (SARIF 2.1.0 §3.11.6): brackets and backslashes are escaped as
+the standard says, control characters as everywhere else (`sweeper.plaintext`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any
 
 from sweeper.detect import select
 from sweeper.model import Severity
+from sweeper.plaintext import escape_controls
 from sweeper.report.options import RenderOptions
 from sweeper.report.schema import Finding, Report, iso
 
@@ -87,7 +92,7 @@ def _result(item: Finding, rule_index: int) -> dict[str, Any]:
         "ruleId": item.rule,
         "ruleIndex": rule_index,
         "level": LEVELS[severity],
-        "message": {"text": item.message},
+        "message": _message(item.message),
         "locations": [_location(named[-1] if named else "fleet", "/".join(named) or "fleet")],
         "properties": {"severity": severity, "evidence": item.evidence},
     }
@@ -107,7 +112,7 @@ def _invocation(report: Report) -> dict[str, Any]:
         "toolExecutionNotifications": [
             {
                 "level": "error",
-                "message": {"text": f"{node.name} ({node.host}) not swept: {node.error or ''}"},
+                "message": _message(f"{node.name} ({node.host}) not swept: {node.error or ''}"),
                 "descriptor": {"id": node.status},
                 "locations": [_location(node.name, node.name)],
             }
@@ -116,6 +121,13 @@ def _invocation(report: Report) -> dict[str, Any]:
     }
 
 
+def _message(text: str) -> dict[str, str]:
+    """A plain-text message that no viewer can turn into a link: `\\`, `[` and `]` backslashed."""
+    escaped = escape_controls(text).replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+    return {"text": escaped}
+
+
 def _location(name: str, qualified: str) -> dict[str, Any]:
     """A logical location: where on the fleet (`node/store/entry`) a certificate sits."""
-    return {"logicalLocations": [{"name": name, "fullyQualifiedName": qualified, "kind": "resource"}]}
+    where = {"name": escape_controls(name), "fullyQualifiedName": escape_controls(qualified)}
+    return {"logicalLocations": [{**where, "kind": "resource"}]}

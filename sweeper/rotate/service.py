@@ -29,7 +29,7 @@ from sweeper.rotate.plan import Plan, WaveOptions, flagged_from_report, make_pla
 from sweeper.rotate.rollback import refuse_unplanned, rollback_node
 from sweeper.rotate.steps import StepContext
 from sweeper.scan import ScanOptions, scan
-from sweeper.ssh import AskSecret, Connector, RetryPolicy
+from sweeper.ssh import MAX_NODE_BYTES, AskSecret, Connector, RetryPolicy
 
 
 class PreflightIncomplete(SweeperError):
@@ -68,6 +68,8 @@ class RotateRequest:
     concurrency: int = 50
     retry: RetryPolicy = RetryPolicy()
     leaf_days: int = 730
+    max_node_bytes: int = MAX_NODE_BYTES
+    """The most one node may print for one command before it is cut off (`--max-node-bytes`)."""
     env: Mapping[str, str] | None = None
     """Where the inventory's secret variables are read (None: this process's environment)."""
 
@@ -98,7 +100,13 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
     before = scan(
         inventory,
         nodes,
-        ScanOptions(concurrency=request.concurrency, retry=request.retry, ask=ask, env=request.env),
+        ScanOptions(
+            concurrency=request.concurrency,
+            retry=request.retry,
+            ask=ask,
+            env=request.env,
+            max_node_bytes=request.max_node_bytes,
+        ),
         on_node=on_node,
     )
     missing = [n.name for n in before.nodes if not n.swept]
@@ -184,6 +192,7 @@ def start(
                 "concurrency": request.concurrency,
                 "leaf_days": request.leaf_days,
                 "attempts": request.retry.attempts,
+                "max_node_bytes": request.max_node_bytes,
             },
             "argv": list(argv),
             "before": [schema.Node.model_validate(n).model_dump(mode="json") for n in prepared.before.nodes],
@@ -235,7 +244,8 @@ def _connect(
 ) -> tuple[Connector, StepContext]:
     """A connector for the rotation's nodes, and what the steps need."""
     options = journal.meta("options")
-    connector = Connector(nodes, RetryPolicy(attempts=options["attempts"]), ask, env)
+    retry = RetryPolicy(attempts=options["attempts"])
+    connector = Connector(nodes, retry, ask, env, options.get("max_node_bytes", MAX_NODE_BYTES))
     context = StepContext(
         ca=ca,
         sso_password=_sso_password(connector),
@@ -281,7 +291,13 @@ def _carry_out(
         except SweeperError as exc:
             raise RotationStopped(exc.message, journal.directory) from None
         journal.set_meta("state", "complete" if outcome.complete else f"stopped at {outcome.stopped_at}")
-        verify = ScanOptions(concurrency=options["concurrency"], retry=retry, ask=ask, env=env)
+        verify = ScanOptions(
+            concurrency=options["concurrency"],
+            retry=retry,
+            ask=ask,
+            env=env,
+            max_node_bytes=options.get("max_node_bytes", MAX_NODE_BYTES),
+        )
         after = scan(inventory, nodes, verify)
         report = _rotation_report(journal, plan, ca, outcome, after)
     finally:

@@ -91,7 +91,7 @@ def split_output(token: str, text: str, exit_status: int | None = None) -> Outpu
     batch: dict[Tag, Section] = {}
     current: Section | None = None
     complete = False
-    for line in text.splitlines():
+    for line in _lines(text):
         if not line.startswith(prefix):
             if current is not None:
                 current.lines.append(line)
@@ -112,6 +112,15 @@ def split_output(token: str, text: str, exit_status: int | None = None) -> Outpu
             ordered.append(current)
     _attach_batch(ordered, batch)
     return Output(sections, complete, exit_status)
+
+
+def _lines(text: str) -> list[str]:
+    """Lines split at "\n" only: a file name may hold a carriage return, a form feed or U+2028,
+    which `str.splitlines` would also split at, cutting a tag line (and its path) in two."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def _attach_batch(ordered: list[Section], batch: dict[Tag, Section]) -> None:

@@ -19,6 +19,8 @@ class Tag(enum.StrEnum):
     # the batched reads at the end of a script: one `stat` and one `cat | base64` for every file
     STAT = "stat"
     BLOB = "blob"
+    TOOBIG = "toobig"
+    """Instead of the blob: the files' total size, which would pass the answer's cap (`SW_MAX`)."""
     # files and folders
     FILE = "file"
     DIR = "dir"
@@ -26,6 +28,10 @@ class Tag(enum.StrEnum):
     UNREADABLE = "unreadable"
     ISDIR = "isdir"
     NOTDIR = "notdir"
+    NOTFILE = "notfile"
+    """A path that is neither a regular file nor missing: a FIFO or a device would never end."""
+    ODDNAME = "oddname"
+    """A file in a folder whose name holds a line break; the body is its exact name. Not read."""
     # a leaf's private key: its metadata, its public half (openssl on the node), or its bytes
     KEYMETA = "keymeta"
     KEYMISSING = "keymissing"

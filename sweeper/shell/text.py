@@ -41,9 +41,10 @@ def new_token() -> str:
     return "@@SWEEPER-" + secrets.token_hex(8)
 
 
-def frame(token: str, body: str) -> str:
-    """The whole script: the token in `$T`, the body, then the end marker that proves it ran to the end."""
-    return f"T={quote(token)}\n{body}\n{mark(Tag.END)}"
+def frame(token: str, body: str, max_bytes: int = 0) -> str:
+    """The whole script: the token in `$T`, the answer's cap in `$SW_MAX` (0: none), the body, then
+    the end marker that proves it ran to the end."""
+    return f"T={quote(token)}\nSW_MAX={int(max_bytes)}\n{body}\n{mark(Tag.END)}"
 
 
 def mark(tag: Tag, section: str = "", args: str = "") -> str:

@@ -16,7 +16,7 @@ from sweeper.model import Node
 from sweeper.ssh.bastion import Bastions
 from sweeper.ssh.credentials import AskSecret, Credentials
 from sweeper.ssh.faults import classify
-from sweeper.ssh.session import Session
+from sweeper.ssh.session import MAX_NODE_BYTES, Session
 
 T = TypeVar("T")
 # AES-GCM first: one AEAD call per packet in C, where asyncssh's chacha20-poly1305 builds
@@ -50,6 +50,14 @@ class RetryPolicy:
         )
 
 
+class _TrustOnFirstUse(asyncssh.SSHClient):
+    """accept-new for a host known_hosts has no key for: its key is trusted on first use, unless
+    it is one of the revoked keys given as `known_hosts` (asyncssh refuses those before it asks us)."""
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        return True
+
+
 class Connector:
     """Opens connections with credentials and known_hosts loaded once for the whole fleet."""
 
@@ -59,9 +67,12 @@ class Connector:
         retry: RetryPolicy = RetryPolicy(),
         ask: AskSecret | None = None,
         env: Mapping[str, str] | None = None,
+        max_node_bytes: int = MAX_NODE_BYTES,
     ):
-        """`env`: where the variables the inventory names are read (default: this process's environment)."""
+        """`env`: where the variables the inventory names are read (default: this process's environment);
+        `max_node_bytes`: the most one command on a node may print before it is cut off."""
         self.retry = retry
+        self.max_node_bytes = max_node_bytes
         self.credentials = Credentials(nodes, ask, env)
         self.bastions = Bastions(self._connect_with_retries)
 
@@ -71,7 +82,8 @@ class Connector:
         async def attempt() -> T:
             conn = await self._connect(node, await self.bastions.tunnel(node))
             try:
-                return await work(Session(node, conn, self.credentials.become_password(node)))
+                become_password = self.credentials.become_password(node)
+                return await work(Session(node, conn, become_password, self.max_node_bytes))
             finally:
                 conn.close()
 
@@ -104,8 +116,11 @@ class Connector:
             raise exc.with_attempts(attempts) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
-    def _host_key_failure(self, node: Node, port: int) -> NodeError:
-        """An unknown node (add its key) is told apart from a changed key (possibly an attacker)."""
+    def _host_key_failure(self, node: Node, port: int, trust_on_first_use: bool) -> NodeError:
+        """An unknown node (add its key) is told apart from a changed key (possibly an attacker),
+        and from a revoked key, the only one trust on first use refuses."""
+        if trust_on_first_use:
+            return HostKeyMismatch(f"the host key of {node.host}:{port} is marked @revoked in known_hosts")
         if not self.credentials.has_host(node, node.host, port):
             return HostKeyUnknown(
                 f"known_hosts has no key for {node.host}:{port}: add it, or set "
@@ -121,6 +136,13 @@ class Connector:
     ) -> asyncssh.SSHClientConnection:
         port = node.port or 22
         trust_on_first_use = node.accept_new and not self.credentials.has_host(node, node.host, port)
+        known: asyncssh.SSHKnownHosts | tuple[list[asyncssh.SSHKey], ...] | None
+        if trust_on_first_use:  # nothing is trusted yet, but what is revoked stays refused
+            known = ([], [], self.credentials.revoked_host_keys(node, node.host, port))
+        else:
+            known = self.credentials.known_hosts(node)
+            if known is None:  # asyncssh would take None as "do not check"
+                raise HostKeyUnknown("no known_hosts to check the host key against")
         gate = self.bastions.gate(node)
         try:
             async with gate if gate is not None else contextlib.nullcontext():
@@ -129,7 +151,8 @@ class Connector:
                     node.port or (() if node.ssh_config else 22),
                     tunnel=tunnel if tunnel is not None else (),
                     username=node.user or (() if node.ssh_config else getpass.getuser()),
-                    known_hosts=None if trust_on_first_use else self.credentials.known_hosts(node),
+                    known_hosts=known,
+                    client_factory=_TrustOnFirstUse if trust_on_first_use else None,
                     client_keys=self.credentials.keys(node) or (() if node.agent else None),
                     password=self.credentials.password(node),
                     agent_path=() if node.agent else None,
@@ -142,7 +165,7 @@ class Connector:
         except (TimeoutError, asyncssh.Error, OSError) as exc:
             failure = classify(exc)
             if isinstance(failure, HostKeyMismatch):
-                raise self._host_key_failure(node, port) from exc
+                raise self._host_key_failure(node, port, trust_on_first_use) from exc
             raise failure from exc
         if trust_on_first_use:
             await self.credentials.remember_host_key(node, node.host, port, conn.get_server_host_key())

@@ -75,6 +75,18 @@ class Credentials:
         host_keys, ca_keys, *_ = known.match(host, "", port)
         return bool(host_keys or ca_keys)
 
+    def revoked_host_keys(self, node: Node, host: str, port: int) -> list[asyncssh.SSHKey]:
+        """The keys known_hosts marks `@revoked` for `host` (bare, or as `[host]:port`, or by pattern).
+
+        Looked up name by name: asyncssh's own lookup drops a `[host]:port` revocation when no key
+        is trusted at that port (it retries without the port and keeps only that answer), which
+        is exactly the case of a host about to be trusted on first use."""
+        known = self.known_hosts(node)
+        if known is None:
+            return []
+        names = [host] if port == 22 else [host, f"[{host}]:{port}"]
+        return [key for name in names for key in known.match(name, "", None)[2]]
+
     async def remember_host_key(self, node: Node, host: str, port: int, key: asyncssh.SSHKey | None) -> None:
         """accept-new: append the key of a host we had never seen, as OpenSSH does."""
         if key is None or not node.known_hosts:

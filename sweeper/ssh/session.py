@@ -1,4 +1,9 @@
-"""An open connection to one node: run commands, and run scripts with privilege escalation."""
+"""An open connection to one node: run commands, and run scripts with privilege escalation.
+
+Everything a node sends is read as it arrives and counted against one cap per command
+(`max_bytes`, stdout and stderr together): a node that floods is cut off at the cap and
+its channel closed, so it costs the sweep a bounded amount of memory, never all of it.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,15 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from sweeper.errors import AuthFailed, Transient
+from sweeper.errors import AnswerTooLarge, AuthFailed, Transient
 from sweeper.model import Node
 from sweeper.shell.text import SHELL_READY, SUDO_PROMPT, run_stdin, run_stdin_sudo_password
 from sweeper.ssh.faults import classify
+
+MAX_NODE_BYTES = 64 * 1024 * 1024
+"""Default cap on one command's output (DESIGN: `--max-node-bytes`, 64 MiB)."""
+CHUNK = 256 * 1024
+"""Bytes asked for per read: asyncssh hands over what it has, up to this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,40 +32,88 @@ class CommandResult:
     stderr: str
 
 
+class _Budget:
+    """What one command may still send before it is cut off."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.taken = 0
+
+    def take(self, size: int) -> None:
+        self.taken += size
+        if self.taken > self.limit:
+            raise AnswerTooLarge(self.limit)
+
+    async def drain(self, stream: asyncssh.SSHReader[bytes]) -> bytearray:
+        """Read one stream to its end, chunk by chunk, counting every byte."""
+        data = bytearray()
+        while chunk := await stream.read(CHUNK):
+            self.take(len(chunk))
+            data += chunk
+        return data
+
+    async def drain_both(self, process: asyncssh.SSHClientProcess[bytes]) -> tuple[str, str]:
+        """stdout and stderr read side by side (they share the channel's window, so reading only
+        one could stall the other); the first to pass the cap stops both."""
+        readers = [asyncio.ensure_future(self.drain(s)) for s in (process.stdout, process.stderr)]
+        try:
+            await asyncio.wait(readers, return_when=asyncio.FIRST_EXCEPTION)
+            failures = [r.exception() for r in readers if r.done() and not r.cancelled() and r.exception()]
+            if failures:
+                raise failures[0]
+            stdout, stderr = (r.result() for r in readers)
+        finally:
+            for reader in readers:
+                reader.cancel()
+        return _text(stdout), _text(stderr)
+
+
 class Session:
     """An open, authenticated connection to one node; every read of the node goes over it."""
 
-    def __init__(self, node: Node, conn: asyncssh.SSHClientConnection, become_password: str | None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        conn: asyncssh.SSHClientConnection,
+        become_password: str | None,
+        max_bytes: int = MAX_NODE_BYTES,
+    ) -> None:
         self.node = node
         self._conn = conn
         self._become_password = become_password
+        self.max_bytes = max_bytes
+        """The most one command may print before it is cut off."""
 
     async def run(
         self, command: str, stdin: str | None = None, timeout: float | None = None
     ) -> CommandResult:
         """Run one command; a lost connection is Transient, anything else comes back as a result.
 
-        A command given up on (its timeout, or the node's deadline cancelling us) is ended
-        on the node where the server allows it, so that nothing keeps running there.
+        Its output is read incrementally up to the session's cap (AnswerTooLarge past it). A
+        command given up on (the cap, its timeout, or the node's deadline cancelling us) is
+        ended on the node where the server allows it, so that nothing keeps running there.
         """
         try:
             running = await self._conn.create_process(
-                command, input=stdin, encoding="utf-8", errors="replace"
+                command, input=stdin.encode() if stdin is not None else None, encoding=None
             )
-            try:
-                proc = await running.wait(check=False, timeout=timeout)
-            finally:
-                _end(running)
-        except asyncssh.TimeoutError as exc:
+        except (asyncssh.Error, OSError) as exc:
+            raise classify(exc) from exc
+        try:
+            async with asyncio.timeout(timeout):
+                stdout, stderr = await _Budget(self.max_bytes).drain_both(running)
+                await running.wait_closed()
+        except TimeoutError as exc:
             raise Transient(f"command timed out after {timeout:g}s") from exc
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc) from exc
-        if proc.exit_signal is not None:
-            raise Transient(f"the command was killed by signal {proc.exit_signal[0]}")
-        if proc.exit_status is None:
+        finally:
+            _end(running)
+        if running.exit_signal is not None:
+            raise Transient(f"the command was killed by signal {running.exit_signal[0]}")
+        if running.exit_status is None:
             raise Transient("the connection dropped while a command was running")
-        status = proc.exit_status if proc.exit_status is not None else 255
-        return CommandResult(status, str(proc.stdout or ""), str(proc.stderr or ""))
+        return CommandResult(running.exit_status, stdout, stderr)
 
     @contextlib.asynccontextmanager
     async def forward(self, host: str, port: int) -> AsyncIterator[int]:
@@ -90,41 +148,47 @@ class Session:
 
     async def _sudo_with_password(self, script: str) -> CommandResult:
         try:
-            proc = await self._conn.create_process(
-                run_stdin_sudo_password(), encoding="utf-8", errors="replace"
-            )
+            proc = await self._conn.create_process(run_stdin_sudo_password(), encoding=None)
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc) from exc
+        budget = _Budget(self.max_bytes)
         try:
-            early = await self._answer_sudo(proc)
-            proc.stdin.write(script)
+            early = await self._answer_sudo(proc, budget)
+            proc.stdin.write(script.encode())
             proc.stdin.write_eof()
-            stdout, stderr = await asyncio.gather(proc.stdout.read(), proc.stderr.read())
+            stdout, stderr = await budget.drain_both(proc)
             await proc.wait_closed()
         finally:
-            proc.close()
+            _end(proc)
         status = proc.exit_status if proc.exit_status is not None else 255
         return CommandResult(status, stdout, early + stderr)
 
-    async def _answer_sudo(self, proc: asyncssh.SSHClientProcess) -> str:
-        """Read stderr until the shell is ready, answering sudo's prompt once."""
-        seen = ""
+    async def _answer_sudo(self, proc: asyncssh.SSHClientProcess[bytes], budget: _Budget) -> str:
+        """Read stderr until the shell is ready, answering sudo's prompt once.
+
+        Each marker is looked for only where it could newly end, so a node that floods stderr
+        costs linear time (and its budget), never quadratic."""
+        ready, prompt = SHELL_READY.encode(), SUDO_PROMPT.encode()
+        seen = bytearray()
         answered = False
         while True:
-            chunk = await proc.stderr.read(4096)
+            chunk = await proc.stderr.read(CHUNK)
             if not chunk:
-                reason = _escalation_error("sudo", seen.replace(SUDO_PROMPT, "\n")) or "sudo ended early"
+                text = _text(seen).replace(SUDO_PROMPT, "\n")
+                reason = _escalation_error("sudo", text) or "sudo ended early"
                 raise AuthFailed(f"privilege escalation refused: {reason}")
+            budget.take(len(chunk))
+            start = max(0, len(seen) - max(len(ready), len(prompt)))
             seen += chunk
-            if SHELL_READY in seen:
-                return seen.split(SHELL_READY, 1)[1].lstrip("\n")
-            if SUDO_PROMPT in seen:
+            if (at := seen.find(ready, start)) >= 0:
+                return _text(seen[at + len(ready) :]).lstrip("\n")
+            if (at := seen.find(prompt, start)) >= 0:
                 if answered:
                     proc.terminate()
                     raise AuthFailed("privilege escalation refused: sudo: incorrect password")
-                proc.stdin.write(f"{self._become_password}\n")
+                proc.stdin.write(f"{self._become_password}\n".encode())
                 answered = True
-                seen = seen.split(SUDO_PROMPT, 1)[1]
+                del seen[: at + len(prompt)]
 
 
 def _end(process: asyncssh.SSHClientProcess) -> None:
@@ -134,6 +198,12 @@ def _end(process: asyncssh.SSHClientProcess) -> None:
         with contextlib.suppress(asyncssh.Error, OSError):  # the channel or connection is gone already
             process.terminate()
     process.close()
+
+
+def _text(data: bytes | bytearray) -> str:
+    """A node's bytes as text; bytes that are not UTF-8 show as `\\xNN`, so two file names that
+    differ only there are never read alike (U+FFFD would merge them)."""
+    return data.decode("utf-8", errors="backslashreplace")
 
 
 def _raise_if_refused(become: str, result: CommandResult) -> None:

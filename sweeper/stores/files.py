@@ -15,6 +15,7 @@ _FILE_FAILURES = {
     Tag.UNREADABLE: ("unreadable", "permission denied"),
     Tag.ISDIR: ("error", "is a directory, not a file"),
     Tag.NOTDIR: ("error", "is not a directory"),
+    Tag.NOTFILE: ("error", "is not a regular file (a device, FIFO or socket is never read)"),
 }
 
 
@@ -39,6 +40,8 @@ def collect(spec: StoreSpec, node: Node, sections: list[Section], keys: KeyLedge
         if section.tag in _FILE_FAILURES:
             status, why = _FILE_FAILURES[section.tag]
             read.fail(status, f"{path}: {why}")
+        elif section.tag is Tag.ODDNAME:
+            read.fail("error", f"{_node_path(node, section.text)}: a file name with a line break is not read")
         elif section.tag is Tag.FILE:
             data = section.data
             if data is None:

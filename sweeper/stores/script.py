@@ -6,7 +6,9 @@ node; private keys are reduced to public keys there by openssl.
 
 Node-side work is kept to a few processes whatever the number of files: the checks are
 shell builtins, then one `stat` for every file and key, and one `cat | base64` carrying
-every file's bytes, which `shell.split_output` cuts back into files by their sizes.
+every file's bytes, which `shell.split_output` cuts back into files by their sizes. When the
+sizes alone (as base64) would pass the answer's cap (`SW_MAX`, set by `shell.frame`), the
+files are not read at all: a huge file costs the node one `stat`, not its memory.
 """
 
 from __future__ import annotations
@@ -21,60 +23,72 @@ NL='
 SW_FILES=''
 SW_STATS=''
 SW_KNOWN=' {known} '
+sw_mark() {{  # a tag line "$T <tag> <args>", by printf: dash's echo would expand backslashes in names
+  sw_m=$T; for sw_a in "$@"; do sw_m="$sw_m $sw_a"; done; printf '%s\n' "$sw_m"
+}}
 sw_sha() {{ sw_o=$(sha256sum 2>/dev/null || openssl dgst -sha256 -r 2>/dev/null); echo "${{sw_o%% *}}"; }}
 sw_pub() {{  # sw_pub SID HASH (key on stdin): openssl only for a key the cache has not seen
   echo "hash $2"
   case $SW_KNOWN in
     *" $2 "*) ;;
-    *) openssl pkey -pubout -passin pass: 2>&1 || echo "$T {t.PUBKEYFAIL} $1" ;;
+    *) openssl pkey -pubout -passin pass: 2>&1 || sw_mark {t.PUBKEYFAIL} "$1" ;;
   esac
 }}
 if command -v base64 >/dev/null 2>&1; then sw_b64() {{ base64; }}; else sw_b64() {{ openssl base64; }}; fi
 sw_run() {{
   {{ sw_e=$( {{ "$@"; echo "$T {t.RC} $?" >&3; }} 2>&1 1>&3 ); }} 3>&1
   if [ -n "$sw_e" ]; then
-    while IFS= read -r sw_l; do echo "$T {t.ERR} $sw_l"; done <<SW_ERR
+    while IFS= read -r sw_l; do sw_mark {t.ERR} "$sw_l"; done <<SW_ERR
 $sw_e
 SW_ERR
   fi
 }}
-sw_file() {{
-  if [ -d "$2" ]; then echo "$T {t.ISDIR} $1 $2"; return; fi
-  if [ ! -e "$2" ]; then echo "$T {t.MISSING} $1 $2"; return; fi
-  if [ ! -r "$2" ]; then echo "$T {t.UNREADABLE} $1 $2"; return; fi
-  echo "$T {t.FILE} $1 $2"
+sw_file() {{  # only regular files: a FIFO or a device (/dev/zero behind a link) would never end
+  if [ -d "$2" ]; then sw_mark {t.ISDIR} "$1" "$2"; return; fi
+  if [ ! -e "$2" ]; then sw_mark {t.MISSING} "$1" "$2"; return; fi
+  if [ ! -f "$2" ]; then sw_mark {t.NOTFILE} "$1" "$2"; return; fi
+  if [ ! -r "$2" ]; then sw_mark {t.UNREADABLE} "$1" "$2"; return; fi
+  sw_mark {t.FILE} "$1" "$2"
   SW_FILES="$SW_FILES$2$NL"
   SW_STATS="$SW_STATS$2$NL"
 }}
 sw_key() {{
-  if [ ! -e "$2" ]; then echo "$T {t.KEYMISSING} $1 $2"; return; fi
-  echo "$T {t.KEYMETA} $1 $2"
+  if [ ! -e "$2" ]; then sw_mark {t.KEYMISSING} "$1" "$2"; return; fi
+  if [ ! -f "$2" ]; then sw_mark {t.NOTFILE} "$1" "$2"; return; fi
+  sw_mark {t.KEYMETA} "$1" "$2"
   SW_STATS="$SW_STATS$2$NL"
-  if [ ! -r "$2" ]; then echo "$T {t.KEYUNREADABLE} $1 $2"; return; fi
+  if [ ! -r "$2" ]; then sw_mark {t.KEYUNREADABLE} "$1" "$2"; return; fi
   if command -v openssl >/dev/null 2>&1; then
-    echo "$T {t.PUBKEY} $1"
+    sw_mark {t.PUBKEY} "$1"
     sw_pub "$1" "$(sw_sha < "$2")" < "$2"
   else
-    echo "$T {t.KEYFILE} $1"; sw_b64 < "$2"
+    sw_mark {t.KEYFILE} "$1"; sw_b64 < "$2"
   fi
 }}
-sw_dir() {{
-  if [ ! -e "$2" ]; then echo "$T {t.MISSING} $1 $2"; return; fi
-  if [ ! -d "$2" ]; then echo "$T {t.NOTDIR} $1 $2"; return; fi
-  if [ ! -r "$2" ] || [ ! -x "$2" ]; then echo "$T {t.UNREADABLE} $1 $2"; return; fi
-  echo "$T {t.DIR} $1 $2"
-  for f in "$2"/* "$2"/.[!.]*; do [ -f "$f" ] && sw_file "$1" "$f"; done
+sw_dir() {{  # a name with a line break cannot go in the batched newline-separated reads: its exact
+  # name is printed as the body of an `oddname` section instead (a body keeps line breaks)
+  if [ ! -e "$2" ]; then sw_mark {t.MISSING} "$1" "$2"; return; fi
+  if [ ! -d "$2" ]; then sw_mark {t.NOTDIR} "$1" "$2"; return; fi
+  if [ ! -r "$2" ] || [ ! -x "$2" ]; then sw_mark {t.UNREADABLE} "$1" "$2"; return; fi
+  sw_mark {t.DIR} "$1" "$2"
+  for f in "$2"/* "$2"/.[!.]*; do
+    [ -f "$f" ] || continue
+    case $f in
+      *"$NL"*) sw_mark {t.ODDNAME} "$1"; printf '%s\n' "$f" ;;
+      *) sw_file "$1" "$f" ;;
+    esac
+  done
 }}
 sw_vecs() {{
-  if [ ! -x "$2" ]; then echo "$T {t.MISSING} $1 $2"; return; fi
+  if [ ! -x "$2" ]; then sw_mark {t.MISSING} "$1" "$2"; return; fi
   if [ -n "$3" ]; then sw_stores="$3"; else
-    echo "$T {t.VECSLIST} $1"
+    sw_mark {t.VECSLIST} "$1"
     sw_stores=$(sw_run "$2" store list)
     printf '%s\n' "$sw_stores"
   fi
   while IFS= read -r s; do
     case $s in ''|"$T "*) continue ;; esac
-    echo "$T {t.VECSSTORE} $1 $s"
+    sw_mark {t.VECSSTORE} "$1" "$s"
     sw_list=$(sw_run "$2" entry list --store "$s")
     printf '%s\n' "$sw_list"
     sw_alias=''
@@ -82,7 +96,7 @@ sw_vecs() {{
       case $sw_l in
         "Alias :	"*) sw_alias=${{sw_l#Alias :	}} ;;
         "Entry type :	Private Key")
-          echo "$T {t.VECSKEY} $1 $s	$sw_alias"
+          sw_mark {t.VECSKEY} "$1" "$s	$sw_alias"
           sw_k=$("$2" entry getkey --store "$s" --alias "$sw_alias" 2>/dev/null </dev/null)
           if [ -n "$sw_k" ]; then
             printf '%s\n' "$sw_k" | sw_pub "$1" "$(printf '%s\n' "$sw_k" | sw_sha)"
@@ -95,13 +109,25 @@ SW_LIST
 $sw_stores
 SW_STORES
 }}
-sw_flush() {{
+sw_flush() {{  # one stat, then one cat for every file, unless their sizes alone would pass SW_MAX
   [ -n "$SW_STATS" ] || return 0
   sw_ifs=$IFS; IFS=$NL; set -f
-  echo "$T {t.STAT} -"
-  stat -L -c '%a %U %G %s %n' -- $SW_STATS 2>/dev/null
-  if [ -n "$SW_FILES" ]; then echo "$T {t.BLOB} -"; cat -- $SW_FILES 2>/dev/null | sw_b64; fi
-  IFS=$sw_ifs; set +f
+  sw_st=$(stat -L -c '%a %U %G %s %n' -- $SW_STATS 2>/dev/null)
+  IFS=$sw_ifs
+  sw_mark {t.STAT} -
+  printf '%s\n' "$sw_st"
+  sw_total=0
+  while read -r sw_x sw_x sw_x sw_s sw_x; do
+    case $sw_s in ''|*[!0-9]*) ;; *) sw_total=$((sw_total + sw_s)) ;; esac
+  done <<SW_ST
+$sw_st
+SW_ST
+  if [ "${{SW_MAX:-0}}" -gt 0 ] && [ $((sw_total / 3 * 4)) -gt "$SW_MAX" ]; then
+    sw_mark {t.TOOBIG} - "$sw_total"
+  elif [ -n "$SW_FILES" ]; then
+    IFS=$NL; sw_mark {t.BLOB} -; cat -- $SW_FILES 2>/dev/null | sw_b64; IFS=$sw_ifs
+  fi
+  set +f
 }}
 """
 

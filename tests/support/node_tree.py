@@ -1,4 +1,5 @@
-"""A Linux node's certificate files laid out under a directory that stands for ``/``.
+"""A Linux node's certificate files laid out under a directory that stands for ``/``, and a
+node whose read hangs.
 
 DESIGN's inventory gives every node a ``root`` path prefix, so one machine can host
 many nodes' file trees side by side.
@@ -6,9 +7,13 @@ many nodes' file trees side by side.
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from sweeper.platforms.vcsa import VECS_CLI
 
 from .openssl_pki import OpenSSLPki, PkiCert
 
@@ -62,3 +67,20 @@ def lay_linux_node_tree(root: Path, pki: OpenSSLPki, leaf: PkiCert | None = None
         shutil.copyfile(source, target)
     tree.host_path(tree.key).chmod(0o600)
     return tree
+
+
+HANGING_STORE = {"kind": "vecs", "role": "trust"}
+"""The store to give a node laid by :func:`lay_hanging_vecs_cli`."""
+
+
+def lay_hanging_vecs_cli(root: Path) -> Path:
+    """A `vecs-cli` under ``root`` that blocks, reading a FIFO, until someone opens that FIFO for
+    writing: a node whose read never ends by itself (sweeper refuses to read a FIFO as a store,
+    so the tool it runs is what hangs). Returns the FIFO."""
+    fifo = root / "stuck.fifo"
+    cli = root / VECS_CLI.lstrip("/")
+    cli.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(fifo)
+    cli.write_text(f"#!/bin/sh\nexec cat {shlex.quote(str(fifo))}\n")
+    cli.chmod(0o755)
+    return fifo

@@ -4,7 +4,8 @@
 this test's environment plus `env` (both the test's own: see tests/support/hygiene.py), its
 output captured. `in_process=True` runs the same typer app inside pytest instead,
 for the fast commands that only read and render files; the result has the same shape.
-`start()` / `finish()` are its two halves, for the tests that signal or kill a running sweeper.
+`start()` / `finish()` are its two halves, for the tests that signal or kill a running sweeper;
+`finish_measured()` also gives the process's peak memory.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,37 @@ def finish(proc: subprocess.Popen[str], timeout: float = HANG_GUARD) -> subproce
         proc.kill()
         stdout, stderr = proc.communicate()
         raise AssertionError(f"sweeper {proc.args[3:]} still ran after {timeout:g}s:\n{stderr}") from None
+    return _completed(proc, stdout, stderr)
+
+
+def finish_measured(
+    proc: subprocess.Popen[str], timeout: float = HANG_GUARD
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """`finish()`, and the process's peak resident memory in bytes: its ru_maxrss, from wait4.
+
+    The pipes are drained by threads (as `communicate` does) and the process is reaped here,
+    by wait4, so the measure is this one process's and no other child's."""
+    output: dict[str, str] = {}
+    readers = [
+        threading.Thread(target=lambda name=name, pipe=pipe: output.__setitem__(name, pipe.read()))
+        for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr))
+    ]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + timeout
+    while not (waited := os.wait4(proc.pid, os.WNOHANG))[0]:
+        if time.monotonic() > deadline:
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            raise AssertionError(f"sweeper {proc.args[3:]} still ran after {timeout:g}s")
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(waited[1])
+    for reader in readers:
+        reader.join()
+    return _completed(proc, output["stdout"], output["stderr"]), waited[2].ru_maxrss * 1024
+
+
+def _completed(proc: subprocess.Popen[str], stdout: str, stderr: str) -> subprocess.CompletedProcess[str]:
     if proc.returncode >= 0:  # a process the test killed had no say in what it printed
         assert "Traceback" not in stderr, stderr
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)

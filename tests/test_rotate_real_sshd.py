@@ -151,9 +151,16 @@ def test_rotation_replaces_everything_and_rollback_puts_it_back(
     assert "PRIVATE KEY" not in report_path.read_text()
     assert not [f for f in report["findings"] if f["rule"] == "revoked-present"]
 
-    rolled = run.sweeper("rollback", journal)
+    rolled = run.sweeper("rollback", journal, "--out", tmp_path / "back")
     assert rolled.returncode == 0, rolled.stderr
     assert snapshot(trees) == before_files, "rollback restores every file byte for byte, mode too"
+    rollback_report = run.only_report(tmp_path / "back")
+    assert rollback_report["run"]["kind"] == "rollback" and rollback_report["rotation"]["complete"] is True
+    assert {c["sha256"] for n in rollback_report["nodes"] for c in n["certificates"]} >= {
+        openssl_pki.root.sha256
+    }, "the sweep after the rollback shows the old root back"
+    listed = run.sweeper("history", "--out", tmp_path / "back")
+    assert "rollback" in listed.stdout, "the history's latest state is the rollback, not the rotation"
 
 
 def _shas(pem: bytes) -> set[str]:

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from sweeper.model import NodeResult, Report, Severity
 from sweeper.plaintext import escape_controls
+from sweeper.report.view import place
 
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 STATUS_STYLE = {
@@ -108,7 +109,7 @@ def show_summary(report: Report) -> None:
         findings.add_column(column, overflow="fold")
     for item in report.findings[:25]:
         label = item.severity.label
-        cells = (item.rule, item.node or "", item.entry or "", item.message)
+        cells = (item.rule, item.node or "", place(item.store, item.entry), item.message)
         findings.add_row(plain(label, SEVERITY_STYLE[label]), *(plain(cell) for cell in cells))
     if report.findings:
         err.print(findings)

@@ -175,24 +175,35 @@ def resume_command(
 def rollback_command(
     journal: JournalArgument,
     node: Annotated[list[str], typer.Option("--node", help="Only this node (repeatable).")] = [],  # noqa: B006
+    out: OutOption = Path("reports"),
+    formats: FormatOption = [],  # noqa: B006
+    sign: SignOption = None,
 ) -> None:
-    """Put back every file and VECS entry the rotation changed, byte for byte, newest first."""
+    """Put back every file and VECS entry the rotation changed, byte for byte, newest first; then
+    sweep those nodes and write a `rollback` report (and its history row)."""
 
     def body() -> int:
-        from sweeper.cli.console import err, plain, terminal_prompt
+        from sweeper.cli.console import err, plain, show_summary, terminal_prompt
+        from sweeper.cli.publishing import publication_for
+        from sweeper.model import Severity
+        from sweeper.report.publish import publish
         from sweeper.rotate.journal import Journal
         from sweeper.rotate.service import rollback
 
         Journal.must_exist(journal)
+        publication = publication_for(out, formats, Severity.CRITICAL, sign, None)
         with RotationProgress() as progress:
-            results = rollback(journal, journal_passphrase(new=False), node, terminal_prompt(), progress)
-        failed = {name: r["error"] for name, r in results.items() if "error" in r}
+            result = rollback(journal, journal_passphrase(new=False), node, terminal_prompt(), progress)
+        paths = publish(result.report, out, publication)
+        show_summary(result.report)
+        failed = {name: r["error"] for name, r in result.restored.items() if "error" in r}
         for name, error in failed.items():
             err.print(plain("  ") + plain(name, "red") + plain(f": {error}"))
-        restored = sum(r.get("restored", 0) for r in results.values())
-        err.print(
-            f"rolled back {len(results) - len(failed)}/{len(results)} node(s), {restored} backup(s) restored"
-        )
+        restored = sum(r.get("restored", 0) for r in result.restored.values())
+        done = len(result.restored) - len(failed)
+        err.print(f"rolled back {done}/{len(result.restored)} node(s), {restored} backup(s) restored")
+        for path in paths:
+            typer.echo(str(path))
         return EXIT_INCOMPLETE if failed else EXIT_OK
 
     run(body)

@@ -1,4 +1,5 @@
-"""JUnit XML for CI dashboards: a test case per node, a failure per finding at or above `--fail-on`.
+"""JUnit XML for CI dashboards: a test case per node that fails with every finding at or above
+`--fail-on` (one `<failure>` each; the counts count failed cases, as test runners do).
 
 A node that could not be swept is an `<error>` (it was not tested), findings below the
 threshold go to the case's `<system-out>`, and findings that name no node (fleet-wide, such
@@ -46,9 +47,10 @@ def render(report: Report, options: RenderOptions) -> str:
                 errors += 1
                 ET.SubElement(case, "error", type=node.status, message=_text(node.error or ""))
         below = []
+        failing = [item for item in grouped.get(name, []) if item.severity >= options.fail_on]
+        failures += bool(failing)
         for item in grouped.get(name, []):
-            if item.severity >= options.fail_on:
-                failures += 1
+            if item in failing:
                 failure = ET.SubElement(case, "failure", type=item.rule, message=_text(item.message))
                 failure.text = _details(item)
             else:

@@ -19,6 +19,7 @@ from sweeper.model import Severity
 from sweeper.plaintext import escape_controls
 from sweeper.report.options import RenderOptions
 from sweeper.report.schema import Finding, Report, iso
+from sweeper.report.view import place
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 LEVELS = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
@@ -86,14 +87,15 @@ def _rules(report: Report) -> list[dict[str, Any]]:
 
 
 def _result(item: Finding, rule_index: int) -> dict[str, Any]:
-    named = [place for place in (item.node, item.store, item.entry) if place]
+    where = place(item.store, item.entry)
+    qualified = f"{item.node}:{where}" if item.node and where else (item.node or where or "fleet")
     severity = item.severity.label
     result: dict[str, Any] = {
         "ruleId": item.rule,
         "ruleIndex": rule_index,
         "level": LEVELS[severity],
         "message": _message(item.message),
-        "locations": [_location(named[-1] if named else "fleet", "/".join(named) or "fleet")],
+        "locations": [_location(where or item.node or "fleet", qualified)],
         "properties": {"severity": severity, "evidence": item.evidence},
     }
     if item.sha256:

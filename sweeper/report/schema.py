@@ -107,7 +107,7 @@ class Inventory(_Model):
 
 class Run(_Model):
     id: str
-    kind: Literal["scan", "rotate"]
+    kind: Literal["scan", "rotate", "rollback"]
     started: Time
     finished: Time
     tool_version: str
@@ -228,6 +228,8 @@ class PlanAction(_Model):
     phase: str
     kind: str
     target: str
+    description: str = ""
+    """What the step does, as the plan shown before `--yes` said it."""
     detail: dict[str, Any] = {}
 
 
@@ -246,6 +248,8 @@ class Step(_Model):
     attempts: int = 0
     detail: dict[str, Any] = {}
     error: str | None = None
+    started: Time | None = None
+    finished: Time | None = None
 
 
 class NewRoot(_Model):

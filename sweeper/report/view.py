@@ -15,6 +15,13 @@ from sweeper.report.schema import SEVERITIES, Certificate, Finding, Node, Report
 RANK = {name: len(SEVERITIES) - position for position, name in enumerate(SEVERITIES)}
 
 
+def place(store: str | None, entry: str | None) -> str:
+    """Where on a node a certificate sits: its file (`/etc/tls/a.crt#2`), or `vecs:STORE/alias`."""
+    if entry and entry.startswith("/"):
+        return entry
+    return "/".join(part for part in (store, entry) if part)
+
+
 def findings_by_node(report: Report) -> dict[str | None, list[Finding]]:
     """Findings under their node's name; fleet-wide ones (no node) under None."""
     grouped: dict[str | None, list[Finding]] = {}

@@ -118,7 +118,14 @@ class Plan:
         """The plan as a report shows it: each step's node, phase, kind, target and own fields."""
         return {
             "actions": [
-                {"node": s.node, "phase": s.phase, "kind": s.kind, "target": s.target, "detail": s.detail()}
+                {
+                    "node": s.node,
+                    "phase": s.phase,
+                    "kind": s.kind,
+                    "target": s.target,
+                    "description": s.describe(),
+                    "detail": s.detail(),
+                }
                 for s in self.steps
             ],
             "waves": [list(w) for w in self.waves],

@@ -7,6 +7,7 @@ import asyncio
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -341,7 +342,12 @@ def _rotation_report(
     ]
     return replace(
         after,
-        run=replace(after.run, kind="rotate", interrupted=not outcome.complete),
+        run=replace(
+            after.run,
+            kind="rotate",
+            started=datetime.fromisoformat(journal.meta("created")),  # the rotation's, not the verify's
+            interrupted=not outcome.complete,
+        ),
         findings=tuple(sorted((*after.findings, *leftovers), key=lambda f: -f.severity)),
         rotation=schema.Rotation.of(outcome, journal.directory, new_root=ca),
         plan=schema.Plan.model_validate(plan.to_report()),
@@ -350,17 +356,28 @@ def _rotation_report(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RollbackResult:
+    """Per node, what was restored (or why not), and the report of a sweep of those nodes after."""
+
+    restored: dict[str, Any]
+    report: Report
+    journal_dir: Path
+
+
 def rollback(
     journal_dir: Path,
     passphrase: str,
     only: list[str],
     ask: AskSecret | None,
     progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Restore every backup of the journal (or of the named nodes), newest change first."""
+) -> RollbackResult:
+    """Restore every backup of the journal (or of the named nodes), newest change first, then sweep
+    those nodes so the audit trail holds the state the rollback left (a `rollback` report)."""
     journal = Journal.open(journal_dir, passphrase)
+    started = datetime.now(UTC)
     try:
-        _, nodes, plan, rot_ca = _from_journal(journal)
+        inventory, nodes, plan, rot_ca = _from_journal(journal)
         if only:
             unknown = set(only) - {n.name for n in nodes}
             if unknown:
@@ -386,6 +403,15 @@ def rollback(
 
         results = asyncio.run(go())
         journal.set_meta("state", "rolled back" if not only else f"rolled back {', '.join(only)}")
-        return results
+        options = journal.meta("options")
+        after = scan(inventory, nodes, ScanOptions(concurrency=options["concurrency"], ask=ask))
     finally:
         journal.close()
+    failed = {name: r["error"] for name, r in results.items() if "error" in r}
+    outcome = Outcome(failed=failed, stopped_at="rollback" if failed else None)
+    report = replace(
+        after,
+        run=replace(after.run, kind="rollback", started=started, interrupted=bool(failed)),
+        rotation=schema.Rotation.of(outcome, journal_dir, new_root=rot_ca),
+    )
+    return RollbackResult(results, report, journal_dir)

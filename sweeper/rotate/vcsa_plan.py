@@ -71,7 +71,8 @@ def ordered(node: Node, steps: list[Step]) -> list[Step]:
     first = [s for s in steps if not isinstance(s, AFTER_ENTRIES)]
     if any(isinstance(s, ReissueVecs) and s.store in THUMBPRINTED_STORES for s in first):
         steps = [*steps, UpdateVpxExt(node=node.name)]
-    return first + [s for s in steps if isinstance(s, AFTER_ENTRIES)]
+    after = [s for s in steps if isinstance(s, AFTER_ENTRIES)]
+    return first + sorted(after, key=lambda s: AFTER_ENTRIES.index(type(s)))
 
 
 def purge_steps(node: Node, result: NodeResult) -> list[Step]:

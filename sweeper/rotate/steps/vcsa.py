@@ -25,7 +25,7 @@ from sweeper.rotate.steps.base import (
     StepContext,
     VecsBackup,
 )
-from sweeper.rotate.steps.reissue import NEW_CERTIFICATE, Reissue, ReissueVecs, run_command
+from sweeper.rotate.steps.reissue import NEW_CERTIFICATE, ReissueVecs, run_command
 from sweeper.shell import RunTime, Tag, mark
 from sweeper.shell import quote as q
 from sweeper.ssh import Session
@@ -56,19 +56,12 @@ async def _key_spki(session: Session, store: str, alias: str) -> str:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RecertifyVecs(Reissue):
+class RecertifyVecs(ReissueVecs):
     """A new certificate for the key a VECS entry already holds (data-encipherment: that key decrypts
     the stored guest-customization passwords). The key is proven by a request it signs on the node and
     must be the one the old certificate names; it is never read off the node."""
 
-    kind: Literal["recertify-vecs"] = "recertify-vecs"
-    PHASE: ClassVar[Phase] = Phase.REISSUE
-    store: str
-    alias: str
-
-    @property
-    def target(self) -> str:
-        return f"{self.store}/{self.alias}"
+    kind: Literal["recertify-vecs"] = "recertify-vecs"  # type: ignore[assignment]
 
     def describe(self) -> str:
         names = ", ".join(self.profile.names)
@@ -76,9 +69,6 @@ class RecertifyVecs(Reissue):
             f"new certificate for the key {self.target} keeps: CN={self.profile.common_name}, names {names}"
         )
         return said + (f"; dropped, not allowed: {', '.join(self.dropped)}" if self.dropped else "")
-
-    def backups(self) -> tuple[BackupTarget, ...]:
-        return (VecsBackup(self.store, self.alias),)
 
     def _prove(self, node: Node, nonce: str) -> str:
         """Copy the entry's key into a private work folder on the node (kept across a crash, as the

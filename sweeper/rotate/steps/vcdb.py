@@ -132,7 +132,7 @@ class UpdateVpxExt(Step):
         return ((BackupKind.VCDB, f"{TABLE}/*"),)
 
     def scripts(self, ctx: ScriptContext, node: Node) -> list[tuple[str, str]]:
-        new = {ext: RunTime(f"the new {source} certificate's SHA-1") for ext, source in EXTENSIONS.items()}
+        new = {ext: RunTime(f"SHA-1 of the {source} certificate now") for ext, source in EXTENSIONS.items()}
         return [("read the rows", _select(node)), ("update the rows", _update(node, new))]
 
     async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:

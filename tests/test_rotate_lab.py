@@ -172,12 +172,17 @@ def test_rotation_fixes_the_incident_on_every_profile_and_rollback_restores_it(
         "--from",
         source,
         "--dry-run",
+        "--show-scripts",
         "--new-data-encipherment-key",
         "--journal",
         tmp_path / "dry",
     )
     assert rekey.returncode == 0, rekey.stderr
     assert "WARNING" in rekey.stderr and "guest-customization passwords" in rekey.stderr
+    shown = rekey.stdout  # the vCenter scripts as they would run, placeholders for what only a run knows
+    assert "psql -d VCDB -U postgres -t -A -c 'UPDATE vpx_ext SET thumbprint" in shown
+    assert "--stop vmware-sps; " in shown and "--store MACHINE_SSL_CERT --alias __MACHINE_CSR -y" in shown
+    assert lab.env["SWEEPER_LAB_SSO_PASSWORD"] not in shown
 
     done = run.rotate(lab.inventory, source, tmp_path / "journal", tmp_path / "rotate")
     assert done.returncode == 0, done.stderr

@@ -92,7 +92,7 @@ def public_key(path: Path) -> str:
 def vpx_ext(root: Path) -> str:
     """VCDB's extension rows, read through the node's psql as vCert reads them."""
     psql = root / "opt/vmware/vpostgres/current/bin/psql"
-    sql = "SELECT ext_id, thumbprint FROM vpx_ext ORDER BY ext_id"
+    sql = "SELECT ext_id, COALESCE(thumbprint, 'NULL') FROM vpx_ext ORDER BY ext_id"  # NULL is not ''
     command = [str(psql), "-d", "VCDB", "-U", "postgres", "-t", "-A", "-c", sql]
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
@@ -138,6 +138,7 @@ def assert_vcenter_invariants(root: Path, fqdn: str, before: dict[str, Any]) -> 
 
 def vcenter_state(root: Path) -> dict[str, Any]:
     vecs = root / VECS
+    assert "com.vmware.rbd|NULL" in vpx_ext(root).split(), "a NULL thumbprint, for rollback to keep"
     return {
         "data_key": public_key(vecs / "data-encipherment" / "data-encipherment" / "key.pem"),
         "data_cert": x509(vecs / "data-encipherment" / "data-encipherment" / "cert.pem", "-fingerprint"),

@@ -49,6 +49,8 @@ ON_START = "/usr/lib/sweeper-lab/on-start"
 """What the lab's service-control runs before it starts services: each may refuse, saying why."""
 OTHER_EXTENSIONS = ("com.vmware.vim.sms", "com.vmware.cis.cls")
 """Rows of vpx_ext a rotation must leave alone."""
+NULL_EXTENSION = "com.vmware.rbd"
+"""Registered without a thumbprint yet (NULL): a rotation sets it, a rollback puts the NULL back."""
 
 
 def rsa_keys_needed(node: NodeSpec) -> int:
@@ -133,12 +135,12 @@ def _write_vcdb(root: Path, certs: dict[str, Certificate]) -> None:
         Source.AUTH_PROXY: certs.get(VMCAM_CERT),
     }
     rows = [
-        (ext, thumbprint(issue.cert_der(cert)))
+        (ext, f"'{thumbprint(issue.cert_der(cert))}'" if ext != NULL_EXTENSION else "NULL")
         for ext, source in EXTENSIONS.items()
         if (cert := by_source[source]) is not None
     ]
-    rows += [(ext, thumbprint(os.urandom(20))) for ext in OTHER_EXTENSIONS]
-    values = ", ".join(f"('{ext}', '{value}')" for ext, value in rows)
+    rows += [(ext, f"'{thumbprint(os.urandom(20))}'") for ext in OTHER_EXTENSIONS]
+    values = ", ".join(f"('{ext}', {value})" for ext, value in rows)
     sql = "CREATE TABLE vpx_ext (ext_id TEXT PRIMARY KEY, thumbprint TEXT);"
     sql += f" INSERT INTO vpx_ext VALUES {values};"
     database = root / VCDB.lstrip("/")

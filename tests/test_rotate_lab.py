@@ -162,6 +162,7 @@ def test_rotation_fixes_the_incident_on_every_profile_and_rollback_restores_it(
     assert {f["rule"] for f in before["findings"]} >= {"compromised-issuer", "revoked", "rogue-root"}
     (source,) = (tmp_path / "before").glob("*.json")
     vcenters = {n["name"]: Path(n["root"]) for n in inventory_nodes(lab) if n["profile"] == "vcsa"}
+    assert any(n["profile"] == "esxi" and n.get("restart") for n in inventory_nodes(lab))
     vcenters_before = {name: vcenter_state(root) for name, root in vcenters.items()}
     assert all((root / VECS / "STS_INTERNAL_SSL_CERT").is_dir() for root in vcenters.values()), (
         "the lab's vCenter has every store this test checks"
@@ -206,6 +207,13 @@ def test_rotation_fixes_the_incident_on_every_profile_and_rollback_restores_it(
             assert any(crl_verifies(c, tmp_path / "journal" / "new-root.pem") for c in crls), "new root's CRL"
             assert_vcenter_invariants(root, f"{node['name']}.lab.sweeper.test", vcenters_before[node["name"]])
         else:
+            if (
+                node.get("restart") and node["profile"] == "esxi"
+            ):  # its own restart: auto-backup.sh still runs
+                log = (root / "var/log/lab-services.log").read_text().splitlines()
+                before_restart = log[: log.index("hostd restart")]
+                assert before_restart.count("auto-backup.sh ") == 2, "after the trust phase and the re-issue"
+                assert "vpxa restart" not in log, "the inventory's restart, not the profile's"
             stores = node.get("stores") or [
                 {"kind": "pem", "cert": "/etc/vmware/ssl/rui.crt"},
                 {"kind": "bundle", "path": "/etc/vmware/ssl/castore.pem"},

@@ -21,8 +21,10 @@ def stand_in(name: str) -> str:
 
 
 def install_tool(root: Path, path: str, name: str) -> None:
-    """Install the stand-in `name` as-is at node path `path` (vecs-cli, dir-cli)."""
-    write_file(root / path.lstrip("/"), stand_in(name), 0o755)
+    """Install the stand-in `name` at node path `path` (vecs-cli, dir-cli, service-control, psql),
+    with the lab's log and restart-stamp paths filled in where it names them."""
+    text = stand_in(name).replace("@LOG@", SERVICES_LOG).replace("@STAMP@", RESTART_STAMP)
+    write_file(root / path.lstrip("/"), text, 0o755)
 
 
 def install_service(root: Path, path: str, name: str, restarts: tuple[str, ...] = ()) -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from sweeper.lab.files import write_file
@@ -16,7 +17,7 @@ from sweeper.lab.incident import Placement
 from sweeper.lab.mint import Authority, Mint
 from sweeper.lab.paths import DNS_SUFFIX, SSO_DOMAIN, SSO_PASSWORD, LabPaths
 from sweeper.lab.plan import COMPROMISED_ROOT, NodeSpec
-from sweeper.lab.standins import install_tool
+from sweeper.lab.standins import install_sqlite3, install_tool
 from sweeper.pki import issue
 from sweeper.pki.issue import CRL, Certificate, PrivateKey
 from sweeper.platforms.vcdb import EXTENSIONS, PSQL, VMCAM_CERT, Source, thumbprint
@@ -86,6 +87,7 @@ def write_vcsa(
         install_tool(root, path, path.rsplit("/", 1)[-1])
     install_tool(root, f"{ON_START}/20-vpxd", "on-start-vpxd")
     install_tool(root, f"{ON_START}/30-sps", "on-start-sps")
+    install_sqlite3(root)
     vecs = root / VECS.lstrip("/")
     stores = STORES + ((BACKUP_STORE, BACKUP_STORE_H5C) if node.backup_store else ())
     stores += (STS_INTERNAL_SSL,) if node.appliance_extras else ()
@@ -146,7 +148,8 @@ def _write_vcdb(root: Path, certs: dict[str, Certificate]) -> None:
     database = root / VCDB.lstrip("/")
     database.parent.mkdir(parents=True, exist_ok=True)
     database.unlink(missing_ok=True)
-    subprocess.run(["sqlite3", str(database)], input=sql, text=True, check=True, capture_output=True)
+    with closing(sqlite3.connect(database)) as connection, connection:
+        connection.executescript(sql)
 
 
 def _keyed_entries(node: NodeSpec) -> list[tuple[str, str, str, str | None]]:

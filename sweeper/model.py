@@ -234,6 +234,26 @@ class InventoryRef:
 
 
 @dataclass(frozen=True, slots=True)
+class ShardInfo:
+    """Which of a `scan --shard` run's shards this is (1-based), and its nodes' places in the inventory."""
+
+    index: int
+    count: int
+    positions: tuple[int, ...]
+    """The inventory position (from 0) of each of this report's nodes, in the order of its `nodes`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShardRef:
+    """One shard report a merged report was made from: its run, its shard index, its file's SHA-256."""
+
+    run_id: str
+    index: int
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunInfo:
     """Who ran what, when, against which inventory."""
 
@@ -245,6 +265,11 @@ class RunInfo:
     inventory: InventoryRef
     argv: tuple[str, ...]
     interrupted: bool = False
+    shard: ShardInfo | None = None
+    """Set on a `scan --shard K/N` run; its report then carries what `merge` needs (DER of each
+    certificate and CRL)."""
+    shards: tuple[ShardRef, ...] | None = None
+    """Set on a `merge` run: the shard reports it was made from."""
 
 
 @dataclass(frozen=True, slots=True)

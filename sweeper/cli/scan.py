@@ -29,6 +29,13 @@ PathList = list[Path]
 def scan_command(
     inventory: Annotated[Path, typer.Argument(help="Inventory file (TOML, or YAML of the same shape).")],
     limit: LimitOption = [],  # noqa: B006
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="Sweep only shard K of N (K/N, K in 1..N): a fixed slice by node name; "
+            "`sweeper merge` joins the N reports."
+        ),
+    ] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Nodes swept at once.")] = 100,
     retries: RetriesOption = 4,
     max_node_bytes: MaxNodeBytesOption = "64MiB",
@@ -82,10 +89,12 @@ def scan_command(
         from sweeper.incident import load_incident
         from sweeper.inventory import load_inventory
         from sweeper.scan import ScanOptions, scan
+        from sweeper.shard import parse_shard, shard_of
         from sweeper.ssh import RetryPolicy
 
+        spec = parse_shard(shard) if shard is not None else None
         inv = load_inventory(inventory)
-        nodes = inv.limited(limit)
+        nodes = inv.limited(limit) if spec is None else shard_of(inv.limited(limit), spec)
         publication = publication_for(out, formats, threshold, sign, history_db)
         incident = load_incident(
             crls=crl,
@@ -108,7 +117,7 @@ def scan_command(
             max_node_bytes=answer_cap,
         )
         with progress_reporter(len(nodes)) as on_node:
-            report = scan(inv, nodes, options, argv=sys.argv, on_node=on_node)
+            report = scan(inv, nodes, options, argv=sys.argv, on_node=on_node, shard=spec)
         return finish(report, out, publication)
 
     run(body)

@@ -21,8 +21,20 @@ from sweeper.cli.app import (
     fail_on_severity,
     run,
 )
-
-PathList = list[Path]
+from sweeper.cli.judging import (
+    BadkeysOption,
+    BaselineOption,
+    CaOption,
+    CompromisedCaOption,
+    CrlOption,
+    ExpectedRootsOption,
+    ExpiringDaysOption,
+    IocOption,
+    Judging,
+    OcspOption,
+    OcspTimeoutOption,
+    RuleOption,
+)
 
 
 @app.command("scan")
@@ -43,32 +55,17 @@ def scan_command(
     fail_on: Annotated[
         str, typer.Option(help="Exit 1 when a finding is at or above this severity.")
     ] = "high",
-    expiring_days: Annotated[int, typer.Option(min=0, help="Warn of certificates expiring this soon.")] = 30,
-    rule: Annotated[list[str], typer.Option("--rule", help="Run only this rule (repeatable).")] = [],  # noqa: B006
-    crl: Annotated[
-        PathList, typer.Option("--crl", help="CRL file or folder of CRLs, PEM or DER (repeatable).")
-    ] = [],  # noqa: B006
-    ioc: Annotated[
-        PathList, typer.Option("--ioc", help="IOC file: fingerprints, spki:, serial:, PEM (repeatable).")
-    ] = [],  # noqa: B006
-    compromised_ca: Annotated[
-        PathList, typer.Option("--compromised-ca", help="Certificate of a compromised CA (repeatable).")
-    ] = [],  # noqa: B006
-    ca: Annotated[
-        PathList, typer.Option("--ca", help="Issuer certificates to check CRLs and OCSP with.")
-    ] = [],  # noqa: B006
-    expected_roots: Annotated[
-        Path | None, typer.Option(help="PEM bundle of the roots the fleet should trust (for rogue-root).")
-    ] = None,
-    baseline: Annotated[
-        Path | None,
-        typer.Option(help="Earlier scan report (JSON) whose anchors are expected; 'last': the previous run."),
-    ] = None,
-    ocsp: Annotated[bool, typer.Option("--ocsp", help="Also ask each certificate's OCSP responder.")] = False,
-    ocsp_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for an OCSP answer.")] = 5.0,
-    badkeys_blocklist: Annotated[
-        Path | None, typer.Option(help="badkeys' blocklist.dat (or its folder) for known-compromised-key.")
-    ] = None,
+    expiring_days: ExpiringDaysOption = 30,
+    rule: RuleOption = [],  # noqa: B006
+    crl: CrlOption = [],  # noqa: B006
+    ioc: IocOption = [],  # noqa: B006
+    compromised_ca: CompromisedCaOption = [],  # noqa: B006
+    ca: CaOption = [],  # noqa: B006
+    expected_roots: ExpectedRootsOption = None,
+    baseline: BaselineOption = None,
+    ocsp: OcspOption = False,
+    ocsp_timeout: OcspTimeoutOption = 5.0,
+    badkeys_blocklist: BadkeysOption = None,
     formats: FormatOption = [],  # noqa: B006
     sign: SignOption = None,
     history_db: HistoryOption = None,
@@ -80,13 +77,23 @@ def scan_command(
     """Sweep the inventory's nodes (read-only) and report what is revoked or suspect."""
     threshold = fail_on_severity(fail_on)
     answer_cap = byte_size(max_node_bytes)
+    judging = Judging(
+        expiring_days,
+        crl,
+        ioc,
+        compromised_ca,
+        ca,
+        expected_roots,
+        baseline,
+        ocsp,
+        ocsp_timeout,
+        badkeys_blocklist,
+    )
 
     def body() -> int:
-        from sweeper import history, keycache
+        from sweeper import keycache
         from sweeper.cli.console import progress_reporter, terminal_prompt
         from sweeper.cli.publishing import finish, publication_for
-        from sweeper.detect import Context
-        from sweeper.incident import load_incident
         from sweeper.inventory import load_inventory
         from sweeper.scan import ScanOptions, scan
         from sweeper.shard import parse_shard, shard_of
@@ -96,21 +103,10 @@ def scan_command(
         inv = load_inventory(inventory)
         nodes = inv.limited(limit) if spec is None else shard_of(inv.limited(limit), spec)
         publication = publication_for(out, formats, threshold, sign, history_db)
-        incident = load_incident(
-            crls=crl,
-            iocs=ioc,
-            compromised_cas=compromised_ca,
-            cas=ca,
-            expected_roots=expected_roots,
-            baseline=history.last_report_path(publication.history) if baseline == Path("last") else baseline,
-            badkeys_blocklist=badkeys_blocklist,
-        )
         options = ScanOptions(
             concurrency=concurrency,
             retry=RetryPolicy(attempts=retries),
-            context=Context(
-                expiring_days=expiring_days, incident=incident, ocsp=ocsp, ocsp_timeout=ocsp_timeout
-            ),
+            context=judging.context(publication.history),
             rules=tuple(rule) or None,
             ask=terminal_prompt(),
             key_cache=keycache.default_path() if key_cache else None,

@@ -1,0 +1,88 @@
+"""What a sweep is judged against: the incident's inputs and the rules' settings.
+
+`scan` and `merge` take the same options, declared once here, and turn them into the rules'
+`Context` the same way (`Judging.context`), so a merge re-runs the fleet-wide rules exactly
+as each shard ran its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from sweeper.detect import Context
+
+PathList = list[Path]
+
+ExpiringDaysOption = Annotated[int, typer.Option(min=0, help="Warn of certificates expiring this soon.")]
+RuleOption = Annotated[list[str], typer.Option("--rule", help="Run only this rule (repeatable).")]
+CrlOption = Annotated[
+    PathList, typer.Option("--crl", help="CRL file or folder of CRLs, PEM or DER (repeatable).")
+]
+IocOption = Annotated[
+    PathList, typer.Option("--ioc", help="IOC file: fingerprints, spki:, serial:, PEM (repeatable).")
+]
+CompromisedCaOption = Annotated[
+    PathList, typer.Option("--compromised-ca", help="Certificate of a compromised CA (repeatable).")
+]
+CaOption = Annotated[PathList, typer.Option("--ca", help="Issuer certificates to check CRLs and OCSP with.")]
+ExpectedRootsOption = Annotated[
+    Path | None, typer.Option(help="PEM bundle of the roots the fleet should trust (for rogue-root).")
+]
+BaselineOption = Annotated[
+    Path | None,
+    typer.Option(help="Earlier scan report (JSON) whose anchors are expected; 'last': the previous run."),
+]
+OcspOption = Annotated[bool, typer.Option("--ocsp", help="Also ask each certificate's OCSP responder.")]
+OcspTimeoutOption = Annotated[float, typer.Option(min=0.1, help="Seconds to wait for an OCSP answer.")]
+BadkeysOption = Annotated[
+    Path | None, typer.Option(help="badkeys' blocklist.dat (or its folder) for known-compromised-key.")
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Judging:
+    """The judging options of one command line, as given."""
+
+    expiring_days: int
+    crl: list[Path]
+    ioc: list[Path]
+    compromised_ca: list[Path]
+    ca: list[Path]
+    expected_roots: Path | None
+    baseline: Path | None
+    ocsp: bool
+    ocsp_timeout: float
+    badkeys_blocklist: Path | None
+
+    def context(self, history_db: Path | None) -> Context:
+        """Every input read and checked (exit 2 on a bad one); `--baseline last`: `history_db`'s last run."""
+        from sweeper import history
+        from sweeper.detect import Context
+        from sweeper.errors import BadInput
+        from sweeper.incident import load_incident
+
+        baseline = self.baseline
+        if baseline == Path("last"):
+            if history_db is None:
+                raise BadInput("--baseline last: no history database to take the previous run from")
+            baseline = history.last_report_path(history_db)
+        incident = load_incident(
+            crls=self.crl,
+            iocs=self.ioc,
+            compromised_cas=self.compromised_ca,
+            cas=self.ca,
+            expected_roots=self.expected_roots,
+            baseline=baseline,
+            badkeys_blocklist=self.badkeys_blocklist,
+        )
+        return Context(
+            expiring_days=self.expiring_days,
+            incident=incident,
+            ocsp=self.ocsp,
+            ocsp_timeout=self.ocsp_timeout,
+        )

@@ -180,18 +180,7 @@ def node_result(node: schema.Node) -> NodeResult:
         StoreResult(s.store, StoreKind(s.kind), Role(s.role), s.status, s.error, s.certificates)
         for s in node.stores
     )
-    return NodeResult(
-        name=node.name,
-        host=node.host,
-        status=node.status,
-        error=node.error,
-        attempts=node.attempts,
-        certificates=certificates,
-        crls=crls,
-        stores=stores,
-        identity=node.identity,
-        duration=node.duration,
-    )
+    return NodeResult(**{**dict(node), "certificates": certificates, "crls": crls, "stores": stores})
 
 
 def _record(node: str, cert: schema.Certificate) -> CertRecord:
@@ -213,13 +202,4 @@ def _record(node: str, cert: schema.Certificate) -> CertRecord:
 
 def finding_from(item: schema.Finding) -> Finding:
     """A shard's finding, kept as it was."""
-    return Finding(
-        rule=item.rule,
-        severity=item.severity,
-        node=item.node,
-        store=item.store,
-        entry=item.entry,
-        sha256=item.sha256,
-        message=item.message,
-        evidence=dict(item.evidence),
-    )
+    return Finding(**{**dict(item), "evidence": dict(item.evidence)})

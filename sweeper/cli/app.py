@@ -53,6 +53,7 @@ HistoryOption = Annotated[
     Path | None, typer.Option("--history", help="History database (default: <out>/history.sqlite).")
 ]
 OutOption = Annotated[Path, typer.Option(help="Folder for the reports.")]
+FailOnOption = Annotated[str, typer.Option(help="Exit 1 when a finding is at or above this severity.")]
 SignOption = Annotated[
     Path | None, typer.Option(help="Ed25519 private key (PKCS#8 PEM): write a detached <stem>.json.sig.")
 ]

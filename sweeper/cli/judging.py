@@ -1,15 +1,19 @@
 """What a sweep is judged against: the incident's inputs and the rules' settings.
 
-`scan` and `merge` take the same options, declared once here, and turn them into the rules'
-`Context` the same way (`Judging.context`), so a merge re-runs the fleet-wide rules exactly
-as each shard ran its own.
+`scan` and `merge` take the same options, declared once here (`judging_options`), and
+turn them into the rules' `Context` the same way (`Judging.context`), so a merge re-runs the
+fleet-wide rules exactly as each shard ran its own. A command decorated `@judged` takes one
+`judging: Judging` parameter; its `--help` lists the options after its own.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -49,6 +53,7 @@ class Judging:
     """The judging options of one command line, as given."""
 
     expiring_days: int
+    rule: list[str]
     crl: list[Path]
     ioc: list[Path]
     compromised_ca: list[Path]
@@ -58,6 +63,11 @@ class Judging:
     ocsp: bool
     ocsp_timeout: float
     badkeys_blocklist: Path | None
+
+    @property
+    def rules(self) -> tuple[str, ...] | None:
+        """The `--rule`s given, None for every rule."""
+        return tuple(self.rule) or None
 
     def context(self, history_db: Path | None) -> Context:
         """Every input read and checked (exit 2 on a bad one); `--baseline last`: `history_db`'s last run."""
@@ -86,3 +96,40 @@ class Judging:
             ocsp=self.ocsp,
             ocsp_timeout=self.ocsp_timeout,
         )
+
+
+def judging_options(
+    expiring_days: ExpiringDaysOption = 30,
+    rule: RuleOption = [],  # noqa: B006
+    crl: CrlOption = [],  # noqa: B006
+    ioc: IocOption = [],  # noqa: B006
+    compromised_ca: CompromisedCaOption = [],  # noqa: B006
+    ca: CaOption = [],  # noqa: B006
+    expected_roots: ExpectedRootsOption = None,
+    baseline: BaselineOption = None,
+    ocsp: OcspOption = False,
+    ocsp_timeout: OcspTimeoutOption = 5.0,
+    badkeys_blocklist: BadkeysOption = None,
+) -> Judging:
+    """The judging options, as typer declares them; returns them as one value."""
+    return Judging(
+        expiring_days, rule, crl, ioc, compromised_ca, ca, expected_roots, baseline, ocsp, ocsp_timeout,
+        badkeys_blocklist,
+    )  # fmt: skip
+
+
+def judged(command: Callable[..., None]) -> Callable[..., None]:
+    """`command(..., judging: Judging)` as typer sees it: its own options, then `judging_options`'."""
+    shared = inspect.signature(judging_options, eval_str=True).parameters
+    own = inspect.signature(command, eval_str=True)
+    parameters = [p for p in own.parameters.values() if p.name != "judging"] + list(shared.values())
+
+    @functools.wraps(command)
+    def with_judging(**given: Any) -> None:
+        judging = judging_options(**{name: given.pop(name) for name in shared})
+        command(judging=judging, **given)
+
+    del with_judging.__wrapped__  # typer reads the signature below, not the command's own
+    with_judging.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
+    with_judging.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
+    return with_judging

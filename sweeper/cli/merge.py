@@ -8,46 +8,32 @@ from typing import Annotated
 
 import typer
 
-from sweeper.cli.app import FormatOption, HistoryOption, OutOption, SignOption, app, fail_on_severity, run
-from sweeper.cli.judging import (
-    BadkeysOption,
-    BaselineOption,
-    CaOption,
-    CompromisedCaOption,
-    CrlOption,
-    ExpectedRootsOption,
-    ExpiringDaysOption,
-    IocOption,
-    Judging,
-    OcspOption,
-    OcspTimeoutOption,
-    RuleOption,
+from sweeper.cli.app import (
+    FailOnOption,
+    FormatOption,
+    HistoryOption,
+    OutOption,
+    SignOption,
+    app,
+    fail_on_severity,
+    run,
 )
+from sweeper.cli.judging import Judging, judged
 
 
 @app.command("merge")
+@judged
 def merge_command(
     shard_reports: Annotated[
         list[Path], typer.Argument(help="Every shard's JSON report (scan --shard K/N).")
     ],
     out: OutOption = Path("reports"),
-    fail_on: Annotated[
-        str, typer.Option(help="Exit 1 when a finding is at or above this severity.")
-    ] = "high",
-    expiring_days: ExpiringDaysOption = 30,
-    rule: RuleOption = [],  # noqa: B006
-    crl: CrlOption = [],  # noqa: B006
-    ioc: IocOption = [],  # noqa: B006
-    compromised_ca: CompromisedCaOption = [],  # noqa: B006
-    ca: CaOption = [],  # noqa: B006
-    expected_roots: ExpectedRootsOption = None,
-    baseline: BaselineOption = None,
-    ocsp: OcspOption = False,
-    ocsp_timeout: OcspTimeoutOption = 5.0,
-    badkeys_blocklist: BadkeysOption = None,
+    fail_on: FailOnOption = "high",
     formats: FormatOption = [],  # noqa: B006
     sign: SignOption = None,
     history_db: HistoryOption = None,
+    *,
+    judging: Judging,
 ) -> None:
     """Join the shard reports of one sweep into one report; the fleet-wide rules run again across them.
 
@@ -55,18 +41,6 @@ def merge_command(
     Exit codes as scan's.
     """
     threshold = fail_on_severity(fail_on)
-    judging = Judging(
-        expiring_days,
-        crl,
-        ioc,
-        compromised_ca,
-        ca,
-        expected_roots,
-        baseline,
-        ocsp,
-        ocsp_timeout,
-        badkeys_blocklist,
-    )
 
     def body() -> int:
         from sweeper.cli.publishing import finish, publication_for
@@ -74,7 +48,7 @@ def merge_command(
 
         shards = [read_shard(path) for path in shard_reports]
         publication = publication_for(out, formats, threshold, sign, history_db)
-        report = merge(shards, judging.context(publication.history), tuple(rule) or None, argv=sys.argv)
+        report = merge(shards, judging.context(publication.history), judging.rules, argv=sys.argv)
         return finish(report, out, publication)
 
     run(body)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from sweeper.cli.app import (
+    FailOnOption,
     FormatOption,
     HistoryOption,
     LimitOption,
@@ -21,23 +22,11 @@ from sweeper.cli.app import (
     fail_on_severity,
     run,
 )
-from sweeper.cli.judging import (
-    BadkeysOption,
-    BaselineOption,
-    CaOption,
-    CompromisedCaOption,
-    CrlOption,
-    ExpectedRootsOption,
-    ExpiringDaysOption,
-    IocOption,
-    Judging,
-    OcspOption,
-    OcspTimeoutOption,
-    RuleOption,
-)
+from sweeper.cli.judging import Judging, judged
 
 
 @app.command("scan")
+@judged
 def scan_command(
     inventory: Annotated[Path, typer.Argument(help="Inventory file (TOML, or YAML of the same shape).")],
     limit: LimitOption = [],  # noqa: B006
@@ -52,20 +41,7 @@ def scan_command(
     retries: RetriesOption = 4,
     max_node_bytes: MaxNodeBytesOption = "64MiB",
     out: OutOption = Path("reports"),
-    fail_on: Annotated[
-        str, typer.Option(help="Exit 1 when a finding is at or above this severity.")
-    ] = "high",
-    expiring_days: ExpiringDaysOption = 30,
-    rule: RuleOption = [],  # noqa: B006
-    crl: CrlOption = [],  # noqa: B006
-    ioc: IocOption = [],  # noqa: B006
-    compromised_ca: CompromisedCaOption = [],  # noqa: B006
-    ca: CaOption = [],  # noqa: B006
-    expected_roots: ExpectedRootsOption = None,
-    baseline: BaselineOption = None,
-    ocsp: OcspOption = False,
-    ocsp_timeout: OcspTimeoutOption = 5.0,
-    badkeys_blocklist: BadkeysOption = None,
+    fail_on: FailOnOption = "high",
     formats: FormatOption = [],  # noqa: B006
     sign: SignOption = None,
     history_db: HistoryOption = None,
@@ -73,22 +49,12 @@ def scan_command(
         bool,
         typer.Option(help="Remember each key file's public key (by its hash) to skip openssl next time."),
     ] = True,
+    *,
+    judging: Judging,
 ) -> None:
     """Sweep the inventory's nodes (read-only) and report what is revoked or suspect."""
     threshold = fail_on_severity(fail_on)
     answer_cap = byte_size(max_node_bytes)
-    judging = Judging(
-        expiring_days,
-        crl,
-        ioc,
-        compromised_ca,
-        ca,
-        expected_roots,
-        baseline,
-        ocsp,
-        ocsp_timeout,
-        badkeys_blocklist,
-    )
 
     def body() -> int:
         from sweeper import keycache
@@ -107,7 +73,7 @@ def scan_command(
             concurrency=concurrency,
             retry=RetryPolicy(attempts=retries),
             context=judging.context(publication.history),
-            rules=tuple(rule) or None,
+            rules=judging.rules,
             ask=terminal_prompt(),
             key_cache=keycache.default_path() if key_cache else None,
             max_node_bytes=answer_cap,

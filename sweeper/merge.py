@@ -99,6 +99,11 @@ def check_shards(shards: Sequence[ShardReport]) -> None:
                 f"{shard.path}: swept inventory sha256 {inventory[:16]}…, {first.path} "
                 f"{first.report.run.inventory.sha256[:16]}…: shards of different inventories do not merge"
             )
+        if shard.shard.judging != first.shard.judging:
+            raise BadInput(
+                f"{shard.path}: judged with {' '.join(shard.shard.judging) or 'no option'}, {first.path} "
+                f"with {' '.join(first.shard.judging) or 'no option'}: shards judged differently do not merge"
+            )
         if shard.shard.count != first.shard.count:
             raise BadInput(
                 f"{shard.path}: shard {shard.shard.index}/{shard.shard.count}, {first.path} "

@@ -241,6 +241,8 @@ class ShardInfo:
     count: int
     positions: tuple[int, ...]
     """The inventory position (from 0) of each of this report's nodes, in the order of its `nodes`."""
+    judging: tuple[str, ...] = ()
+    """The options the shard was judged with (paths absolute), as a command line: `merge`'s default."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,7 +164,8 @@ def scan(
     shard_info = None
     if shard is not None:
         place = {node.name: position for position, node in enumerate(inventory.nodes)}
-        shard_info = ShardInfo(shard.index, shard.count, tuple(place[node.name] for node in nodes))
+        positions = tuple(place[node.name] for node in nodes)
+        shard_info = ShardInfo(shard.index, shard.count, positions, shard.judging)
     started = datetime.now(UTC)
     results, interrupted = asyncio.run(sweep(nodes, options, on_node))
     context = replace(options.context, names=names.policies(inventory.nodes))

@@ -22,10 +22,11 @@ _SPEC = re.compile(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*")
 
 @dataclass(frozen=True, slots=True)
 class ShardSpec:
-    """Shard `index` (1-based) of `count`."""
+    """Shard `index` (1-based) of `count`; `judging`: the sweep's judging options, recorded for `merge`."""
 
     index: int
     count: int
+    judging: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"

@@ -146,12 +146,11 @@ def signing_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def merged(
-    swept: Path, scan_args: list[str], signing_key: tuple[Path, Path]
-) -> tuple[subprocess.CompletedProcess[str], Path]:
+def merged(swept: Path, signing_key: tuple[Path, Path]) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The shards merged as they were judged (their reports say with which options)."""
     out = swept / "merged"
     done = run.sweeper(
-        "merge", *shard_reports(swept), "--out", out, *scan_args, "--format", "all", "--sign", signing_key[0]
+        "merge", *shard_reports(swept), "--out", out, "--format", "all", "--sign", signing_key[0]
     )
     return done, out
 
@@ -169,11 +168,22 @@ def test_shards_merged_are_the_one_process_sweep(swept: Path, merged: tuple[Any,
 
 
 @LINUX_ONLY
+def test_options_given_to_merge_judge_instead_of_the_shards_own(swept: Path, tmp_path: Path) -> None:
+    done = run.sweeper(
+        "merge", *shard_reports(swept), "--out", tmp_path, "--rule", "key-reuse", "--rule", "weak-key"
+    )
+    assert done.returncode == 1, done.stderr
+    rules = {f["rule"] for f in json.loads(report_in(tmp_path).read_text())["findings"]}
+    assert "key-reuse" in rules and not {"rogue-root", "compromised-issuer", "ioc-match"} & rules
+
+
+@LINUX_ONLY
 def test_each_shard_sweeps_its_slice_and_says_so(lab: LabHandle, swept: Path) -> None:
     names: list[str] = []
     for index, path in enumerate(shard_reports(swept), start=1):
         report = json.loads(path.read_text())
         assert report["run"]["shard"]["index"] == index and report["run"]["shard"]["count"] == SHARDS
+        assert "--compromised-ca" in report["run"]["shard"]["judging"]
         names += [n["name"] for n in report["nodes"]]
         assert len(report["nodes"]) == 12 // SHARDS
     assert sorted(names) == sorted(lab.ports)
@@ -229,6 +239,7 @@ def altered(source: Path, target: Path, change: Any) -> Path:
         ("rotation", "not a scan's"),
         ("not-a-report", "not a sweeper.report/1"),
         ("swapped-der", "is not the certificate"),
+        ("judged-differently", "judged differently"),
     ],
 )
 def test_shards_that_are_not_one_sweep_are_refused(
@@ -239,6 +250,7 @@ def test_shards_that_are_not_one_sweep_are_refused(
     renumber = lambda d: d["run"]["shard"].update(index=3)  # noqa: E731
     recount = lambda d: d["run"]["shard"].update(count=4, index=3)  # noqa: E731
     rotation = lambda d: d["run"].update(kind="rotate")  # noqa: E731
+    rejudge = lambda d: d["run"]["shard"].update(judging=["--expiring-days", "5"])  # noqa: E731
 
     def swap(document: dict[str, Any]) -> None:
         certificates = [c for n in document["nodes"] for c in n["certificates"]]
@@ -255,6 +267,7 @@ def test_shards_that_are_not_one_sweep_are_refused(
         "rotation": [first, second, altered(third, tmp_path / "t4.json", rotation)],
         "not-a-report": [first, second, altered(third, tmp_path / "t5.json", lambda d: d.update(schema="x"))],
         "swapped-der": [first, second, altered(third, tmp_path / "t6.json", swap)],
+        "judged-differently": [first, second, altered(third, tmp_path / "t7.json", rejudge)],
     }[case]
     done = run.sweeper("merge", *given, "--out", tmp_path / "out", in_process=True)
     assert done.returncode == 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -69,33 +69,86 @@ class Judging:
         """The `--rule`s given, None for every rule."""
         return tuple(self.rule) or None
 
-    def context(self, history_db: Path | None) -> Context:
-        """Every input read and checked (exit 2 on a bad one); `--baseline last`: `history_db`'s last run."""
+    def resolved(self, history_db: Path | None) -> Judging:
+        """Every path absolute, `--baseline last` replaced by the report it means (`history_db`'s last run).
+
+        :raises BadInput: `--baseline last` with no usable history (one line)
+        """
         from sweeper import history
-        from sweeper.detect import Context
         from sweeper.errors import BadInput
-        from sweeper.incident import load_incident
 
         baseline = self.baseline
         if baseline == Path("last"):
             if history_db is None:
                 raise BadInput("--baseline last: no history database to take the previous run from")
             baseline = history.last_report_path(history_db)
+        absolute = {
+            name: [path.absolute() for path in value]
+            if isinstance(value, list) and name != "rule"
+            else value.absolute()
+            if isinstance(value, Path)
+            else value
+            for name, value in self._values().items()
+        }
+        return Judging(**{**absolute, "baseline": baseline.absolute() if baseline else None})
+
+    def context(self, history_db: Path | None) -> Context:
+        """Every input read and checked (exit 2 on a bad one); `--baseline last`: `history_db`'s last run."""
+        from sweeper.detect import Context
+        from sweeper.incident import load_incident
+
+        judging = self.resolved(history_db)
         incident = load_incident(
-            crls=self.crl,
-            iocs=self.ioc,
-            compromised_cas=self.compromised_ca,
-            cas=self.ca,
-            expected_roots=self.expected_roots,
-            baseline=baseline,
-            badkeys_blocklist=self.badkeys_blocklist,
+            crls=judging.crl,
+            iocs=judging.ioc,
+            compromised_cas=judging.compromised_ca,
+            cas=judging.ca,
+            expected_roots=judging.expected_roots,
+            baseline=judging.baseline,
+            badkeys_blocklist=judging.badkeys_blocklist,
         )
         return Context(
-            expiring_days=self.expiring_days,
+            expiring_days=judging.expiring_days,
             incident=incident,
-            ocsp=self.ocsp,
-            ocsp_timeout=self.ocsp_timeout,
+            ocsp=judging.ocsp,
+            ocsp_timeout=judging.ocsp_timeout,
         )
+
+    def as_args(self) -> tuple[str, ...]:
+        """These options as a command line says them (what a shard's report records for `merge`)."""
+        args: list[str] = []
+        for name, value in self._values().items():
+            flag = _FLAGS[name]
+            if isinstance(value, bool):
+                args += [flag] if value else []
+            elif isinstance(value, list):
+                args += [part for item in value for part in (flag, str(item))]
+            elif value is not None:
+                args += [flag, str(value)]
+        return tuple(args)
+
+    @classmethod
+    def from_args(cls, args: Sequence[str], source: object) -> Judging:
+        """Options said as a command line (`as_args`), read by the same parser as `scan`'s.
+
+        :raises CorruptInput: naming `source`, when they do not parse (one line)
+        """
+        from sweeper.errors import CorruptInput
+
+        parser = typer.Typer(add_completion=False)
+        parser.command()(judging_options)
+        try:
+            judging = typer.main.get_command(parser).main(list(args), standalone_mode=False)
+        except Exception as exc:  # typer's own click: its usage errors say `format_message`
+            message = getattr(exc, "format_message", None)
+            if message is None:
+                raise
+            raise CorruptInput(source, f"its judging options do not parse: {message()}") from None
+        assert isinstance(judging, Judging)
+        return judging
+
+    def _values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
 
 
 def judging_options(
@@ -133,3 +186,18 @@ def judged(command: Callable[..., None]) -> Callable[..., None]:
     with_judging.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
     with_judging.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
     return with_judging
+
+
+def _flag(parameter: inspect.Parameter) -> str:
+    """The option's name on the command line, as typer makes it."""
+    (info,) = (
+        meta for meta in parameter.annotation.__metadata__ if isinstance(meta, typer.models.OptionInfo)
+    )
+    declared = [decl for decl in info.param_decls or () if decl.startswith("--")]
+    return declared[0] if declared else "--" + parameter.name.replace("_", "-")
+
+
+_FLAGS = {
+    name: _flag(parameter)
+    for name, parameter in inspect.signature(judging_options, eval_str=True).parameters.items()
+}

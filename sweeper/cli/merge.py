@@ -18,7 +18,7 @@ from sweeper.cli.app import (
     fail_on_severity,
     run,
 )
-from sweeper.cli.judging import Judging, judged
+from sweeper.cli.judging import Judging, judged, judging_options
 
 
 @app.command("merge")
@@ -37,8 +37,8 @@ def merge_command(
 ) -> None:
     """Join the shard reports of one sweep into one report; the fleet-wide rules run again across them.
 
-    Give the judging options (--crl, --ioc, --expected-roots, --rule ...) the shards were swept with.
-    Exit codes as scan's.
+    Judged as the shards were (their reports record their --crl, --ioc, --rule ... options)
+    unless judging options are given here. Exit codes as scan's.
     """
     threshold = fail_on_severity(fail_on)
 
@@ -48,7 +48,10 @@ def merge_command(
 
         shards = [read_shard(path) for path in shard_reports]
         publication = publication_for(out, formats, threshold, sign, history_db)
-        report = merge(shards, judging.context(publication.history), judging.rules, argv=sys.argv)
+        chosen = judging
+        if judging == judging_options():
+            chosen = Judging.from_args(shards[0].shard.judging, shards[0].path)
+        report = merge(shards, chosen.context(publication.history), chosen.rules, argv=sys.argv)
         return finish(report, out, publication)
 
     run(body)

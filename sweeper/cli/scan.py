@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -69,6 +70,8 @@ def scan_command(
         inv = load_inventory(inventory)
         nodes = inv.limited(limit) if spec is None else shard_of(inv.limited(limit), spec)
         publication = publication_for(out, formats, threshold, sign, history_db)
+        if spec is not None:
+            spec = replace(spec, judging=judging.resolved(publication.history).as_args())
         options = ScanOptions(
             concurrency=concurrency,
             retry=RetryPolicy(attempts=retries),

@@ -158,6 +158,9 @@ class Shard(_Model):
     count: int = Field(ge=1)
     positions: list[Annotated[int, Field(ge=0)]]
     """The inventory position (from 0) of each node of the report, in the order of `nodes`."""
+    judging: list[str] = []
+    """The judging options the shard was swept with (`--crl`, `--rule`, ... paths absolute), as
+    arguments: what `merge` judges with when given none, and what every shard must share."""
 
     @model_validator(mode="after")
     def _index_within_count(self) -> Shard:

@@ -28,9 +28,6 @@ class ShardSpec:
     count: int
     judging: tuple[str, ...] = ()
 
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
-
 
 def parse_shard(text: str) -> ShardSpec:
     """`K/N` with 1 <= K <= N <= MAX_SHARDS.

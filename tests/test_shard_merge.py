@@ -178,6 +178,12 @@ def test_options_given_to_merge_judge_instead_of_the_shards_own(swept: Path, tmp
 
 
 @LINUX_ONLY
+def test_a_shard_is_never_the_baseline_of_the_next_sweep(lab: LabHandle, swept: Path) -> None:
+    done = run.sweeper("scan", lab.inventory, "--out", swept / "shard-1", "--baseline", "last", env=lab.env)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "baseline" in done.stderr
+
+
+@LINUX_ONLY
 def test_each_shard_sweeps_its_slice_and_says_so(lab: LabHandle, swept: Path) -> None:
     names: list[str] = []
     for index, path in enumerate(shard_reports(swept), start=1):

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from sweeper.cli.judging import Judging, judging_options
 from sweeper.errors import BadInput
 from sweeper.lab import LabHandle, start_lab
 from sweeper.model import Node
@@ -88,6 +89,21 @@ def test_the_slice_does_not_depend_on_the_hash_seed() -> None:
         for seed in ("1", "2", "3")
     }
     assert len(seen) == 1
+
+
+def test_a_shard_records_its_judging_options_with_absolute_paths(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    given = judging_options(
+        crl=[Path("crls")], rule=["key-reuse", "rogue-root"], baseline=Path("before.json"), ocsp=True
+    )
+    resolved = given.resolved(None)
+    recorded = resolved.as_args()
+    assert str(tmp_path / "crls") in recorded and str(tmp_path / "before.json") in recorded
+    monkeypatch.chdir("/")
+    assert Judging.from_args(recorded, "shard.json") == resolved != given
+    assert Judging.from_args((), "shard.json") == judging_options()
+    with pytest.raises(BadInput):
+        Judging.from_args(["--crl"], "shard.json")
 
 
 def test_a_bad_shard_option_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -82,15 +82,8 @@ class Judging:
             if history_db is None:
                 raise BadInput("--baseline last: no history database to take the previous run from")
             baseline = history.last_report_path(history_db)
-        absolute = {
-            name: [path.absolute() for path in value]
-            if isinstance(value, list) and name != "rule"
-            else value.absolute()
-            if isinstance(value, Path)
-            else value
-            for name, value in self._values().items()
-        }
-        return Judging(**{**absolute, "baseline": baseline.absolute() if baseline else None})
+        given = {**self._values(), "baseline": baseline}
+        return Judging(**{name: _absolute(value) for name, value in given.items()})
 
     def context(self, history_db: Path | None) -> Context:
         """Every input read and checked (exit 2 on a bad one); `--baseline last`: `history_db`'s last run."""
@@ -148,7 +141,16 @@ class Judging:
         return judging
 
     def _values(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+
+def _absolute(value: object) -> object:
+    """Paths made absolute (what a shard records must not depend on its working folder), the rest as is."""
+    if isinstance(value, Path):
+        return value.absolute()
+    if isinstance(value, list):
+        return [_absolute(item) for item in value]
+    return value
 
 
 def judging_options(

@@ -73,6 +73,7 @@ def test_inventory_and_keys_come_from_a_secret_known_hosts_from_a_configmap() ->
         name for name, v in volumes.items() if v.get("secret", {}).get("secretName") == "sweeper-inventory"
     )
     assert env_of(job("scan"))["SWEEPER_INVENTORY"].startswith(mounts[secret] + "/")
+    assert volumes[secret]["secret"]["defaultMode"] & 0o007 == 0, "keys readable by others"
     assert any(v.get("configMap", {}).get("name") == "sweeper-known-hosts" for v in volumes.values())
 
 

@@ -25,6 +25,7 @@ from sweeper.model import (
     CertRecord,
     CrlRecord,
     Finding,
+    InputRef,
     InventoryRef,
     KeyInfo,
     NodeResult,
@@ -104,6 +105,11 @@ def check_shards(shards: Sequence[ShardReport]) -> None:
                 f"{shard.path}: judged with {' '.join(shard.shard.judging) or 'no option'}, {first.path} "
                 f"with {' '.join(first.shard.judging) or 'no option'}: shards judged differently do not merge"
             )
+        if _inputs(shard.report.run.inputs) != _inputs(first.report.run.inputs):
+            raise BadInput(
+                f"{shard.path}: its incident inputs (paths, SHA-256) are not {first.path}'s: "
+                "shards judged by different files do not merge"
+            )
         if shard.shard.count != first.shard.count:
             raise BadInput(
                 f"{shard.path}: shard {shard.shard.index}/{shard.shard.count}, {first.path} "
@@ -125,6 +131,26 @@ def check_shards(shards: Sequence[ShardReport]) -> None:
     if missing:
         names = ", ".join(f"{index}/{first.shard.count}" for index in missing)
         raise BadInput(f"merge: shard(s) {names} missing: every shard of the sweep is needed")
+
+
+def check_recorded_inputs(shards: Sequence[ShardReport], inputs: Iterable[InputRef]) -> None:
+    """The files the merge read are the very ones the shards recorded (same paths, same SHA-256).
+
+    :raises BadInput: one changed or went missing since the shards read it (one line)
+    """
+    recorded = _inputs(shards[0].report.run.inputs)
+    now = _inputs(inputs)
+    changed, unread = sorted(recorded - now), sorted(now - recorded)
+    if changed:
+        kind, path, _ = changed[0]
+        raise BadInput(f"{path}: the shards' --{kind} input changed or went away since they read it")
+    if unread:
+        kind, path, _ = unread[0]
+        raise BadInput(f"{path}: a --{kind} input the shards did not read")
+
+
+def _inputs(items: Iterable[InputRef | schema.Input]) -> frozenset[tuple[str, str, str]]:
+    return frozenset((item.kind, item.path, item.sha256) for item in items)
 
 
 def merge(
@@ -162,6 +188,8 @@ def merge(
         inventory=InventoryRef(runs[0].inventory.path, runs[0].inventory.sha256),
         argv=tuple(argv),
         interrupted=any(r.interrupted for r in runs),
+        inputs=context.incident.inputs,
+        rules=tuple(r.id for r in chosen),
         shards=tuple(
             ShardRef(shard.report.run.id, shard.shard.index, str(shard.path), shard.sha256)
             for shard in sorted(shards, key=lambda s: s.shard.index)

@@ -160,7 +160,7 @@ def scan(
     `shard`: the nodes are that shard's (`shard.shard_of`); the report says so, with each
     node's inventory position, and keeps what `merge` needs.
     """
-    select(options.rules)  # an unknown rule is bad input before any connection is made
+    rules = select(options.rules)  # an unknown rule is bad input before any connection is made
     shard_info = None
     if shard is not None:
         place = {node.name: position for position, node in enumerate(inventory.nodes)}
@@ -180,5 +180,7 @@ def scan(
         argv=tuple(argv if argv is not None else sys.argv),  # no option takes a secret's value
         interrupted=interrupted,
         shard=shard_info,
+        inputs=context.incident.inputs,
+        rules=tuple(chosen.id for chosen in rules),
     )
     return Report(run=run, nodes=tuple(results), findings=tuple(findings))

@@ -262,6 +262,8 @@ def altered(source: Path, target: Path, change: Any) -> Path:
         ("not-a-report", "not a sweeper.report/1"),
         ("swapped-der", "is not the certificate"),
         ("judged-differently", "judged differently"),
+        ("other-input-files", "judged by different files"),
+        ("input-changed-since", "changed or went away since they read it"),
     ],
 )
 def test_shards_that_are_not_one_sweep_are_refused(
@@ -273,6 +275,7 @@ def test_shards_that_are_not_one_sweep_are_refused(
     recount = lambda d: d["run"]["shard"].update(count=4, index=3)  # noqa: E731
     rotation = lambda d: d["run"].update(kind="rotate")  # noqa: E731
     rejudge = lambda d: d["run"]["shard"].update(judging=["--expiring-days", "5"])  # noqa: E731
+    rehash = lambda d: d["run"]["inputs"][0].update(sha256="0" * 64)  # noqa: E731
 
     def swap(document: dict[str, Any]) -> None:
         certificates = [c for n in document["nodes"] for c in n["certificates"]]
@@ -290,6 +293,10 @@ def test_shards_that_are_not_one_sweep_are_refused(
         "not-a-report": [first, second, altered(third, tmp_path / "t5.json", lambda d: d.update(schema="x"))],
         "swapped-der": [first, second, altered(third, tmp_path / "t6.json", swap)],
         "judged-differently": [first, second, altered(third, tmp_path / "t7.json", rejudge)],
+        "other-input-files": [first, second, altered(third, tmp_path / "t8.json", rehash)],
+        "input-changed-since": [
+            altered(s, tmp_path / f"all-{i}.json", rehash) for i, s in enumerate(shard_reports(swept))
+        ],
     }[case]
     done = run.sweeper("merge", *given, "--out", tmp_path / "out", in_process=True)
     assert done.returncode == 2

@@ -22,29 +22,47 @@ if TYPE_CHECKING:
 
 PathList = list[Path]
 
-ExpiringDaysOption = Annotated[int, typer.Option(min=0, help="Warn of certificates expiring this soon.")]
-RuleOption = Annotated[list[str], typer.Option("--rule", help="Run only this rule (repeatable).")]
+ExpiringDaysOption = Annotated[
+    int, typer.Option(metavar="DAYS", min=0, help="Warn of certificates expiring this soon.")
+]
+RuleOption = Annotated[
+    list[str], typer.Option("--rule", metavar="RULE", help="Run only this rule (repeatable).")
+]
 CrlOption = Annotated[
-    PathList, typer.Option("--crl", help="CRL file or folder of CRLs, PEM or DER (repeatable).")
+    PathList,
+    typer.Option("--crl", metavar="FILE|DIR", help="CRL file or folder of CRLs, PEM or DER (repeatable)."),
 ]
 IocOption = Annotated[
-    PathList, typer.Option("--ioc", help="IOC file: fingerprints, spki:, serial:, PEM (repeatable).")
+    PathList,
+    typer.Option("--ioc", metavar="FILE", help="IOC file: fingerprints, spki:, serial:, PEM (repeatable)."),
 ]
 CompromisedCaOption = Annotated[
-    PathList, typer.Option("--compromised-ca", help="Certificate of a compromised CA (repeatable).")
+    PathList,
+    typer.Option("--compromised-ca", metavar="FILE", help="Certificate of a compromised CA (repeatable)."),
 ]
-CaOption = Annotated[PathList, typer.Option("--ca", help="Issuer certificates to check CRLs and OCSP with.")]
+CaOption = Annotated[
+    PathList, typer.Option("--ca", metavar="FILE", help="Issuer certificates to check CRLs and OCSP with.")
+]
 ExpectedRootsOption = Annotated[
-    Path | None, typer.Option(help="PEM bundle of the roots the fleet should trust (for rogue-root).")
+    Path | None,
+    typer.Option(metavar="FILE", help="PEM bundle of the roots the fleet should trust (for rogue-root)."),
 ]
 BaselineOption = Annotated[
     Path | None,
-    typer.Option(help="Earlier scan report (JSON) whose anchors are expected; 'last': the previous run."),
+    typer.Option(
+        metavar="FILE|last",
+        help="Earlier scan report (JSON) whose anchors are expected; 'last': the previous run.",
+    ),
 ]
 OcspOption = Annotated[bool, typer.Option("--ocsp", help="Also ask each certificate's OCSP responder.")]
-OcspTimeoutOption = Annotated[float, typer.Option(min=0.1, help="Seconds to wait for an OCSP answer.")]
+OcspTimeoutOption = Annotated[
+    float, typer.Option(metavar="SECONDS", min=0.1, help="Seconds to wait for an OCSP answer.")
+]
 BadkeysOption = Annotated[
-    Path | None, typer.Option(help="badkeys' blocklist.dat (or its folder) for known-compromised-key.")
+    Path | None,
+    typer.Option(
+        metavar="FILE|DIR", help="badkeys' blocklist.dat (or its folder) for known-compromised-key."
+    ),
 ]
 
 

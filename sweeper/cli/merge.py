@@ -14,18 +14,24 @@ from sweeper.cli.app import (
     HistoryOption,
     OutOption,
     SignOption,
-    app,
+    command,
     fail_on_severity,
     run,
 )
 from sweeper.cli.judging import Judging, judged, judging_options
 
 
-@app.command("merge")
+@command(
+    "merge",
+    examples="""
+    sweeper merge shards/*/*.json --out reports
+    sweeper merge shard-1.json shard-2.json shard-3.json --out reports --format all --sign report.key
+    """,
+)
 @judged
 def merge_command(
     shard_reports: Annotated[
-        list[Path], typer.Argument(help="Every shard's JSON report (scan --shard K/N).")
+        list[Path], typer.Argument(metavar="REPORT", help="Every shard's JSON report (scan --shard K/N).")
     ],
     out: OutOption = Path("reports"),
     fail_on: FailOnOption = "high",
@@ -44,14 +50,16 @@ def merge_command(
 
     def body() -> int:
         from sweeper.cli.publishing import finish, publication_for
-        from sweeper.merge import merge, read_shard
+        from sweeper.merge import check_recorded_inputs, merge, read_shard
 
         shards = [read_shard(path) for path in shard_reports]
         publication = publication_for(out, formats, threshold, sign, history_db)
-        chosen = judging
-        if judging == judging_options():
-            chosen = Judging.from_args(shards[0].shard.judging, shards[0].path)
-        report = merge(shards, chosen.context(publication.history), chosen.rules, argv=sys.argv)
+        recorded = judging == judging_options()
+        chosen = Judging.from_args(shards[0].shard.judging, shards[0].path) if recorded else judging
+        context = chosen.context(publication.history)
+        if recorded:
+            check_recorded_inputs(shards, context.incident.inputs)
+        report = merge(shards, context, chosen.rules, argv=sys.argv)
         return finish(report, out, publication)
 
     run(body)

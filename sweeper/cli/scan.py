@@ -18,27 +18,38 @@ from sweeper.cli.app import (
     OutOption,
     RetriesOption,
     SignOption,
-    app,
     byte_size,
+    command,
     fail_on_severity,
     run,
 )
 from sweeper.cli.judging import Judging, judged
 
 
-@app.command("scan")
+@command(
+    "scan",
+    examples="""
+    sweeper scan inventories/fleet.toml
+    sweeper scan fleet.toml --crl crls/ --ioc ioc.txt --compromised-ca old-root.pem --expected-roots roots.pem
+    sweeper scan fleet.toml --limit vcenter --format all --fail-on critical --sign report.key
+    sweeper scan fleet.toml --shard 2/4 --out shards/2   (then: sweeper merge shards/*/*.json)
+    """,
+)
 @judged
 def scan_command(
-    inventory: Annotated[Path, typer.Argument(help="Inventory file (TOML, or YAML of the same shape).")],
+    inventory: Annotated[
+        Path, typer.Argument(metavar="INVENTORY", help="Inventory file (TOML, or YAML of the same shape).")
+    ],
     limit: LimitOption = [],  # noqa: B006
     shard: Annotated[
         str | None,
         typer.Option(
-            help="Sweep only shard K of N (K/N, K in 1..N): a fixed slice by node name; "
-            "`sweeper merge` joins the N reports."
+            metavar="K/N",
+            help="Sweep only shard K of N (K in 1..N): a fixed slice by node name; "
+            "`sweeper merge` joins the N reports.",
         ),
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Nodes swept at once.")] = 100,
+    concurrency: Annotated[int, typer.Option(metavar="N", min=1, help="Nodes swept at once.")] = 100,
     retries: RetriesOption = 4,
     max_node_bytes: MaxNodeBytesOption = "64MiB",
     out: OutOption = Path("reports"),

@@ -135,7 +135,12 @@ def detect(
                 findings.extend(chosen.check(node, context))
         else:
             findings.extend(chosen.check(fleet, context))
-    return sorted(findings, key=lambda f: (-f.severity, f.rule, f.node or "", f.store or "", f.entry or ""))
+    return sorted(findings, key=finding_order)
+
+
+def finding_order(item: Finding) -> tuple[int, str, str, str, str]:
+    """How a report lists its findings: most severe first, then by rule, node, store and entry."""
+    return (-item.severity, item.rule, item.node or "", item.store or "", item.entry or "")
 
 
 def input_needs() -> dict[str, frozenset[str]]:

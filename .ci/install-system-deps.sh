@@ -2,7 +2,8 @@
 # Install the Debian packages the tests need: a real OpenSSH sshd and client,
 # the openssl CLI (the test PKI is made with it), sudo (the `become` tests), busybox
 # (ESXi's shell, for the read script), and Chromium with a font (the HTML report is
-# opened headless: render, filter, screenshot, print to PDF).
+# opened headless: render, filter, screenshot, print to PDF), and OpenLDAP's slapd with
+# its clients (the lab vCenter's VMware Directory).
 # Idempotent and non-interactive; apt is skipped when everything is present,
 # so re-runs cost nothing. Runs as root (or through sudo when it exists).
 set -eu
@@ -12,7 +13,8 @@ export DEBIAN_FRONTEND=noninteractive
 # package:file that proves it is installed
 wanted="openssh-server:/usr/sbin/sshd openssh-client:/usr/bin/ssh-keygen openssl:/usr/bin/openssl \
 sudo:/usr/bin/sudo busybox:/bin/busybox chromium:/usr/bin/chromium \
-fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf slapd:/usr/sbin/slapd \
+ldap-utils:/usr/bin/ldapsearch"
 
 missing=""
 for item in $wanted; do

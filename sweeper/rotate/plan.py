@@ -308,7 +308,10 @@ def _reissue_steps(node: Node, result: NodeResult, policy: NamePolicy) -> tuple[
             "dropped": dropped,
         }
         if vecs_store is not None:
-            steps.append(ReissueVecs(store=vecs_store, alias=cert.entry, **common))
+            solution_user = node.profile is Profile.VCSA and vecs_store in vcsa.SOLUTION_USERS
+            steps.append(
+                ReissueVecs(store=vecs_store, alias=cert.entry, service_principal=solution_user, **common)
+            )
         elif cert.key is not None:
             steps.append(ReissueFile(cert=cert.store, key=cert.key.path, **common))
     if not steps:

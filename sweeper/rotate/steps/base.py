@@ -30,11 +30,13 @@ class Phase(enum.StrEnum):
 
 
 class BackupKind(enum.StrEnum):
-    """What a journal backup holds: a file, a VECS entry, or a root published to VMware Directory."""
+    """What a journal backup holds: a file, a VECS entry, a root published to VMware Directory,
+    or one VMware Directory object (its LDIF; target = its DN)."""
 
     FILE = "file"
     VECS = "vecs"
     VMDIR = "vmdir"
+    LDAP = "ldap"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,208 @@
+"""VMware Directory on a vCenter, over its session: the machine ID, LDAP reads and writes with the
+appliance's OpenLDAP clients, `dir-cli service update`, and the journal's LDAP backups.
+
+The SSO password reaches the clients only through a 0600 file that the same script writes
+(from its stdin) and removes, and dir-cli on its stdin: never argv, so `ps` never shows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+
+from sweeper.errors import CommandFailed
+from sweeper.model import Node
+from sweeper.pki.parse import pem_blocks
+from sweeper.platforms import vmdir as facts
+from sweeper.platforms.vcsa import DIR_CLI
+from sweeper.rotate import remote
+from sweeper.rotate.node import SsoPassword, run
+from sweeper.rotate.steps.base import BackupKind, StepContext
+from sweeper.shell import Output, RunTime, Tag, mark
+from sweeper.shell import quote as q
+from sweeper.ssh import Session
+from sweeper.stores.ldif import LdifEntry, add_ldif, parse_ldif, replace_ldif
+
+NO_SUCH_OBJECT = 32
+"""ldapsearch/ldapdelete exit status when the object is not there."""
+RDN_ATTRIBUTES = ("objectclass", "cn")
+"""Never replaced on restore: the class and the naming attribute stay what they are."""
+
+
+def login_of(node: Node) -> str:
+    return node.sso_user or "administrator@vsphere.local"
+
+
+def domain_of(node: Node) -> str:
+    return login_of(node).partition("@")[2] or "vsphere.local"
+
+
+def machine_id_script(node: Node) -> str:
+    return (
+        mark(Tag.DIRCLI, "m0")
+        + f"sw_run {q(node.path(facts.VMAFD_CLI))} get-machine-id --server-name localhost\n"
+    )
+
+
+async def machine_id(session: Session) -> str:
+    """The vCenter's machine ID (`vmafd-cli get-machine-id`), checked to be a plain identifier."""
+    output = await run(session, machine_id_script(session.node), "vmafd-cli get-machine-id")
+    error = output.error("m0")
+    found = output.text("m0").strip()
+    if error or not found or len(found) > 64 or not all(c.isalnum() or c == "-" for c in found):
+        raise CommandFailed(f"vmafd-cli get-machine-id: {error or 'no machine ID'}")
+    return found
+
+
+def _with_password(node: Node, password: str, body: str) -> str:
+    """`body` with $SW_PW naming a 0600 file that holds the password, removed right after."""
+    pw_file = node.path(f"{remote.PENDING_DIR}/.sso-{secrets.token_hex(6)}")
+    return (
+        "umask 077\n"
+        + remote.put_file(
+            pw_file, password.encode() if not isinstance(password, RunTime) else password, None, None, "0600"
+        )
+        + f"SW_PW={q(pw_file)}\n"
+        + body
+        + 'rm -f "$SW_PW"\n'
+    )
+
+
+def _client(node: Node, tool: str) -> str:
+    path = {"ldapsearch": facts.LDAPSEARCH, "ldapmodify": facts.LDAPMODIFY, "ldapdelete": facts.LDAPDELETE}[
+        tool
+    ]
+    return f'{q(node.path(path))} -x -H {facts.LDAP_URI} -D {q(facts.bind_dn(login_of(node)))} -y "$SW_PW"'
+
+
+def search_script(
+    node: Node, password: str, base: str, scope: str = "base", ldap_filter: str = "(objectClass=*)"
+) -> str:
+    body = (
+        mark(Tag.DIRCLI, "s0")
+        + f"sw_run {_client(node, 'ldapsearch')} -LLL -o ldif-wrap=no"
+        + f" -b {q(base)} -s {scope} {q(ldap_filter)} '*'\n"
+    )
+    return _with_password(node, password, body)
+
+
+async def search(
+    session: Session,
+    sso_password: SsoPassword,
+    base: str,
+    scope: str = "base",
+    ldap_filter: str = "(objectClass=*)",
+) -> list[LdifEntry]:
+    """Objects under `base` (none when it does not exist); any other failure fails the step."""
+    node = session.node
+    output = await run(
+        session, search_script(node, sso_password(node), base, scope, ldap_filter), "ldapsearch"
+    )
+    if output.error("s0") and not _no_such_object(output, "s0"):
+        raise CommandFailed(f"ldapsearch {base}: {output.error('s0')}")
+    return parse_ldif(output.text("s0"))
+
+
+def _no_such_object(output: Output, section: str) -> bool:
+    return any(s.rc == NO_SUCH_OBJECT for s in output.of(section))
+
+
+def modify_script(node: Node, password: str, ldif: str | RunTime, add: bool = False) -> str:
+    body = (
+        mark(Tag.DIRCLI, "w0")
+        + f"sw_run {_client(node, 'ldapmodify')}{' -a' if add else ''}"
+        + f" <<'SWEEPER_LDIF'\n{ldif}\nSWEEPER_LDIF\n"
+    )
+    return _with_password(node, password, body)
+
+
+async def modify(session: Session, sso_password: SsoPassword, ldif: str, add: bool = False) -> None:
+    node = session.node
+    output = await run(session, modify_script(node, sso_password(node), ldif, add), "ldapmodify")
+    if output.error("w0"):
+        raise CommandFailed(f"ldapmodify: {output.error('w0')}")
+
+
+async def delete(session: Session, sso_password: SsoPassword, dn: str) -> None:
+    """Delete one object; one already gone is no error."""
+    node = session.node
+    body = mark(Tag.DIRCLI, "x0") + f"sw_run {_client(node, 'ldapdelete')} {q(dn)}\n"
+    output = await run(session, _with_password(node, sso_password(node), body), "ldapdelete")
+    if output.error("x0") and not _no_such_object(output, "x0"):
+        raise CommandFailed(f"ldapdelete {dn}: {output.error('x0')}")
+
+
+def service_update_script(node: Node, password: str, name: str, cert_pem: bytes | RunTime) -> str:
+    """`dir-cli service update --name <su>-<machineID> --cert F`, the password on its stdin."""
+    work = node.path(f"{remote.PENDING_DIR}/su-{hashlib.sha256(name.encode()).hexdigest()[:12]}")
+    cli = q(node.path(DIR_CLI))
+    return (
+        remote.put_file(f"{work}/cert.pem", cert_pem, None, None, "0600")
+        + mark(Tag.DIRCLI, "d0")
+        + f"printf '%s\\n' {q(password)} | sw_run {cli} service update --name {q(name)}"
+        + f" --cert {q(work + '/cert.pem')} --login {q(login_of(node))}\n"
+        + remote.remove_tree(work)
+    )
+
+
+async def back_up_entries(
+    ctx: StepContext, session: Session, entries: list[LdifEntry], dns: list[str]
+) -> None:
+    """Each DN's first state in the journal (sealed: STS objects hold a private key); a DN that
+    is not among `entries` is recorded as absent, so rollback deletes what the step creates."""
+    found = {e.dn.lower(): e for e in entries}
+    for dn in dns:
+        entry = found.get(dn.lower())
+        content = json.dumps({"ldif": add_ldif(entry)}).encode() if entry else None
+        ctx.journal.backup(
+            session.node.name, BackupKind.LDAP, dn, existed=entry is not None, content=content, secret=True
+        )
+
+
+async def restore_entry(
+    ctx: StepContext, session: Session, dn: str, existed: bool, content: bytes | None
+) -> None:
+    """Put one object back as the backup holds it: attributes replaced in their order, the object
+    added again if it was deleted, or deleted if the rotation created it. Read back to compare."""
+    now = await search(session, ctx.sso_password, dn)
+    if not existed:
+        if now:
+            await delete(session, ctx.sso_password, dn)
+        return
+    (saved,) = parse_ldif(json.loads(content or b"{}").get("ldif", ""))
+    if not now:
+        await modify(session, ctx.sso_password, add_ldif(saved), add=True)
+    else:
+        names = list(dict.fromkeys(n for n, _ in saved.attributes if n.lower() not in RDN_ATTRIBUTES))
+        extra = {n for n, _ in now[0].attributes if n.lower() not in RDN_ATTRIBUTES} - set(names)
+        changes = [(n, saved.values(n)) for n in names] + [(n, []) for n in sorted(extra)]
+        await modify(session, ctx.sso_password, replace_ldif(dn, changes))
+    after = await search(session, ctx.sso_password, dn)
+    if not after or add_ldif(after[0]) != add_ldif(saved):
+        raise CommandFailed(f"{dn}: not identical to the backup after restoring it")
+
+
+async def register_solution_user(ctx: StepContext, session: Session, store: str, cert_pem: bytes) -> str:
+    """VMware Directory first: the solution user's ServicePrincipal (`<su>-<machineID>`) gets the
+    new certificate with `dir-cli service update`, backed up before and read back after."""
+    node = session.node
+    name = f"{store}-{await machine_id(session)}"
+    dn = facts.service_principal_dn(domain_of(node), name)
+    entries = await search(session, ctx.sso_password, dn)
+    if not entries:
+        raise CommandFailed(f"ServicePrincipal {name} is not in VMware Directory")
+    await back_up_entries(ctx, session, entries, [dn])
+    new_der = next(b.der for b in pem_blocks(cert_pem) if b.label == "CERTIFICATE")
+    if entries[0].values("userCertificate") != [new_der]:
+        output = await run(
+            session,
+            service_update_script(node, ctx.sso_password(node), name, cert_pem),
+            "dir-cli service update",
+        )
+        if output.error("d0"):
+            raise CommandFailed(f"dir-cli service update --name {name}: {output.error('d0')}")
+    after = await search(session, ctx.sso_password, dn)
+    if not after or after[0].values("userCertificate") != [new_der]:
+        raise CommandFailed(f"ServicePrincipal {name}: the new certificate is not there after updating it")
+    return name

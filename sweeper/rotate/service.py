@@ -29,6 +29,7 @@ from sweeper.rotate.journal import Journal
 from sweeper.rotate.plan import Plan, WaveOptions, flagged_from_report, make_plan
 from sweeper.rotate.rollback import refuse_unplanned, rollback_node
 from sweeper.rotate.steps import StepContext
+from sweeper.rotate.vcenter import check_vcenters
 from sweeper.scan import ScanOptions, scan
 from sweeper.ssh import MAX_NODE_BYTES, AskSecret, Connector, RetryPolicy
 
@@ -126,6 +127,8 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
         name_policies=names.policies(inventory.nodes),
     )
     _check_sso(nodes, plan, request.env, ask)
+    connector = Connector(nodes, request.retry, ask, request.env, request.max_node_bytes)
+    check_vcenters({n.name: n for n in nodes}, plan, connector, _sso_password(connector))
     return Prepared(inventory, nodes, before, ca, plan)
 
 

@@ -36,6 +36,8 @@ from sweeper.rotate.steps import (
     ReissueVecs,
     RemoveAnchors,
     RemoveCrls,
+    RepinLookupService,
+    ReplaceSts,
     Restart,
     Step,
     VerifyTls,
@@ -189,11 +191,13 @@ def make_plan(
     removed_subjects = {c.facts.subject for c in every_cert if c.facts.sha256 in remove and c.facts.is_ca}
     steps: list[Step] = []
     skipped: list[Skipped] = []
+    sts_domains: set[str] = set()
     for result in swept:
         node = nodes[result.name]
         if node.profile is Profile.VCSA and not vmca_compatible:
             raise BadInput(f"node '{node.name}' is a vCenter: VMCA accepts RSA only, use an RSA root")
-        steps += _with_persist(node, Phase.TRUST, _trust_steps(node, result))
+        trust = _trust_steps(node, result)
+        steps += _with_persist(node, Phase.TRUST, trust + _sts_steps(node, trust, sts_domains))
         reissue, not_replaced = _reissue_steps(node, result, policies[node.name])
         steps += reissue
         skipped += not_replaced
@@ -283,6 +287,26 @@ def _trust_steps(node: Node, result: NodeResult) -> list[Step]:
     return steps
 
 
+def sso_domain(node: Node) -> str:
+    """The node's SSO domain, from its SSO login (administrator@vsphere.local by default)."""
+    return (node.sso_user or "administrator@vsphere.local").partition("@")[2] or "vsphere.local"
+
+
+def _sts_steps(node: Node, trust: list[Step], done: set[str]) -> list[Step]:
+    """The STS signing certificate, once per SSO domain: on its first vCenter, after the new root
+    is published there (DESIGN: right after the trust phase, before any vCenter restarts)."""
+    domain = sso_domain(node)
+    if (
+        node.profile is not Profile.VCSA
+        or domain in done
+        or not any(isinstance(s, VmdirPublish) for s in trust)
+    ):
+        return []
+    done.add(domain)
+    profile = LeafProfile("ssoserverSign", (normal(node.host),))
+    return [ReplaceSts(node=node.name, domain=domain, profile=profile)]
+
+
 def _reissue_steps(node: Node, result: NodeResult, policy: NamePolicy) -> tuple[list[Step], list[Skipped]]:
     """Per identity of the node: a new key and a certificate with the fixed profile and approved names."""
     steps: list[Step] = []
@@ -316,6 +340,8 @@ def _reissue_steps(node: Node, result: NodeResult, policy: NamePolicy) -> tuple[
             steps.append(ReissueFile(cert=cert.store, key=cert.key.path, **common))
     if not steps:
         return steps, skipped
+    if any(isinstance(s, ReissueVecs) and s.store == vcsa.MACHINE_SSL for s in steps):
+        steps.append(RepinLookupService(node=node.name, domain=sso_domain(node)))
     steps = _with_persist(node, Phase.REISSUE, steps)
     if node.restart:
         steps.append(Restart(node=node.name, command=node.restart))

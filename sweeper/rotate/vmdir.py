@@ -108,11 +108,16 @@ def _no_such_object(output: Output, section: str) -> bool:
     return any(s.rc == NO_SUCH_OBJECT for s in output.of(section))
 
 
-def modify_script(node: Node, password: str, ldif: str | RunTime, add: bool = False) -> str:
+def modify_script(
+    node: Node, password: str, ldif: str | RunTime, add: bool = False, expand: bool = False
+) -> str:
+    """ldapmodify with `ldif` on its stdin; `expand`: the node's shell fills in `$(...)` (a value
+    computed there, such as a private key that never leaves the node)."""
+    end = "SWEEPER_LDIF" if expand else "'SWEEPER_LDIF'"
     body = (
         mark(Tag.DIRCLI, "w0")
         + f"sw_run {_client(node, 'ldapmodify')}{' -a' if add else ''}"
-        + f" <<'SWEEPER_LDIF'\n{ldif}\nSWEEPER_LDIF\n"
+        + f" <<{end}\n{ldif}\nSWEEPER_LDIF\n"
     )
     return _with_password(node, password, body)
 

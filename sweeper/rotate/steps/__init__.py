@@ -2,7 +2,8 @@
 
 Trust (`AddAnchor`, `VmdirPublish`), reissue (`ReissueFile`, `ReissueVecs`, `Persist`,
 `Restart`, `VerifyTls`) and purge (`RemoveAnchors`, `VmdirUnpublish`, `ClearVecsStore`,
-`RemoveCrls`, `DeleteVecsCrls`, `PublishCrl`). Each says what it does (`describe`), what
+`RemoveCrls`, `DeleteVecsCrls`, `PublishCrl`); VMware Directory objects (`ReplaceSts` in the trust
+phase, `RepinLookupService` after Machine SSL; steps/directory.py). Each says what it does (`describe`), what
 the preflight must back up before it (`backups`), the scripts it runs (`scripts`, for
 `rotate --dry-run --show-scripts`), and carries itself out (`apply`).
 """
@@ -24,6 +25,7 @@ from sweeper.rotate.steps.base import (
     StepContext,
     VecsBackup,
 )
+from sweeper.rotate.steps.directory import RepinLookupService, ReplaceSts
 from sweeper.rotate.steps.purge import (
     ClearVecsStore,
     DeleteVecsCrls,
@@ -57,7 +59,9 @@ AnyStep = Annotated[
     | ClearVecsStore
     | RemoveCrls
     | DeleteVecsCrls
-    | PublishCrl,
+    | PublishCrl
+    | ReplaceSts
+    | RepinLookupService,
     Field(discriminator="kind"),
 ]
 STEPS = TypeAdapter(tuple[AnyStep, ...])
@@ -81,6 +85,8 @@ __all__ = [
     "ScriptContext",
     "ReissueFile",
     "ReissueVecs",
+    "RepinLookupService",
+    "ReplaceSts",
     "RemoveAnchors",
     "RemoveCrls",
     "Restart",

@@ -25,12 +25,15 @@ def install_tool(root: Path, path: str, name: str) -> None:
     write_file(root / path.lstrip("/"), stand_in(name), 0o755)
 
 
-def install_service(root: Path, path: str, name: str, restarts: tuple[str, ...] = ()) -> None:
+def install_service(
+    root: Path, path: str, name: str, restarts: tuple[str, ...] = (), precheck: str = ""
+) -> None:
     """Install a service stand-in at `path` that logs its calls under the node root.
 
     :param restarts: first arguments that restart the service that serves the node's TLS
         endpoint (`restart` for hostd, `--start` for service-control): only those make
         the endpoint load its certificate again
+    :param precheck: node path of a program that must succeed before a restart (else it fails)
     """
     text = (
         stand_in("service-stub")
@@ -39,5 +42,6 @@ def install_service(root: Path, path: str, name: str, restarts: tuple[str, ...] 
         .replace("@RESTARTS@", " ".join(restarts))
         .replace("@LOG@", SERVICES_LOG)
         .replace("@STAMP@", RESTART_STAMP)
+        .replace("@PRECHECK@", precheck)
     )
     write_file(root / path.lstrip("/"), text, 0o755)

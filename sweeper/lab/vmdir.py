@@ -25,15 +25,17 @@ from pathlib import Path
 from sweeper.lab.files import write_file
 from sweeper.lab.mint import Authority
 from sweeper.lab.paths import DNS_SUFFIX, LAB_HOST, SSO_DOMAIN, SSO_PASSWORD, LabError, LabPaths
-from sweeper.lab.standins import install_tool
+from sweeper.lab.standins import install_service, install_tool
 from sweeper.pki import issue
 from sweeper.pki.issue import Certificate, PrivateKey
 from sweeper.platforms import vmdir as names
-from sweeper.platforms.vcsa import MACHINE_SSL, MACHINE_SSL_ALIAS, SOLUTION_USERS
+from sweeper.platforms.vcsa import MACHINE_SSL, MACHINE_SSL_ALIAS, SERVICE_CONTROL, SOLUTION_USERS
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
 LDAP_CLIENTS = ("ldapsearch", "ldapmodify", "ldapdelete")
+INVARIANTS = "/usr/lib/sweeper-lab/vcenter-invariants"
+"""The lab's check of what a vCenter's services need, run by its service-control before a start."""
 MACHINE_ID_FILE = "/var/lib/vmware/vmafd/machine-id"
 """Where the lab's vmafd-cli stand-in keeps the node's machine ID (a real vmafd: its registry)."""
 
@@ -112,6 +114,7 @@ def write_directory(paths: LabPaths, vcenters: list[VcenterObjects], sts: StsSig
     (home / "data").mkdir(parents=True)
     write_file(home / "vmware.schema", schema())
     write_file(home / "slapd.conf", _config(home), 0o600)
+    write_file(home / "machine-account", SSO_PASSWORD, 0o600)
     ldif = "\n".join(_entries(vcenters, sts))
     done = subprocess.run(
         [SLAPADD, "-q", "-f", str(home / "slapd.conf")], input=ldif.encode(), capture_output=True
@@ -179,6 +182,7 @@ def _config(home: Path) -> str:
         f'rootdn "{names.admin_dn(SSO_DOMAIN)}"\n'
         f"rootpw {_ssha(SSO_PASSWORD)}\n"
         f"directory {home / 'data'}\n"
+        "access to * by * none\n"  # like VMware Directory: nothing without a bind (rootdn passes)
     )
 
 
@@ -299,11 +303,16 @@ def sts_signer(issuer: Authority, host: str, now: datetime) -> StsSigner:
 
 
 def install_vcenter_tools(root: Path) -> None:
-    """The appliance's OpenLDAP clients, vmafd-cli and vdcadmintool, at their real paths."""
+    """The appliance's OpenLDAP clients, vmafd-cli and vdcadmintool at their real paths, and a
+    service-control whose starts fail when an invariant is broken (as the real services do)."""
     for client in LDAP_CLIENTS:
         install_tool(root, f"{names.LDAP_BIN}/{client}", "ldap-client")
     install_tool(root, names.VMAFD_CLI, "vmafd-cli")
     install_tool(root, names.VDCADMINTOOL, "vdcadmintool")
+    install_tool(root, INVARIANTS, "vcenter-invariants")
+    install_service(
+        root, SERVICE_CONTROL, "service-control", restarts=("--start", "--restart"), precheck=INVARIANTS
+    )
 
 
 def _pem_der(path: Path) -> bytes:

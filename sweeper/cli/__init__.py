@@ -8,7 +8,7 @@ lab up/down). Commands import their heavy modules when they run.
 
 # isort: off
 from sweeper.cli.app import app
-from sweeper.cli import scan, rotation, reports, lab
+from sweeper.cli import scan, rotation, reports, lab, check
 
 # isort: on
 import typer
@@ -16,7 +16,7 @@ import typer
 from sweeper import __version__
 from sweeper.errors import EXIT_DECLINED
 
-__all__ = ["app", "lab", "main", "reports", "rotation", "scan"]
+__all__ = ["app", "check", "lab", "main", "reports", "rotation", "scan"]
 
 
 @app.command("version")

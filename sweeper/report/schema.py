@@ -107,7 +107,7 @@ class Inventory(_Model):
 
 class Run(_Model):
     id: str
-    kind: Literal["scan", "rotate", "rollback"]
+    kind: Literal["scan", "rotate", "rollback", "check"]
     started: Time
     finished: Time
     tool_version: str

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sweeper import names
+from sweeper import health, names
 from sweeper.errors import (
     EXIT_INCOMPLETE,
     EXIT_ROTATION_STOPPED,
@@ -30,6 +30,7 @@ from sweeper.rotate.plan import Plan, WaveOptions, flagged_from_report, make_pla
 from sweeper.rotate.rollback import refuse_unplanned, rollback_node
 from sweeper.rotate.steps import StepContext
 from sweeper.rotate.vcenter import check_vcenters
+from sweeper.rotate.vmdir import sso_password_of
 from sweeper.scan import ScanOptions, scan
 from sweeper.ssh import MAX_NODE_BYTES, AskSecret, Connector, RetryPolicy
 
@@ -128,7 +129,7 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
     )
     _check_sso(nodes, plan, request.env, ask)
     connector = Connector(nodes, request.retry, ask, request.env, request.max_node_bytes)
-    check_vcenters({n.name: n for n in nodes}, plan, connector, _sso_password(connector))
+    check_vcenters({n.name: n for n in nodes}, plan, connector, sso_password_of(connector))
     return Prepared(inventory, nodes, before, ca, plan)
 
 
@@ -252,7 +253,7 @@ def _connect(
     connector = Connector(nodes, retry, ask, env, options.get("max_node_bytes", MAX_NODE_BYTES))
     context = StepContext(
         ca=ca,
-        sso_password=_sso_password(connector),
+        sso_password=sso_password_of(connector),
         journal=journal,
         plan=plan,
         leaf_days=options["leaf_days"],
@@ -303,22 +304,25 @@ def _carry_out(
             max_node_bytes=options.get("max_node_bytes", MAX_NODE_BYTES),
         )
         after = scan(inventory, nodes, verify)
+        after = _check_vcenters(nodes, plan, outcome, after, verify)
         report = _rotation_report(journal, plan, ca, outcome, after)
     finally:
         journal.close()
     return RotationResult(outcome, report, journal.directory)
 
 
-def _sso_password(connector: Connector) -> Callable[[Node], str]:
-    def password(node: Node) -> str:
-        """Only a vCenter's own SSO password, and only to that vCenter."""
-        if node.profile is not Profile.VCSA or not node.sso_password_env:
-            raise BadInput(
-                f"node '{node.name}': no SSO login for a node that is not a vCenter with sso_password_env"
-            )
-        return connector.credentials.secret(node.sso_password_env, "SSO password")
-
-    return password
+def _check_vcenters(
+    nodes: tuple[Node, ...], plan: Plan, outcome: Outcome, after: Report, options: ScanOptions
+) -> Report:
+    """The verify's vCenter health check (as `sweeper check`) on every vCenter the rotation
+    changed: a finding that remains fails that node."""
+    changed = {s.node for s in plan.steps}
+    rotated = [n for n in nodes if n.name in changed and n.name not in outcome.failed]
+    found = health.vcenter_findings(rotated, options)
+    for finding in found:
+        if finding.node is not None:
+            outcome.failed.setdefault(finding.node, f"vCenter check: {finding.message}")
+    return replace(after, findings=(*after.findings, *found))
 
 
 def _rotation_report(

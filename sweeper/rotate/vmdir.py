@@ -11,8 +11,8 @@ import hashlib
 import json
 import secrets
 
-from sweeper.errors import CommandFailed
-from sweeper.model import Node
+from sweeper.errors import BadInput, CommandFailed
+from sweeper.model import Node, Profile
 from sweeper.pki.parse import pem_blocks
 from sweeper.platforms import vmdir as facts
 from sweeper.platforms.vcsa import DIR_CLI
@@ -21,13 +21,28 @@ from sweeper.rotate.node import SsoPassword, run
 from sweeper.rotate.steps.base import BackupKind, StepContext
 from sweeper.shell import Output, RunTime, Tag, mark
 from sweeper.shell import quote as q
-from sweeper.ssh import Session
+from sweeper.ssh import Connector, Session
 from sweeper.stores.ldif import LdifEntry, add_ldif, parse_ldif, replace_ldif
 
 NO_SUCH_OBJECT = 32
 """ldapsearch/ldapdelete exit status when the object is not there."""
 RDN_ATTRIBUTES = ("objectclass", "cn")
 """Never replaced on restore: the class and the naming attribute stay what they are."""
+
+
+def sso_password_of(connector: Connector) -> SsoPassword:
+    """The SSO password of each vCenter, from its inventory variable (or a prompt), through the
+    connector's credentials: loaded once, handed only to that vCenter."""
+
+    def password(node: Node) -> str:
+        """Only a vCenter's own SSO password, and only to that vCenter."""
+        if node.profile is not Profile.VCSA or not node.sso_password_env:
+            raise BadInput(
+                f"node '{node.name}': no SSO login for a node that is not a vCenter with sso_password_env"
+            )
+        return connector.credentials.secret(node.sso_password_env, "SSO password")
+
+    return password
 
 
 def login_of(node: Node) -> str:

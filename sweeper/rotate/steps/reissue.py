@@ -299,9 +299,9 @@ class VerifyTls(Step):
             try:
                 if node.jump:  # we cannot reach it directly: go through the node's own connection
                     async with session.forward(self.host, self.port) as local_port:
-                        served = await _served_certificate("127.0.0.1", local_port, self.host)
+                        served = await served_certificate("127.0.0.1", local_port, self.host)
                 else:
-                    served = await _served_certificate(self.host, self.port, self.host)
+                    served = await served_certificate(self.host, self.port, self.host)
             except (OSError, ssl.SSLError, TimeoutError):
                 served = ""
             if served in expected:
@@ -312,7 +312,7 @@ class VerifyTls(Step):
         )
 
 
-async def _served_certificate(host: str, port: int, server_name: str) -> str:
+async def served_certificate(host: str, port: int, server_name: str) -> str:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # we compare the exact certificate instead

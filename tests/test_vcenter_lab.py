@@ -123,7 +123,7 @@ def test_rotation_keeps_the_vcenter_invariants_and_rollback_restores_the_directo
             seen.update(
                 subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
             )
-            stop.wait(0.02)
+            stop.wait(0.1)
 
     watcher = threading.Thread(target=watch_ps)
     watcher.start()

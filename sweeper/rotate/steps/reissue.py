@@ -173,8 +173,14 @@ class ReissueVecs(Reissue):
     def scripts(self, ctx: ScriptContext, node: Node) -> list[tuple[str, str]]:
         work = self._work(node)
         replace_entry = remote.vecs_replace_entry(node, self.store, self.alias, work, NEW_CERTIFICATE)
+        register = []
+        if self.service_principal:
+            name = RunTime(f"{self.store}-machineID")
+            update = vmdir.service_update_script(node, ctx.sso_password(node), name, NEW_CERTIFICATE)
+            register = [("update the ServicePrincipal in VMware Directory first", update)]
         return [
             ("make the new key on the node", self._keygen(f"{work}/key.pem")),
+            *register,
             ("replace the entry", replace_entry),
             ("clean up", remote.remove_tree(work)),
         ]

@@ -49,6 +49,8 @@ _ATTRIBUTES = {
     "vmwLKUPURI": _STRING,
     "vmwLKUPType": _STRING,
     "vmwLKUPDeploymentNodeId": _STRING,
+    "cACertificate": _OCTETS,
+    "certificateRevocationList": _OCTETS,
 }
 _CLASSES = {
     "container": "",
@@ -58,6 +60,7 @@ _CLASSES = {
     "vmwLKUPServiceRegistration": "vmwLKUPType $ vmwLKUPDeploymentNodeId",
     "vmwLKUPEndpointRegistration": "vmwLKUPURI $ vmwLKUPEndpointSslTrust",
     "vmwLKUPServiceEndpoint": "vmwLKUPURI $ vmwLKUPSslTrustAnchor",
+    "vmwCertificationAuthority": "cACertificate $ certificateRevocationList",
 }
 
 
@@ -115,7 +118,7 @@ def write_directory(paths: LabPaths, vcenters: list[VcenterObjects], sts: StsSig
     write_file(home / "vmware.schema", schema())
     write_file(home / "slapd.conf", _config(home), 0o600)
     write_file(home / "machine-account", SSO_PASSWORD, 0o600)
-    ldif = "\n".join(_entries(vcenters, sts))
+    ldif = "\n".join(_entries(vcenters, sts) + _authorities(paths))
     done = subprocess.run(
         [SLAPADD, "-q", "-f", str(home / "slapd.conf")], input=ldif.encode(), capture_output=True
     )
@@ -230,6 +233,19 @@ def _entries(vcenters: list[VcenterObjects], sts: StsSigner | None) -> list[str]
                 "vmwSTSTenantTrustedCertificateChain",
                 userCertificate=chain,
             )
+        )
+    return found
+
+
+def _authorities(paths: LabPaths) -> list[str]:
+    """The roots write_vmdir published, as VMware Directory holds them (dir-cli keeps both in step)."""
+    found = []
+    for folder in sorted((paths.vmdir / "certs").glob("*/")):
+        dn = names.certificate_authority_dn(SSO_DOMAIN, folder.name)
+        crl = folder / "crl.pem"
+        extra = {"certificateRevocationList": _pem_der(crl)} if crl.exists() else {}
+        found.append(
+            _entry(dn, "vmwCertificationAuthority", cACertificate=_pem_der(folder / "cert.pem"), **extra)
         )
     return found
 

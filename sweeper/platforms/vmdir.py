@@ -68,6 +68,16 @@ def trusted_chain_dn(domain: str, index: int) -> str:
     return f"cn=TrustedCertChain-{index},{trusted_chains_dn(domain)}"
 
 
+def certificate_authorities_dn(domain: str) -> str:
+    """Where `dir-cli trustedcert publish` keeps each root (cACertificate, certificateRevocationList)."""
+    return f"cn=Certificate-Authorities,cn=Configuration,{domain_dn(domain)}"
+
+
+def certificate_authority_dn(domain: str, cert_id: str) -> str:
+    """A published root; `cert_id` is its subject key id in upper-case hex (dir-cli's CN(id))."""
+    return f"cn={cert_id},{certificate_authorities_dn(domain)}"
+
+
 def registrations_dn(domain: str, site: str = "Default-First-Site") -> str:
     return f"cn=ServiceRegistrations,cn=LookupService,cn={site},cn=Sites,cn=Configuration,{domain_dn(domain)}"
 
@@ -88,6 +98,7 @@ def containers(domain: str) -> list[str]:
         tenant_dn(domain),
         trusted_chains_dn(domain),
         f"cn=Configuration,{base}",
+        certificate_authorities_dn(domain),
         f"cn=Sites,cn=Configuration,{base}",
         f"cn=Default-First-Site,cn=Sites,cn=Configuration,{base}",
         f"cn=LookupService,cn=Default-First-Site,cn=Sites,cn=Configuration,{base}",

@@ -54,6 +54,12 @@ def ldapsearch(lab: LabHandle, base: str = "dc=vsphere,dc=local", *args: str) ->
     return done.stdout
 
 
+def ldap(lab: LabHandle, tool: str, *args: str, input: str | None = None) -> None:
+    uri = (lab.dir / "vmdir" / "ldap.uri").read_text().strip()
+    command = [tool, "-x", "-H", uri, "-D", ADMIN, "-w", lab.sso_password, *args]
+    subprocess.run(command, input=input, capture_output=True, text=True, check=True)
+
+
 def objects(ldif: str) -> list[str]:
     """Each object's LDIF exactly as printed, by DN: the server's order of objects is its own."""
     return sorted(block.strip() for block in ldif.split("\n\n") if block.strip())
@@ -107,8 +113,19 @@ def test_prechecks_refuse_before_any_change(lab: LabHandle, tmp_path: Path):
         lab.inventory, source, tmp_path / "j2", tmp_path / "r2", "--limit", root.name, env=wrong
     )
     assert done.returncode == 2 and "SSO credentials do not bind" in done.stderr, done.stderr
-    assert not (tmp_path / "j1").exists() and not (tmp_path / "j2").exists()
-    assert ldapsearch(lab) == directory
+
+    machine_id = (root / "var/lib/vmware/vmafd/machine-id").read_text().strip()
+    principal = f"cn=wcp-{machine_id},cn=ServicePrincipals,dc=vsphere,dc=local"
+    saved = ldapsearch(lab, principal)
+    ldap(lab, "ldapdelete", principal)
+    try:
+        done = run.rotate(lab.inventory, source, tmp_path / "j3", tmp_path / "r3", "--limit", root.name)
+    finally:
+        ldap(lab, "ldapadd", input=saved)
+    assert done.returncode == 2
+    assert f"ServicePrincipal wcp-{machine_id} is missing from dir-cli service list" in done.stderr
+    assert not [j for j in ("j1", "j2", "j3") if (tmp_path / j).exists()]
+    assert objects(ldapsearch(lab)) == objects(directory)
 
 
 def test_rotation_keeps_the_vcenter_invariants_and_rollback_restores_the_directory_exactly(

@@ -322,6 +322,7 @@ def _check_vcenters(
     for finding in found:
         if finding.node is not None:
             outcome.failed.setdefault(finding.node, f"vCenter check: {finding.message}")
+            outcome.stopped_at = outcome.stopped_at or "verify"
     return replace(after, findings=(*after.findings, *found))
 
 

@@ -1,15 +1,15 @@
 """VMware Directory on a vCenter, over its session: the machine ID, LDAP reads and writes with the
 appliance's OpenLDAP clients, `dir-cli service update`, and the journal's LDAP backups.
 
-The SSO password reaches the clients only through a 0600 file that the same script writes
-(from its stdin) and removes, and dir-cli on its stdin: never argv, so `ps` never shows it.
+The SSO password reaches the OpenLDAP clients on a descriptor fed by a pipe (`-y /dev/fd/4`) and
+dir-cli on its stdin, from printf (a shell builtin) in a script that itself comes in on stdin:
+never argv and never a file, so `ps` never shows it and no disk holds it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 
 from sweeper.errors import BadInput, CommandFailed
 from sweeper.model import Node, Profile
@@ -70,36 +70,25 @@ async def machine_id(session: Session) -> str:
     return found
 
 
-def _with_password(node: Node, password: str, body: str) -> str:
-    """`body` with $SW_PW naming a 0600 file that holds the password, removed right after."""
-    pw_file = node.path(f"{remote.PENDING_DIR}/.sso-{secrets.token_hex(6)}")
-    return (
-        "umask 077\n"
-        + remote.put_file(
-            pw_file, password.encode() if not isinstance(password, RunTime) else password, None, None, "0600"
-        )
-        + f"SW_PW={q(pw_file)}\n"
-        + body
-        + 'rm -f "$SW_PW"\n'
-    )
+PASSWORD_FD = 4
+"""The client reads the password from this descriptor (`-y /dev/fd/4`), fed by a pipe from printf
+(a shell builtin): it never sits on a command line or on the node's disk. sw_run uses 3."""
 
 
-def _client(node: Node, tool: str) -> str:
+def _client(node: Node, tool: str, password: str, tail: str) -> str:
+    """`printf PASSWORD | sw_run <client> ... TAIL 4<&0`: the bind's password on descriptor 4."""
     path = {"ldapsearch": facts.LDAPSEARCH, "ldapmodify": facts.LDAPMODIFY, "ldapdelete": facts.LDAPDELETE}[
         tool
     ]
-    return f'{q(node.path(path))} -x -H {facts.LDAP_URI} -D {q(facts.bind_dn(login_of(node)))} -y "$SW_PW"'
+    bind = f"-x -H {facts.LDAP_URI} -D {q(facts.bind_dn(login_of(node)))} -y /dev/fd/{PASSWORD_FD}"
+    return f"printf '%s' {q(password)} | sw_run {q(node.path(path))} {bind} {tail} {PASSWORD_FD}<&0"
 
 
 def search_script(
     node: Node, password: str, base: str, scope: str = "base", ldap_filter: str = "(objectClass=*)"
 ) -> str:
-    body = (
-        mark(Tag.DIRCLI, "s0")
-        + f"sw_run {_client(node, 'ldapsearch')} -LLL -o ldif-wrap=no"
-        + f" -b {q(base)} -s {scope} {q(ldap_filter)} '*'\n"
-    )
-    return _with_password(node, password, body)
+    query = f"-LLL -o ldif-wrap=no -b {q(base)} -s {scope} {q(ldap_filter)} '*'"
+    return mark(Tag.DIRCLI, "s0") + _client(node, "ldapsearch", password, query) + "\n"
 
 
 async def search(
@@ -129,12 +118,8 @@ def modify_script(
     """ldapmodify with `ldif` on its stdin; `expand`: the node's shell fills in `$(...)` (a value
     computed there, such as a private key that never leaves the node)."""
     end = "SWEEPER_LDIF" if expand else "'SWEEPER_LDIF'"
-    body = (
-        mark(Tag.DIRCLI, "w0")
-        + f"sw_run {_client(node, 'ldapmodify')}{' -a' if add else ''}"
-        + f" <<{end}\n{ldif}\nSWEEPER_LDIF\n"
-    )
-    return _with_password(node, password, body)
+    command = _client(node, "ldapmodify", password, "-a" if add else "")
+    return mark(Tag.DIRCLI, "w0") + f"{command} <<{end}\n{ldif}\nSWEEPER_LDIF\n"
 
 
 async def modify(session: Session, sso_password: SsoPassword, ldif: str, add: bool = False) -> None:
@@ -147,8 +132,8 @@ async def modify(session: Session, sso_password: SsoPassword, ldif: str, add: bo
 async def delete(session: Session, sso_password: SsoPassword, dn: str) -> None:
     """Delete one object; one already gone is no error."""
     node = session.node
-    body = mark(Tag.DIRCLI, "x0") + f"sw_run {_client(node, 'ldapdelete')} {q(dn)}\n"
-    output = await run(session, _with_password(node, sso_password(node), body), "ldapdelete")
+    body = mark(Tag.DIRCLI, "x0") + _client(node, "ldapdelete", sso_password(node), q(dn)) + "\n"
+    output = await run(session, body, "ldapdelete")
     if output.error("x0") and not _no_such_object(output, "x0"):
         raise CommandFailed(f"ldapdelete {dn}: {output.error('x0')}")
 

@@ -23,7 +23,6 @@ from sweeper.platforms import vmdir as facts
 from sweeper.platforms.vcsa import DIR_CLI, MACHINE_SSL, MACHINE_SSL_ALIAS, SOLUTION_USERS, TRUSTED_ROOT_CRLS
 from sweeper.rotate import node as on_node
 from sweeper.rotate import vmdir
-from sweeper.rotate.plan import sso_domain
 from sweeper.rotate.steps.directory import STS_CLASSES, node_endpoints
 from sweeper.rotate.steps.reissue import served_certificate
 from sweeper.rotate.vmdir import sso_password_of
@@ -220,7 +219,7 @@ def _der(pem: str) -> bytes | None:
 async def read_state(session: Session, sso_password: vmdir.SsoPassword) -> VcenterState:
     """Everything the checks need, read without changing anything on the node."""
     node = session.node
-    domain = sso_domain(node)
+    domain = vmdir.domain_of(node)
     machine_id = await vmdir.machine_id(session)
     vecs: dict[str, bytes] = {}
     for store, alias in ((MACHINE_SSL, MACHINE_SSL_ALIAS), *((su, su) for su in SOLUTION_USERS)):

@@ -44,6 +44,7 @@ from sweeper.rotate.steps import (
     VmdirPublish,
     VmdirUnpublish,
 )
+from sweeper.rotate.vmdir import domain_of
 
 if TYPE_CHECKING:
     from sweeper.report import schema
@@ -287,15 +288,10 @@ def _trust_steps(node: Node, result: NodeResult) -> list[Step]:
     return steps
 
 
-def sso_domain(node: Node) -> str:
-    """The node's SSO domain, from its SSO login (administrator@vsphere.local by default)."""
-    return (node.sso_user or "administrator@vsphere.local").partition("@")[2] or "vsphere.local"
-
-
 def _sts_steps(node: Node, trust: list[Step], done: set[str]) -> list[Step]:
     """The STS signing certificate, once per SSO domain: on its first vCenter, after the new root
     is published there (DESIGN: right after the trust phase, before any vCenter restarts)."""
-    domain = sso_domain(node)
+    domain = domain_of(node)
     if (
         node.profile is not Profile.VCSA
         or domain in done
@@ -341,7 +337,7 @@ def _reissue_steps(node: Node, result: NodeResult, policy: NamePolicy) -> tuple[
     if not steps:
         return steps, skipped
     if any(isinstance(s, ReissueVecs) and s.store == vcsa.MACHINE_SSL for s in steps):
-        steps.append(RepinLookupService(node=node.name, domain=sso_domain(node)))
+        steps.append(RepinLookupService(node=node.name, domain=domain_of(node)))
     steps = _with_persist(node, Phase.REISSUE, steps)
     if node.restart:
         steps.append(Restart(node=node.name, command=node.restart))

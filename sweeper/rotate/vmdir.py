@@ -50,6 +50,7 @@ def login_of(node: Node) -> str:
 
 
 def domain_of(node: Node) -> str:
+    """The node's SSO domain, from its SSO login (administrator@vsphere.local by default)."""
     return login_of(node).partition("@")[2] or "vsphere.local"
 
 

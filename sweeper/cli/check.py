@@ -16,23 +16,35 @@ from sweeper.cli.app import (
     OutOption,
     RetriesOption,
     SignOption,
-    app,
     byte_size,
+    command,
     fail_on_severity,
     run,
 )
 
 
-@app.command("check")
+@command(
+    "check",
+    examples="""
+    sweeper check inventories/vsphere.toml
+    sweeper check fleet.toml --limit vcenter --format all --fail-on medium
+    """,
+)
 def check_command(
-    inventory: Annotated[Path, typer.Argument(help="Inventory file (TOML, or YAML of the same shape).")],
+    inventory: Annotated[
+        Path, typer.Argument(metavar="INVENTORY", help="Inventory file (TOML, or YAML of the same shape).")
+    ],
     limit: LimitOption = [],  # noqa: B006
-    concurrency: Annotated[int, typer.Option(min=1, help="Nodes checked at once.")] = 50,
+    concurrency: Annotated[int, typer.Option(metavar="N", min=1, help="Nodes checked at once.")] = 50,
     retries: RetriesOption = 4,
     max_node_bytes: MaxNodeBytesOption = "64MiB",
     out: OutOption = Path("reports"),
     fail_on: Annotated[
-        str, typer.Option(help="Exit 1 when a finding is at or above this severity.")
+        str,
+        typer.Option(
+            metavar="SEVERITY",
+            help="Exit 1 when a finding is at or above this severity: critical, high, medium, low or info.",
+        ),
     ] = "high",
     formats: FormatOption = [],  # noqa: B006
     sign: SignOption = None,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeper import health, names
+from sweeper.detect import Context
 from sweeper.errors import (
     EXIT_INCOMPLETE,
     EXIT_ROTATION_STOPPED,
@@ -30,6 +31,7 @@ from sweeper.rotate.plan import Plan, WaveOptions, flagged_from_report, make_pla
 from sweeper.rotate.rollback import refuse_unplanned, rollback_node
 from sweeper.rotate.steps import StepContext
 from sweeper.rotate.vcenter import check_vcenters
+from sweeper.rotate.verify import VerifyBasis, scan_incident, verify_basis
 from sweeper.rotate.vmdir import sso_password_of
 from sweeper.scan import ScanOptions, scan
 from sweeper.ssh import MAX_NODE_BYTES, AskSecret, Connector, RetryPolicy
@@ -86,6 +88,7 @@ class Prepared:
     before: Report
     ca: rotation.CertificateAuthority
     plan: Plan
+    verify: VerifyBasis
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,7 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
     """Read-only: sweep the fleet, make or load the CA, and plan. Nothing on a node changes."""
     inventory = load_inventory(request.inventory)
     nodes = inventory.limited(list(request.limit))
+    incident = scan_incident(request.source)
     ca = _authority(request, ask)
     before = scan(
         inventory,
@@ -130,7 +134,8 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
     _check_sso(nodes, plan, request.env, ask)
     connector = Connector(nodes, request.retry, ask, request.env, request.max_node_bytes)
     check_vcenters({n.name: n for n in nodes}, plan, connector, sso_password_of(connector))
-    return Prepared(inventory, nodes, before, ca, plan)
+    verify = verify_basis(request.source, incident, plan.remove, ca.sha256)
+    return Prepared(inventory, nodes, before, ca, plan, verify)
 
 
 def _check_sso(
@@ -201,6 +206,7 @@ def start(
             },
             "argv": list(argv),
             "before": [schema.Node.model_validate(n).model_dump(mode="json") for n in prepared.before.nodes],
+            "verify": prepared.verify.to_json(),
             "state": "running",
         },
     )
@@ -208,7 +214,15 @@ def start(
     # The new root is public: operators hand it to clients and to later scans (--expected-roots).
     (request.journal_dir / "new-root.pem").write_bytes(prepared.ca.cert_pem)
     return _carry_out(
-        journal, prepared.inventory, prepared.nodes, prepared.plan, prepared.ca, ask, progress, request.env
+        journal,
+        prepared.inventory,
+        prepared.nodes,
+        prepared.plan,
+        prepared.ca,
+        prepared.verify,
+        ask,
+        progress,
+        request.env,
     )
 
 
@@ -223,10 +237,11 @@ def resume(
             raise BadInput(
                 f"{inventory.path}: the inventory changed since this rotation started; restore it first"
             )
+        verify = VerifyBasis.from_json(journal.meta("verify"))
     except BaseException:
         journal.close()
         raise
-    return _carry_out(journal, inventory, nodes, plan, ca, ask, progress)
+    return _carry_out(journal, inventory, nodes, plan, ca, verify, ask, progress)
 
 
 def _from_journal(
@@ -274,6 +289,7 @@ def _carry_out(
     nodes: tuple[Node, ...],
     plan: Plan,
     ca: rotation.CertificateAuthority,
+    verify: VerifyBasis,
     ask: AskSecret | None,
     progress: Progress | None,
     env: Mapping[str, str] | None = None,
@@ -296,15 +312,16 @@ def _carry_out(
         except SweeperError as exc:
             raise RotationStopped(exc.message, journal.directory) from None
         journal.set_meta("state", "complete" if outcome.complete else f"stopped at {outcome.stopped_at}")
-        verify = ScanOptions(
+        verify_options = ScanOptions(
             concurrency=options["concurrency"],
             retry=retry,
+            context=Context(incident=verify.incident),
             ask=ask,
             env=env,
             max_node_bytes=options.get("max_node_bytes", MAX_NODE_BYTES),
         )
-        after = scan(inventory, nodes, verify)
-        after = _check_vcenters(nodes, plan, outcome, after, verify)
+        after = scan(inventory, nodes, verify_options)
+        after = _check_vcenters(nodes, plan, outcome, after, verify_options)
         report = _rotation_report(journal, plan, ca, outcome, after)
     finally:
         journal.close()

@@ -12,7 +12,7 @@ import base64
 import hashlib
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from sweeper.errors import BadInput, CommandFailed, NodeError
 from sweeper.inventory import Inventory
@@ -74,7 +74,6 @@ class VcenterState:
     endpoints: list[LdifEntry]
     served_sha256: str
     crl_count: int
-    notes: list[str] = field(default_factory=list)
 
 
 def _finding(

@@ -102,10 +102,6 @@ class StsSigner:
     key: PrivateKey
 
 
-def new_machine_id() -> str:
-    return str(uuid.uuid4())
-
-
 def write_directory(paths: LabPaths, vcenters: list[VcenterObjects], sts: StsSigner | None) -> None:
     """Config, schema and the initial database (slapadd); nothing runs yet.
 
@@ -294,7 +290,7 @@ def _registrations(vc: VcenterObjects) -> list[str]:
 def vcenter_objects(root: Path, name: str, vecs: str) -> VcenterObjects:
     """A written vcsa node's machine ID (made now, kept in its tree) and the certificates its
     directory objects must match, read from the node's VECS files."""
-    machine_id = new_machine_id()
+    machine_id = str(uuid.uuid4())
     write_file(root / MACHINE_ID_FILE.lstrip("/"), machine_id + "\n", 0o600)
     store = root / vecs.lstrip("/")
     users = {su: _pem_der(store / su / su / "cert.pem") for su in SOLUTION_USERS}

@@ -132,8 +132,10 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
         name_policies=names.policies(inventory.nodes),
     )
     _check_sso(nodes, plan, request.env, ask)
-    connector = Connector(nodes, request.retry, ask, request.env, request.max_node_bytes)
-    check_vcenters({n.name: n for n in nodes}, plan, connector, sso_password_of(connector))
+    vcenters = tuple(n for n in nodes if n.name in {s.node for s in plan.steps if s.uses_sso})
+    if vcenters:  # a connector of their own: only their credentials are loaded again
+        connector = Connector(vcenters, request.retry, ask, request.env, request.max_node_bytes)
+        check_vcenters({n.name: n for n in vcenters}, plan, connector, sso_password_of(connector))
     verify = verify_basis(request.source, incident, plan.remove, ca.sha256)
     return Prepared(inventory, nodes, before, ca, plan, verify)
 

@@ -202,3 +202,32 @@ def test_a_vecs_only_change_breaks_the_lab_vcenter_and_check_reports_the_mismatc
     findings = run.only_report(tmp_path / "check")["findings"]
     assert [(f["rule"], f["store"]) for f in findings] == [("vcenter-solution-user-mismatch", "vpxd")]
     assert "MISMATCH" in findings[0]["message"]
+
+
+def test_an_sts_chain_to_an_unpublished_root_breaks_the_lab_vcenter_and_check_says_so(
+    lab: LabHandle, tmp_path: Path
+):
+    root = vcenter(lab)
+    dir_cli = root / "usr/lib/vmware-vmafd/bin/dir-cli"
+    old_root = lab.dir / "incident" / "compromised-ca.pem"  # it signed the lab's STS certificate
+
+    def trustedcert(verb: str) -> None:
+        subprocess.run(
+            [str(dir_cli), "trustedcert", verb, "--cert", str(old_root)],
+            input=lab.sso_password + "\n",
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
+    trustedcert("unpublish")
+    try:
+        started = service_control_start(root)
+        check = run.sweeper("check", lab.inventory, "--out", tmp_path / "check")
+    finally:
+        trustedcert("publish")
+    assert started.returncode != 0 and "Failed to start vmware-stsd services" in started.stderr
+    assert check.returncode == 1
+    rules = {f["rule"] for f in run.only_report(tmp_path / "check")["findings"]}
+    assert "vcenter-sts-unpublished-root" in rules
+    assert service_control_start(root).returncode == 0

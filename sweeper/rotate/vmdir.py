@@ -156,13 +156,19 @@ async def back_up_entries(
     ctx: StepContext, session: Session, entries: list[LdifEntry], dns: list[str]
 ) -> None:
     """Each DN's first state in the journal (sealed: STS objects hold a private key); a DN that
-    is not among `entries` is recorded as absent, so rollback deletes what the step creates."""
+    is not among `entries` is recorded as absent, so rollback deletes what the step creates.
+    Targets are lower-case: DNs compare without case, whatever case the server answers in."""
     found = {e.dn.lower(): e for e in entries}
     for dn in dns:
         entry = found.get(dn.lower())
         content = json.dumps({"ldif": add_ldif(entry)}).encode() if entry else None
         ctx.journal.backup(
-            session.node.name, BackupKind.LDAP, dn, existed=entry is not None, content=content, secret=True
+            session.node.name,
+            BackupKind.LDAP,
+            dn.lower(),
+            existed=entry is not None,
+            content=content,
+            secret=True,
         )
 
 

@@ -65,8 +65,8 @@ class ReplaceSts(Step):
     def journal_targets(self, ctx: ScriptContext, node: Node) -> tuple[tuple[BackupKind, str], ...]:
         tenant = facts.tenant_dn(self.domain)
         return (
-            (BackupKind.LDAP, f"cn=TenantCredential-*,{tenant}"),
-            (BackupKind.LDAP, f"cn=TrustedCertChain-*,{tenant}"),
+            (BackupKind.LDAP, f"cn=TenantCredential-*,{tenant}".lower()),
+            (BackupKind.LDAP, f"cn=TrustedCertChain-*,{tenant}".lower()),
         )
 
     def _pending(self, node: Node) -> str:
@@ -184,7 +184,7 @@ class RepinLookupService(Step):
         return "pin this vCenter's Lookup Service registrations to its new Machine SSL certificate"
 
     def journal_targets(self, ctx: ScriptContext, node: Node) -> tuple[tuple[BackupKind, str], ...]:
-        return ((BackupKind.LDAP, f"*,{facts.registrations_dn(self.domain)}"),)
+        return ((BackupKind.LDAP, f"*,{facts.registrations_dn(self.domain)}".lower()),)
 
     async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
         entries = await on_node.vecs_entries(session, MACHINE_SSL)

@@ -164,7 +164,7 @@ class ReissueVecs(Reissue):
     def journal_targets(self, ctx: ScriptContext, node: Node) -> tuple[tuple[BackupKind, str], ...]:
         found = super(ReissueVecs, self).journal_targets(ctx, node)
         if self.service_principal:
-            found += ((BackupKind.LDAP, f"cn={self.store}-*,cn=ServicePrincipals,*"),)
+            found += ((BackupKind.LDAP, f"cn={self.store}-*,cn=serviceprincipals,*".lower()),)
         return found
 
     def _work(self, node: Node) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 
 from sweeper.errors import BadInput, CommandFailed
 from sweeper.model import Node, Profile
@@ -61,13 +62,20 @@ def machine_id_script(node: Node) -> str:
     )
 
 
+_MACHINE_IDS: weakref.WeakKeyDictionary[Session, str] = weakref.WeakKeyDictionary()
+"""Asked once per session (one connection to one vCenter): each solution user needs it."""
+
+
 async def machine_id(session: Session) -> str:
     """The vCenter's machine ID (`vmafd-cli get-machine-id`), checked to be a plain identifier."""
+    if session in _MACHINE_IDS:
+        return _MACHINE_IDS[session]
     output = await run(session, machine_id_script(session.node), "vmafd-cli get-machine-id")
     error = output.error("m0")
     found = output.text("m0").strip()
     if error or not found or len(found) > 64 or not all(c.isalnum() or c == "-" for c in found):
         raise CommandFailed(f"vmafd-cli get-machine-id: {error or 'no machine ID'}")
+    _MACHINE_IDS[session] = found
     return found
 
 

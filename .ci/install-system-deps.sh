@@ -2,7 +2,10 @@
 # Install the Debian packages the tests need: a real OpenSSH sshd and client,
 # the openssl CLI (the test PKI is made with it), sudo (the `become` tests), busybox
 # (ESXi's shell, for the read script), and Chromium with a font (the HTML report is
-# opened headless: render, filter, screenshot, print to PDF).
+# opened headless: render, filter, screenshot, print to PDF), and OpenLDAP's slapd with
+# its clients (the lab vCenter's VMware Directory).
+# With --lab, only what the lab fleet itself needs (`sweeper demo`, `sweeper lab up`): the
+# openssl CLI and OpenLDAP's slapd with its clients.
 # Idempotent and non-interactive; apt is skipped when everything is present,
 # so re-runs cost nothing. Runs as root (or through sudo when it exists).
 set -eu
@@ -10,9 +13,13 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 
 # package:file that proves it is installed
-wanted="openssh-server:/usr/sbin/sshd openssh-client:/usr/bin/ssh-keygen openssl:/usr/bin/openssl \
-sudo:/usr/bin/sudo busybox:/bin/busybox chromium:/usr/bin/chromium \
+lab="openssl:/usr/bin/openssl slapd:/usr/sbin/slapd ldap-utils:/usr/bin/ldapsearch"
+wanted="$lab openssh-server:/usr/sbin/sshd openssh-client:/usr/bin/ssh-keygen sudo:/usr/bin/sudo \
+busybox:/bin/busybox chromium:/usr/bin/chromium \
 fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+if [ "${1-}" = --lab ]; then
+    wanted=$lab
+fi
 
 missing=""
 for item in $wanted; do
@@ -34,6 +41,11 @@ if [ -n "$missing" ]; then
     $as_root apt-get update -q
     # shellcheck disable=SC2086  # word splitting of the package list is wanted
     $as_root apt-get install -y -q --no-install-recommends $missing
+fi
+
+if [ "${1-}" = --lab ]; then
+    echo "install-system-deps: ok for the lab ($(openssl version); $(/usr/sbin/slapd -VV 2>&1 | head -n 1))" >&2
+    exit 0
 fi
 
 # sshd's privilege separation directory; the package's systemd unit normally makes it.

@@ -44,3 +44,10 @@ def test_every_rule_is_in_the_readme_table() -> None:
     text = (ROOT / "README.md").read_text()
     missing = [rule.id for rule in select(None) if f"`{rule.id}`" not in text]
     assert not missing
+
+
+def test_every_vcenter_check_rule_is_in_the_readme_table() -> None:
+    from sweeper.health import RULES
+
+    text = (ROOT / "README.md").read_text()
+    assert RULES and not [rule for rule in RULES if f"| `{rule}` |" not in text]

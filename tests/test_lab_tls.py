@@ -4,10 +4,12 @@ makes it load the files again, so a rotation's TLS check proves the restart ran.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
 import socket
 import ssl
+import subprocess
 import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +19,7 @@ from typing import Any
 import asyncssh
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from sweeper.lab import LabHandle, start_lab
 from sweeper.model import Profile
@@ -108,6 +111,48 @@ def first(nodes: list[dict[str, Any]], profile: str, index: int = 0) -> dict[str
     return [n for n in nodes if n["profile"] == profile][index]
 
 
+def pin_lookup_service(lab: LabHandle, root: Path, cert_pem: bytes) -> None:
+    """Pin every Lookup Service endpoint of the vCenter to `cert_pem`, with the real OpenLDAP clients."""
+    uri = (lab.dir / "vmdir" / "ldap.uri").read_text().strip()
+    bind = ["-x", "-H", uri, "-D", "cn=administrator,cn=users,dc=vsphere,dc=local", "-w", lab.sso_password]
+    machine_id = (root / "var/lib/vmware/vmafd/machine-id").read_text().strip()
+    base = (
+        "cn=ServiceRegistrations,cn=LookupService,cn=Default-First-Site,cn=Sites,cn=Configuration,"
+        "dc=vsphere,dc=local"
+    )
+    search = ["ldapsearch", "-LLL", "-o", "ldif-wrap=no", *bind, "-b", base]
+    owned = subprocess.run(
+        [*search, f"(vmwLKUPDeploymentNodeId={machine_id})", "dn"], capture_output=True, text=True, check=True
+    ).stdout
+    der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
+    one_line = base64.b64encode(der).decode()
+    changes = []
+    for registration in (line[4:] for line in owned.splitlines() if line.startswith("dn: ")):
+        endpoints = subprocess.run(
+            [*search[:-1], registration, "-s", "one", "dn", "vmwLKUPEndpointSslTrust"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for block in endpoints.split("\n\n"):
+            if not block.strip():
+                continue
+            dn = block.splitlines()[0][4:]
+            attribute = (
+                "vmwLKUPEndpointSslTrust" if "vmwLKUPEndpointSslTrust" in block else "vmwLKUPSslTrustAnchor"
+            )
+            value = (
+                f"{attribute}: {one_line}"
+                if attribute == "vmwLKUPEndpointSslTrust"
+                else f"{attribute}:: {one_line}"
+            )
+            changes.append(f"dn: {dn}\nchangetype: modify\nreplace: {attribute}\n{value}\n-\n")
+    assert changes
+    subprocess.run(
+        ["ldapmodify", *bind], input="\n".join(changes), capture_output=True, text=True, check=True
+    )
+
+
 def test_every_node_has_a_tls_port_serving_its_identity(lab: LabHandle, nodes: list[dict[str, Any]]) -> None:
     assert {n["name"]: n["tls_port"] for n in nodes} == lab.tls_ports
     assert len(set(lab.tls_ports.values()) | set(lab.ports.values())) == 2 * len(nodes)
@@ -129,6 +174,8 @@ def test_new_files_are_served_only_after_the_restart_command(
     cert_pem, key_pem, after = new_identity(name)
     replace(key, key_pem)
     replace(cert, cert_pem)
+    if profile == "vcsa":  # as a rotation does, or the vCenter's services refuse to start
+        pin_lookup_service(lab, root, cert_pem)
     assert served(lab, name) == before, "a service keeps what it loaded until it restarts"
     assert ssh(lab, name, NOT_A_RESTART[profile].format(root=root)).exit_status == 0
     assert served(lab, name) == before

@@ -18,6 +18,7 @@ from sweeper.rotate.steps import (
     RegenerateSms,
     ReissueVecs,
     RekeyDataEncipherment,
+    RepinLookupService,
     Restart,
     UpdateVpxExt,
 )
@@ -78,6 +79,7 @@ def test_each_vcenter_entry_gets_the_step_vmware_tooling_uses_in_a_safe_order(op
         CopyMachineSsl,
         RegenerateSms,
         UpdateVpxExt,
+        RepinLookupService,
         Restart,
     ], "entries first, then what copies or names them, then one restart"
     assert [s.target for s in reissue[:3]] == [

@@ -8,7 +8,7 @@ lab up/down). Commands import their heavy modules when they run.
 
 # isort: off
 from sweeper.cli.app import app, command
-from sweeper.cli import scan, merge, rotation, reports, lab
+from sweeper.cli import scan, merge, check, rotation, reports, lab
 
 # isort: on
 import typer
@@ -16,7 +16,7 @@ import typer
 from sweeper import __version__
 from sweeper.errors import EXIT_DECLINED
 
-__all__ = ["app", "lab", "main", "merge", "reports", "rotation", "scan"]
+__all__ = ["app", "check", "lab", "main", "merge", "reports", "rotation", "scan"]
 
 
 @command("version")

@@ -27,9 +27,16 @@ from sweeper.lab.mint import Mint, make_authorities
 from sweeper.lab.paths import LabError, LabPaths
 from sweeper.lab.plan import REVOKED_LEAF, NodeSpec, plan_fleet
 from sweeper.lab.state import read_json, serving_pid
-from sweeper.lab.vcsa import rsa_keys_needed, write_vcsa, write_vmdir
+from sweeper.lab.vcsa import VECS, rsa_keys_needed, write_vcsa, write_vmdir
+from sweeper.lab.vmdir import (
+    VcenterObjects,
+    install_vcenter_tools,
+    sts_signer,
+    vcenter_objects,
+    write_directory,
+)
 
-BUILD_SCHEMA = "sweeper.lab.build/3"  # 3: vCenter's VCDB, SMS, STS_INTERNAL_SSL_CERT, HA
+BUILD_SCHEMA = "sweeper.lab.build/4"  # 4: VMware Directory in slapd; VCDB, SMS, STS_INTERNAL_SSL_CERT, HA
 REUSE_FOR = timedelta(days=7)  # the expiring plant (10 days left) stays "expiring"
 _OWN_NAMES = {
     "build.json", "client_key", "client_key.pub", "hostkeys", "nodes", "vmdir", "incident",
@@ -83,6 +90,7 @@ def build_lab(
         vmdir_anchors = (authorities.corp, authorities.services, authorities.compromised)
         write_vmdir(paths, vmdir_anchors, crls)
         placed: list[Placement] = []
+        vcenters: list[VcenterObjects] = []
         # vcsa last: their RSA keys are still being made by the pool's workers.
         for node in sorted(plan, key=lambda n: n.profile == "vcsa"):
             root = paths.node_root(node.name)
@@ -94,6 +102,10 @@ def build_lab(
                 placed += write_esxi(root, node, mint)
             else:
                 placed += write_vcsa(root, node, mint, vmdir_anchors, crls)
+                install_vcenter_tools(root)
+                vcenters.append(vcenter_objects(root, node.name, VECS))
+        signer = sts_signer(authorities.compromised, vcenters[0].name, now) if vcenters else None
+        write_directory(paths, vcenters, signer)
         write_incident(paths, placed, mint, nodes, seed, now)
     record = {
         "schema": BUILD_SCHEMA,

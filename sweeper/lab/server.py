@@ -36,6 +36,7 @@ from sweeper.lab.paths import (
 from sweeper.lab.plan import LAB_BIN, plan_fleet
 from sweeper.lab.state import read_json
 from sweeper.lab.tls import TlsEndpoint
+from sweeper.lab.vmdir import start_directory, stop_directory
 
 LAB_SCHEMA = "sweeper.lab/1"
 _CHUNK = 65536
@@ -74,6 +75,7 @@ async def serve_lab(dir: Path, stop: asyncio.Event | None = None) -> None:
     listeners: list[asyncssh.SSHAcceptor] = []
     tls_servers: list[asyncio.Server] = []
     tls_live: set[asyncio.StreamWriter] = set()
+    directory = start_directory(paths) if (paths.vmdir / "ldap").is_dir() else None
     try:
         ports: dict[str, int] = {}
         tls_ports: dict[str, int] = {}
@@ -138,6 +140,8 @@ async def serve_lab(dir: Path, stop: asyncio.Event | None = None) -> None:
             with suppress(ProcessLookupError):
                 child.kill()
         await asyncio.gather(*(lst.wait_closed() for lst in listeners), return_exceptions=True)
+        if directory is not None:
+            stop_directory(paths, directory)
 
 
 async def _run(node: _Node, process: asyncssh.SSHServerProcess[bytes]) -> None:

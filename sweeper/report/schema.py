@@ -193,7 +193,7 @@ class Run(_Model):
     _absent_when_none = frozenset({"shard", "shards"})
 
     id: str
-    kind: Literal["scan", "rotate", "rollback"]
+    kind: Literal["scan", "rotate", "rollback", "check"]
     started: Time
     finished: Time
     tool_version: str

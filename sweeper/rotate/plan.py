@@ -34,14 +34,18 @@ from sweeper.rotate.steps import (
     Phase,
     PublishCrl,
     ReissueFile,
+    ReissueVecs,
     RemoveAnchors,
     RemoveCrls,
+    RepinLookupService,
+    ReplaceSts,
     Restart,
     Step,
     VerifyTls,
     VmdirPublish,
     VmdirUnpublish,
 )
+from sweeper.rotate.vmdir import domain_of
 
 if TYPE_CHECKING:
     from sweeper.report import schema
@@ -192,11 +196,13 @@ def make_plan(
     removed_subjects = {c.facts.subject for c in every_cert if c.facts.sha256 in remove and c.facts.is_ca}
     steps: list[Step] = []
     skipped: list[Skipped] = []
+    sts_domains: set[str] = set()
     for result in swept:
         node = nodes[result.name]
         if node.profile is Profile.VCSA and not vmca_compatible:
             raise BadInput(f"node '{node.name}' is a vCenter: VMCA accepts RSA only, use an RSA root")
-        steps += _with_persist(node, Phase.TRUST, _trust_steps(node, result))
+        trust = _trust_steps(node, result)
+        steps += _with_persist(node, Phase.TRUST, trust + _sts_steps(node, trust, sts_domains))
         reissue, not_replaced = _reissue_steps(node, result, policies[node.name], new_data_encipherment_key)
         steps += reissue
         skipped += not_replaced
@@ -286,6 +292,21 @@ def _trust_steps(node: Node, result: NodeResult) -> list[Step]:
     return steps
 
 
+def _sts_steps(node: Node, trust: list[Step], done: set[str]) -> list[Step]:
+    """The STS signing certificate, once per SSO domain: on its first vCenter, after the new root
+    is published there (DESIGN: right after the trust phase, before any vCenter restarts)."""
+    domain = domain_of(node)
+    if (
+        node.profile is not Profile.VCSA
+        or domain in done
+        or not any(isinstance(s, VmdirPublish) for s in trust)
+    ):
+        return []
+    done.add(domain)
+    profile = LeafProfile("ssoserverSign", (normal(node.host),))
+    return [ReplaceSts(node=node.name, domain=domain, profile=profile)]
+
+
 def _reissue_steps(
     node: Node, result: NodeResult, policy: NamePolicy, new_data_key: bool = False
 ) -> tuple[list[Step], list[Skipped]]:
@@ -319,6 +340,8 @@ def _reissue_steps(
     if not steps:
         return steps, skipped
     steps = vcsa_plan.ordered(node, steps)
+    if any(isinstance(s, ReissueVecs) and s.store == vcsa.MACHINE_SSL for s in steps):
+        steps.append(RepinLookupService(node=node.name, domain=domain_of(node)))
     steps = _with_persist(node, Phase.REISSUE, steps)
     if node.restart:
         steps.append(Restart(node=node.name, command=node.restart))

@@ -1,5 +1,6 @@
 """Put back what the journal backed up, newest change first: files byte for byte (owner and mode
-too), VECS entries, VMware Directory roots, VCDB rows; then the node's persist and restart commands."""
+too), VECS entries, VMware Directory roots and objects, VCDB rows; then the node's persist and restart
+commands."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sweeper.model import Node
 from sweeper.pki.parse import pem_blocks
 from sweeper.platforms.vcsa import TRUSTED_ROOT_CRLS, TRUSTED_ROOTS
 from sweeper.rotate import node as on_node
-from sweeper.rotate import remote
+from sweeper.rotate import remote, vmdir
 from sweeper.rotate.journal import Backup, JournalError
 from sweeper.rotate.steps import BackupKind, Persist, ReissueFile, Restart, StepContext, vcdb
 from sweeper.rotate.steps.reissue import run_command
@@ -49,6 +50,8 @@ async def rollback_node(ctx: StepContext, session: Session) -> dict[str, int]:
             await _restore_file(session, item)
         elif item.kind == BackupKind.VECS:
             await _restore_vecs(ctx, session, item)
+        elif item.kind == BackupKind.LDAP:
+            await vmdir.restore_entry(ctx, session, item.target, item.existed, item.content)
         elif item.kind == BackupKind.VMDIR and not item.existed:
             await _withdraw_published(ctx, session, item)
         elif item.kind == BackupKind.VCDB:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sweeper import names
+from sweeper import health, names
 from sweeper.detect import Context
 from sweeper.errors import (
     EXIT_INCOMPLETE,
@@ -30,7 +30,9 @@ from sweeper.rotate.journal import Journal
 from sweeper.rotate.plan import Plan, WaveOptions, flagged_from_report, make_plan
 from sweeper.rotate.rollback import refuse_unplanned, rollback_node
 from sweeper.rotate.steps import StepContext
+from sweeper.rotate.vcenter import check_vcenters
 from sweeper.rotate.verify import VerifyBasis, scan_incident, verify_basis
+from sweeper.rotate.vmdir import sso_password_of
 from sweeper.scan import ScanOptions, scan
 from sweeper.ssh import MAX_NODE_BYTES, AskSecret, Connector, RetryPolicy
 
@@ -133,6 +135,10 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
         new_data_encipherment_key=request.new_data_encipherment_key,
     )
     _check_sso(nodes, plan, request.env, ask)
+    vcenters = tuple(n for n in nodes if n.name in {s.node for s in plan.steps if s.uses_sso})
+    if vcenters:  # a connector of their own: only their credentials are loaded again
+        connector = Connector(vcenters, request.retry, ask, request.env, request.max_node_bytes)
+        check_vcenters({n.name: n for n in vcenters}, plan, connector, sso_password_of(connector))
     verify = verify_basis(request.source, incident, plan.remove, ca.sha256)
     return Prepared(inventory, nodes, before, ca, plan, verify)
 
@@ -267,7 +273,7 @@ def _connect(
     connector = Connector(nodes, retry, ask, env, options.get("max_node_bytes", MAX_NODE_BYTES))
     context = StepContext(
         ca=ca,
-        sso_password=_sso_password(connector),
+        sso_password=sso_password_of(connector),
         journal=journal,
         plan=plan,
         leaf_days=options["leaf_days"],
@@ -320,22 +326,26 @@ def _carry_out(
             max_node_bytes=options.get("max_node_bytes", MAX_NODE_BYTES),
         )
         after = scan(inventory, nodes, verify_options)
+        after = _check_vcenters(nodes, plan, outcome, after, verify_options)
         report = _rotation_report(journal, plan, ca, outcome, after)
     finally:
         journal.close()
     return RotationResult(outcome, report, journal.directory)
 
 
-def _sso_password(connector: Connector) -> Callable[[Node], str]:
-    def password(node: Node) -> str:
-        """Only a vCenter's own SSO password, and only to that vCenter."""
-        if node.profile is not Profile.VCSA or not node.sso_password_env:
-            raise BadInput(
-                f"node '{node.name}': no SSO login for a node that is not a vCenter with sso_password_env"
-            )
-        return connector.credentials.secret(node.sso_password_env, "SSO password")
-
-    return password
+def _check_vcenters(
+    nodes: tuple[Node, ...], plan: Plan, outcome: Outcome, after: Report, options: ScanOptions
+) -> Report:
+    """The verify's vCenter health check (as `sweeper check`) on every vCenter the rotation
+    changed: a finding that remains fails that node."""
+    changed = {s.node for s in plan.steps}
+    rotated = [n for n in nodes if n.name in changed and n.name not in outcome.failed]
+    found = health.vcenter_findings(rotated, options)
+    for finding in found:
+        if finding.node is not None:
+            outcome.failed.setdefault(finding.node, f"vCenter check: {finding.message}")
+            outcome.stopped_at = outcome.stopped_at or "verify"
+    return replace(after, findings=(*after.findings, *found))
 
 
 def _rotation_report(

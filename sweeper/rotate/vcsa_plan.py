@@ -15,6 +15,7 @@ from sweeper.platforms.vcsa import (
     MACHINE_SSL,
     SMS,
     SMS_SELF_SIGNED,
+    SOLUTION_USERS,
     STS_INTERNAL_SSL,
 )
 from sweeper.rotate.steps import (
@@ -51,7 +52,8 @@ def vecs_steps(
         common = {**common, "profile": replace(common["profile"], data_encipherment=True)}
         kind = RekeyDataEncipherment if new_data_key else RecertifyVecs
         return [kind(store=store, alias=cert.entry, **common)]
-    return [ReissueVecs(store=store, alias=cert.entry, **common)]
+    solution_user = node.profile is Profile.VCSA and store in SOLUTION_USERS
+    return [ReissueVecs(store=store, alias=cert.entry, service_principal=solution_user, **common)]
 
 
 def _keep_pnid(node: Node, cert: CertRecord, names: tuple[str, ...]) -> None:

@@ -2,9 +2,11 @@
 
 Trust (`AddAnchor`, `VmdirPublish`), reissue (`ReissueFile`, `ReissueVecs`, `Persist`,
 `Restart`, `VerifyTls`) and purge (`RemoveAnchors`, `VmdirUnpublish`, `ClearVecsStore`,
-`RemoveCrls`, `DeleteVecsCrls`, `PublishCrl`); a vCenter's own in `vcsa` and `vcdb`. Each says
-what it does (`describe`), what the preflight must back up before it (`backups`), the scripts
-it runs (`scripts`, for `rotate --dry-run --show-scripts`), and carries itself out (`apply`).
+`RemoveCrls`, `DeleteVecsCrls`, `PublishCrl`); a vCenter's own in `vcsa` and `vcdb`, and its
+VMware Directory objects (`ReplaceSts` in the trust phase, `RepinLookupService` after Machine
+SSL; steps/directory.py). Each says what it does (`describe`), what the preflight must back up
+before it (`backups`), the scripts it runs (`scripts`, for `rotate --dry-run --show-scripts`),
+and carries itself out (`apply`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sweeper.rotate.steps.base import (
     StepContext,
     VecsBackup,
 )
+from sweeper.rotate.steps.directory import RepinLookupService, ReplaceSts
 from sweeper.rotate.steps.purge import (
     ClearVecsStore,
     DeleteVecsCrls,
@@ -71,7 +74,9 @@ AnyStep = Annotated[
     | CopyMachineSsl
     | RegenerateSms
     | DeleteVecsEntries
-    | UpdateVpxExt,
+    | UpdateVpxExt
+    | ReplaceSts
+    | RepinLookupService,
     Field(discriminator="kind"),
 ]
 STEPS = TypeAdapter(tuple[AnyStep, ...])
@@ -100,6 +105,8 @@ __all__ = [
     "ScriptContext",
     "ReissueFile",
     "ReissueVecs",
+    "RepinLookupService",
+    "ReplaceSts",
     "RemoveAnchors",
     "RemoveCrls",
     "Restart",

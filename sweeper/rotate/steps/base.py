@@ -31,12 +31,13 @@ class Phase(enum.StrEnum):
 
 class BackupKind(enum.StrEnum):
     """What a journal backup holds: a file, a VECS entry, a root published to VMware Directory,
-    or a row of a vCenter's database (VCDB)."""
+    a row of a vCenter's database (VCDB), or one VMware Directory object (its LDIF; target = its DN)."""
 
     FILE = "file"
     VECS = "vecs"
     VMDIR = "vmdir"
     VCDB = "vcdb"
+    LDAP = "ldap"
 
 
 @dataclass(frozen=True, slots=True)

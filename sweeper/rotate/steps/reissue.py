@@ -15,7 +15,7 @@ from sweeper.model import Node, Role, StoreKind, StoreSpec
 from sweeper.pki import rotation
 from sweeper.pki.parse import ParseError, spki_sha256_from_openssl_output
 from sweeper.rotate import node as on_node
-from sweeper.rotate import remote
+from sweeper.rotate import remote, vmdir
 from sweeper.rotate.steps.base import (
     BackupKind,
     BackupTarget,
@@ -147,13 +147,25 @@ class ReissueVecs(Reissue):
     PHASE: ClassVar[Phase] = Phase.REISSUE
     store: str
     alias: str
+    service_principal: bool = False
+    """A solution user: its ServicePrincipal in VMware Directory gets the certificate first."""
 
     @property
     def target(self) -> str:
         return f"{self.store}/{self.alias}"
 
+    @property
+    def uses_sso(self) -> bool:
+        return self.service_principal
+
     def backups(self) -> tuple[BackupTarget, ...]:
         return (VecsBackup(self.store, self.alias),)
+
+    def journal_targets(self, ctx: ScriptContext, node: Node) -> tuple[tuple[BackupKind, str], ...]:
+        found = super(ReissueVecs, self).journal_targets(ctx, node)
+        if self.service_principal:
+            found += ((BackupKind.LDAP, f"cn={self.store}-*,cn=serviceprincipals,*".lower()),)
+        return found
 
     def _work(self, node: Node) -> str:
         return node.path(f"{remote.PENDING_DIR}/{_safe(self.store)}__{_safe(self.alias)}")
@@ -161,8 +173,14 @@ class ReissueVecs(Reissue):
     def scripts(self, ctx: ScriptContext, node: Node) -> list[tuple[str, str]]:
         work = self._work(node)
         replace_entry = remote.vecs_replace_entry(node, self.store, self.alias, work, NEW_CERTIFICATE)
+        register = []
+        if self.service_principal:
+            name = RunTime(f"{self.store}-machineID")
+            update = vmdir.service_update_script(node, ctx.sso_password(node), name, NEW_CERTIFICATE)
+            register = [("update the ServicePrincipal in VMware Directory first", update)]
         return [
             ("make the new key on the node", self._keygen(f"{work}/key.pem")),
+            *register,
             ("replace the entry", replace_entry),
             ("clean up", remote.remove_tree(work)),
         ]
@@ -172,6 +190,11 @@ class ReissueVecs(Reissue):
         ctx.backup_of(node.name, BackupKind.VECS, self.target)
         work = self._work(node)
         public_pem, new_pem, new_sha = await self._issue(ctx, session, f"{work}/key.pem")
+        registered = {}
+        if self.service_principal:  # VMware Directory first, then VECS (vCert's order)
+            registered["service_principal"] = await vmdir.register_solution_user(
+                ctx, session, self.store, new_pem
+            )
         if await self._current(session) != new_sha:
             body = remote.vecs_replace_entry(node, self.store, self.alias, work, new_pem)
             await on_node.run(session, body, "vecs-cli create")
@@ -187,7 +210,7 @@ class ReissueVecs(Reissue):
         if spki != spki_sha256_from_openssl_output(public_pem.decode()):
             raise CommandFailed(f"vecs {self.target}: the stored key is not the new certificate's")
         await on_node.run(session, remote.remove_tree(work), "clean up")
-        return {"new_sha256": new_sha, "old_sha256": self.old.sha256}
+        return {"new_sha256": new_sha, "old_sha256": self.old.sha256, **registered}
 
     async def _current(self, session: Session) -> str | None:
         entries = await on_node.store_entries(session, self.store)
@@ -282,9 +305,9 @@ class VerifyTls(Step):
             try:
                 if node.jump:  # we cannot reach it directly: go through the node's own connection
                     async with session.forward(self.host, self.port) as local_port:
-                        served = await _served_certificate("127.0.0.1", local_port, self.host)
+                        served = await served_certificate("127.0.0.1", local_port, self.host)
                 else:
-                    served = await _served_certificate(self.host, self.port, self.host)
+                    served = await served_certificate(self.host, self.port, self.host)
             except (OSError, ssl.SSLError, TimeoutError):
                 served = ""
             if served in expected:
@@ -295,7 +318,7 @@ class VerifyTls(Step):
         )
 
 
-async def _served_certificate(host: str, port: int, server_name: str) -> str:
+async def served_certificate(host: str, port: int, server_name: str) -> str:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # we compare the exact certificate instead

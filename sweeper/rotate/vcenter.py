@@ -1,0 +1,96 @@
+"""vCenter prechecks before any change on any node (DESIGN "A vCenter keeps working only if these
+hold", 1 and 9): VMware Directory is Normal, the SSO login binds, and every solution user the plan
+re-issues has its ServicePrincipal. A failure is one line naming the node and the reason (exit 2)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Mapping
+
+from sweeper.errors import BadInput, NodeError
+from sweeper.model import Node
+from sweeper.platforms import vmdir as facts
+from sweeper.platforms.vcsa import DIR_CLI
+from sweeper.rotate import vmdir
+from sweeper.rotate.node import run
+from sweeper.rotate.plan import Plan
+from sweeper.rotate.steps import ReissueVecs
+from sweeper.shell import Output, Tag, mark
+from sweeper.shell import quote as q
+from sweeper.ssh import Connector, Session
+
+STATE = re.compile(r"VmDir State is - (\S+)")
+LOGON_FAILURE = "1326"
+LISTED = re.compile(r"^\d+\. (\S+)$")
+
+
+def precheck_script(node: Node, password: str) -> str:
+    """Read-only: vmdird's state (vdcadmintool option 6), the machine ID, `dir-cli service list`."""
+    return (
+        mark(Tag.DIRCLI, "v0")
+        + f"printf '6\\n0\\n' | sw_run {q(node.path(facts.VDCADMINTOOL))}\n"
+        + vmdir.machine_id_script(node)
+        + mark(Tag.DIRCLI, "l0")
+        + f"printf '%s\\n' {q(password)} | sw_run {q(node.path(DIR_CLI))} service list"
+        + f" --login {q(vmdir.login_of(node))}\n"
+    )
+
+
+def problem(output: Output, solution_users: list[str]) -> str | None:
+    """Why this vCenter must not be changed, or None."""
+    state = STATE.search(output.text("v0"))
+    if state is None or state.group(1) != facts.NORMAL_STATE:
+        said = state.group(1) if state else output.error("v0") or "no state"
+        return f"VMware Directory is not Normal ({said})"
+    listing = output.error("l0")
+    if listing:
+        if LOGON_FAILURE in listing:
+            return "the SSO credentials do not bind to VMware Directory (dir-cli: ERROR_LOGON_FAILURE)"
+        return f"dir-cli service list failed: {listing}"
+    machine_id = output.text("m0").strip()
+    if output.error("m0") or not machine_id:
+        return f"vmafd-cli get-machine-id failed: {output.error('m0') or 'no machine ID'}"
+    listed = {m.group(1) for line in output.text("l0").splitlines() if (m := LISTED.match(line.strip()))}
+    missing = [su for su in solution_users if f"{su}-{machine_id}" not in listed]
+    if missing:
+        return f"ServicePrincipal {missing[0]}-{machine_id} is missing from dir-cli service list"
+    return None
+
+
+def check_vcenters(
+    nodes: Mapping[str, Node], plan: Plan, connector: Connector, password: Callable[[Node], str]
+) -> None:
+    """Every vCenter the plan logs in to, checked concurrently before anything changes.
+
+    :raises BadInput: naming the first node (in inventory order) that fails, and why
+    """
+    wanted: dict[str, list[str]] = {}
+    for step in plan.steps:
+        if step.uses_sso:
+            users = wanted.setdefault(step.node, [])
+            if isinstance(step, ReissueVecs) and step.service_principal:
+                users.append(step.store)
+
+    async def one(name: str) -> str | None:
+        node = nodes[name]
+
+        async def work(session: Session) -> str | None:
+            output = await run(session, precheck_script(node, password(node)), "vCenter precheck")
+            return problem(output, wanted[name])
+
+        try:
+            found, _ = await connector.with_session(node, work)
+        except NodeError as exc:
+            return f"cannot run the vCenter precheck: {exc}"
+        return found
+
+    async def every() -> list[str | None]:
+        try:
+            return await asyncio.gather(*(one(name) for name in wanted))
+        finally:
+            await connector.close()
+
+    for name, found in zip(wanted, asyncio.run(every()), strict=True):
+        if found:
+            raise BadInput(f"node '{name}': {found}; nothing was changed")

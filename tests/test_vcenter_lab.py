@@ -1,0 +1,238 @@
+"""A lab vCenter with a real VMware Directory (OpenLDAP slapd): the rotation keeps what its services
+need, the prechecks refuse before any change, rollback restores every directory object exactly,
+and a VECS-only change breaks the lab's vCenter as it would break a real one.
+
+Checked with the real OpenLDAP clients and openssl, not through sweeper's own readers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sweeper.lab import LabHandle, start_lab
+from sweeper.platforms.vcsa import VMON_START_PROFILE
+from tests.support import run
+
+PASSPHRASE = "vcenter lab test"
+VECS = "var/lib/vmware/vmafd/vecs"
+ADMIN = "cn=administrator,cn=users,dc=vsphere,dc=local"
+SOLUTION_USERS = ("machine", "vsphere-webclient", "vpxd", "vpxd-extension", "hvc", "wcp")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    with start_lab(tmp_path_factory.mktemp("lab"), nodes=5) as handle:
+        yield handle
+
+
+@pytest.fixture(autouse=True)
+def lab_secrets(lab: LabHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {**lab.env, "SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE}.items():
+        monkeypatch.setenv(name, value)
+
+
+def vcenter(lab: LabHandle) -> Path:
+    (root,) = (lab.dir / "nodes").glob("vc-*")
+    return root
+
+
+def ldapsearch(lab: LabHandle, base: str = "dc=vsphere,dc=local", *args: str) -> str:
+    uri = (lab.dir / "vmdir" / "ldap.uri").read_text().strip()
+    done = subprocess.run(
+        ["ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-x", "-H", uri, "-D", ADMIN, "-w", lab.sso_password]
+        + ["-b", base, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def ldap(lab: LabHandle, tool: str, *args: str, input: str | None = None) -> None:
+    uri = (lab.dir / "vmdir" / "ldap.uri").read_text().strip()
+    command = [tool, "-x", "-H", uri, "-D", ADMIN, "-w", lab.sso_password, *args]
+    subprocess.run(command, input=input, capture_output=True, text=True, check=True)
+
+
+def objects(ldif: str) -> list[str]:
+    """Each object's LDIF exactly as printed, by DN: the server's order of objects is its own."""
+    return sorted(block.strip() for block in ldif.split("\n\n") if block.strip())
+
+
+def values(ldif: str, attribute: str) -> list[bytes]:
+    found = []
+    for line in ldif.splitlines():
+        if line.startswith(f"{attribute}:: "):
+            found.append(base64.b64decode(line.split(":: ", 1)[1]))
+        elif line.startswith(f"{attribute}: "):
+            found.append(base64.b64decode(line.split(": ", 1)[1]))
+    return found
+
+
+def der(path: Path) -> bytes:
+    return subprocess.run(
+        ["openssl", "x509", "-in", str(path), "-outform", "DER"], capture_output=True, check=True
+    ).stdout
+
+
+def source_report(lab: LabHandle, out: Path) -> Path:
+    args = json.loads((lab.dir / "incident" / "manifest.json").read_text())["scan_args"]
+    run.scan(lab.inventory, out, "--limit", vcenter(lab).name, *args)
+    (report,) = out.glob("*.json")
+    return report
+
+
+def service_control_start(root: Path) -> subprocess.CompletedProcess[str]:
+    """`service-control --start --all` as sweeper runs it (HAActive on a vCenter HA node)."""
+    start_profile = root / VMON_START_PROFILE.lstrip("/")
+    ha = start_profile.exists() and "HACore" in start_profile.read_text()
+    profile = ["--vmon-profile", "HAActive"] if ha else []
+    return subprocess.run(
+        [str(root / "usr/bin/service-control"), "--start", "--all", *profile], capture_output=True, text=True
+    )
+
+
+def test_prechecks_refuse_before_any_change(lab: LabHandle, tmp_path: Path):
+    root = vcenter(lab)
+    source = source_report(lab, tmp_path / "before")
+    directory = ldapsearch(lab)
+    state = root / "var/lib/vmware/vmdir/state"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text("ReadOnly\n")
+    try:
+        done = run.rotate(lab.inventory, source, tmp_path / "j1", tmp_path / "r1", "--limit", root.name)
+    finally:
+        state.unlink()
+    assert done.returncode == 2
+    assert f"node '{root.name}': VMware Directory is not Normal (ReadOnly)" in done.stderr
+
+    wrong = {**lab.env, lab.sso_password_env: "not-the-password"}
+    done = run.rotate(
+        lab.inventory, source, tmp_path / "j2", tmp_path / "r2", "--limit", root.name, env=wrong
+    )
+    assert done.returncode == 2 and "SSO credentials do not bind" in done.stderr, done.stderr
+
+    machine_id = (root / "var/lib/vmware/vmafd/machine-id").read_text().strip()
+    principal = f"cn=wcp-{machine_id},cn=ServicePrincipals,dc=vsphere,dc=local"
+    saved = ldapsearch(lab, principal)
+    ldap(lab, "ldapdelete", principal)
+    try:
+        done = run.rotate(lab.inventory, source, tmp_path / "j3", tmp_path / "r3", "--limit", root.name)
+    finally:
+        ldap(lab, "ldapadd", input=saved)
+    assert done.returncode == 2
+    assert f"ServicePrincipal wcp-{machine_id} is missing from dir-cli service list" in done.stderr
+    assert not [j for j in ("j1", "j2", "j3") if (tmp_path / j).exists()]
+    assert objects(ldapsearch(lab)) == objects(directory)
+
+
+def test_rotation_keeps_the_vcenter_invariants_and_rollback_restores_the_directory_exactly(
+    lab: LabHandle, tmp_path: Path
+):
+    root = vcenter(lab)
+    vecs = root / VECS
+    machine_id = (root / "var/lib/vmware/vmafd/machine-id").read_text().strip()
+    source = source_report(lab, tmp_path / "before")
+    directory = ldapsearch(lab)
+
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def watch_ps() -> None:  # the lab's nodes run on this machine: their argv is ps's
+        while not stop.is_set():
+            seen.update(
+                subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+            )
+            stop.wait(0.1)
+
+    watcher = threading.Thread(target=watch_ps)
+    watcher.start()
+    try:
+        done = run.rotate(
+            lab.inventory, source, tmp_path / "journal", tmp_path / "rotate", "--limit", root.name
+        )
+    finally:
+        stop.set()
+        watcher.join()
+    assert done.returncode == 0, done.stderr
+    assert not [line for line in seen if lab.sso_password in line], "the SSO password showed in ps"
+
+    new_root = der(tmp_path / "journal" / "new-root.pem")
+    for su in SOLUTION_USERS:
+        principal = ldapsearch(lab, f"cn={su}-{machine_id},cn=ServicePrincipals,dc=vsphere,dc=local")
+        assert values(principal, "userCertificate") == [der(vecs / su / su / "cert.pem")], su
+    sts = ldapsearch(
+        lab, "cn=Tenants,cn=IdentityManager,cn=Services,dc=vsphere,dc=local", "(cn=TenantCredential-*)"
+    )
+    assert sts.count("dn: ") == 1 and values(sts, "userCertificate")[1] == new_root
+    machine_ssl = der(vecs / "MACHINE_SSL_CERT" / "__MACHINE_CERT" / "cert.pem")
+    registrations = ldapsearch(lab, "cn=Sites,cn=Configuration,dc=vsphere,dc=local")
+    pins = values(registrations, "vmwLKUPEndpointSslTrust") + values(registrations, "vmwLKUPSslTrustAnchor")
+    assert len(pins) == 3 and set(pins) == {machine_ssl}  # current, legacy and the vmon ghost
+    assert service_control_start(root).returncode == 0
+    check = run.sweeper("check", lab.inventory, "--out", tmp_path / "check")
+    assert check.returncode == 0, check.stdout
+    assert run.only_report(tmp_path / "check")["run"]["kind"] == "check"
+
+    done = run.sweeper("rollback", tmp_path / "journal")
+    assert done.returncode == 0, done.stderr
+    assert objects(ldapsearch(lab)) == objects(directory), "VMware Directory not restored byte for byte"
+    assert service_control_start(root).returncode == 0
+
+
+def test_a_vecs_only_change_breaks_the_lab_vcenter_and_check_reports_the_mismatch(
+    lab: LabHandle, tmp_path: Path
+):
+    root = vcenter(lab)
+    vpxd = root / VECS / "vpxd" / "vpxd" / "cert.pem"
+    kept = vpxd.read_bytes()
+    vpxd.write_bytes((root / VECS / "machine" / "machine" / "cert.pem").read_bytes())  # VMDir not updated
+    try:
+        started = service_control_start(root)
+        check = run.sweeper("check", lab.inventory, "--out", tmp_path / "check")
+    finally:
+        vpxd.write_bytes(kept)
+    assert started.returncode != 0
+    assert (
+        "Failed to start vmware-vpxd services" in started.stderr and "solution user vpxd-" in started.stderr
+    )
+    assert check.returncode == 1
+    findings = run.only_report(tmp_path / "check")["findings"]
+    assert [(f["rule"], f["store"]) for f in findings] == [("vcenter-solution-user-mismatch", "vpxd")]
+    assert "MISMATCH" in findings[0]["message"]
+
+
+def test_an_sts_chain_to_an_unpublished_root_breaks_the_lab_vcenter_and_check_says_so(
+    lab: LabHandle, tmp_path: Path
+):
+    root = vcenter(lab)
+    dir_cli = root / "usr/lib/vmware-vmafd/bin/dir-cli"
+    old_root = lab.dir / "incident" / "compromised-ca.pem"  # it signed the lab's STS certificate
+
+    def trustedcert(verb: str) -> None:
+        subprocess.run(
+            [str(dir_cli), "trustedcert", verb, "--cert", str(old_root)],
+            input=lab.sso_password + "\n",
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
+    trustedcert("unpublish")
+    try:
+        started = service_control_start(root)
+        check = run.sweeper("check", lab.inventory, "--out", tmp_path / "check")
+    finally:
+        trustedcert("publish")
+    assert started.returncode != 0 and "Failed to start vmware-stsd services" in started.stderr
+    assert check.returncode == 1
+    rules = {f["rule"] for f in run.only_report(tmp_path / "check")["findings"]}
+    assert "vcenter-sts-unpublished-root" in rules
+    assert service_control_start(root).returncode == 0

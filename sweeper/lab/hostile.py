@@ -21,6 +21,7 @@ from sweeper.lab.plan import (
     GREEDY_NAMES,
     LAB_BIN,
     LYING_OPENSSL,
+    MULTIPLE_MODULUS,
     NodeSpec,
 )
 from sweeper.lab.standins import install_tool
@@ -35,13 +36,16 @@ def write_hostile(root: Path, node: NodeSpec, mint: Mint) -> None:
     slot = node.leaves[0]
     fqdn = f"{node.name}.{DNS_SUFFIX}"
     now = mint.now
-    if node.hostile in (GREEDY_NAMES, FORGED_ISSUER):
+    if node.hostile in (GREEDY_NAMES, FORGED_ISSUER, MULTIPLE_MODULUS):
         key = issue.generate_key("ec-p256")
         greedy = node.hostile == GREEDY_NAMES
         names = [fqdn, node.name, LAB_HOST, *(STOLEN_NAMES if greedy else ())]
-        issuer = None if greedy else mint.authorities.partner.cert.subject
+        issuer = mint.authorities.partner.cert.subject if node.hostile == FORGED_ISSUER else None
+        carried = None
+        if node.hostile == MULTIPLE_MODULUS:
+            carried = issue.multiplied_rsa_key(mint.authorities.corp.cert, 3)
         cert = issue.forge_leaf(
-            key, fqdn, names, now - timedelta(days=1), now + timedelta(days=90), issuer, greedy
+            key, fqdn, names, now - timedelta(days=1), now + timedelta(days=90), issuer, greedy, carried
         )
         write_file(root / slot.cert.lstrip("/"), issue.cert_pem(cert))
         write_file(root / slot.key.lstrip("/"), issue.key_pem(key), 0o600)

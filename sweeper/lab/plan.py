@@ -39,9 +39,11 @@ FORGED_ISSUER = "forged-issuer"
 """Its own certificate names the partner CA as issuer (signed by itself): a good CA it wants purged."""
 LYING_OPENSSL = "lying-openssl"
 """Its openssl proves a DSA-1024 key instead of the key sweeper asked it to make."""
+MULTIPLE_MODULUS = "multiple-modulus"
+"""Its certificate carries an RSA key whose modulus is 3 x the corp root's: a good root it wants purged."""
 FLOOD = "flood"
 """A trust bundle of 1 GiB (sparse): an answer meant to exhaust the sweeping client's memory."""
-HOSTILE_KINDS = (GREEDY_NAMES, FORGED_ISSUER, LYING_OPENSSL, FLOOD)
+HOSTILE_KINDS = (GREEDY_NAMES, FORGED_ISSUER, LYING_OPENSSL, FLOOD, MULTIPLE_MODULUS)
 
 FLOOD_BUNDLE = "/etc/pki/tls/certs/flood-bundle.pem"
 LAB_BIN = "/usr/local/lab-bin"

@@ -28,31 +28,36 @@ class Compromise:
 
 
 def compromised(fleet: Fleet) -> dict[str, Compromise]:
-    """Every known certificate (by SHA-256) that is, or chains to, a compromised CA."""
+    """Every known certificate (by SHA-256) that is, or chains to, a compromised CA.
+
+    Breadth first, down from the certificates that carry a given CA's key: each level is
+    the certificates whose signature verifies under one of the level above. Every
+    certificate is reached once, at its shortest chain, and levels are taken in sorted
+    order, so the answer is the same whatever order the nodes and their stores came in
+    (a cross-certification cycle included) and nothing recurses on node data.
+    """
     given = {certificate_facts(ca.der).spki_sha256: ca for ca in fleet.context.incident.compromised_cas}
     if not given:
         return {}
-    memo: dict[str, Compromise | None] = {}
-
-    def resolve(sha256: str, visiting: frozenset[str]) -> Compromise | None:
-        if sha256 in memo:
-            return memo[sha256]
-        facts = fleet.facts(sha256)
-        ca = given.get(facts.spki_sha256)
+    found: dict[str, Compromise] = {}
+    for sha256 in sorted(fleet.der):
+        ca = given.get(fleet.facts(sha256).spki_sha256)
         if ca is not None:
             same = certificate_facts(ca.der).sha256 == sha256
-            result = Compromise(ca, "is the compromised CA" if same else "carries the compromised CA's key")
-        else:
-            result = None
-            for issuer in fleet.named_issuers(sha256):  # names first: signatures only on tainted paths
-                above = None if issuer in visiting else resolve(issuer, visiting | {sha256})
-                if above is not None and fleet.issued(sha256, issuer):
-                    result = Compromise(above.ca, "issued under it", (issuer, *above.chain))
-                    break
-        memo[sha256] = result
-        return result
-
-    return {sha256: found for sha256 in fleet.der if (found := resolve(sha256, frozenset())) is not None}
+            found[sha256] = Compromise(
+                ca, "is the compromised CA" if same else "carries the compromised CA's key"
+            )
+    level = sorted(found)
+    while level:
+        reached: dict[str, Compromise] = {}
+        for issuer in level:
+            above = found[issuer]
+            for sha256 in fleet.named_children(issuer):
+                if sha256 not in found and sha256 not in reached and fleet.issued(sha256, issuer):
+                    reached[sha256] = Compromise(above.ca, "issued under it", (issuer, *above.chain))
+        found.update(reached)
+        level = sorted(reached)
+    return found
 
 
 @rule("compromised-issuer", Severity.CRITICAL, "fleet")

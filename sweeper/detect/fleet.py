@@ -38,8 +38,11 @@ class Fleet:
         for der in context.incident.certificates:
             self.der.setdefault(certificate_facts(der).sha256, der)
         self._by_subject: dict[str, list[str]] = defaultdict(list)
+        self._by_issuer: dict[str, list[str]] = defaultdict(list)
         for sha256, der in self.der.items():
-            self._by_subject[certificate_facts(der).subject].append(sha256)
+            facts = certificate_facts(der)
+            self._by_subject[facts.subject].append(sha256)
+            self._by_issuer[facts.issuer].append(sha256)
         self._issuers: dict[str, tuple[str, ...]] = {}
         self._memo: dict[Callable[[Fleet], object], object] = {}
 
@@ -56,6 +59,10 @@ class Fleet:
         if der is None:
             return []
         return [c for c in self.with_subject(certificate_facts(der).issuer) if c != sha256]
+
+    def named_children(self, sha256: str) -> list[str]:
+        """Known certificates whose issuer name is this one's subject (no signature checked yet)."""
+        return [c for c in self._by_issuer.get(self.facts(sha256).subject, []) if c != sha256]
 
     def issued(self, sha256: str, issuer: str) -> bool:
         """True if the certificate `issuer`'s key verifies this one's signature."""

@@ -3,30 +3,35 @@ plants cannot get another node's good CA flagged, purged or judged away, and can
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sweeper.lab import LabHandle, start_lab
-from sweeper.lab.plan import MULTIPLE_MODULUS
+from sweeper.lab.plan import DEEP_CHAIN, MANY_ANCHORS, MULTIPLE_MODULUS, SAME_NAME_CAS
 from tests.support import run
 
 CORP_ROOT = "Sweeper Lab Corp Root CA"
+HOSTILE = (MULTIPLE_MODULUS, DEEP_CHAIN, SAME_NAME_CAS, MANY_ANCHORS)  # hostile-01 .. hostile-04
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
-    with start_lab(tmp_path_factory.mktemp("lab"), nodes=5, hostile=(MULTIPLE_MODULUS,)) as handle:
+    with start_lab(tmp_path_factory.mktemp("lab"), nodes=5, hostile=HOSTILE) as handle:
         yield handle
 
 
 @pytest.fixture(scope="module")
 def swept(lab: LabHandle, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("scan")
-    _, report = run.scan(lab.inventory, out, env=lab.env)
+    args = json.loads((lab.dir / "incident" / "manifest.json").read_text())["scan_args"]
+    done, report = run.scan(lab.inventory, out, *args, env=lab.env)
+    assert done.returncode == 1, done.stderr  # the lab's planted incident: critical findings
     (path,) = out.glob("*.json")
     return path, report
 
@@ -58,3 +63,28 @@ def test_a_multiple_of_the_corp_roots_modulus_flags_neither_the_root_nor_itself_
     (line,) = [line for line in done.stderr.splitlines() if corp in line]
     reasons = re.search(r"\(([^;]*);", line).group(1).split(", ")  # type: ignore[union-attr]
     assert reasons == ["old-root"], "purged as the old root the rotation replaces, not as a broken key"
+
+
+def test_a_deep_chain_same_name_cas_and_many_anchors_are_judged_in_seconds(
+    swept: tuple[Path, dict[str, Any]],
+) -> None:
+    """1,100 certificates in one chain (a recursion would blow), 11 CAs of one name and key that all
+    issue each other (path building was factorial), 1,000 same-name anchors (N² issuer checks): every
+    rule judges all of it, in seconds, and the report is complete."""
+    _, report = swept
+    run_info = report["run"]
+    took = datetime.fromisoformat(run_info["finished"]) - datetime.fromisoformat(run_info["started"])
+    assert took.total_seconds() < 30, took
+    assert not [f for f in report["findings"] if f["rule"] == "rule-error"]
+    nodes = {n["name"]: n for n in report["nodes"]}
+    assert all(n["status"] == "ok" for n in nodes.values())
+    assert len(nodes["hostile-02"]["certificates"]) > 1100 and len(nodes["hostile-04"]["certificates"]) > 1000
+    rogue = {
+        f["node"] for f in report["findings"] if f["rule"] == "rogue-root" and "Many Anchors" in f["message"]
+    }
+    assert rogue == {"hostile-04"}, "each of the 1,000 copies is judged: not an expected root"
+    same_name_leaf = [
+        f for f in report["findings"]
+        if f["rule"] == "untrusted-chain" and f["node"] == "hostile-03" and f["entry"].endswith("#1")
+    ]  # fmt: skip
+    assert same_name_leaf, "the leaf under 11 same-name CAs and no anchor is judged untrusted"

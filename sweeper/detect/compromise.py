@@ -17,6 +17,8 @@ from sweeper.incident import SourcedCert
 from sweeper.model import Finding, Severity
 from sweeper.pki.parse import certificate_facts
 
+MAX_CHAIN = 20
+
 
 @dataclass(frozen=True, slots=True)
 class Compromise:
@@ -24,17 +26,16 @@ class Compromise:
 
     ca: SourcedCert
     how: str  # "is the compromised CA" | "carries the compromised CA's key" | "issued under it"
-    chain: tuple[str, ...] = ()  # SHA-256s from the certificate's issuer up to the compromised CA
+    chain: tuple[str, ...] = ()  # SHA-256s from the certificate's issuer up (the nearest MAX_CHAIN)
+    depth: int = 0  # certificates between it and the compromised CA, itself included
 
 
 def compromised(fleet: Fleet) -> dict[str, Compromise]:
     """Every known certificate (by SHA-256) that is, or chains to, a compromised CA.
 
-    Breadth first, down from the certificates that carry a given CA's key: each level is
-    the certificates whose signature verifies under one of the level above. Every
-    certificate is reached once, at its shortest chain, and levels are taken in sorted
-    order, so the answer is the same whatever order the nodes and their stores came in
-    (a cross-certification cycle included) and nothing recurses on node data.
+    Down from the certificates that carry a given CA's key (`Fleet.issued_under`): every
+    certificate is reached once, at its shortest chain, whatever order the nodes and their
+    stores came in (a cross-certification cycle included), and nothing recurses on node data.
     """
     given = {certificate_facts(ca.der).spki_sha256: ca for ca in fleet.context.incident.compromised_cas}
     if not given:
@@ -44,19 +45,13 @@ def compromised(fleet: Fleet) -> dict[str, Compromise]:
         ca = given.get(fleet.facts(sha256).spki_sha256)
         if ca is not None:
             same = certificate_facts(ca.der).sha256 == sha256
-            found[sha256] = Compromise(
-                ca, "is the compromised CA" if same else "carries the compromised CA's key"
-            )
-    level = sorted(found)
-    while level:
-        reached: dict[str, Compromise] = {}
-        for issuer in level:
+            how = "is the compromised CA" if same else "carries the compromised CA's key"
+            found[sha256] = Compromise(ca, how)
+    for sha256, issuer in fleet.issued_under(found).items():  # issuers come before what they issued
+        if issuer is not None:
             above = found[issuer]
-            for sha256 in fleet.named_children(issuer):
-                if sha256 not in found and sha256 not in reached and fleet.issued(sha256, issuer):
-                    reached[sha256] = Compromise(above.ca, "issued under it", (issuer, *above.chain))
-        found.update(reached)
-        level = sorted(reached)
+            chain = (issuer, *above.chain)[:MAX_CHAIN]
+            found[sha256] = Compromise(above.ca, "issued under it", chain, above.depth + 1)
     return found
 
 
@@ -69,7 +64,7 @@ def compromised_issuer(fleet: Fleet, context: Context) -> Iterator[Finding]:
         if hit is None:
             continue
         ca = certificate_facts(hit.ca.der)
-        depth = f" through {len(hit.chain) - 1} intermediate(s)" if len(hit.chain) > 1 else ""
+        depth = f" through {hit.depth - 1} intermediate(s)" if hit.depth > 1 else ""
         yield finding(
             "compromised-issuer",
             record,

@@ -48,6 +48,8 @@ from sweeper.pki.parse import CertFacts
 
 MAX_DEPTH = 8
 """Levels walked up from a certificate to find its anchors (as pki.chain)."""
+MAX_UNKNOWN = 20
+"""CAs of unknown status kept per path, nearest first."""
 
 MAX_REASONS = 3
 """Why-not reasons quoted in one status."""
@@ -83,7 +85,8 @@ ANCHOR = Status("good", why="a self-signed anchor is not subject to revocation")
 
 @dataclass(frozen=True, slots=True)
 class PathStatus:
-    """The best path above a certificate: the revoked CA every path crosses, or the unknown CAs on it."""
+    """The best path above a certificate: the revoked CA every path crosses, or the unknown CAs on it
+    (the nearest MAX_UNKNOWN: a chain of a thousand CAs must not cost a thousand per certificate)."""
 
     revoked_ca: str | None = None
     unknown: tuple[str, ...] = ()
@@ -317,7 +320,9 @@ class Revocation:
                 options.append(above)
             else:
                 options.append(
-                    PathStatus(unknown=((issuer,) if own.state == "unknown" else ()) + above.unknown)
+                    PathStatus(
+                        unknown=(((issuer,) if own.state == "unknown" else ()) + above.unknown)[:MAX_UNKNOWN]
+                    )
                 )
         if not options:
             return PathStatus()

@@ -9,7 +9,7 @@ from sweeper.detect import Context, finding, rule
 from sweeper.detect.fleet import Fleet
 from sweeper.detect.strength import weak_key, weak_signature
 from sweeper.model import Finding, NodeResult, Severity
-from sweeper.pki.chain import MAX_DEPTH, verify_path, walk_path
+from sweeper.pki.chain import verify_path, walk_path
 from sweeper.pki.parse import certificate_facts
 from sweeper.platforms import is_identity
 
@@ -69,17 +69,10 @@ def _explained(path: Sequence[bytes], at: datetime) -> bool:
     return False
 
 
-def _chains_to_expected(fleet: Fleet, sha256: str, expected: frozenset[str]) -> bool:
-    """True if the certificate was issued, through known CAs, by an expected root."""
-    frontier, seen = {sha256}, {sha256}
-    for _ in range(MAX_DEPTH):
-        frontier = {i for s in frontier for i in fleet.issuers(s)} - seen
-        if frontier & expected:
-            return True
-        if not frontier:
-            return False
-        seen |= frontier
-    return False
+def _under_expected(fleet: Fleet) -> frozenset[str]:
+    """Every known certificate an expected root issued, through known CAs (roots themselves included)."""
+    expected = fleet.context.incident.expected_roots
+    return frozenset(fleet.issued_under(expected.sha256 if expected else ()))
 
 
 @rule("rogue-root", Severity.HIGH, "fleet")
@@ -93,12 +86,8 @@ def rogue_root(fleet: Fleet, context: Context) -> Iterator[Finding]:
     if expected is None:
         return
     trust = [r for r in fleet.records if r.role == "trust"]
-    rogue = {
-        r.facts.sha256
-        for r in trust
-        if r.facts.sha256 not in expected.sha256
-        and not (r.facts.sha256 in fleet.der and _chains_to_expected(fleet, r.facts.sha256, expected.sha256))
-    }
+    vouched = fleet.analysis(_under_expected)
+    rogue = {r.facts.sha256 for r in trust if r.facts.sha256 not in expected.sha256 | vouched}
     holders = {
         sha256: sorted({h.node for h in fleet.holders[sha256] if h.role == "trust"}) for sha256 in rogue
     }

@@ -23,7 +23,7 @@ from sweeper.report.drift import Snapshot, finding_key
 from sweeper.report.schema import SEVERITIES, Finding, Report, iso
 
 DEFAULT_NAME = "history.sqlite"
-VERSION = 1
+VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS findings (
     message TEXT NOT NULL, evidence TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS findings_run ON findings (run_id);
+CREATE TABLE IF NOT EXISTS run_scope (
+    run_id TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    rules TEXT, input_kinds TEXT NOT NULL
+);
 """
 
 
@@ -110,6 +114,14 @@ def record(db: Path, report: Report, report_path: Path) -> None:
                 str(_relative(report_path, db)),
             ),
         )  # fmt: skip
+        conn.execute(
+            "INSERT INTO run_scope VALUES (?, ?, ?)",
+            (
+                run.id,
+                None if run.rules is None else json.dumps(run.rules),
+                json.dumps(sorted({item.kind for item in run.inputs})),
+            ),
+        )
         conn.executemany(
             "INSERT INTO nodes VALUES (?, ?, ?, ?, ?, ?)",
             ((run.id, n.name, n.host, n.status, n.error, n.attempts) for n in report.nodes),
@@ -199,7 +211,17 @@ def _snapshot(conn: sqlite3.Connection, run_id: str) -> Snapshot:
         stored = dict(zip(columns, row, strict=True))
         item = Finding.model_validate({**stored, "evidence": json.loads(stored["evidence"])})
         findings[finding_key(item)] = item
-    return Snapshot(run_id, started, statuses, anchors, findings)
+    scope = conn.execute("SELECT rules, input_kinds FROM run_scope WHERE run_id = ?", (run_id,)).fetchone()
+    rules, kinds = (json.loads(scope[0]) if scope[0] else None, json.loads(scope[1])) if scope else (None, [])
+    return Snapshot(
+        run_id,
+        started,
+        statuses,
+        anchors,
+        findings,
+        rules=None if rules is None else frozenset(rules),
+        input_kinds=frozenset(kinds),
+    )
 
 
 @contextmanager

@@ -238,8 +238,17 @@ class InventoryRef:
 
 
 @dataclass(frozen=True, slots=True)
+class InputRef:
+    """One incident input a run read (--crl, --ioc, ...): its kind, its path, the SHA-256 of its bytes."""
+
+    kind: str
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunInfo:
-    """Who ran what, when, against which inventory."""
+    """Who ran what, when, against which inventory, with which incident inputs and rules."""
 
     id: str
     kind: str
@@ -249,6 +258,9 @@ class RunInfo:
     inventory: InventoryRef
     argv: tuple[str, ...]
     interrupted: bool = False
+    inputs: tuple[InputRef, ...] = ()
+    rules: tuple[str, ...] | None = None
+    """The rules that ran; None where unknown (an older report)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,7 +154,7 @@ def scan(
     on_node: NodeCallback | None = None,
 ) -> Report:
     """Sweep `nodes`, run the rules, and return the report (synchronous entry point)."""
-    select(options.rules)  # an unknown rule is bad input before any connection is made
+    rules = select(options.rules)  # an unknown rule is bad input before any connection is made
     started = datetime.now(UTC)
     results, interrupted = asyncio.run(sweep(nodes, options, on_node))
     context = replace(options.context, names=names.policies(inventory.nodes))
@@ -168,5 +168,7 @@ def scan(
         inventory=InventoryRef(str(inventory.path), inventory.sha256),
         argv=tuple(argv if argv is not None else sys.argv),  # no option takes a secret's value
         interrupted=interrupted,
+        inputs=context.incident.inputs,
+        rules=tuple(chosen.id for chosen in rules),
     )
     return Report(run=run, nodes=tuple(results), findings=tuple(findings))

@@ -150,3 +150,63 @@ def test_rotation_fixes_the_incident_on_every_profile_and_rollback_restores_it(
 
     assert certificates(restored) == certificates(before)
     assert crl_files(lab) == crls_before, "the CRL stores are as they were"
+
+
+def test_the_verify_sweep_judges_by_the_scans_inputs_and_fails_on_a_root_planted_after_it(
+    lab: LabHandle, tmp_path: Path
+):
+    """The rotation's own verify sweep re-reads the --from scan's incident files (recorded with their
+    SHA-256) and expects its roots plus the new one: a root planted after that scan stays rogue."""
+    before = scan(lab, tmp_path / "before")
+    recorded = {(item["kind"], Path(item["path"]).name) for item in before["run"]["inputs"]}
+    assert {kind for kind, _ in recorded} == {"crl", "ioc", "compromised-ca", "expected-roots"}
+    for item in before["run"]["inputs"]:
+        digest = subprocess.run(["sha256sum", item["path"]], capture_output=True, text=True, check=True)
+        assert digest.stdout.split()[0] == item["sha256"]
+    (source,) = (tmp_path / "before").glob("*.json")
+
+    esx = next(n for n in inventory_nodes(lab) if n["profile"] == "esxi")
+    castore = Path(esx["root"]) / "etc/vmware/ssl/castore.pem"
+    planted = tmp_path / "planted.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "planted.key"),
+         "-out", str(planted), "-subj", "/CN=Planted After The Scan", "-days", "30"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    castore.write_bytes(castore.read_bytes() + planted.read_bytes())
+
+    done = run.rotate(lab.inventory, source, tmp_path / "journal", tmp_path / "rotate")
+    try:
+        assert done.returncode == 1, done.stderr
+        assert "its verify sweep finds high or worse: rogue-root" in done.stderr
+        report = run.only_report(tmp_path / "rotate")
+        assert report["rotation"]["complete"]
+        assert report["run"]["inputs"] == before["run"]["inputs"]
+        rogue = [f for f in report["findings"] if f["rule"] == "rogue-root"]
+        assert [(f["node"], f["sha256"]) for f in rogue] == [(esx["name"], fingerprint(planted))]
+    finally:
+        rolled = run.sweeper("rollback", tmp_path / "journal")
+        assert rolled.returncode == 0, rolled.stderr
+        castore.write_bytes(castore.read_bytes().replace(planted.read_bytes(), b""))
+
+
+def test_a_rotation_refuses_an_input_changed_since_its_scan(lab: LabHandle, tmp_path: Path):
+    """The verify sweep must judge by what the scan judged by: an edited IOC file stops the rotation
+    before any change (exit 2, one line naming the file)."""
+    scan(lab, tmp_path / "before")
+    (source,) = (tmp_path / "before").glob("*.json")
+    report = json.loads(source.read_text())
+    ioc = Path(next(item["path"] for item in report["run"]["inputs"] if item["kind"] == "ioc"))
+    original = ioc.read_bytes()
+    ioc.write_bytes(original + b"\n# edited after the scan\n")
+    try:
+        done = run.rotate(lab.inventory, source, tmp_path / "journal", tmp_path / "rotate")
+    finally:
+        ioc.write_bytes(original)
+    assert done.returncode == 2
+    assert (
+        done.stderr.splitlines()[-1]
+        == f"sweeper: {ioc}: changed since the run that recorded it as its --ioc input"
+    )
+    assert "[1/" not in done.stderr, "refused before any node was swept"
+    assert not (tmp_path / "journal").exists()

@@ -7,7 +7,7 @@ lab up/down). Commands import their heavy modules when they run.
 """
 
 # isort: off
-from sweeper.cli.app import app
+from sweeper.cli.app import app, command
 from sweeper.cli import scan, rotation, reports, lab
 
 # isort: on
@@ -19,7 +19,7 @@ from sweeper.errors import EXIT_DECLINED
 __all__ = ["app", "lab", "main", "reports", "rotation", "scan"]
 
 
-@app.command("version")
+@command("version")
 def version_command() -> None:
     """Print the version."""
     typer.echo(__version__)

@@ -16,8 +16,8 @@ from sweeper.cli.app import (
     OutOption,
     RetriesOption,
     SignOption,
-    app,
     byte_size,
+    command,
     fail_on_severity,
     run,
 )
@@ -25,42 +25,78 @@ from sweeper.cli.app import (
 PathList = list[Path]
 
 
-@app.command("scan")
+@command(
+    "scan",
+    examples="""
+    sweeper scan inventories/fleet.toml
+    sweeper scan fleet.toml --crl crls/ --ioc ioc.txt --compromised-ca old-root.pem --expected-roots roots.pem
+    sweeper scan fleet.toml --limit vcenter --format all --fail-on critical --sign report.key
+    """,
+)
 def scan_command(
-    inventory: Annotated[Path, typer.Argument(help="Inventory file (TOML, or YAML of the same shape).")],
+    inventory: Annotated[
+        Path, typer.Argument(metavar="INVENTORY", help="Inventory file (TOML, or YAML of the same shape).")
+    ],
     limit: LimitOption = [],  # noqa: B006
-    concurrency: Annotated[int, typer.Option(min=1, help="Nodes swept at once.")] = 100,
+    concurrency: Annotated[int, typer.Option(metavar="N", min=1, help="Nodes swept at once.")] = 100,
     retries: RetriesOption = 4,
     max_node_bytes: MaxNodeBytesOption = "64MiB",
     out: OutOption = Path("reports"),
     fail_on: Annotated[
-        str, typer.Option(help="Exit 1 when a finding is at or above this severity.")
+        str,
+        typer.Option(
+            metavar="SEVERITY",
+            help="Exit 1 when a finding is at or above this severity: critical, high, medium, low or info.",
+        ),
     ] = "high",
-    expiring_days: Annotated[int, typer.Option(min=0, help="Warn of certificates expiring this soon.")] = 30,
-    rule: Annotated[list[str], typer.Option("--rule", help="Run only this rule (repeatable).")] = [],  # noqa: B006
+    expiring_days: Annotated[
+        int, typer.Option(metavar="DAYS", min=0, help="Warn of certificates expiring this soon.")
+    ] = 30,
+    rule: Annotated[
+        list[str], typer.Option("--rule", metavar="RULE", help="Run only this rule (repeatable).")
+    ] = [],  # noqa: B006
     crl: Annotated[
-        PathList, typer.Option("--crl", help="CRL file or folder of CRLs, PEM or DER (repeatable).")
+        PathList,
+        typer.Option(
+            "--crl", metavar="FILE|DIR", help="CRL file or folder of CRLs, PEM or DER (repeatable)."
+        ),
     ] = [],  # noqa: B006
     ioc: Annotated[
-        PathList, typer.Option("--ioc", help="IOC file: fingerprints, spki:, serial:, PEM (repeatable).")
+        PathList,
+        typer.Option(
+            "--ioc", metavar="FILE", help="IOC file: fingerprints, spki:, serial:, PEM (repeatable)."
+        ),
     ] = [],  # noqa: B006
     compromised_ca: Annotated[
-        PathList, typer.Option("--compromised-ca", help="Certificate of a compromised CA (repeatable).")
+        PathList,
+        typer.Option(
+            "--compromised-ca", metavar="FILE", help="Certificate of a compromised CA (repeatable)."
+        ),
     ] = [],  # noqa: B006
     ca: Annotated[
-        PathList, typer.Option("--ca", help="Issuer certificates to check CRLs and OCSP with.")
+        PathList,
+        typer.Option("--ca", metavar="FILE", help="Issuer certificates to check CRLs and OCSP with."),
     ] = [],  # noqa: B006
     expected_roots: Annotated[
-        Path | None, typer.Option(help="PEM bundle of the roots the fleet should trust (for rogue-root).")
+        Path | None,
+        typer.Option(metavar="FILE", help="PEM bundle of the roots the fleet should trust (for rogue-root)."),
     ] = None,
     baseline: Annotated[
         Path | None,
-        typer.Option(help="Earlier scan report (JSON) whose anchors are expected; 'last': the previous run."),
+        typer.Option(
+            metavar="FILE|last",
+            help="Earlier scan report (JSON) whose anchors are expected; 'last': the previous run.",
+        ),
     ] = None,
     ocsp: Annotated[bool, typer.Option("--ocsp", help="Also ask each certificate's OCSP responder.")] = False,
-    ocsp_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for an OCSP answer.")] = 5.0,
+    ocsp_timeout: Annotated[
+        float, typer.Option(metavar="SECONDS", min=0.1, help="Seconds to wait for an OCSP answer.")
+    ] = 5.0,
     badkeys_blocklist: Annotated[
-        Path | None, typer.Option(help="badkeys' blocklist.dat (or its folder) for known-compromised-key.")
+        Path | None,
+        typer.Option(
+            metavar="FILE|DIR", help="badkeys' blocklist.dat (or its folder) for known-compromised-key."
+        ),
     ] = None,
     formats: FormatOption = [],  # noqa: B006
     sign: SignOption = None,

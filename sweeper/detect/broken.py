@@ -65,7 +65,7 @@ def _shared_primes(spkis: dict[str, bytes]) -> dict[str, list[str]]:
     return {moduli[n]: [moduli[m] for m in partners] for n, partners in shared_primes(moduli).items()}
 
 
-@rule("known-compromised-key", Severity.CRITICAL, "fleet")
+@rule("known-compromised-key", Severity.CRITICAL, "fleet", needs=("badkeys-blocklist",))
 def known_compromised_key(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """Public key in a list of published/broken keys (Debian weak keys, ROCA, Fermat-factorable, …)."""
     broken = fleet.analysis(broken_keys)

@@ -55,7 +55,7 @@ def compromised(fleet: Fleet) -> dict[str, Compromise]:
     return found
 
 
-@rule("compromised-issuer", Severity.CRITICAL, "fleet")
+@rule("compromised-issuer", Severity.CRITICAL, "fleet", needs=("compromised-ca",))
 def compromised_issuer(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """Issued (directly or through a chain) by a CA given as compromised, or that CA itself."""
     found = fleet.analysis(compromised)

@@ -75,7 +75,7 @@ def _under_expected(fleet: Fleet) -> frozenset[str]:
     return frozenset(fleet.issued_under(expected.sha256 if expected else ()))
 
 
-@rule("rogue-root", Severity.HIGH, "fleet")
+@rule("rogue-root", Severity.HIGH, "fleet", needs=("expected-roots", "baseline"))
 def rogue_root(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """A trust anchor not in the fleet's expected roots (--expected-roots or a --baseline report).
 

@@ -105,6 +105,17 @@ class Inventory(_Model):
     sha256: Sha256
 
 
+InputKind = Literal["crl", "ioc", "compromised-ca", "ca", "expected-roots", "baseline", "badkeys-blocklist"]
+
+
+class Input(_Model):
+    """An incident input file the run read, so an auditor can tell which CRL or IOC list it judged by."""
+
+    kind: InputKind
+    path: str
+    sha256: Sha256
+
+
 class Run(_Model):
     id: str
     kind: Literal["scan", "rotate", "rollback"]
@@ -114,6 +125,8 @@ class Run(_Model):
     inventory: Inventory
     argv: list[str]
     interrupted: bool = False
+    inputs: list[Input] = []
+    rules: list[str] | None = None
 
 
 class Counts(_Model):

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from sweeper.lab import LabHandle, start_lab
-from sweeper.lab.plan import DEEP_CHAIN, MANY_ANCHORS, MULTIPLE_MODULUS, SAME_NAME_CAS
+from sweeper.lab.plan import DEEP_CHAIN, LINUX_BUNDLE, MANY_ANCHORS, MULTIPLE_MODULUS, SAME_NAME_CAS
 from tests.support import run
 
 CORP_ROOT = "Sweeper Lab Corp Root CA"
@@ -88,3 +88,27 @@ def test_a_deep_chain_same_name_cas_and_many_anchors_are_judged_in_seconds(
         if f["rule"] == "untrusted-chain" and f["node"] == "hostile-03" and f["entry"].endswith("#1")
     ]  # fmt: skip
     assert same_name_leaf, "the leaf under 11 same-name CAs and no anchor is judged untrusted"
+
+
+def test_a_baseline_expects_each_root_on_the_nodes_that_held_it_not_on_every_node(
+    lab: LabHandle, swept: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """Runs last: it plants the lab's rogue root, which one node held at baseline time, on another."""
+    source, report = swept
+    (held_by,) = {
+        n["name"]
+        for n in report["nodes"]
+        for c in n["certificates"]
+        if c["role"] == "trust" and "Global Trust Services Root R7" in c["subject"]
+    }
+    rogue_pem = next((lab.dir / "nodes" / held_by).rglob("global-trust-root.pem")).read_bytes()
+    with open(lab.dir / "nodes/hostile-01" / LINUX_BUNDLE.lstrip("/"), "ab") as bundle:
+        bundle.write(rogue_pem)
+
+    done, again = run.scan(lab.inventory, tmp_path / "again", "--baseline", source, env=lab.env)
+    rogue = {
+        (f["node"], f["message"].rsplit(": ", 1)[1]) for f in again["findings"] if f["rule"] == "rogue-root"
+    }
+    assert rogue == {("hostile-01", "O=Global Trust Services Ltd,CN=Global Trust Services Root R7")}, (
+        done.stderr
+    )

@@ -70,9 +70,11 @@ def _explained(path: Sequence[bytes], at: datetime) -> bool:
 
 
 def _under_expected(fleet: Fleet) -> frozenset[str]:
-    """Every known certificate an expected root issued, through known CAs (roots themselves included)."""
+    """Every known certificate that an expected root issued, through known CAs (not the roots themselves:
+    with a baseline, a root is expected only on the nodes that held it)."""
     expected = fleet.context.incident.expected_roots
-    return frozenset(fleet.issued_under(expected.sha256 if expected else ()))
+    below = fleet.issued_under(expected.anywhere if expected else ())
+    return frozenset(sha256 for sha256, issuer in below.items() if issuer is not None)
 
 
 @rule("rogue-root", Severity.HIGH, "fleet", needs=("expected-roots", "baseline"))
@@ -87,14 +89,12 @@ def rogue_root(fleet: Fleet, context: Context) -> Iterator[Finding]:
         return
     trust = [r for r in fleet.records if r.role == "trust"]
     vouched = fleet.analysis(_under_expected)
-    rogue = {r.facts.sha256 for r in trust if r.facts.sha256 not in expected.sha256 | vouched}
-    holders = {
-        sha256: sorted({h.node for h in fleet.holders[sha256] if h.role == "trust"}) for sha256 in rogue
-    }
-    for record in trust:
-        if record.facts.sha256 not in rogue:
-            continue
-        nodes = holders[record.facts.sha256]
+    rogue = [r for r in trust if r.facts.sha256 not in expected.for_node(r.node) | vouched]
+    holders: dict[str, set[str]] = {}
+    for record in rogue:
+        holders.setdefault(record.facts.sha256, set()).add(record.node)
+    for record in rogue:
+        nodes = sorted(holders[record.facts.sha256])
         yield finding(
             "rogue-root",
             record,

@@ -92,6 +92,16 @@ def scan_command(
     ocsp_timeout: Annotated[
         float, typer.Option(metavar="SECONDS", min=0.1, help="Seconds to wait for an OCSP answer.")
     ] = 5.0,
+    ocsp_allow: Annotated[
+        list[str],
+        typer.Option(
+            metavar="URL-PREFIX|HOST",
+            help="An OCSP responder --ocsp may post to (repeatable); none: no OCSP request at all.",
+        ),
+    ] = [],  # noqa: B006
+    ocsp_budget: Annotated[
+        float, typer.Option(metavar="SECONDS", min=0.0, help="Seconds all OCSP requests may take together.")
+    ] = 60.0,
     badkeys_blocklist: Annotated[
         Path | None,
         typer.Option(
@@ -115,6 +125,7 @@ def scan_command(
         from sweeper.cli.console import progress_reporter, terminal_prompt
         from sweeper.cli.publishing import finish, publication_for
         from sweeper.detect import Context
+        from sweeper.detect.ocsp import check_allowed
         from sweeper.incident import load_incident
         from sweeper.inventory import load_inventory
         from sweeper.scan import ScanOptions, scan
@@ -136,7 +147,12 @@ def scan_command(
             concurrency=concurrency,
             retry=RetryPolicy(attempts=retries),
             context=Context(
-                expiring_days=expiring_days, incident=incident, ocsp=ocsp, ocsp_timeout=ocsp_timeout
+                expiring_days=expiring_days,
+                incident=incident,
+                ocsp=ocsp,
+                ocsp_timeout=ocsp_timeout,
+                ocsp_allow=check_allowed(ocsp_allow),
+                ocsp_budget=ocsp_budget,
             ),
             rules=tuple(rule) or None,
             ask=terminal_prompt(),

@@ -39,6 +39,10 @@ class Context:
     incident: Incident = field(default_factory=Incident)
     ocsp: bool = False
     ocsp_timeout: float = 5.0
+    ocsp_allow: tuple[str, ...] = ()
+    """Responders --ocsp may post to (URL prefixes or host names); none: no request at all."""
+    ocsp_budget: float = 60.0
+    """Seconds all OCSP requests of the run may take together; later ones are not asked."""
     names: Mapping[str, NamePolicy] = field(default_factory=dict)
     """Per node, the names its certificates may carry (from the inventory); empty: not judged."""
     rule_budget: float = RULE_BUDGET

@@ -68,7 +68,8 @@ def compromised_issuer(fleet: Fleet, context: Context) -> Iterator[Finding]:
         yield finding(
             "compromised-issuer",
             record,
-            f"{hit.how} {ca.subject}{depth}: {record.facts.subject}",
+            f"{hit.how} {ca.subject}{depth}"
+            + ("" if record.facts.subject == ca.subject else f": {record.facts.subject}"),
             compromised_ca={"subject": ca.subject, "sha256": ca.sha256, "given_in": hit.ca.source},
             how=hit.how,
             chain=[describe(fleet, sha256) for sha256 in hit.chain],

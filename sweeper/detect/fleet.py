@@ -94,11 +94,16 @@ class Fleet:
         """Known certificates that issued this one (name matches, signature verifies), itself excluded.
 
         Candidates are grouped by key: one signature check per distinct issuer key, so N
-        copies of one anchor cost N checks over the fleet, not N².
+        copies of one anchor cost N checks over the fleet, not N²; a self-signed
+        certificate is checked against its own key only, so N same-name anchors with N
+        keys cost N too.
         """
         if sha256 not in self._issuers:
             found: list[str] = []
-            groups = self._by_subject_key.get(self.facts(sha256).issuer, {})
+            facts = self.facts(sha256)
+            groups = self._by_subject_key.get(facts.issuer, {})
+            if facts.self_signed:  # its signature verifies under its own key, so under no other
+                groups = {facts.spki_sha256: groups.get(facts.spki_sha256, [])}
             for copies in groups.values():
                 if self.issued(sha256, copies[0]):
                     found.extend(c for c in copies if c != sha256)

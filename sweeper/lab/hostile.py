@@ -77,8 +77,9 @@ def write_hostile(root: Path, node: NodeSpec, mint: Mint) -> None:
         write_file(root / slot.cert.lstrip("/"), chain)
         write_file(root / slot.key.lstrip("/"), issue.key_pem(key), 0o600)
     elif node.hostile == MANY_ANCHORS:
-        signer = issue.generate_key("ec-p256")
-        copies = [issue.make_root("Many Anchors Root", signer) for _ in range(MANY_ANCHOR_COUNT)]
+        signer = issue.generate_key("ec-p256")  # half are copies of one root, half have keys of their own
+        keys = [signer if i % 2 else issue.generate_key("ec-p256") for i in range(MANY_ANCHOR_COUNT)]
+        copies = [issue.make_root("Many Anchors Root", key) for key in keys]
         with open(root / LINUX_BUNDLE.lstrip("/"), "ab") as bundle:
             bundle.write(b"".join(issue.cert_pem(c) for c in copies))
     elif node.hostile == LYING_OPENSSL:

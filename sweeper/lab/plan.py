@@ -46,7 +46,8 @@ DEEP_CHAIN = "deep-chain"
 SAME_NAME_CAS = "same-name-cas"
 """Its leaf file carries 11 CAs of one name and one key (each issues every other), no anchor for them."""
 MANY_ANCHORS = "many-anchors"
-"""Its trust bundle holds 1,000 self-signed roots of one name: N same-name anchors, N² issuer pairs."""
+"""Its trust bundle holds 1,000 self-signed roots of one name (half of one key, half of their own):
+N same-name anchors, N² issuer pairs."""
 FLOOD = "flood"
 """A trust bundle of 1 GiB (sparse): an answer meant to exhaust the sweeping client's memory."""
 HOSTILE_KINDS = (

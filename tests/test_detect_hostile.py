@@ -90,6 +90,19 @@ def test_a_deep_chain_same_name_cas_and_many_anchors_are_judged_in_seconds(
     assert same_name_leaf, "the leaf under 11 same-name CAs and no anchor is judged untrusted"
 
 
+def test_rules_out_of_time_still_write_the_report_and_the_run_is_incomplete(
+    lab: LabHandle, tmp_path: Path
+) -> None:
+    args = json.loads((lab.dir / "incident" / "manifest.json").read_text())["scan_args"]
+    rules = ("--rule", "compromised-issuer", "--rule", "untrusted-chain", "--rule", "expired")
+    done, report = run.scan(lab.inventory, tmp_path / "out", *args, *rules, "--rule-budget", "0", env=lab.env)
+    assert done.returncode == 3, done.stderr
+    errors = {f["evidence"]["failed_rule"]: f for f in report["findings"] if f["rule"] == "rule-error"}
+    assert set(errors) == {"compromised-issuer", "untrusted-chain", "expired"}
+    assert errors["compromised-issuer"]["evidence"]["nodes_total"] == len(report["nodes"])
+    assert {f["rule"] for f in report["findings"]} == {"rule-error"}
+
+
 def test_a_baseline_expects_each_root_on_the_nodes_that_held_it_not_on_every_node(
     lab: LabHandle, swept: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:

@@ -99,6 +99,14 @@ def scan_command(
             help="An OCSP responder --ocsp may post to (repeatable); none: no OCSP request at all.",
         ),
     ] = [],  # noqa: B006
+    rule_budget: Annotated[
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            min=0.0,
+            help="Seconds each rule may take; past it, what it did not judge is a rule-error.",
+        ),
+    ] = 300.0,
     ocsp_budget: Annotated[
         float, typer.Option(metavar="SECONDS", min=0.0, help="Seconds all OCSP requests may take together.")
     ] = 60.0,
@@ -153,6 +161,7 @@ def scan_command(
                 ocsp_timeout=ocsp_timeout,
                 ocsp_allow=check_allowed(ocsp_allow),
                 ocsp_budget=ocsp_budget,
+                rule_budget=rule_budget,
             ),
             rules=tuple(rule) or None,
             ask=terminal_prompt(),

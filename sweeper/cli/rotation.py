@@ -111,6 +111,14 @@ def rotate_command(
     leaf_days: Annotated[
         int, typer.Option(metavar="DAYS", min=1, help="Validity of the re-issued leaves.")
     ] = 730,
+    new_data_encipherment_key: Annotated[
+        bool,
+        typer.Option(
+            "--new-data-encipherment-key",
+            help="vCenter: give data-encipherment a new key (stored guest-customization passwords "
+            "become unreadable) instead of a new certificate for its key.",
+        ),
+    ] = False,
     out: OutOption = Path("reports"),
     formats: FormatOption = [],  # noqa: B006
     fail_on: FailOnOption = "high",
@@ -153,6 +161,7 @@ def rotate_command(
             retry=RetryPolicy(attempts=retries),
             leaf_days=leaf_days,
             max_node_bytes=answer_cap,
+            new_data_encipherment_key=new_data_encipherment_key,
         )
         to_sweep = len(load_inventory(inventory).limited(limit))
         err.rule("preflight: sweeping the fleet (read-only)")
@@ -288,6 +297,9 @@ def show_plan(plan: Plan) -> None:
         err.print(plain(f"  {removal.subject}  sha256 {sha}  ({why}; on {where})"), soft_wrap=True)
     for skipped in plan.skipped:
         err.print(plain(f"not replaced: {skipped.node} {skipped.store} {skipped.entry}: {skipped.reason}"))
+    for step in plan.steps:
+        if step.consequence:
+            err.print(plain(f"WARNING {step.node} {step.target}: {step.consequence}", "bold"))
 
 
 def print_scripts(prepared: Prepared) -> None:

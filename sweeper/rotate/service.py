@@ -75,6 +75,8 @@ class RotateRequest:
     """The most one node may print for one command before it is cut off (`--max-node-bytes`)."""
     env: Mapping[str, str] | None = None
     """Where the inventory's secret variables are read (None: this process's environment)."""
+    new_data_encipherment_key: bool = False
+    """vCenter data-encipherment gets a new key (`--new-data-encipherment-key`), not just a certificate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,7 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
         request.waves,
         vmca_compatible=ca.is_rsa,
         name_policies=names.policies(inventory.nodes),
+        new_data_encipherment_key=request.new_data_encipherment_key,
     )
     _check_sso(nodes, plan, request.env, ask)
     verify = verify_basis(request.source, incident, plan.remove, ca.sha256)

@@ -168,14 +168,15 @@ def last_report_path(db: Path) -> Path:
     """The report of the newest recorded run that swept at least one node and whose file still exists.
 
     This is what `scan --baseline last` resolves to: that report's trust anchors become the
-    expected roots. Call it before the new run is recorded.
+    expected roots. Call it before the new run is recorded. A shard's report (`scan --shard`)
+    is skipped: it holds only its slice of the fleet's anchors; the merged report holds them all.
 
     :raises HistoryError: no history at `db`, or no usable run in it (one line, exit 2).
     """
     if not db.exists():
         raise HistoryError(f"{db}: no history yet, so no previous run to take a baseline from")
     for row in runs(db):
-        if row.nodes_swept and row.report_path.is_file():
+        if row.nodes_swept and row.report_path.is_file() and schema.load(row.report_path).run.shard is None:
             return row.report_path
     raise HistoryError(f"{db}: no recorded run with a swept node and a report file to take a baseline from")
 

@@ -66,3 +66,22 @@ def test_a_rule_that_raises_on_one_node_costs_that_node_only(
     assert error.evidence["error"] == "failed (RecursionError: maximum recursion depth exceeded)"
     assert any(f.rule == "untrusted-chain" for f in found), "the other rules' findings stand"
     assert exit_code(report_of([error]), Severity.HIGH) == EXIT_INCOMPLETE
+
+
+def test_a_merge_keeps_a_shards_rule_error_unless_it_re_runs_that_rule() -> None:
+    from sweeper.merge import _judged_again
+    from sweeper.report.schema import Finding as ReportFinding
+
+    def error_of(rule_id: str) -> ReportFinding:
+        evidence = {"failed_rule": rule_id, "error": "x", "nodes": ["a"], "nodes_total": 1}
+        return ReportFinding(
+            rule=RULE_ERROR, severity="high", node="a", store=None, entry=None, sha256=None, message="m",
+            evidence=evidence,
+        )  # fmt: skip
+
+    assert not _judged_again(error_of("expired")), (
+        "a cert rule's error in a shard stays: the merge does not re-run it"
+    )
+    assert _judged_again(error_of("compromised-issuer")), (
+        "a fleet rule's error is replaced by the merge's own verdict"
+    )

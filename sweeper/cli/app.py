@@ -111,6 +111,13 @@ HistoryOption = Annotated[
     typer.Option("--history", metavar="FILE", help="History database (default: <out>/history.sqlite)."),
 ]
 OutOption = Annotated[Path, typer.Option(metavar="DIR", help="Folder for the reports.")]
+FailOnOption = Annotated[
+    str,
+    typer.Option(
+        metavar="SEVERITY",
+        help="Exit 1 when a finding is at or above this severity: critical, high, medium, low or info.",
+    ),
+]
 SignOption = Annotated[
     Path | None,
     typer.Option(metavar="KEY", help="Ed25519 private key (PKCS#8 PEM): write a detached <stem>.json.sig."),

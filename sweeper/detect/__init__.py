@@ -147,7 +147,12 @@ def detect(
         else:
             findings.extend(_per_node(chosen, fleet, context))
     fleet.deadline = None
-    return sorted(findings, key=lambda f: (-f.severity, f.rule, f.node or "", f.store or "", f.entry or ""))
+    return sorted(findings, key=finding_order)
+
+
+def finding_order(item: Finding) -> tuple[int, str, str, str, str]:
+    """How a report lists its findings: most severe first, then by rule, node, store and entry."""
+    return (-item.severity, item.rule, item.node or "", item.store or "", item.entry or "")
 
 
 def _fleet_wide(chosen: Rule, fleet: Fleet, context: Context) -> list[Finding]:

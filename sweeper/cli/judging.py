@@ -70,11 +70,7 @@ OcspBudgetOption = Annotated[
 ]
 RuleBudgetOption = Annotated[
     float,
-    typer.Option(
-        metavar="SECONDS",
-        min=0.0,
-        help="Seconds each rule may take; past it, what it did not judge is a rule-error.",
-    ),
+    typer.Option(metavar="SECONDS", min=0.0, help="Seconds each rule may take, then it is a rule-error."),
 ]
 BadkeysOption = Annotated[
     Path | None,

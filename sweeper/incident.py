@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -60,11 +61,29 @@ class SourcedCert:
 
 @dataclass(frozen=True, slots=True)
 class ExpectedRoots:
-    """The trust anchors the fleet should hold, by SHA-256 (with the certificates when a bundle gave them)."""
+    """The trust anchors the fleet should hold, by SHA-256 (with the certificates when a bundle gave them).
+
+    A bundle (`--expected-roots`) names the same roots for every node. A baseline report
+    names each node's own (`per_node`): a root planted on one node before the baseline was
+    taken is expected there only. `sha256` is then what a node the baseline does not
+    know is held to: the roots the baseline found on more than one node.
+    """
 
     source: str
     sha256: frozenset[str]
     certificates: tuple[bytes, ...] = field(default=(), repr=False)
+    per_node: Mapping[str, frozenset[str]] | None = None
+
+    def for_node(self, node: str) -> frozenset[str]:
+        """The roots this node is expected to trust."""
+        if self.per_node is not None and node in self.per_node:
+            return self.per_node[node]
+        return self.sha256
+
+    @property
+    def anywhere(self) -> frozenset[str]:
+        """Every root expected on some node."""
+        return self.sha256.union(*(self.per_node or {}).values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,12 +255,25 @@ def load_expected_roots(path: Path) -> ExpectedRoots:
 
 
 def load_baseline(path: Path) -> ExpectedRoots:
-    """The trust-store certificates of a previous sweep's JSON report (`role` "trust"), by SHA-256."""
-    return baseline_of(schema.load(path), str(path))
+    """Each swept node's trust-store certificates (`role` "trust") in a previous sweep's JSON report.
+
+    Per node: a root one node held then is expected on that node only (see ExpectedRoots).
+    """
+    report = schema.load(path)
+    per_node = {
+        node.name: frozenset(cert.sha256 for cert in node.certificates if cert.role == "trust")
+        for node in report.nodes
+        if node.status == "ok"
+    }
+    holders = Counter(sha256 for roots in per_node.values() for sha256 in roots)
+    if not holders:
+        raise CorruptInput(path, "lists no trust-store certificate: every anchor would look rogue")
+    shared = {sha256 for sha256, count in holders.items() if count > 1 or len(per_node) == 1}
+    return ExpectedRoots(str(path), frozenset(shared), per_node=per_node)
 
 
 def baseline_of(report: schema.Report, source: str) -> ExpectedRoots:
-    """The anchors a sweep found, as the roots expected from then on."""
+    """The anchors a sweep found, as the roots expected from then on on every node."""
     roots = {cert.sha256 for node in report.nodes for cert in node.certificates if cert.role == "trust"}
     if not roots:
         raise CorruptInput(source, "lists no trust-store certificate: every anchor would look rogue")

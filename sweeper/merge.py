@@ -22,6 +22,7 @@ from sweeper import __version__
 from sweeper.detect import REGISTRY, Context, detect, finding_order, select
 from sweeper.errors import BadInput, CorruptInput
 from sweeper.model import (
+    RULE_ERROR,
     CertRecord,
     CrlRecord,
     Finding,
@@ -153,6 +154,12 @@ def _inputs(items: Iterable[InputRef | schema.Input]) -> frozenset[tuple[str, st
     return frozenset((item.kind, item.path, item.sha256) for item in items)
 
 
+def _judged_again(item: schema.Finding) -> bool:
+    """True for a shard's finding of a fleet-wide rule (a `rule-error` of one too): the merge re-runs it."""
+    rule_id = item.evidence.get("failed_rule") if item.rule == RULE_ERROR else item.rule
+    return rule_id in REGISTRY and REGISTRY[rule_id].scope == "fleet"
+
+
 def merge(
     shards: Sequence[ShardReport],
     context: Context,
@@ -172,10 +179,7 @@ def merge(
     )
     nodes = tuple(node for _, node in placed)
     kept = [
-        finding_from(item)
-        for shard in shards
-        for item in shard.report.findings
-        if item.rule not in REGISTRY or REGISTRY[item.rule].scope != "fleet"
+        finding_from(item) for shard in shards for item in shard.report.findings if not _judged_again(item)
     ]
     fleet = detect(nodes, context, [r.id for r in chosen if r.scope == "fleet"])
     runs = [shard.report.run for shard in sorted(shards, key=lambda s: s.shard.index)]

@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from sweeper.report import schema
 
 
+RULE_ERROR = "rule-error"
+"""The finding of a rule that failed or ran out of time: the run is incomplete, not worse."""
+
+
 class Severity(enum.IntEnum):
     """Ordered so that `finding.severity >= Severity.HIGH` reads naturally."""
 
@@ -305,7 +309,13 @@ class Report:
 
     @property
     def incomplete(self) -> bool:
-        return self.run.interrupted or any(not n.swept for n in self.nodes)
+        """Interrupted, a node not swept, or a rule that could not judge everything."""
+        return (
+            self.run.interrupted
+            or any(not n.swept for n in self.nodes)
+            or any(f.rule == RULE_ERROR for f in self.findings)
+        )
 
     def worst_severity(self) -> Severity | None:
-        return max((f.severity for f in self.findings), default=None)
+        """The most severe finding about the fleet (a rule's own failure is incompleteness, not one)."""
+        return max((f.severity for f in self.findings if f.rule != RULE_ERROR), default=None)

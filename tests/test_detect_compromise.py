@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
+
+import pytest
 
 from sweeper.detect import Context, detect
 from sweeper.incident import Incident, load_incident
 from sweeper.model import Severity
 from tests.detect_material import (
     Material,
+    Minted,
+    _Minter,
     crl_record,
     material_fixture,  # noqa: F401 - the `material` fixture
     node,
@@ -113,3 +118,34 @@ def test_a_revoked_leaf_outside_trust_stores_is_not_revoked_present(openssl_pki:
     nodes = [node("n", record("n", openssl_pki.revoked), *trust, crls=(crl,))]
     rules = {f.rule for f in detect(nodes, Context(), ("revoked", "revoked-present"))}
     assert rules == {"revoked"}
+
+
+@pytest.fixture(scope="module")
+def cross(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Minted]:
+    """Two CAs X and Y that cross-certify each other (a cycle), Y also issued by a compromised root C,
+    and a leaf under X: every one of them chains to C, whichever certificate is looked at first."""
+    m = _Minter(tmp_path_factory.mktemp("cross"))
+    x_key, y_key = m.key("x"), m.key("y")
+    m.mint("c", "/CN=Cross Compromised Root", section="ca")
+    m.mint("x_root", "/CN=Cross X", key=x_key, section="ca")
+    m.mint("y_c", "/CN=Cross Y", issuer="c", key=y_key, section="ca")
+    m.mint("y_x", "/CN=Cross Y", issuer="x_root", key=y_key, section="ca")
+    m.mint("x_y", "/CN=Cross X", issuer="y_c", key=x_key, section="ca")
+    m.mint("leaf", "/CN=leaf.cross.test", issuer="x_root", san="leaf.cross.test")
+    return m.certs
+
+
+def test_compromise_through_a_cross_certification_cycle_is_the_same_in_every_inventory_order(
+    cross: dict[str, Minted],
+) -> None:
+    incident = load_incident(compromised_cas=[cross["c"].cert])
+    holdings = {"a": ("leaf", "x_root"), "b": ("y_x", "x_y"), "d": ("y_c", "c")}
+    seen = set()
+    for order in itertools.permutations(holdings):
+        for flip in (False, True):
+            nodes = [
+                node(n, *(record(n, cross[c]) for c in (reversed(holdings[n]) if flip else holdings[n])))
+                for n in order
+            ]
+            seen.add(frozenset(found(nodes, incident, "compromised-issuer")))
+    assert seen == {frozenset((n, c) for n, certs in holdings.items() for c in certs)}

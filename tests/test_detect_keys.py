@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from pathlib import Path
 
+import gmpy2
 from cryptography import x509
 
 from sweeper.detect import Context, detect
 from sweeper.incident import Incident
 from sweeper.model import KeyInfo, Severity
+from sweeper.pki.keys import shared_primes, valid_modulus
 from tests.detect_material import (
     Material,
     material_fixture,  # noqa: F401 - the `material` fixture
@@ -121,3 +124,20 @@ def test_a_key_in_a_local_badkeys_blocklist_is_known_compromised(tmp_path: Path,
         (found,) = rules(nodes, "known-compromised-key", incident=Incident(badkeys_blocklist=given))
         assert [c["check"] for c in found.evidence["checks"]] == ["blocklist/debianssl"]
         assert found.sha256 == record("n", weak).facts.sha256
+
+
+def test_only_a_proper_common_factor_of_valid_moduli_is_a_shared_prime() -> None:
+    rng = random.Random(5)
+
+    def prime() -> int:
+        return int(gmpy2.next_prime(rng.getrandbits(512) | 1 << 511))
+
+    p, q, r, s, t = (prime() for _ in range(5))
+    honest, partner, other = p * q, p * r, s * t
+    assert shared_primes([honest, partner, other]) == {honest: (partner,), partner: (honest,)}
+    multiple = other * prime()  # no small factor: only its gcd with `other` gives it away
+    assert shared_primes([other, multiple]) == {}, "a multiple flags neither its victim nor itself"
+    masked = shared_primes([honest, partner, honest * prime(), 3 * honest, honest**2])
+    assert masked[honest] == (partner,) and honest in masked[partner], "a planted multiple hides no real pair"
+    invalid = [2 * other, other**3, 7 * other, 15]
+    assert not any(valid_modulus(n) for n in invalid) and valid_modulus(other)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from sweeper.detect import Context, detect
+from sweeper.detect.ocsp import MAX_PARALLEL, check_allowed
+from sweeper.errors import BadInput
 from sweeper.incident import Incident
 from sweeper.model import NodeResult, Severity
 from tests.detect_material import Minted, extension_file, node, pem_der, record
@@ -50,6 +53,7 @@ class Responder(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.directory = directory
         self.signer: tuple[Path, Path] | None = None
+        self.redirect: str | None = None
         self.requests = 0
 
 
@@ -59,6 +63,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.requests += 1
+        if self.server.redirect:
+            self.send_response(307)
+            self.send_header("Location", self.server.redirect)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         d = self.server.directory
         request = d / f"req-{threading.get_ident()}.der"
         request.write_bytes(body)
@@ -158,9 +168,16 @@ def fleet(pki: OcspPki) -> list[NodeResult]:
 
 
 def scan(
-    pki: OcspPki, nodes: list[NodeResult] | None = None, ocsp: bool = True, timeout: float = 5.0
+    pki: OcspPki,
+    nodes: list[NodeResult] | None = None,
+    ocsp: bool = True,
+    timeout: float = 5.0,
+    allow: tuple[str, ...] = ("127.0.0.1",),
+    budget: float = 60.0,
 ) -> dict:
-    context = Context(incident=Incident(), ocsp=ocsp, ocsp_timeout=timeout)
+    context = Context(
+        incident=Incident(), ocsp=ocsp, ocsp_timeout=timeout, ocsp_allow=allow, ocsp_budget=budget
+    )
     found = detect(nodes or fleet(pki), context, ("revoked", "ocsp-unknown"))
     return {(f.rule, f.entry.rsplit("#", 1)[-1]): f for f in found if f.entry}
 
@@ -208,3 +225,55 @@ def test_without_the_option_no_responder_is_asked(ocsp_pki: OcspPki) -> None:
     before = ocsp_pki.responder.requests
     assert scan(ocsp_pki, ocsp=False) == {}
     assert ocsp_pki.responder.requests == before
+
+
+def test_only_responders_the_operator_allows_are_asked(ocsp_pki: OcspPki) -> None:
+    ocsp_pki.responder.signer = None
+    port = ocsp_pki.responder.server_address[1]
+    for allow in ((), ("ocsp.corp.example",), (f"http://127.0.0.1:{port}/ocsp",), ("http://127.0.0.1/",)):
+        before = ocsp_pki.responder.requests
+        found = scan(ocsp_pki, allow=allow)
+        assert ocsp_pki.responder.requests == before, allow
+        assert set(found) == {("ocsp-unknown", "good"), ("ocsp-unknown", "gone")}, allow
+        assert all(f.evidence["detail"].startswith("not asked:") for f in found.values())
+    assert "--ocsp-allow" in scan(ocsp_pki, allow=())[("ocsp-unknown", "good")].evidence["detail"]
+    for allow in (("127.0.0.1",), (f"http://127.0.0.1:{port}",), (f"http://127.0.0.1:{port}/",)):
+        assert set(scan(ocsp_pki, allow=allow)) == {("revoked", "gone")}, allow
+
+
+def test_a_responder_cannot_redirect_sweeper_elsewhere(ocsp_pki: OcspPki) -> None:
+    port = ocsp_pki.responder.server_address[1]
+    ocsp_pki.responder.signer = None
+    ocsp_pki.responder.redirect = f"http://localhost:{port}/elsewhere"
+    try:
+        before = ocsp_pki.responder.requests
+        found = scan(ocsp_pki)
+    finally:
+        ocsp_pki.responder.redirect = None
+    assert ocsp_pki.responder.requests == before + 2, "one post per certificate, the redirect not followed"
+    assert set(found) == {("ocsp-unknown", "good"), ("ocsp-unknown", "gone")}
+    assert "307" in found[("ocsp-unknown", "good")].evidence["detail"]
+
+
+def test_the_ocsp_budget_bounds_the_whole_run(ocsp_pki: OcspPki) -> None:
+    with socket.socket() as listener:  # accepts, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        d = ocsp_pki.responder.directory
+        mute = [_issue(d, f"mute{i}", "leaf", url) for i in range(MAX_PARALLEL + 2)]
+        nodes = [node("n", *(record("n", m) for m in mute), record("n", ocsp_pki.ca, "trust"))]
+        started = time.monotonic()
+        found = scan(ocsp_pki, nodes, timeout=30, budget=1.0)
+        took = time.monotonic() - started
+    assert took < 5, f"{took:.1f}s: each request waits no longer than the budget left"
+    assert set(found) == {("ocsp-unknown", m.name) for m in mute}
+    details = {f.evidence["detail"] for f in found.values()}
+    assert "not asked: the --ocsp-budget of 1s ran out" in details, details
+
+
+def test_a_bad_allow_entry_is_bad_input() -> None:
+    assert check_allowed(["ocsp.corp.example", "https://ocsp.corp.example:8443/ca1"])
+    for bad in ("ftp://ocsp.corp.example", "http://", "ocsp.corp.example/path", "http://h:port/"):
+        with pytest.raises(BadInput, match="--ocsp-allow"):
+            check_allowed([bad])

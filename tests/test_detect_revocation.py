@@ -6,13 +6,16 @@ The RFC 5280 conformance table is tests/test_revocation_conformance.py (and PKIT
 
 from __future__ import annotations
 
-from datetime import timedelta
+import itertools
+from datetime import UTC, datetime, timedelta
 
 from sweeper.detect import Context, detect
 from sweeper.incident import Incident, SourcedCert, load_incident
-from sweeper.model import Severity
+from sweeper.model import CertRecord, Severity
+from sweeper.pki import issue
 from sweeper.pki.crl import crl_facts
 from sweeper.pki.parse import pem_blocks
+from sweeper.stores.records import certificate_record
 from tests.detect_material import (
     Material,
     crl_record,
@@ -169,3 +172,42 @@ def test_revocation_unknown_names_the_node_and_the_ca_whose_status_nothing_decid
     root_crl = crl_record("n1:root.crl", root_pem.der, "n1")
     healthy = pki_node(openssl_pki, openssl_pki.leaf_rsa, crls=(intermediate_crl, root_crl))
     assert detect([healthy], Context(), rules) == []
+
+
+def test_a_revoked_ca_below_a_cross_certification_cycle_is_found_in_every_inventory_order() -> None:
+    """R (anchor) -> I1 (revoked by R's CRL) -> A -> B -> leaf, and B -> A' (A's name and key): every
+    path of the leaf crosses I1, however the walk meets the A/B cycle; no node order hides that."""
+    now = datetime.now(UTC)
+    keys = {name: issue.generate_key("ec-p256") for name in ("r", "i1", "a", "b", "leaf")}
+    r = issue.make_root("Cycle Root", keys["r"])
+    i1 = issue.make_intermediate(r, keys["r"], "Cycle I1", keys["i1"].public_key(), path_length=None)
+    a = issue.make_intermediate(i1, keys["i1"], "Cross A", keys["a"].public_key(), path_length=None)
+    b = issue.make_intermediate(a, keys["a"], "Cross B", keys["b"].public_key(), path_length=None)
+    a2 = issue.make_intermediate(b, keys["b"], "Cross A", keys["a"].public_key(), path_length=None)
+    day = timedelta(days=1)
+    leaf = issue.issue_leaf(
+        b, keys["b"], "leaf.cycle.test", ["leaf.cycle.test"], keys["leaf"].public_key(), now - day, now + day
+    )
+    crl = issue.make_crl(r, keys["r"], [(i1.serial_number, now - day)], now - day, now + day, crl_number=1)
+    incident = Incident(crls=(crl_record("cycle.crl", issue.crl_der(crl)),))
+    der = {
+        name: issue.cert_der(c)
+        for name, c in {"r": r, "i1": i1, "a": a, "b": b, "a2": a2, "leaf": leaf}.items()
+    }
+    holdings = {"w": ("leaf",), "x": ("a2", "b"), "y": ("a", "i1"), "z": ("r",)}
+
+    def located(name: str, cert: str) -> CertRecord:
+        return certificate_record(
+            name, f"/{cert}.pem", f"/{cert}.pem#1", "trust" if cert == "r" else "leaf", der[cert]
+        )
+
+    seen = set()
+    for order in itertools.permutations(holdings):
+        for flip in (False, True):
+            nodes = [
+                node(n, *(located(n, c) for c in (holdings[n][::-1] if flip else holdings[n]))) for n in order
+            ]
+            found = detect(nodes, Context(incident=incident), ["revoked", "revoked-issuer"])
+            seen.add(frozenset((f.rule, f.node, f.store) for f in found))
+    (only,) = seen
+    assert ("revoked-issuer", "w", "/leaf.pem") in only and ("revoked", "y", "/i1.pem") in only

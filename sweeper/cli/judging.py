@@ -58,6 +58,20 @@ OcspOption = Annotated[bool, typer.Option("--ocsp", help="Also ask each certific
 OcspTimeoutOption = Annotated[
     float, typer.Option(metavar="SECONDS", min=0.1, help="Seconds to wait for an OCSP answer.")
 ]
+OcspAllowOption = Annotated[
+    list[str],
+    typer.Option(
+        metavar="URL-PREFIX|HOST",
+        help="An OCSP responder --ocsp may post to (repeatable); none: no OCSP request at all.",
+    ),
+]
+OcspBudgetOption = Annotated[
+    float, typer.Option(metavar="SECONDS", min=0.0, help="Seconds all OCSP requests may take together.")
+]
+RuleBudgetOption = Annotated[
+    float,
+    typer.Option(metavar="SECONDS", min=0.0, help="Seconds each rule may take, then it is a rule-error."),
+]
 BadkeysOption = Annotated[
     Path | None,
     typer.Option(
@@ -81,6 +95,9 @@ class Judging:
     ocsp: bool
     ocsp_timeout: float
     badkeys_blocklist: Path | None
+    ocsp_allow: list[str]
+    ocsp_budget: float
+    rule_budget: float
 
     @property
     def rules(self) -> tuple[str, ...] | None:
@@ -106,6 +123,7 @@ class Judging:
     def context(self, history_db: Path | None) -> Context:
         """Every input read and checked (exit 2 on a bad one); `--baseline last`: `history_db`'s last run."""
         from sweeper.detect import Context
+        from sweeper.detect.ocsp import check_allowed
         from sweeper.incident import load_incident
 
         judging = self.resolved(history_db)
@@ -123,6 +141,9 @@ class Judging:
             incident=incident,
             ocsp=judging.ocsp,
             ocsp_timeout=judging.ocsp_timeout,
+            ocsp_allow=check_allowed(judging.ocsp_allow),
+            ocsp_budget=judging.ocsp_budget,
+            rule_budget=judging.rule_budget,
         )
 
     def as_args(self) -> tuple[str, ...]:
@@ -183,11 +204,14 @@ def judging_options(
     ocsp: OcspOption = False,
     ocsp_timeout: OcspTimeoutOption = 5.0,
     badkeys_blocklist: BadkeysOption = None,
+    ocsp_allow: OcspAllowOption = [],  # noqa: B006
+    ocsp_budget: OcspBudgetOption = 60.0,
+    rule_budget: RuleBudgetOption = 300.0,
 ) -> Judging:
     """The judging options, as typer declares them; returns them as one value."""
     return Judging(
         expiring_days, rule, crl, ioc, compromised_ca, ca, expected_roots, baseline, ocsp, ocsp_timeout,
-        badkeys_blocklist,
+        badkeys_blocklist, ocsp_allow, ocsp_budget, rule_budget,
     )  # fmt: skip
 
 

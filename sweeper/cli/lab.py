@@ -37,7 +37,8 @@ def lab_up(
         list[str],
         typer.Option(
             metavar="MODES",
-            help="Add a node that lies to sweeper: greedy-names, forged-issuer, lying-openssl, flood.",
+            help="Add a node that lies to sweeper: greedy-names, forged-issuer, lying-openssl, flood, "
+            "multiple-modulus, deep-chain, same-name-cas, many-anchors.",
         ),
     ] = [],  # noqa: B006
 ) -> None:

@@ -11,18 +11,23 @@ reuses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from sweeper.detect.fleet import Fleet
+from sweeper.detect.fleet import Fleet, OutOfTime
 from sweeper.errors import BadInput
 from sweeper.incident import Incident
-from sweeper.model import CertRecord, Finding, NodeResult, Severity
+from sweeper.model import RULE_ERROR, CertRecord, Finding, NodeResult, Severity
 from sweeper.names import NamePolicy
 
 Scope = Literal["cert", "node", "fleet"]
+RULE_BUDGET = 300.0
+"""Seconds one rule may take over the whole sweep before what it has not judged is a `rule-error`."""
+MAX_NAMED_NODES = 20
+MAX_ERROR_TEXT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +39,14 @@ class Context:
     incident: Incident = field(default_factory=Incident)
     ocsp: bool = False
     ocsp_timeout: float = 5.0
+    ocsp_allow: tuple[str, ...] = ()
+    """Responders --ocsp may post to (URL prefixes or host names); none: no request at all."""
+    ocsp_budget: float = 60.0
+    """Seconds all OCSP requests of the run may take together; later ones are not asked."""
     names: Mapping[str, NamePolicy] = field(default_factory=dict)
     """Per node, the names its certificates may carry (from the inventory); empty: not judged."""
+    rule_budget: float = RULE_BUDGET
+    """Seconds each rule may take (see RULE_BUDGET)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,27 +131,84 @@ def select(rule_ids: Iterable[str] | None) -> list[Rule]:
 def detect(
     nodes: Iterable[NodeResult], context: Context, rule_ids: Iterable[str] | None = None
 ) -> list[Finding]:
-    """Run the rules over every swept node; most severe findings first."""
+    """Run the rules over every swept node; most severe findings first.
+
+    A rule that raises, or runs past `context.rule_budget`, does not lose the sweep: what
+    it found so far is kept and what it did not judge becomes a `rule-error` finding.
+    """
     rules = select(rule_ids)
     swept = [n for n in nodes if n.swept]
     fleet = Fleet(swept, context)
     findings: list[Finding] = []
     for chosen in rules:
-        if chosen.scope == "cert":
-            for node in swept:
-                for record in node.certificates:
-                    findings.extend(chosen.check(record, context))
-        elif chosen.scope == "node":
-            for node in swept:
-                findings.extend(chosen.check(node, context))
+        fleet.deadline = time.monotonic() + context.rule_budget
+        if chosen.scope == "fleet":
+            findings.extend(_fleet_wide(chosen, fleet, context))
         else:
-            findings.extend(chosen.check(fleet, context))
+            findings.extend(_per_node(chosen, fleet, context))
+    fleet.deadline = None
     return sorted(findings, key=finding_order)
 
 
 def finding_order(item: Finding) -> tuple[int, str, str, str, str]:
     """How a report lists its findings: most severe first, then by rule, node, store and entry."""
     return (-item.severity, item.rule, item.node or "", item.store or "", item.entry or "")
+
+
+def _fleet_wide(chosen: Rule, fleet: Fleet, context: Context) -> list[Finding]:
+    """A fleet rule's findings, or what it found before it failed and a `rule-error`."""
+    found: list[Finding] = []
+    try:
+        found.extend(chosen.check(fleet, context))
+    except Exception as exc:  # noqa: BLE001 - any failure of a rule on node data is a finding
+        found.append(rule_error(chosen, exc, fleet.nodes))
+    return found
+
+
+def _per_node(chosen: Rule, fleet: Fleet, context: Context) -> list[Finding]:
+    """A cert or node rule, node by node: a node it fails on is reported and it goes on with
+    the next; out of time, the nodes it has not reached are reported."""
+    found: list[Finding] = []
+    for index, node in enumerate(fleet.nodes):
+        try:
+            fleet.spend()
+            if chosen.scope == "cert":
+                for record in node.certificates:
+                    found.extend(chosen.check(record, context))
+            else:
+                found.extend(chosen.check(node, context))
+        except OutOfTime as exc:
+            found.append(rule_error(chosen, exc, fleet.nodes[index:]))
+            break
+        except Exception as exc:  # noqa: BLE001 - any failure of a rule on node data is a finding
+            found.append(rule_error(chosen, exc, [node]))
+    return found
+
+
+def rule_error(chosen: Rule, exc: Exception, unjudged: Sequence[NodeResult]) -> Finding:
+    """The `rule-error` finding for a rule that failed: which rule, why, and the nodes it did not judge."""
+    why = str(exc) if isinstance(exc, OutOfTime) else f"failed ({type(exc).__name__}: {exc})"
+    why = why[:MAX_ERROR_TEXT]
+    names = [n.name for n in unjudged]
+    where = names[0] if len(names) == 1 else f"{len(names)} node(s)"
+    return located_finding(
+        RULE_ERROR,
+        f"rule {chosen.id} {why}: not judged on {where}",
+        node=names[0] if len(names) == 1 else None,
+        failed_rule=chosen.id,
+        error=why,
+        nodes=names[:MAX_NAMED_NODES],
+        nodes_total=len(names),
+    )
+
+
+@rule(RULE_ERROR, Severity.HIGH, "fleet")
+def rule_failed(fleet: Fleet, context: Context) -> Iterable[Finding]:
+    """A rule that failed or ran past its time budget; what it did not judge is unknown.
+
+    `detect()` reports these (see `rule_error`); as a check of its own it finds nothing.
+    """
+    return ()
 
 
 def input_needs() -> dict[str, frozenset[str]]:

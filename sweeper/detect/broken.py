@@ -9,7 +9,6 @@ them yet.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from math import gcd
 
 from sweeper.detect import Context, finding, rule
 from sweeper.detect.fleet import Fleet
@@ -22,10 +21,10 @@ from sweeper.pki.keys import (
     load_blocklist,
     public_key_der,
     rsa_modulus,
-    shared_prime_moduli,
+    shared_primes,
 )
 
-MAX_PAIRED = 200
+MAX_NAMED = 5
 
 
 def broken_keys(fleet: Fleet) -> dict[str, tuple[KeyFlaw, ...]]:
@@ -44,7 +43,8 @@ def broken_keys(fleet: Fleet) -> dict[str, tuple[KeyFlaw, ...]]:
             if listed:
                 flaws[spki].append(listed)
     for spki, partners in _shared_primes(spkis).items():
-        subtest = f"shares a prime with the key(s) spki:{', spki:'.join(partners[:5])}" if partners else None
+        named = f"spki:{', spki:'.join(partners[:MAX_NAMED])}" if partners else None
+        subtest = f"shares a prime with the key(s) {named}" if named else None
         flaws[spki].append(
             KeyFlaw(FLEET_SHARED_PRIMES, "shares a prime factor with another key of this fleet", subtest)
         )
@@ -52,16 +52,17 @@ def broken_keys(fleet: Fleet) -> dict[str, tuple[KeyFlaw, ...]]:
 
 
 def _shared_primes(spkis: dict[str, bytes]) -> dict[str, list[str]]:
-    """Keys whose modulus shares a prime with another key of the sweep, and with which (when few)."""
+    """Keys whose modulus shares a real prime with another key of the sweep, and with which.
+
+    Only moduli that can be keys count (see `pki.keys.valid_modulus`), so a node cannot
+    get someone else's key flagged by planting a multiple of its modulus.
+    """
     moduli: dict[int, str] = {}
     for spki, der in spkis.items():
         n = rsa_modulus(der)
         if n is not None:
             moduli.setdefault(n, spki)
-    weak = sorted(shared_prime_moduli(moduli))
-    if len(weak) > MAX_PAIRED:
-        return {moduli[n]: [] for n in weak}
-    return {moduli[n]: [moduli[m] for m in weak if m != n and gcd(n, m) != 1] for n in weak}
+    return {moduli[n]: [moduli[m] for m in partners] for n, partners in shared_primes(moduli).items()}
 
 
 @rule("known-compromised-key", Severity.CRITICAL, "fleet", needs=("badkeys-blocklist",))

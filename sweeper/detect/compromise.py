@@ -17,6 +17,8 @@ from sweeper.incident import SourcedCert
 from sweeper.model import Finding, Severity
 from sweeper.pki.parse import certificate_facts
 
+MAX_CHAIN = 20
+
 
 @dataclass(frozen=True, slots=True)
 class Compromise:
@@ -24,35 +26,33 @@ class Compromise:
 
     ca: SourcedCert
     how: str  # "is the compromised CA" | "carries the compromised CA's key" | "issued under it"
-    chain: tuple[str, ...] = ()  # SHA-256s from the certificate's issuer up to the compromised CA
+    chain: tuple[str, ...] = ()  # SHA-256s from the certificate's issuer up (the nearest MAX_CHAIN)
+    depth: int = 0  # certificates between it and the compromised CA, itself included
 
 
 def compromised(fleet: Fleet) -> dict[str, Compromise]:
-    """Every known certificate (by SHA-256) that is, or chains to, a compromised CA."""
+    """Every known certificate (by SHA-256) that is, or chains to, a compromised CA.
+
+    Down from the certificates that carry a given CA's key (`Fleet.issued_under`): every
+    certificate is reached once, at its shortest chain, whatever order the nodes and their
+    stores came in (a cross-certification cycle included), and nothing recurses on node data.
+    """
     given = {certificate_facts(ca.der).spki_sha256: ca for ca in fleet.context.incident.compromised_cas}
     if not given:
         return {}
-    memo: dict[str, Compromise | None] = {}
-
-    def resolve(sha256: str, visiting: frozenset[str]) -> Compromise | None:
-        if sha256 in memo:
-            return memo[sha256]
-        facts = fleet.facts(sha256)
-        ca = given.get(facts.spki_sha256)
+    found: dict[str, Compromise] = {}
+    for sha256 in sorted(fleet.der):
+        ca = given.get(fleet.facts(sha256).spki_sha256)
         if ca is not None:
             same = certificate_facts(ca.der).sha256 == sha256
-            result = Compromise(ca, "is the compromised CA" if same else "carries the compromised CA's key")
-        else:
-            result = None
-            for issuer in fleet.named_issuers(sha256):  # names first: signatures only on tainted paths
-                above = None if issuer in visiting else resolve(issuer, visiting | {sha256})
-                if above is not None and fleet.issued(sha256, issuer):
-                    result = Compromise(above.ca, "issued under it", (issuer, *above.chain))
-                    break
-        memo[sha256] = result
-        return result
-
-    return {sha256: found for sha256 in fleet.der if (found := resolve(sha256, frozenset())) is not None}
+            how = "is the compromised CA" if same else "carries the compromised CA's key"
+            found[sha256] = Compromise(ca, how)
+    for sha256, issuer in fleet.issued_under(found).items():  # issuers come before what they issued
+        if issuer is not None:
+            above = found[issuer]
+            chain = (issuer, *above.chain)[:MAX_CHAIN]
+            found[sha256] = Compromise(above.ca, "issued under it", chain, above.depth + 1)
+    return found
 
 
 @rule("compromised-issuer", Severity.CRITICAL, "fleet", needs=("compromised-ca",))
@@ -64,7 +64,7 @@ def compromised_issuer(fleet: Fleet, context: Context) -> Iterator[Finding]:
         if hit is None:
             continue
         ca = certificate_facts(hit.ca.der)
-        depth = f" through {len(hit.chain) - 1} intermediate(s)" if len(hit.chain) > 1 else ""
+        depth = f" through {hit.depth - 1} intermediate(s)" if hit.depth > 1 else ""
         yield finding(
             "compromised-issuer",
             record,

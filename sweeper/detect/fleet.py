@@ -8,8 +8,9 @@ every store entry that holds the certificate. Certificates the incident's inputs
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from sweeper.model import CertRecord, NodeResult
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from sweeper.detect import Context
 
 T = TypeVar("T")
+
+
+class OutOfTime(Exception):
+    """A rule went past its time budget (`Context.rule_budget`)."""
 
 
 class Fleet:
@@ -37,35 +42,93 @@ class Fleet:
                 self.der.setdefault(record.facts.sha256, record.der)
         for der in context.incident.certificates:
             self.der.setdefault(certificate_facts(der).sha256, der)
+        self._facts = {sha256: certificate_facts(der) for sha256, der in self.der.items()}
         self._by_subject: dict[str, list[str]] = defaultdict(list)
-        for sha256, der in self.der.items():
-            self._by_subject[certificate_facts(der).subject].append(sha256)
+        self._by_subject_key: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        self._by_issuer: dict[str, list[str]] = defaultdict(list)
+        for sha256, facts in self._facts.items():
+            self._by_subject[facts.subject].append(sha256)
+            self._by_subject_key[facts.subject][facts.spki_sha256].append(sha256)
+            self._by_issuer[facts.issuer].append(sha256)
         self._issuers: dict[str, tuple[str, ...]] = {}
+        self._verified: dict[tuple[str, str], bool] = {}
         self._memo: dict[Callable[[Fleet], object], object] = {}
+        self.deadline: float | None = None
+        """When the running rule's time is up (monotonic clock); `detect()` sets it per rule."""
+
+    def spend(self) -> None:
+        """Go on only if the running rule is within its time budget.
+
+        :raises OutOfTime: past the deadline
+        """
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise OutOfTime(f"ran past its {self.context.rule_budget:g}s time budget")
 
     def facts(self, sha256: str) -> CertFacts:
-        return certificate_facts(self.der[sha256])
+        return self._facts[sha256]
 
     def with_subject(self, subject: str) -> list[str]:
         """Known certificates (by SHA-256) whose subject is this RFC 4514 name."""
         return self._by_subject.get(subject, [])
 
-    def named_issuers(self, sha256: str) -> list[str]:
-        """Known certificates whose subject is this one's issuer name (no signature checked yet)."""
-        der = self.der.get(sha256)
-        if der is None:
-            return []
-        return [c for c in self.with_subject(certificate_facts(der).issuer) if c != sha256]
+    def named_children(self, sha256: str) -> list[str]:
+        """Known certificates whose issuer name is this one's subject (no signature checked yet)."""
+        return [c for c in self._by_issuer.get(self.facts(sha256).subject, []) if c != sha256]
 
     def issued(self, sha256: str, issuer: str) -> bool:
-        """True if the certificate `issuer`'s key verifies this one's signature."""
-        return _issued_by(self.der[sha256], self.der[issuer])
+        """True if the certificate `issuer` (its name and key) issued this one.
+
+        One signature check per certificate and issuer key: N copies of one CA (same name,
+        same key) cost one check, not N.
+        """
+        above = self.facts(issuer)
+        if above.subject != self.facts(sha256).issuer:
+            return False
+        key = (sha256, above.spki_sha256)
+        if key not in self._verified:
+            self.spend()
+            self._verified[key] = _issued_by(self.der[sha256], self.der[issuer])
+        return self._verified[key]
 
     def issuers(self, sha256: str) -> tuple[str, ...]:
-        """Known certificates that issued this one (name matches, signature verifies), itself excluded."""
+        """Known certificates that issued this one (name matches, signature verifies), itself excluded.
+
+        Candidates are grouped by key: one signature check per distinct issuer key, so N
+        copies of one anchor cost N checks over the fleet, not N²; a self-signed
+        certificate is checked against its own key only, so N same-name anchors with N
+        keys cost N too.
+        """
         if sha256 not in self._issuers:
-            self._issuers[sha256] = tuple(c for c in self.named_issuers(sha256) if self.issued(sha256, c))
+            found: list[str] = []
+            facts = self.facts(sha256)
+            groups = self._by_subject_key.get(facts.issuer, {})
+            if facts.self_signed:  # its signature verifies under its own key, so under no other
+                groups = {facts.spki_sha256: groups.get(facts.spki_sha256, [])}
+            for copies in groups.values():
+                if self.issued(sha256, copies[0]):
+                    found.extend(c for c in copies if c != sha256)
+            self._issuers[sha256] = tuple(found)
         return self._issuers[sha256]
+
+    def issued_under(self, seeds: Iterable[str]) -> dict[str, str | None]:
+        """Every known certificate issued, through known CAs however deep, under one of `seeds`.
+
+        Maps each to the certificate it was reached from (None for a seed). Breadth first
+        down from the seeds, each certificate reached once at its shortest distance, levels
+        in sorted order: the same answer whatever order the nodes came in, no recursion.
+        """
+        below: dict[str, str | None] = {sha256: None for sha256 in seeds if sha256 in self.der}
+        level = sorted(below)
+        while level:
+            reached: list[str] = []
+            for issuer in level:
+                self.spend()
+                for sha256 in self.named_children(issuer):
+                    if sha256 not in below and self.issued(sha256, issuer):
+                        below[sha256] = issuer
+                        reached.append(sha256)
+            level = sorted(reached)
+        return below
 
     def analysis(self, compute: Callable[[Fleet], T]) -> T:
         """`compute(self)`, once per fleet: rules that need the same answer share it."""

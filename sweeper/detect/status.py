@@ -48,6 +48,8 @@ from sweeper.pki.parse import CertFacts
 
 MAX_DEPTH = 8
 """Levels walked up from a certificate to find its anchors (as pki.chain)."""
+MAX_UNKNOWN = 20
+"""CAs of unknown status kept per path, nearest first."""
 
 MAX_REASONS = 3
 """Why-not reasons quoted in one status."""
@@ -83,7 +85,8 @@ ANCHOR = Status("good", why="a self-signed anchor is not subject to revocation")
 
 @dataclass(frozen=True, slots=True)
 class PathStatus:
-    """The best path above a certificate: the revoked CA every path crosses, or the unknown CAs on it."""
+    """The best path above a certificate: the revoked CA every path crosses, or the unknown CAs on it
+    (the nearest MAX_UNKNOWN: a chain of a thousand CAs must not cost a thousand per certificate)."""
 
     revoked_ca: str | None = None
     unknown: tuple[str, ...] = ()
@@ -130,8 +133,42 @@ class Revocation:
 
     def path(self, sha256: str) -> PathStatus:
         """The status of the best path above the certificate (its own status left out)."""
-        _walk(sha256, self._paths, self._ca_issuers, self._best_path)
+        if sha256 not in self._paths:
+            self._settle(sha256)
         return self._paths[sha256]
+
+    def _settle(self, start: str) -> None:
+        """The best paths of `start` and of every certificate above it that is not settled yet.
+
+        Every one starts at "no path yet" and improves, round after round, until none
+        changes: the least fixpoint, the same whatever order the certificates came in. A
+        walk that cut a cross-certification cycle where it happened to enter it would give
+        the certificate it entered by a clean path, and let one node's copy of a CA hide
+        another's revoked issuer. Farthest first, so a chain settles in one round.
+        """
+        above: list[str] = []
+        seen = {start}
+        frontier = [start]
+        while frontier:
+            self.fleet.spend()
+            above.extend(frontier)
+            frontier = [
+                i for sha in frontier for i in self._ca_issuers(sha) if i not in seen and i not in self._paths
+            ]
+            seen.update(frontier)
+        pending = above[::-1]
+        values: dict[str, PathStatus | None] = dict.fromkeys(pending)
+        for _ in range(len(pending) + 1):
+            self.fleet.spend()
+            changed = False
+            for sha256 in pending:
+                settled = self._best_path(sha256, values)
+                if settled != values[sha256]:
+                    values[sha256], changed = settled, True
+            if not changed:
+                break
+        for sha256 in pending:
+            self._paths[sha256] = values[sha256] or PathStatus()  # only cycles above it: no anchor known
 
     def candidates(self, sha256: str) -> list[SeenCrl]:
         """The CRLs that may speak for the certificate: of its issuer, or of a cRLIssuer it names."""
@@ -302,26 +339,35 @@ class Revocation:
             self._tops[sha256] = _tops(sha256, self.fleet)
         return self._tops[sha256]
 
-    def _best_path(self, sha256: str) -> PathStatus:
+    def _best_path(self, sha256: str, values: dict[str, PathStatus | None]) -> PathStatus | None:
+        """The best path through the issuers' current paths; None while none of them has one yet."""
         options = []
+        waiting = False
         for issuer in self.fleet.issuers(sha256):
             if self.fleet.facts(issuer).self_signed:
                 return PathStatus()
             own = self.status(issuer)
-            above = self._paths.get(issuer)
+            above = self._paths.get(issuer) or values.get(issuer)
             if own.state == "revoked":
                 options.append(PathStatus(revoked_ca=issuer))
             elif above is None:
-                continue  # a cycle of cross-certificates: no path through it
+                waiting = True  # not settled yet (a cycle of cross-certificates, or later this round)
             elif above.revoked_ca is not None:
                 options.append(above)
             else:
                 options.append(
-                    PathStatus(unknown=((issuer,) if own.state == "unknown" else ()) + above.unknown)
+                    PathStatus(
+                        unknown=(((issuer,) if own.state == "unknown" else ()) + above.unknown)[:MAX_UNKNOWN]
+                    )
                 )
         if not options:
-            return PathStatus()
-        return min(options, key=lambda p: (p.revoked_ca is not None, len(p.unknown)))
+            return None if waiting else PathStatus()
+        return min(options, key=_rank)
+
+
+def _rank(path: PathStatus) -> tuple[bool, int, tuple[str, ...], str]:
+    """Better paths first: not through a revoked CA, fewest unknown CAs; ties broken by value, not order."""
+    return path.revoked_ca is not None, len(path.unknown), path.unknown, path.revoked_ca or ""
 
 
 def revocation_status(fleet: Fleet) -> Revocation:

@@ -9,7 +9,7 @@ from sweeper.detect import Context, finding, rule
 from sweeper.detect.fleet import Fleet
 from sweeper.detect.strength import weak_key, weak_signature
 from sweeper.model import Finding, NodeResult, Severity
-from sweeper.pki.chain import MAX_DEPTH, verify_path, walk_path
+from sweeper.pki.chain import verify_path, walk_path
 from sweeper.pki.parse import certificate_facts
 from sweeper.platforms import is_identity
 
@@ -69,17 +69,12 @@ def _explained(path: Sequence[bytes], at: datetime) -> bool:
     return False
 
 
-def _chains_to_expected(fleet: Fleet, sha256: str, expected: frozenset[str]) -> bool:
-    """True if the certificate was issued, through known CAs, by an expected root."""
-    frontier, seen = {sha256}, {sha256}
-    for _ in range(MAX_DEPTH):
-        frontier = {i for s in frontier for i in fleet.issuers(s)} - seen
-        if frontier & expected:
-            return True
-        if not frontier:
-            return False
-        seen |= frontier
-    return False
+def _under_expected(fleet: Fleet) -> frozenset[str]:
+    """Every known certificate that an expected root issued, through known CAs (not the roots themselves:
+    with a baseline, a root is expected only on the nodes that held it)."""
+    expected = fleet.context.incident.expected_roots
+    below = fleet.issued_under(expected.anywhere if expected else ())
+    return frozenset(sha256 for sha256, issuer in below.items() if issuer is not None)
 
 
 @rule("rogue-root", Severity.HIGH, "fleet", needs=("expected-roots", "baseline"))
@@ -93,19 +88,13 @@ def rogue_root(fleet: Fleet, context: Context) -> Iterator[Finding]:
     if expected is None:
         return
     trust = [r for r in fleet.records if r.role == "trust"]
-    rogue = {
-        r.facts.sha256
-        for r in trust
-        if r.facts.sha256 not in expected.sha256
-        and not (r.facts.sha256 in fleet.der and _chains_to_expected(fleet, r.facts.sha256, expected.sha256))
-    }
-    holders = {
-        sha256: sorted({h.node for h in fleet.holders[sha256] if h.role == "trust"}) for sha256 in rogue
-    }
-    for record in trust:
-        if record.facts.sha256 not in rogue:
-            continue
-        nodes = holders[record.facts.sha256]
+    vouched = fleet.analysis(_under_expected)
+    rogue = [r for r in trust if r.facts.sha256 not in expected.for_node(r.node) | vouched]
+    holders: dict[str, set[str]] = {}
+    for record in rogue:
+        holders.setdefault(record.facts.sha256, set()).add(record.node)
+    for record in rogue:
+        nodes = sorted(holders[record.facts.sha256])
         yield finding(
             "rogue-root",
             record,

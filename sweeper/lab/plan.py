@@ -39,9 +39,27 @@ FORGED_ISSUER = "forged-issuer"
 """Its own certificate names the partner CA as issuer (signed by itself): a good CA it wants purged."""
 LYING_OPENSSL = "lying-openssl"
 """Its openssl proves a DSA-1024 key instead of the key sweeper asked it to make."""
+MULTIPLE_MODULUS = "multiple-modulus"
+"""Its certificate carries an RSA key whose modulus is 3 x the corp root's: a good root it wants purged."""
+DEEP_CHAIN = "deep-chain"
+"""Its leaf file carries a chain of 1,099 CAs above its leaf: a path meant to blow a recursion."""
+SAME_NAME_CAS = "same-name-cas"
+"""Its leaf file carries 11 CAs of one name and one key (each issues every other), no anchor for them."""
+MANY_ANCHORS = "many-anchors"
+"""Its trust bundle holds 1,000 self-signed roots of one name (half of one key, half of their own):
+N same-name anchors, N² issuer pairs."""
 FLOOD = "flood"
 """A trust bundle of 1 GiB (sparse): an answer meant to exhaust the sweeping client's memory."""
-HOSTILE_KINDS = (GREEDY_NAMES, FORGED_ISSUER, LYING_OPENSSL, FLOOD)
+HOSTILE_KINDS = (
+    GREEDY_NAMES,
+    FORGED_ISSUER,
+    LYING_OPENSSL,
+    FLOOD,
+    MULTIPLE_MODULUS,
+    DEEP_CHAIN,
+    SAME_NAME_CAS,
+    MANY_ANCHORS,
+)
 
 FLOOD_BUNDLE = "/etc/pki/tls/certs/flood-bundle.pem"
 LAB_BIN = "/usr/local/lab-bin"

@@ -116,23 +116,39 @@ def walk_path(leaf: bytes, candidates: Sequence[bytes], anchors: Sequence[bytes]
     """A lenient path from `leaf` to one of `anchors` through `candidates`, or None.
 
     Only names, signatures and the issuers' CA flag count; time, algorithms and
-    extensions do not. Breadth first, so the shortest path wins.
+    extensions do not. Breadth first over certificates, each reached once (so the
+    shortest path wins, and CAs that all issue each other cost no more than distinct
+    ones), at most MAX_DEPTH levels; issuers are looked up by name, not tried one by one.
     """
     anchor_set = set(anchors)
     if leaf in anchor_set:
         return (leaf,)
-    pool = [d for d in {*candidates, *anchors} if certificate_facts(d).is_ca]
-    frontier: list[tuple[bytes, ...]] = [(leaf,)]
+    by_subject: dict[str, list[bytes]] = {}
+    for der in {*candidates, *anchors}:
+        facts = certificate_facts(der)
+        if facts.is_ca:
+            by_subject.setdefault(facts.subject, []).append(der)
+    below: dict[bytes, bytes | None] = {leaf: None}
+    frontier = [leaf]
     for _ in range(MAX_DEPTH):
         next_frontier = []
-        for path in frontier:
-            for issuer in pool:
-                if issuer in path or not issued_by(path[-1], issuer):
+        for der in frontier:
+            for issuer in by_subject.get(certificate_facts(der).issuer, ()):
+                if issuer in below or not issued_by(der, issuer):
                     continue
+                below[issuer] = der
                 if issuer in anchor_set:
-                    return (*path, issuer)
-                next_frontier.append((*path, issuer))
+                    return _path_down(issuer, below)
+                next_frontier.append(issuer)
         if not next_frontier:
             return None
         frontier = next_frontier
     return None
+
+
+def _path_down(top: bytes, below: dict[bytes, bytes | None]) -> tuple[bytes, ...]:
+    """The path from the leaf up to `top`, following who was reached from whom."""
+    path = [top]
+    while (lower := below[path[-1]]) is not None:
+        path.append(lower)
+    return tuple(reversed(path))

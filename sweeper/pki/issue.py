@@ -145,10 +145,12 @@ def forge_leaf(
     not_after: datetime,
     issuer: x509.Name | None = None,
     greedy: bool = False,
+    carried: PublicKey | None = None,
 ) -> x509.Certificate:
     """What a node with root can write as its own certificate: signed by its own key, naming any
-    issuer (none: itself) and any names, and with `greedy` every usage a CA or a code signer has.
-    Only the lab's hostile nodes make these."""
+    issuer (none: itself) and any names, and with `greedy` every usage a CA or a code signer has;
+    `carried` puts any public key in it (default: `key`'s own). Only the lab's hostile nodes
+    make these."""
     subject = _name(subject_cn, None)
     usage = key_usage(certificate_authority=True) if greedy else key_usage()
     purposes = [ExtendedKeyUsageOID.SERVER_AUTH]
@@ -159,13 +161,20 @@ def forge_leaf(
             ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
         ]
     builder = (
-        _base(subject, issuer or subject, key.public_key(), not_before, not_after)
+        _base(subject, issuer or subject, carried or key.public_key(), not_before, not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(usage, critical=True)
         .add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
         .add_extension(x509.SubjectAlternativeName([general_name(s) for s in sans]), critical=False)
     )
     return _sign(builder, key, "sha256")
+
+
+def multiplied_rsa_key(victim: x509.Certificate, factor: int) -> rsa.RSAPublicKey:
+    """An RSA public key whose modulus is `factor` times the victim certificate's: no one holds
+    its private key, but a naive shared-prime check would pin it on the victim's key."""
+    numbers = victim.public_key().public_numbers()  # type: ignore[union-attr]
+    return rsa.RSAPublicNumbers(numbers.e, numbers.n * factor).public_key()
 
 
 def reissue_leaf(

@@ -73,16 +73,58 @@ def rsa_modulus(spki_der: bytes) -> int | None:
     return key.public_numbers().n if isinstance(key, rsa.RSAPublicKey) else None
 
 
-def shared_prime_moduli(moduli: Collection[int]) -> frozenset[int]:
-    """The moduli that share a prime factor with another one (Bernstein's batch GCD).
+MIN_MODULUS_BITS = 512
+MAX_MODULUS_BITS = 16384
+MAX_PAIRWISE = 200
+_SMALL_PRIMES = gmpy2.primorial(1 << 16)
+"""The product of every prime below 65,536: one gcd tells a modulus with a small factor."""
 
-    One product tree and one remainder tree: gcd(n, (P mod n²) / n) for each n, where P
-    is the product of all distinct moduli. A modulus held twice is the same key, not a
-    shared prime, so duplicates are dropped first.
+
+def valid_modulus(n: int) -> bool:
+    """True for a modulus that can be an RSA product of two large primes.
+
+    Even, tiny, huge, with a small prime factor, or a perfect power (n = m^k): none is a
+    real key, and each is how a node would plant a "partner" for someone else's modulus.
+    badkeys' own checks (smallfactors, rsainvalid) report such keys on their holder.
     """
-    distinct = sorted(set(moduli))
+    value = gmpy2.mpz(n)
+    return (
+        MIN_MODULUS_BITS <= value.bit_length() <= MAX_MODULUS_BITS
+        and gmpy2.gcd(value, _SMALL_PRIMES) == 1
+        and not gmpy2.is_power(value)
+    )
+
+
+def shared_primes(moduli: Collection[int]) -> dict[int, tuple[int, ...]]:
+    """Valid moduli that share a real prime factor with another one, each with its partners.
+
+    A real shared prime is a common factor g of n and m with 1 < g < n and g < m: a factor
+    both keys lost. A modulus that is a multiple of another (m = 3n, or n times a prime
+    the planter chose) shares the whole of n: that proves nothing against n's key, so it
+    flags neither. Bernstein's batch GCD finds the candidates in one product and one
+    remainder tree; up to MAX_PAIRWISE of them are paired one to one (partners named);
+    past that each candidate is judged by its batch gcd alone, which must be a proper
+    factor of it and not a whole modulus of the fleet (partners not named).
+    """
+    distinct = sorted({n for n in moduli if valid_modulus(n)})
+    candidates = [(n, g) for n, g in zip(distinct, _batch_gcd(distinct), strict=True) if g != 1]
+    if len(candidates) > MAX_PAIRWISE:
+        whole = set(distinct)
+        return {n: () for n, g in candidates if g != n and int(g) not in whole}
+    found: dict[int, list[int]] = {}
+    for i, (n, _) in enumerate(candidates):
+        for m, _ in candidates[i + 1 :]:
+            common = gmpy2.gcd(n, m)
+            if common != 1 and common != n and common != m:
+                found.setdefault(n, []).append(m)
+                found.setdefault(m, []).append(n)
+    return {n: tuple(partners) for n, partners in found.items()}
+
+
+def _batch_gcd(distinct: list[int]) -> list[gmpy2.mpz]:
+    """gcd(n, P/n) for each n, P the product of all of them (1 where nothing is shared)."""
     if len(distinct) < 2:
-        return frozenset()
+        return [gmpy2.mpz(1)] * len(distinct)
     tree = [[gmpy2.mpz(n) for n in distinct]]
     while len(tree[-1]) > 1:
         level = tree[-1]
@@ -93,9 +135,7 @@ def shared_prime_moduli(moduli: Collection[int]) -> frozenset[int]:
     while tree:
         level = tree.pop()
         remainders = [remainders[i // 2] % (n * n) for i, n in enumerate(level)]
-    return frozenset(
-        n for n, r in zip(distinct, remainders, strict=True) if gmpy2.gcd(r // gmpy2.mpz(n), n) != 1
-    )
+    return [gmpy2.gcd(r // n, n) for n, r in zip(map(gmpy2.mpz, distinct), remainders, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)

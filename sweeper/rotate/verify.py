@@ -62,6 +62,7 @@ def verify_basis(
             expected = baseline_of(source, f"the --from scan {source.run.id}")
         except CorruptInput:  # it found no anchor at all: only the new root is expected
             expected = ExpectedRoots(f"the --from scan {source.run.id}", frozenset())
-    roots = (expected.sha256 - set(purged)) | {new_root_sha256}
+    roots = (expected.anywhere - set(purged)) | {new_root_sha256}  # fleet-wide: every node gets the new root
     renamed = replace(expected, source=f"{expected.source} (less the purged roots, plus the new root)")
-    return VerifyBasis(replace(incident, expected_roots=replace(renamed, sha256=frozenset(roots))))
+    fleet_wide = replace(renamed, sha256=frozenset(roots), per_node=None)
+    return VerifyBasis(replace(incident, expected_roots=fleet_wide))

@@ -42,6 +42,8 @@ class ScanOptions:
     """Where the inventory's secret variables are read (None: this process's environment)."""
     max_node_bytes: int = MAX_NODE_BYTES
     """The most one node may print for its read script before it is cut off (`--max-node-bytes`)."""
+    workers: int | None = 1
+    """Processes that read the nodes (`--workers`); None: auto, one per usable core for a big fleet."""
 
 
 async def read_node(node: Node, connector: Connector, cache: KeyCache) -> NodeResult:
@@ -94,7 +96,23 @@ async def sweep(
     """Read every node (bounded concurrency); returns results in inventory order and `interrupted`."""
     connector = Connector(nodes, options.retry, options.ask, options.env, options.max_node_bytes)
     cache = KeyCache(options.key_cache)
-    gate = asyncio.Semaphore(max(1, options.concurrency))
+    try:
+        return await sweep_with(nodes, connector, cache, options.concurrency, on_node)
+    finally:
+        cache.save()
+
+
+async def sweep_with(
+    nodes: tuple[Node, ...],
+    connector: Connector,
+    cache: KeyCache,
+    concurrency: int,
+    on_node: NodeCallback | None = None,
+    stop: asyncio.Event | None = None,
+) -> tuple[list[NodeResult], bool]:
+    """`sweep` with its connector and key cache given; it stops early when `stop` is set
+    (None: on SIGINT/SIGTERM). The connector is closed on the way out."""
+    gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(node: Node) -> NodeResult:
         async with gate:
@@ -105,10 +123,9 @@ async def sweep(
 
     tasks = [asyncio.create_task(one(n), name=n.name) for n in nodes]
     try:
-        interrupted = await _wait_unless_signalled(tasks)
+        interrupted = await _wait_unless_stopped(tasks, stop)
     finally:
         await connector.close()
-        cache.save()
     results = []
     for node, task in zip(nodes, tasks, strict=True):
         if task.done() and not task.cancelled() and task.exception() is None:
@@ -119,17 +136,19 @@ async def sweep(
     return results, interrupted
 
 
-async def _wait_unless_signalled(tasks: list[asyncio.Task]) -> bool:
-    """Wait for every task; on SIGINT/SIGTERM cancel them and return True quickly."""
+async def _wait_unless_stopped(tasks: list[asyncio.Task], stop: asyncio.Event | None) -> bool:
+    """Wait for every task; once `stop` is set (by default on SIGINT/SIGTERM) cancel them and
+    return True quickly."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
     installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
     try:
         everything = asyncio.gather(*tasks, return_exceptions=True)
         stopper = asyncio.create_task(stop.wait())
@@ -146,6 +165,18 @@ async def _wait_unless_signalled(tasks: list[asyncio.Task]) -> bool:
             loop.remove_signal_handler(sig)
 
 
+def read_nodes(
+    nodes: tuple[Node, ...], options: ScanOptions, on_node: NodeCallback | None = None
+) -> tuple[list[NodeResult], bool]:
+    """`sweep` in this process, or split over worker processes (`options.workers`)."""
+    from sweeper.workers import sweep_in_workers, worker_count  # it imports this module
+
+    workers = worker_count(options.workers, len(nodes), options.concurrency)
+    if workers > 1:
+        return sweep_in_workers(nodes, options, workers, on_node)
+    return asyncio.run(sweep(nodes, options, on_node))
+
+
 def scan(
     inventory: Inventory,
     nodes: tuple[Node, ...],
@@ -156,7 +187,7 @@ def scan(
     """Sweep `nodes`, run the rules, and return the report (synchronous entry point)."""
     select(options.rules)  # an unknown rule is bad input before any connection is made
     started = datetime.now(UTC)
-    results, interrupted = asyncio.run(sweep(nodes, options, on_node))
+    results, interrupted = read_nodes(nodes, options, on_node)
     context = replace(options.context, names=names.policies(inventory.nodes))
     findings = detect(results, context, options.rules)
     run = RunInfo(

@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -125,7 +125,8 @@ def _start(jobs: list[WorkerJob], pool: list[_Worker]) -> None:
         process = context.Process(target=work, args=(theirs,), name="sweeper-worker", daemon=True)
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
-            process.start()
+            with _environment_without(job.seed.secrets):
+                process.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         theirs.close()
@@ -197,6 +198,17 @@ def _end(worker: _Worker) -> None:
         worker.process.kill()
         worker.process.join(timeout=5)
     worker.conn.close()
+
+
+@contextmanager
+def _environment_without(variables: Iterable[str]) -> Iterator[None]:
+    """The inventory's secret variables are out of the environment a worker inherits: its secrets
+    come through its pipe, and /proc/PID/environ of a worker shows none."""
+    hidden = {name: os.environ.pop(name) for name in variables if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
 
 
 @contextmanager

@@ -1,35 +1,41 @@
 """Past one core: a sweep's nodes read by N worker processes, the rules run once in this one.
 
 One event loop is CPU-bound past ~150 SSH handshakes/s, so `scan --workers N` splits the
-nodes over N spawned processes, each with its own event loop, connections and a share of the
+nodes over N worker processes, each with its own event loop, connections and a share of the
 concurrency. Credentials are loaded (and asked for) once here; each worker gets the resolved
-secrets and unlocked keys through its pipe, never through argv or an environment, and reads
+secrets and unlocked keys through its socket, never through argv or an environment, and reads
 known_hosts itself. Each node's raw read (a NodeResult) comes back as soon as it is done, so
 progress stays live, and this process puts them in inventory order and runs detection and the
 fleet-wide rules once: the report is the one a one-process sweep makes.
 
-Workers ignore SIGINT/SIGTERM (a terminal's Ctrl-C reaches the whole process group); this
-process catches them and tells each worker to stop through its pipe, or, if this process is
-gone, the worker sees its pipe close and stops. A worker that dies turns its unfinished nodes
+Workers run in a process group of their own and ignore SIGINT/SIGTERM; this process catches
+them and tells each worker to stop through its socket, or, if this process is gone, the worker
+sees its socket close and stops. A worker that dies turns its unfinished nodes
 into `error` statuses, never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING
 
 from sweeper.keycache import KeyCache
 from sweeper.model import Node, NodeResult
-from sweeper.scan import NodeCallback, ScanOptions, sweep_with
+from sweeper.reading import NodeCallback, sweep_with
 from sweeper.ssh import Connector, Credentials, CredentialSeed, RetryPolicy
+
+if TYPE_CHECKING:  # a worker never imports the rules that sweeper.scan brings
+    from sweeper.scan import ScanOptions
 
 AUTO_MIN_NODES = 50
 """`auto` uses one process below this many nodes: a worker's start costs more than it saves."""
@@ -37,6 +43,7 @@ STOP_GRACE = 5.0
 """Seconds a stopped worker has to hand back what it read before it is killed."""
 INTERRUPTED = "interrupted before this node was swept"
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_ENTRY = "import sys; from sweeper.workers import work; work(int(sys.argv[1]))"
 
 
 def worker_count(workers: int | None, nodes: int, concurrency: int) -> int:
@@ -49,7 +56,7 @@ def worker_count(workers: int | None, nodes: int, concurrency: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class WorkerJob:
-    """One worker's share of the sweep; it travels pickled through the worker's pipe."""
+    """One worker's share of the sweep; it travels pickled through the worker's socket."""
 
     nodes: tuple[Node, ...]
     positions: tuple[int, ...]
@@ -63,7 +70,7 @@ class WorkerJob:
 
 @dataclass(slots=True)
 class _Worker:
-    process: multiprocessing.process.BaseProcess
+    process: subprocess.Popen[bytes]
     conn: Connection
     job: WorkerJob
     failure: str | None = None
@@ -117,25 +124,28 @@ def _jobs(
 
 
 def _start(jobs: list[WorkerJob], pool: list[_Worker]) -> None:
-    """Spawn one process per job into `pool` with SIGINT/SIGTERM blocked (the mask survives exec),
-    so a Ctrl-C during its start cannot kill it before it ignores them; then hand it its job."""
-    context = multiprocessing.get_context("spawn")
+    """Start one process per job into `pool` and hand it its job through a socket pair.
+
+    A worker is a fresh interpreter that imports only what reading needs (not the caller's main
+    module, as multiprocessing's spawn would), in a process group of its own so that a terminal's
+    Ctrl-C reaches this process only; and the inventory's secret variables are left out of its
+    environment: /proc/PID/environ of a worker shows none."""
     for job in jobs:
-        mine, theirs = context.Pipe()
-        process = context.Process(target=work, args=(theirs,), name="sweeper-worker", daemon=True)
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-        try:
-            with _environment_without(job.seed.secrets):
-                process.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        theirs.close()
-        worker = _Worker(process, mine, job)
+        mine, theirs = socket.socketpair()
+        with theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-P", "-c", _ENTRY, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env={k: v for k, v in os.environ.items() if k not in job.seed.secrets},
+                process_group=0,
+            )
+        worker = _Worker(process, Connection(mine.detach()), job)
         pool.append(worker)
         try:
-            mine.send(job)
+            worker.conn.send(job)
         except OSError:
-            worker.failure = f"worker process could not be started (exit status {process.exitcode})"
+            worker.failure = f"worker process could not be started (exit status {process.poll()})"
 
 
 def _collect(
@@ -163,8 +173,7 @@ def _collect(
             try:
                 message = conn.recv()
             except (EOFError, OSError):
-                worker.process.join(timeout=1)
-                worker.failure = f"worker process ended unexpectedly (exit status {worker.process.exitcode})"
+                worker.failure = f"worker process ended unexpectedly (exit status {_exit_status(worker)})"
                 del running[conn]
                 continue
             kind = message[0]
@@ -192,23 +201,19 @@ def _tell_stop(worker: _Worker) -> None:
 
 
 def _end(worker: _Worker) -> None:
-    """Join a worker; one that does not end in time is killed."""
-    worker.process.join(timeout=1)
-    if worker.process.is_alive():
+    """Wait for a worker; one that does not end in time is killed."""
+    if _exit_status(worker) is None:
         worker.process.kill()
-        worker.process.join(timeout=5)
+        worker.process.wait()
     worker.conn.close()
 
 
-@contextmanager
-def _environment_without(variables: Iterable[str]) -> Iterator[None]:
-    """The inventory's secret variables are out of the environment a worker inherits: its secrets
-    come through its pipe, and /proc/PID/environ of a worker shows none."""
-    hidden = {name: os.environ.pop(name) for name in variables if name in os.environ}
+def _exit_status(worker: _Worker) -> int | None:
+    """The worker's exit status (negative: the signal that ended it), waiting a second for it."""
     try:
-        yield
-    finally:
-        os.environ.update(hidden)
+        return worker.process.wait(timeout=1)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 @contextmanager
@@ -232,11 +237,12 @@ def _stop_requests() -> Iterator[list[bool]]:
             signal.signal(sig, handler)
 
 
-def work(conn: Connection) -> None:
-    """A worker process's entry point: sweep the job it is sent, report each node, then its end."""
+def work(fd: int) -> None:
+    """A worker process's entry point (`_ENTRY`): sweep the job sent through socket `fd`, report
+    each node as it is done, then its end."""
     for sig in _SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)  # a pending Ctrl-C is discarded; the parent says when to stop
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+        signal.signal(sig, signal.SIG_IGN)  # the parent says when to stop
+    conn = Connection(fd)
     try:
         job = conn.recv()
         asyncio.run(_sweep_job(conn, job))
@@ -245,6 +251,8 @@ def work(conn: Connection) -> None:
     except Exception as exc:  # noqa: BLE001 - a worker's failure becomes its nodes' status, never a traceback
         with suppress(OSError):
             conn.send(("failed", f"worker process failed: {type(exc).__name__}: {exc}"))
+    sys.stderr.flush()
+    os._exit(0)  # all is sent: the parent waits for this exit, not for an interpreter's teardown
 
 
 async def _sweep_job(conn: Connection, job: WorkerJob) -> None:

@@ -100,7 +100,7 @@ SECRET_ENV = {"SWEEPER_TEST_KEY_PASSPHRASE": SECRET, "SWEEPER_TEST_PASSWORD": SE
 
 
 def workers_of(pid: int) -> list[int]:
-    """The worker processes a sweeper started (not multiprocessing's resource tracker)."""
+    """The worker processes a sweeper started."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
@@ -108,7 +108,7 @@ def workers_of(pid: int) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == pid and b"spawn_main" in cmdline:
+        if ppid == pid and b"sweeper.workers" in cmdline:
             found.append(int(entry.name))
     return sorted(found)
 

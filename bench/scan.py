@@ -80,6 +80,8 @@ class Measure:
     cpu: float
     rss_mb: float
     worker_rss_mb: float
+    """The largest worker's peak (0 for a one-process run)."""
+    workers: int
 
 
 def measure(args: argparse.Namespace) -> None:
@@ -87,10 +89,12 @@ def measure(args: argparse.Namespace) -> None:
     inventory = load_inventory(args.inventory)
     nodes = inventory.nodes
     cpu_before, wall = _cpu(), time.perf_counter()
+    processes = 1
     if args.measure == "floor":
         asyncio.run(floor_sweep(nodes, args.concurrency))
     else:
         workers = None if args.workers == "auto" else int(args.workers)
+        processes = worker_count(workers, len(nodes), args.concurrency)
         options = ScanOptions(concurrency=args.concurrency, key_cache=args.key_cache, workers=workers)
         report = scan(inventory, nodes, options, argv=["bench"])
         swept = sum(1 for n in report.nodes if n.swept)
@@ -98,8 +102,8 @@ def measure(args: argparse.Namespace) -> None:
             raise SystemExit(f"only {swept}/{len(report.nodes)} nodes swept; not a fair comparison")
     wall = time.perf_counter() - wall
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps(asdict(Measure(wall, _cpu() - cpu_before, own, workers_peak))))
+    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if processes > 1 else 0.0
+    print(json.dumps(asdict(Measure(wall, _cpu() - cpu_before, own, workers_peak, processes))))
 
 
 def _cpu() -> float:
@@ -140,9 +144,10 @@ def bench_size(nodes: int, args: argparse.Namespace) -> None:
                 extra = ("--workers", workers, "--key-cache", caches[label])
                 sweeps[label].append(run_measured(env, "--measure", "sweep", *common, *extra))
     floor = min(floors, key=lambda m: m.wall)
-    floor_cpu = min(m.cpu for m in floors) / nodes
+    floor_cpu = floor.cpu / nodes
     print(f"\nnodes={nodes} concurrency={args.concurrency} usable cores={len(os.sched_getaffinity(0))}")
-    print(f"{'':28} {'wall s':>7} {'x floor':>8} {'CPU ms/node':>12} {'x floor':>8} {'peak RSS MB':>12}")
+    heads = ("wall s", "x floor", "CPU ms/node", "x floor", "peak RSS MB (parent + workers)")
+    print(f"{'':28} {heads[0]:>7} {heads[1]:>8} {heads[2]:>12} {heads[3]:>8} {heads[4]:>31}")
     print(_row("floor (asyncssh connect+cat)", floor, floor, floor_cpu, nodes))
     for label, runs in sweeps.items():
         print(_row(f"sweeper {label} cold", runs[0], floor, floor_cpu, nodes))
@@ -157,10 +162,10 @@ def bench_size(nodes: int, args: argparse.Namespace) -> None:
 
 def _row(label: str, run: Measure, floor: Measure, floor_cpu: float, nodes: int) -> str:
     cpu = run.cpu / nodes
-    rss = f"{run.rss_mb:.0f}" + (f" +{run.worker_rss_mb:.0f}/w" if run.worker_rss_mb > 1 else "")
+    rss = f"{run.rss_mb:.0f}" + (f" + {run.workers}x{run.worker_rss_mb:.0f}" if run.workers > 1 else "")
     return (
         f"{label:28} {run.wall:7.2f} {run.wall / floor.wall:8.2f} {cpu * 1000:12.1f} "
-        f"{cpu / floor_cpu:8.2f} {rss:>12}"
+        f"{cpu / floor_cpu:8.2f} {rss:>31}"
     )
 
 

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import asyncssh
@@ -41,7 +41,8 @@ from sweeper.platforms.vcsa import VECS_CLI
 from sweeper.scan import ScanOptions, scan
 from sweeper.workers import worker_count
 
-TARGETS = "targets at 1,000 nodes: warm <= 1.2x floor wall, CPU/node <= 1.1x floor's, peak RSS < 300 MB"
+TARGETS = """targets at 1,000 nodes: warm <= 1.2x floor wall, CPU/node <= 1.1x floor's, peak RSS < 300 MB
+CPU: this client's process (and its workers); lab: the nodes' side (SSH server, shells, commands)"""
 
 
 def first_file(node: Node) -> str:
@@ -82,6 +83,9 @@ class Measure:
     worker_rss_mb: float
     """The largest worker's peak (0 for a one-process run)."""
     workers: int
+    lab_cpu: float = 0.0
+    """CPU seconds the lab (its SSH server, the shells and commands it ran) spent meanwhile: the
+    nodes' side of the run, which a real fleet does on its own CPUs."""
 
 
 def measure(args: argparse.Namespace) -> None:
@@ -115,13 +119,21 @@ def _cpu() -> float:
     return total
 
 
-def run_measured(env: dict[str, str], *argv: str | Path) -> Measure:
+def run_measured(env: dict[str, str], lab_pid: int, *argv: str | Path) -> Measure:
+    lab_before = _process_cpu(lab_pid)
     done = subprocess.run(
         [sys.executable, __file__, *map(str, argv)], env=env, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise SystemExit(f"measured run {argv} failed: {done.stderr.strip()[-2000:]}")
-    return Measure(**json.loads(done.stdout.strip().splitlines()[-1]))
+    measured = Measure(**json.loads(done.stdout.strip().splitlines()[-1]))
+    return replace(measured, lab_cpu=_process_cpu(lab_pid) - lab_before)
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds of process `pid` and of the children it has reaped (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_size(nodes: int, args: argparse.Namespace) -> None:
@@ -139,15 +151,15 @@ def bench_size(nodes: int, args: argparse.Namespace) -> None:
         floors: list[Measure] = []
         sweeps: dict[str, list[Measure]] = {label: [] for label in settings}
         for _ in range(args.rounds + 1):
-            floors.append(run_measured(env, "--measure", "floor", *common))
+            floors.append(run_measured(env, lab.pid, "--measure", "floor", *common))
             for label, workers in settings.items():
                 extra = ("--workers", workers, "--key-cache", caches[label])
-                sweeps[label].append(run_measured(env, "--measure", "sweep", *common, *extra))
+                sweeps[label].append(run_measured(env, lab.pid, "--measure", "sweep", *common, *extra))
     floor = min(floors, key=lambda m: m.wall)
     floor_cpu = floor.cpu / nodes
     print(f"\nnodes={nodes} concurrency={args.concurrency} usable cores={len(os.sched_getaffinity(0))}")
-    heads = ("wall s", "x floor", "CPU ms/node", "x floor", "peak RSS MB (parent + workers)")
-    print(f"{'':28} {heads[0]:>7} {heads[1]:>8} {heads[2]:>12} {heads[3]:>8} {heads[4]:>31}")
+    heads = ("wall s", "x floor", "CPU ms/node", "x floor", "lab ms/node", "peak RSS MB (parent + workers)")
+    print(f"{'':28} {heads[0]:>7} {heads[1]:>8} {heads[2]:>12} {heads[3]:>8} {heads[4]:>12} {heads[5]:>31}")
     print(_row("floor (asyncssh connect+cat)", floor, floor, floor_cpu, nodes))
     for label, runs in sweeps.items():
         print(_row(f"sweeper {label} cold", runs[0], floor, floor_cpu, nodes))
@@ -165,7 +177,7 @@ def _row(label: str, run: Measure, floor: Measure, floor_cpu: float, nodes: int)
     rss = f"{run.rss_mb:.0f}" + (f" + {run.workers}x{run.worker_rss_mb:.0f}" if run.workers > 1 else "")
     return (
         f"{label:28} {run.wall:7.2f} {run.wall / floor.wall:8.2f} {cpu * 1000:12.1f} "
-        f"{cpu / floor_cpu:8.2f} {rss:>31}"
+        f"{cpu / floor_cpu:8.2f} {run.lab_cpu / nodes * 1000:12.1f} {rss:>31}"
     )
 
 

@@ -18,11 +18,13 @@ from sweeper.lab import LabHandle, start_lab
 from sweeper.workers import AUTO_MIN_NODES, worker_count
 from tests.support import run
 from tests.support.fixtures import write_inventory
+from tests.support.node_tree import lay_linux_node_tree
 from tests.support.sshd import ssh_keygen
 
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server")
 
 SECRET = "worker-secret-7f3a9c"
+SECRET_ENV = {"SWEEPER_TEST_KEY_PASSPHRASE": SECRET, "SWEEPER_TEST_PASSWORD": SECRET}
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +58,36 @@ def test_two_workers_make_the_one_process_report_and_key_cache(lab: LabHandle, t
     assert reports["2"] == reports["1"]
     assert reports["auto"] == reports["1"]
     assert caches["2"] == caches["1"] and caches["1"]["nodes"]
+
+
+def test_workers_log_in_with_the_parents_unlocked_key_and_fleet_rules_span_workers(
+    tmp_path: Path, sshd_factory, openssl_pki
+) -> None:
+    key = tmp_path / "id_locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", SECRET, "-f", str(key)], check=True)
+    (server,) = sshd_factory(1, authorized_keys=[Path(f"{key}.pub").read_text().strip()])
+    (tmp_path / "known_hosts").write_text(server.host_key_line + "\n")
+    nodes = []
+    for name in ("a", "b", "c"):
+        tree = lay_linux_node_tree(tmp_path / name, openssl_pki)
+        entry = {"name": name, "host": server.host, "port": server.port, "profile": "linux"}
+        nodes.append({**entry, "root": str(tree.root), "stores": tree.stores, "names": list(tree.names)})
+    defaults = {
+        "user": "root",
+        "known_hosts": str(tmp_path / "known_hosts"),
+        "client_keys": [str(key)],
+        "passphrase_env": "SWEEPER_TEST_KEY_PASSPHRASE",
+    }
+    inventory = write_inventory(tmp_path / "inv.toml", nodes, defaults)
+    done, report = run.scan(inventory, tmp_path / "out", "--workers", "3", env=SECRET_ENV)
+    assert [(n["name"], n["status"]) for n in report["nodes"]] == [("a", "ok"), ("b", "ok"), ("c", "ok")]
+    listed = subprocess.run(["ssh-keygen", "-lf", f"{key}.pub"], check=True, capture_output=True, text=True)
+    fingerprint = listed.stdout.split()[1]
+    assert all(fingerprint in n["identity"] for n in report["nodes"]), report["nodes"][0]["identity"]
+    assert SECRET not in json.dumps(report) and SECRET not in done.stderr
+    # the three trees hold one key: a fleet-wide rule sees it across the three workers' nodes
+    reuse = sorted(f["node"] for f in report["findings"] if f["rule"] == "key-reuse")
+    assert reuse == ["a", "b", "c"] and done.returncode == 1, done.stderr
 
 
 def test_auto_is_one_process_for_a_small_fleet_and_one_per_core_for_a_big_one() -> None:
@@ -94,9 +126,6 @@ def silent_fleet(tmp_path: Path, listener, count: int, connect_timeout: float) -
         "connect_timeout": connect_timeout,
     }
     return write_inventory(tmp_path / "inv.toml", nodes, defaults)
-
-
-SECRET_ENV = {"SWEEPER_TEST_KEY_PASSPHRASE": SECRET, "SWEEPER_TEST_PASSWORD": SECRET}
 
 
 def workers_of(pid: int) -> list[int]:

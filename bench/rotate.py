@@ -17,11 +17,13 @@ import argparse
 import os
 import resource
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+
+from cputime import own_cpu, process_cpu  # bench/cputime.py
 
 from sweeper.demo import LabIncident, lab_journal_passphrase
 from sweeper.inventory import load_inventory
@@ -32,6 +34,8 @@ from sweeper.rotate.plan import WaveOptions
 from sweeper.rotate.service import RotateRequest, prepare, start
 from sweeper.scan import ScanOptions, scan
 
+SAMPLE = 0.25
+"""Seconds between CPU samples (this process and the lab), to tell whose work a phase waits for."""
 TARGET = 300.0
 """Seconds: a 1,000-node rotation on this 2-core machine, the lab on the same cores."""
 WHY = {
@@ -45,6 +49,28 @@ WHY = {
     "purge": "every old and revoked certificate removed from every store, each removal journaled",
     "verify sweep": "every node read again, as by `scan`",
 }
+
+
+class CpuSampler(threading.Thread):
+    """(time, this process's CPU, the lab's CPU) every SAMPLE seconds while the rotation runs."""
+
+    def __init__(self, lab_pid: int) -> None:
+        super().__init__(daemon=True)
+        self.lab_pid = lab_pid
+        self.samples: list[tuple[float, float, float]] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            self.samples.append((time.time(), own_cpu(), process_cpu(self.lab_pid)))
+            if self.done.wait(SAMPLE):
+                return
+
+    def between(self, start: float, end: float) -> tuple[float, float]:
+        """CPU seconds (sweeper's, the lab's) spent from `start` to `end` (epoch seconds)."""
+        inside = [s for s in self.samples if start - SAMPLE <= s[0] <= end + SAMPLE] or self.samples[-1:]
+        first, last = inside[0], inside[-1]
+        return last[1] - first[1], last[2] - first[2]
 
 
 def main() -> None:
@@ -73,16 +99,18 @@ def main() -> None:
             concurrency=args.concurrency,
             env=env,
         )
-        marks: dict[str, float] = {}
-        began = time.monotonic()
-        prepared = timed(marks, "preflight sweep", lambda: prepare(request, None))
-        result = timed(
-            marks, "rotation", lambda: start(prepared, request, lab_journal_passphrase(lab), ["bench"], None)
-        )
-        wall = time.monotonic() - began
-    phases = phase_times(result.report.steps or ())
-    phases["verify sweep"] = max(0.0, marks["rotation"] - sum(phases.values()))
-    phases = {"preflight sweep": marks["preflight sweep"], **phases}
+        sampler = CpuSampler(lab.pid)
+        sampler.start()
+        began = time.time()
+        prepared = prepare(request, None)
+        preflight_done = time.time()
+        result = start(prepared, request, lab_journal_passphrase(lab), ["bench"], None)
+        ended = time.time()
+        sampler.done.set()
+        sampler.join()
+    wall = ended - began
+    windows = {"preflight sweep": (began, preflight_done), **phase_windows(result.report.steps or ())}
+    windows["verify sweep"] = (max(w[1] for w in windows.values()), ended)
     steps = Counter(s.phase for s in result.report.steps or ())
     print(
         f"\nnodes={args.nodes} concurrency={args.concurrency} wave={args.wave} "
@@ -92,37 +120,38 @@ def main() -> None:
         f"rotation wall time {wall:.1f}s (target {TARGET:.0f}s at 1,000 nodes); "
         f"plan: {len(prepared.plan.steps)} steps, {len(prepared.plan.waves)} waves"
     )
-    for phase, seconds in phases.items():
+    print(f"  {'phase':16} {'wall s':>8} {'share':>6} {'sweeper CPU s':>14} {'lab CPU s':>10}  per step")
+    for phase, (start_at, end_at) in windows.items():
+        seconds = end_at - start_at
+        ours, nodes_side = sampler.between(start_at, end_at)
         count = steps.get(phase, 0)
-        per = f"  {seconds / count * 1000:7.1f} ms/step ({count} steps)" if count else ""
-        print(f"  {phase:16} {seconds:8.1f}s  {seconds / wall:5.1%}{per}")
+        per = f"{seconds / count * 1000:7.1f} ms ({count} steps)" if count else ""
+        print(f"  {phase:16} {seconds:8.1f} {seconds / wall:6.1%} {ours:14.1f} {nodes_side:10.1f}  {per}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     projected = wall * 1000 / args.nodes
     if projected > TARGET:
-        slowest = max(phases, key=lambda p: phases[p])
+        slowest = max(windows, key=lambda p: windows[p][1] - windows[p][0])
+        start_at, end_at = windows[slowest]
+        ours, nodes_side = sampler.between(start_at, end_at)
+        busy = (ours + nodes_side) / (end_at - start_at)
+        bound = "the nodes' side (the lab)" if nodes_side > ours else "sweeper itself"
         print(
-            f"slower than the target ({projected:.0f}s projected to 1,000 nodes, linearly): "
-            f"{slowest} takes {phases[slowest] / wall:.0%}: {WHY.get(slowest, '')}"
+            f"slower than the target: {projected:.0f}s projected to 1,000 nodes (time taken to grow with the "
+            f"node count); {slowest} takes {(end_at - start_at) / wall:.0%} of it, with {busy:.1f} of "
+            f"{len(os.sched_getaffinity(0))} cores busy, most of it {bound}: {WHY.get(slowest, '')}"
         )
 
 
-def timed(marks: dict[str, float], name: str, action: Callable):
-    began = time.monotonic()
-    try:
-        return action()
-    finally:
-        marks[name] = time.monotonic() - began
-
-
-def phase_times(steps) -> dict[str, float]:
-    """Per phase, from its first step's start to its last step's end (phases never overlap)."""
+def phase_windows(steps) -> dict[str, tuple[float, float]]:
+    """Per phase, its first step's start and its last step's end, in epoch seconds (phases never
+    overlap)."""
     spans: dict[str, tuple[datetime, datetime]] = {}
     for step in steps:
         if step.started is None or step.finished is None:
             continue
         first, last = spans.get(step.phase, (step.started, step.finished))
         spans[step.phase] = (min(first, step.started), max(last, step.finished))
-    return {phase: (last - first).total_seconds() for phase, (first, last) in spans.items()}
+    return {phase: (first.timestamp(), last.timestamp()) for phase, (first, last) in spans.items()}
 
 
 if __name__ == "__main__":

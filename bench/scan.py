@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import asyncssh
+from cputime import own_cpu, process_cpu  # bench/cputime.py
 
 from sweeper.inventory import load_inventory
 from sweeper.lab import start_lab
@@ -92,7 +93,7 @@ def measure(args: argparse.Namespace) -> None:
     """One measured run, in this process: prints its Measure as JSON."""
     inventory = load_inventory(args.inventory)
     nodes = inventory.nodes
-    cpu_before, wall = _cpu(), time.perf_counter()
+    cpu_before, wall = own_cpu(), time.perf_counter()
     processes = 1
     if args.measure == "floor":
         asyncio.run(floor_sweep(nodes, args.concurrency))
@@ -107,33 +108,18 @@ def measure(args: argparse.Namespace) -> None:
     wall = time.perf_counter() - wall
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if processes > 1 else 0.0
-    print(json.dumps(asdict(Measure(wall, _cpu() - cpu_before, own, workers_peak, processes))))
-
-
-def _cpu() -> float:
-    """User + system CPU seconds of this process and of its children that have ended."""
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return total
+    print(json.dumps(asdict(Measure(wall, own_cpu() - cpu_before, own, workers_peak, processes))))
 
 
 def run_measured(env: dict[str, str], lab_pid: int, *argv: str | Path) -> Measure:
-    lab_before = _process_cpu(lab_pid)
+    lab_before = process_cpu(lab_pid)
     done = subprocess.run(
         [sys.executable, __file__, *map(str, argv)], env=env, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise SystemExit(f"measured run {argv} failed: {done.stderr.strip()[-2000:]}")
     measured = Measure(**json.loads(done.stdout.strip().splitlines()[-1]))
-    return replace(measured, lab_cpu=_process_cpu(lab_pid) - lab_before)
-
-
-def _process_cpu(pid: int) -> float:
-    """CPU seconds of process `pid` and of the children it has reaped (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return replace(measured, lab_cpu=process_cpu(lab_pid) - lab_before)
 
 
 def bench_size(nodes: int, args: argparse.Namespace) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import sys
 import tempfile
 import threading
 import time
@@ -51,26 +52,39 @@ WHY = {
 }
 
 
-class CpuSampler(threading.Thread):
-    """(time, this process's CPU, the lab's CPU) every SAMPLE seconds while the rotation runs."""
+class Sampler(threading.Thread):
+    """Every SAMPLE seconds while the rotation runs: the time, this process's CPU, the lab's CPU,
+    and where the rotation's thread (the event loop's) is: a poor man's profiler that tells a
+    phase waiting for the nodes (in the selector) from one blocked in this process."""
 
     def __init__(self, lab_pid: int) -> None:
         super().__init__(daemon=True)
         self.lab_pid = lab_pid
-        self.samples: list[tuple[float, float, float]] = []
+        self.loop_thread = threading.get_ident()
+        self.samples: list[tuple[float, float, float, str]] = []
         self.done = threading.Event()
 
     def run(self) -> None:
         while True:
-            self.samples.append((time.time(), own_cpu(), process_cpu(self.lab_pid)))
+            frame = sys._current_frames().get(self.loop_thread)
+            where = f"{Path(frame.f_code.co_filename).name}:{frame.f_code.co_name}" if frame else "?"
+            self.samples.append((time.time(), own_cpu(), process_cpu(self.lab_pid), where))
             if self.done.wait(SAMPLE):
                 return
 
-    def between(self, start: float, end: float) -> tuple[float, float]:
+    def _inside(self, start: float, end: float) -> list[tuple[float, float, float, str]]:
+        return [s for s in self.samples if start - SAMPLE <= s[0] <= end + SAMPLE] or self.samples[-1:]
+
+    def cpu(self, start: float, end: float) -> tuple[float, float]:
         """CPU seconds (sweeper's, the lab's) spent from `start` to `end` (epoch seconds)."""
-        inside = [s for s in self.samples if start - SAMPLE <= s[0] <= end + SAMPLE] or self.samples[-1:]
-        first, last = inside[0], inside[-1]
-        return last[1] - first[1], last[2] - first[2]
+        inside = self._inside(start, end)
+        return inside[-1][1] - inside[0][1], inside[-1][2] - inside[0][2]
+
+    def where(self, start: float, end: float, top: int = 3) -> str:
+        """Where the event loop's thread was most often from `start` to `end`, as shares of samples."""
+        places = Counter(s[3] for s in self._inside(start, end))
+        total = sum(places.values())
+        return ", ".join(f"{n / total:.0%} in {place}" for place, n in places.most_common(top))
 
 
 def main() -> None:
@@ -99,7 +113,7 @@ def main() -> None:
             concurrency=args.concurrency,
             env=env,
         )
-        sampler = CpuSampler(lab.pid)
+        sampler = Sampler(lab.pid)
         sampler.start()
         began = time.time()
         prepared = prepare(request, None)
@@ -123,7 +137,7 @@ def main() -> None:
     print(f"  {'phase':16} {'wall s':>8} {'share':>6} {'sweeper CPU s':>14} {'lab CPU s':>10}  per step")
     for phase, (start_at, end_at) in windows.items():
         seconds = end_at - start_at
-        ours, nodes_side = sampler.between(start_at, end_at)
+        ours, nodes_side = sampler.cpu(start_at, end_at)
         count = steps.get(phase, 0)
         per = f"{seconds / count * 1000:7.1f} ms ({count} steps)" if count else ""
         print(f"  {phase:16} {seconds:8.1f} {seconds / wall:6.1%} {ours:14.1f} {nodes_side:10.1f}  {per}")
@@ -132,13 +146,16 @@ def main() -> None:
     if projected > TARGET:
         slowest = max(windows, key=lambda p: windows[p][1] - windows[p][0])
         start_at, end_at = windows[slowest]
-        ours, nodes_side = sampler.between(start_at, end_at)
+        ours, nodes_side = sampler.cpu(start_at, end_at)
         busy = (ours + nodes_side) / (end_at - start_at)
-        bound = "the nodes' side (the lab)" if nodes_side > ours else "sweeper itself"
         print(
-            f"slower than the target: {projected:.0f}s projected to 1,000 nodes (time taken to grow with the "
-            f"node count); {slowest} takes {(end_at - start_at) / wall:.0%} of it, with {busy:.1f} of "
-            f"{len(os.sched_getaffinity(0))} cores busy, most of it {bound}: {WHY.get(slowest, '')}"
+            f"slower than the target: {projected:.0f}s projected to 1,000 nodes (time taken to grow with "
+            f"the node count); {slowest} takes {(end_at - start_at) / wall:.0%} of it: {WHY.get(slowest, '')}"
+        )
+        print(
+            f"  meanwhile {busy:.1f} of {len(os.sched_getaffinity(0))} cores were busy for it ({ours:.1f}s "
+            f"sweeper, {nodes_side:.1f}s the lab); sweeper's event loop was {sampler.where(start_at, end_at)}"
+            " (selectors.py: waiting for the nodes; anything else blocks every node at once)"
         )
 
 

@@ -140,12 +140,12 @@ def _start(jobs: list[WorkerJob], pool: list[_Worker]) -> None:
                 env={k: v for k, v in os.environ.items() if k not in job.seed.secrets},
                 process_group=0,
             )
-        worker = _Worker(process, Connection(mine.detach()), job)
-        pool.append(worker)
+        pool.append(_Worker(process, Connection(mine.detach()), job))
+    for worker in pool:  # once all are starting: a big job fills the socket until its worker reads it
         try:
-            worker.conn.send(job)
+            worker.conn.send(worker.job)
         except OSError:
-            worker.failure = f"worker process could not be started (exit status {process.poll()})"
+            worker.failure = f"worker process could not be started (exit status {worker.process.poll()})"
 
 
 def _collect(

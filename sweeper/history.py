@@ -23,7 +23,7 @@ from sweeper.report.drift import Snapshot, finding_key
 from sweeper.report.schema import SEVERITIES, Finding, Report, iso
 
 DEFAULT_NAME = "history.sqlite"
-VERSION = 1
+VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS findings (
     message TEXT NOT NULL, evidence TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS findings_run ON findings (run_id);
+CREATE TABLE IF NOT EXISTS run_scope (
+    run_id TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    rules TEXT, input_kinds TEXT NOT NULL
+);
 """
 
 
@@ -110,6 +114,14 @@ def record(db: Path, report: Report, report_path: Path) -> None:
                 str(_relative(report_path, db)),
             ),
         )  # fmt: skip
+        conn.execute(
+            "INSERT INTO run_scope VALUES (?, ?, ?)",
+            (
+                run.id,
+                None if run.rules is None else json.dumps(run.rules),
+                json.dumps(sorted({item.kind for item in run.inputs})),
+            ),
+        )
         conn.executemany(
             "INSERT INTO nodes VALUES (?, ?, ?, ?, ?, ?)",
             ((run.id, n.name, n.host, n.status, n.error, n.attempts) for n in report.nodes),
@@ -156,14 +168,15 @@ def last_report_path(db: Path) -> Path:
     """The report of the newest recorded run that swept at least one node and whose file still exists.
 
     This is what `scan --baseline last` resolves to: that report's trust anchors become the
-    expected roots. Call it before the new run is recorded.
+    expected roots. Call it before the new run is recorded. A shard's report (`scan --shard`)
+    is skipped: it holds only its slice of the fleet's anchors; the merged report holds them all.
 
     :raises HistoryError: no history at `db`, or no usable run in it (one line, exit 2).
     """
     if not db.exists():
         raise HistoryError(f"{db}: no history yet, so no previous run to take a baseline from")
     for row in runs(db):
-        if row.nodes_swept and row.report_path.is_file():
+        if row.nodes_swept and row.report_path.is_file() and schema.load(row.report_path).run.shard is None:
             return row.report_path
     raise HistoryError(f"{db}: no recorded run with a swept node and a report file to take a baseline from")
 
@@ -199,7 +212,17 @@ def _snapshot(conn: sqlite3.Connection, run_id: str) -> Snapshot:
         stored = dict(zip(columns, row, strict=True))
         item = Finding.model_validate({**stored, "evidence": json.loads(stored["evidence"])})
         findings[finding_key(item)] = item
-    return Snapshot(run_id, started, statuses, anchors, findings)
+    scope = conn.execute("SELECT rules, input_kinds FROM run_scope WHERE run_id = ?", (run_id,)).fetchone()
+    rules, kinds = (json.loads(scope[0]) if scope[0] else None, json.loads(scope[1])) if scope else (None, [])
+    return Snapshot(
+        run_id,
+        started,
+        statuses,
+        anchors,
+        findings,
+        rules=None if rules is None else frozenset(rules),
+        input_kinds=frozenset(kinds),
+    )
 
 
 @contextmanager

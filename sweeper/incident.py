@@ -8,6 +8,7 @@ public half on the spot; no key material is kept or echoed in an error.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from sweeper.errors import BadInput, CorruptInput
-from sweeper.model import CrlRecord
+from sweeper.model import CrlRecord, InputRef
 from sweeper.pki.crl import crl_facts
 from sweeper.pki.keys import load_blocklist
 from sweeper.pki.parse import (
@@ -76,6 +77,8 @@ class Incident:
     compromised_cas: tuple[SourcedCert, ...] = ()
     expected_roots: ExpectedRoots | None = None
     badkeys_blocklist: Path | None = None
+    inputs: tuple[InputRef, ...] = ()
+    """Every file read, with its SHA-256: what the report records so the verdicts can be traced."""
 
     @property
     def certificates(self) -> tuple[bytes, ...]:
@@ -116,7 +119,17 @@ def load_incident(
         roots = load_expected_roots(expected_roots)
     elif baseline is not None:
         roots = load_baseline(baseline)
+    given = {
+        "crl": crls,
+        "ioc": iocs,
+        "compromised-ca": compromised_cas,
+        "ca": cas,
+        "expected-roots": [expected_roots] if expected_roots else [],
+        "baseline": [baseline] if baseline else [],
+        "badkeys-blocklist": [load_blocklist(badkeys_blocklist).path] if badkeys_blocklist else [],
+    }
     return Incident(
+        inputs=tuple(ref for kind, paths in given.items() for p in paths for ref in input_refs(kind, p)),
         crls=tuple(crl_records),
         issuers=tuple(issuers),
         indicators=tuple(i for path in iocs for i in load_iocs(path)),
@@ -124,6 +137,24 @@ def load_incident(
         expected_roots=roots,
         badkeys_blocklist=badkeys_blocklist,
     )
+
+
+def input_refs(kind: str, path: Path) -> list[InputRef]:
+    """A file's (or each file of a folder's) kind, absolute path and SHA-256, in the order read."""
+    files = _folder_files(path) if path.is_dir() else [path]
+    return [InputRef(kind, str(file.resolve()), file_sha256(file)) for file in files]
+
+
+def file_sha256(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise CorruptInput(path, exc.strerror or str(exc)) from None
+
+
+def _folder_files(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
 def _read(path: Path) -> bytes:
@@ -139,11 +170,7 @@ def _read(path: Path) -> bytes:
 
 def load_crl_input(path: Path) -> tuple[list[CrlRecord], list[SourcedCert]]:
     """CRLs (PEM or DER) from a file or every file of a folder; certificates found beside them are issuers."""
-    files = (
-        sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-        if path.is_dir()
-        else [path]
-    )
+    files = _folder_files(path) if path.is_dir() else [path]
     crls: list[CrlRecord] = []
     certs: list[SourcedCert] = []
     for file in files:
@@ -210,11 +237,42 @@ def load_expected_roots(path: Path) -> ExpectedRoots:
 
 def load_baseline(path: Path) -> ExpectedRoots:
     """The trust-store certificates of a previous sweep's JSON report (`role` "trust"), by SHA-256."""
-    report = schema.load(path)
+    return baseline_of(schema.load(path), str(path))
+
+
+def baseline_of(report: schema.Report, source: str) -> ExpectedRoots:
+    """The anchors a sweep found, as the roots expected from then on."""
     roots = {cert.sha256 for node in report.nodes for cert in node.certificates if cert.role == "trust"}
     if not roots:
-        raise CorruptInput(path, "lists no trust-store certificate: every anchor would look rogue")
-    return ExpectedRoots(str(path), frozenset(roots))
+        raise CorruptInput(source, "lists no trust-store certificate: every anchor would look rogue")
+    return ExpectedRoots(source, frozenset(roots))
+
+
+def reload_incident(inputs: Iterable[InputRef | schema.Input]) -> Incident:
+    """The same incident again from the files a run recorded, each checked against its SHA-256, so
+    a later run (a rotation's verify sweep) judges by exactly what the first one judged by.
+
+    :raises CorruptInput: a file is gone or changed since it was recorded (one line, exit 2).
+    """
+    paths: dict[str, list[Path]] = {}
+    for item in inputs:
+        path = Path(item.path)
+        if file_sha256(path) != item.sha256:
+            raise CorruptInput(path, f"changed since the run that recorded it as its --{item.kind} input")
+        paths.setdefault(item.kind, []).append(path)
+
+    def one(kind: str) -> Path | None:
+        return next(iter(paths.get(kind, [])), None)
+
+    return load_incident(
+        crls=paths.get("crl", []),
+        iocs=paths.get("ioc", []),
+        compromised_cas=paths.get("compromised-ca", []),
+        cas=paths.get("ca", []),
+        expected_roots=one("expected-roots"),
+        baseline=one("baseline"),
+        badkeys_blocklist=one("badkeys-blocklist"),
+    )
 
 
 def load_iocs(path: Path) -> list[Indicator]:

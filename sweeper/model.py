@@ -234,8 +234,39 @@ class InventoryRef:
 
 
 @dataclass(frozen=True, slots=True)
+class ShardInfo:
+    """Which of a `scan --shard` run's shards this is (1-based), and its nodes' places in the inventory."""
+
+    index: int
+    count: int
+    positions: tuple[int, ...]
+    """The inventory position (from 0) of each of this report's nodes, in the order of its `nodes`."""
+    judging: tuple[str, ...] = ()
+    """The options the shard was judged with (paths absolute), as a command line: `merge`'s default."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShardRef:
+    """One shard report a merged report was made from: its run, its shard index, its file's SHA-256."""
+
+    run_id: str
+    index: int
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputRef:
+    """One incident input a run read (--crl, --ioc, ...): its kind, its path, the SHA-256 of its bytes."""
+
+    kind: str
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunInfo:
-    """Who ran what, when, against which inventory."""
+    """Who ran what, when, against which inventory, with which incident inputs and rules."""
 
     id: str
     kind: str
@@ -245,6 +276,14 @@ class RunInfo:
     inventory: InventoryRef
     argv: tuple[str, ...]
     interrupted: bool = False
+    inputs: tuple[InputRef, ...] = ()
+    rules: tuple[str, ...] | None = None
+    """The rules that ran; None where unknown (an older report)."""
+    shard: ShardInfo | None = None
+    """Set on a `scan --shard K/N` run; its report then carries what `merge` needs (DER of each
+    certificate and CRL)."""
+    shards: tuple[ShardRef, ...] | None = None
+    """Set on a `merge` run: the shard reports it was made from."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,9 @@ from sweeper import __version__, names
 from sweeper.detect import Context, detect, select
 from sweeper.inventory import Inventory
 from sweeper.keycache import KeyCache
-from sweeper.model import InventoryRef, Node, NodeResult, Report, RunInfo
+from sweeper.model import InventoryRef, Node, NodeResult, Report, RunInfo, ShardInfo
 from sweeper.reading import NodeCallback, sweep_with
+from sweeper.shard import ShardSpec
 from sweeper.ssh import MAX_NODE_BYTES, AskSecret, Connector, RetryPolicy
 
 
@@ -71,9 +72,19 @@ def scan(
     options: ScanOptions,
     argv: list[str] | None = None,
     on_node: NodeCallback | None = None,
+    shard: ShardSpec | None = None,
 ) -> Report:
-    """Sweep `nodes`, run the rules, and return the report (synchronous entry point)."""
-    select(options.rules)  # an unknown rule is bad input before any connection is made
+    """Sweep `nodes`, run the rules, and return the report (synchronous entry point).
+
+    `shard`: the nodes are that shard's (`shard.shard_of`); the report says so, with each
+    node's inventory position, and keeps what `merge` needs.
+    """
+    rules = select(options.rules)  # an unknown rule is bad input before any connection is made
+    shard_info = None
+    if shard is not None:
+        place = {node.name: position for position, node in enumerate(inventory.nodes)}
+        positions = tuple(place[node.name] for node in nodes)
+        shard_info = ShardInfo(shard.index, shard.count, positions, shard.judging)
     started = datetime.now(UTC)
     results, interrupted = read_nodes(nodes, options, on_node)
     context = replace(options.context, names=names.policies(inventory.nodes))
@@ -87,5 +98,8 @@ def scan(
         inventory=InventoryRef(str(inventory.path), inventory.sha256),
         argv=tuple(argv if argv is not None else sys.argv),  # no option takes a secret's value
         interrupted=interrupted,
+        shard=shard_info,
+        inputs=context.incident.inputs,
+        rules=tuple(chosen.id for chosen in rules),
     )
     return Report(run=run, nodes=tuple(results), findings=tuple(findings))

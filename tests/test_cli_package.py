@@ -65,3 +65,33 @@ def test_rotation_pacing_is_checked_before_any_node_is_swept(tmp_path) -> None: 
     for option, value in (("--wave", "abc"), ("--wave", "0"), ("--max-failures", "x")):
         done = run.sweeper("rotate", str(inventory), "--from", str(report), option, value, timeout=30)
         assert done.returncode == 2 and option in done.stderr and "sweeping" not in done.stderr
+
+
+def test_every_commands_help_teaches_its_use() -> None:
+    """`sweeper X --help`: a usage line in the Unix shape, values named by what they are (never a
+    Python type like `<path>` or `<list[str]>`), the allowed severities, and examples to copy."""
+    from tests.support import run
+
+    root = typer.main.get_command(app)
+    commands = [
+        (f"{name} {sub}".strip(), sub_command)
+        for name, command in root.commands.items()
+        for sub, sub_command in (getattr(command, "commands", None) or {"": command}).items()
+    ]
+    assert len(commands) >= 12
+    for name, command in commands:
+        shown = run.sweeper(*name.split(), "--help", in_process=True)
+        assert shown.returncode == 0, (name, shown.stderr)
+        text = shown.stdout
+        assert text.split(" ", 2)[2].startswith(f"{name} [OPTIONS]"), text.splitlines()[0]
+        assert "<" not in text.split("Options:")[0].replace("<stem>", ""), (name, text)
+        for line in text.split("Options:")[-1].splitlines():
+            assert (
+                "<list" not in line and "<path>" not in line and "<int" not in line and "<str>" not in line
+            ), (name, line)
+        if name != "version":
+            assert "Examples:" in text and f"sweeper {name}" in text.split("Examples:")[1], name
+        if any("--fail-on" in param.opts for param in command.params):
+            assert "critical, high, medium, low or info" in " ".join(text.split()), name
+    version = run.sweeper("--version", in_process=True)
+    assert version.returncode == 0 and version.stdout.strip()

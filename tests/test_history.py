@@ -163,3 +163,42 @@ def test_history_and_diff_commands(recorded: tuple[Path, list[Path]]) -> None:
     assert calm.returncode == 0 and "no new findings" in calm.stdout
     bad = run.sweeper("diff", "nope", "cccc0003", "--history", str(db), in_process=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+IOC_INPUT = {"kind": "ioc", "path": "/srv/incident/ioc.txt", "sha256": "ab" * 32}
+
+
+@pytest.mark.parametrize("source", ["history", "file"])
+def test_a_finding_whose_rule_or_input_was_not_used_later_is_not_called_resolved(
+    tmp_path: Path, source: str
+) -> None:
+    """`--rule expired` or a run without the IOC file cannot say that an ioc-match went away."""
+    base = every_rule_report()
+    second = later_run(base, "bbbb0002", "2025-03-02T02:00:00Z")
+    second["run"]["inputs"] = [IOC_INPUT]
+    without_ioc = later_run(base, "cccc0003", "2025-03-03T02:00:00Z", drop_rules=("ioc-match",))
+    without_ioc["run"]["inputs"] = []
+    only_expired = later_run(base, "dddd0004", "2025-03-04T02:00:00Z")
+    only_expired["run"].update(inputs=[IOC_INPUT], rules=["expired"])
+    only_expired["findings"] = [f for f in only_expired["findings"] if f["rule"] == "expired"]
+    with_ioc = copy.deepcopy(without_ioc)
+    with_ioc["run"].update(id="eeee0005", inputs=[IOC_INPUT])
+    db = tmp_path / "history.sqlite"
+    snapshots = {}
+    for report in (second, without_ioc, only_expired, with_ioc):
+        path = write(report, tmp_path / f"{report['run']['id']}.json")
+        history.record(db, schema.parse(report, path), path)
+        snapshots[report["run"]["id"]] = history.find_snapshot(
+            db, report["run"]["id"] if source == "history" else str(path)
+        )
+
+    from sweeper.detect import input_needs
+
+    needs = input_needs()
+    no_input = diff(snapshots["bbbb0002"], snapshots["cccc0003"], needs)
+    assert rules(no_input.not_rechecked) == ["ioc-match"] and no_input.resolved == []
+    one_rule = diff(snapshots["bbbb0002"], snapshots["dddd0004"], needs)
+    assert one_rule.resolved == [] and "ioc-match" in rules(one_rule.not_rechecked)
+    assert "expired" not in rules(one_rule.not_rechecked), "the rule that ran is compared as usual"
+    rechecked = diff(snapshots["bbbb0002"], snapshots["eeee0005"], needs)
+    assert rules(rechecked.resolved) == ["ioc-match"] and rechecked.not_rechecked == []

@@ -32,15 +32,19 @@ SECRET_STORE_LISTING = (
     b"Certificate :\t\n"
     b"\n"
 )
-MACHINE_SSL_LISTING = (
-    b"Number of entries in store :\t1\n"
+MACHINE_SSL_LISTING = (  # with certificate-manager's CSR entry, as an appliance it was run on keeps it
+    b"Number of entries in store :\t2\n"
     b"Alias :\t__MACHINE_CERT\n"
     b"Entry type :\tPrivate Key\n"
     b"Certificate :\t%(pem)s\n"
+    b"Alias :\t__MACHINE_CSR\n"
+    b"Entry type :\tPrivate Key\n"
+    b"Certificate :\t%(csr)s\n"
 )
 STORES = [
     "MACHINE_SSL_CERT", "TRUSTED_ROOTS", "TRUSTED_ROOT_CRLS", "machine", "vsphere-webclient", "vpxd",
     "vpxd-extension", "hvc", "data-encipherment", "APPLMGMT_PASSWORD", "SMS", "wcp", "BACKUP_STORE",
+    "BACKUP_STORE_H5C", "STS_INTERNAL_SSL_CERT",
 ]  # fmt: skip
 
 
@@ -306,11 +310,10 @@ def test_vecs_cli_lists_the_vcenter_stores(lab: LabHandle) -> None:
 def test_vecs_cli_entry_list_is_byte_exact(lab: LabHandle) -> None:
     name = node(lab, "vcsa")
     assert vecs(lab, name, "entry list --store APPLMGMT_PASSWORD").stdout == SECRET_STORE_LISTING
-    pem = (
-        root(lab, name) / "var/lib/vmware/vmafd/vecs/MACHINE_SSL_CERT/__MACHINE_CERT/cert.pem"
-    ).read_bytes()
+    store = root(lab, name) / "var/lib/vmware/vmafd/vecs/MACHINE_SSL_CERT"
+    pem, csr = ((store / alias / "cert.pem").read_bytes() for alias in ("__MACHINE_CERT", "__MACHINE_CSR"))
     listing = vecs(lab, name, "entry list --store MACHINE_SSL_CERT").stdout
-    assert listing == MACHINE_SSL_LISTING % {b"pem": pem}
+    assert listing == MACHINE_SSL_LISTING % {b"pem": pem, b"csr": csr}
 
 
 def test_vecs_cli_getcert_and_getkey_return_a_matching_pair(lab: LabHandle) -> None:

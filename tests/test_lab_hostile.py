@@ -35,7 +35,8 @@ def openssl(*args: str | Path) -> str:
 
 
 def leaves(lab: LabHandle) -> dict[str, list[Path]]:
-    """Every node's leaf certificate files (Linux and ESXi leaves, vCenter VECS entries with a key)."""
+    """Every node's leaf certificate files (Linux and ESXi leaves, vCenter VECS entries with a key
+    that sweeper signs)."""
     found: dict[str, list[Path]] = {}
     for node in tomllib.loads(lab.inventory.read_text())["nodes"]:
         root = Path(node["root"])
@@ -44,7 +45,13 @@ def leaves(lab: LabHandle) -> dict[str, list[Path]]:
             paths.append(root / "etc/vmware/ssl/rui.crt")
         if node["profile"] == "vcsa":
             vecs = root / "var/lib/vmware/vmafd/vecs"
-            paths += [k.parent / "cert.pem" for k in vecs.glob("*/*/key.pem") if "BACKUP" not in str(k)]
+            # SMS's own certificate is self-signed by design: vmware-sps makes it again (DESIGN)
+            made_by_vcenter = ("BACKUP", "/SMS/")
+            paths += [
+                k.parent / "cert.pem"
+                for k in vecs.glob("*/*/key.pem")
+                if not any(part in str(k) for part in made_by_vcenter)
+            ]
         found[node["name"]] = paths
     return found
 

@@ -132,9 +132,22 @@ def test_new_files_are_served_only_after_the_restart_command(
     assert served(lab, name) == before, "a service keeps what it loaded until it restarts"
     assert ssh(lab, name, NOT_A_RESTART[profile].format(root=root)).exit_status == 0
     assert served(lab, name) == before
+    if profile == "vcsa":  # a VECS-only change: vpxd refuses to start, as on a real vCenter
+        refused = ssh(lab, name, restart_command(node))
+        assert refused.exit_status == 1 and served(lab, name) == before
+        assert "com.vmware.vsan.health" in refused.stderr and "MACHINE_SSL_CERT" in refused.stderr
+        assert ssh(lab, name, vsan_health_update(root, cert)).exit_status == 0
 
     assert ssh(lab, name, restart_command(node)).exit_status == 0
     assert served(lab, name) == after
+
+
+def vsan_health_update(root: Path, cert: Path) -> str:
+    """The psql command that points VCDB's vsan.health thumbprint at `cert`, as vCert writes it."""
+    digest = issue.fingerprint(x509.load_pem_x509_certificate(cert.read_bytes()), "sha1").upper()
+    value = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    sql = f"UPDATE vpx_ext SET thumbprint = '{value}' WHERE ext_id = 'com.vmware.vsan.health'"
+    return f'{root}/opt/vmware/vpostgres/current/bin/psql -d VCDB -U postgres -c "{sql}"'
 
 
 def test_a_failed_reload_keeps_the_previous_certificate_and_says_why(

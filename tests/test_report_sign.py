@@ -204,3 +204,30 @@ def test_rotate_from_pub_refuses_an_unsigned_or_altered_report_before_anything(
     assert unsigned.returncode == 2 and len(unsigned.stderr.strip().splitlines()) == 1, unsigned.stderr
     assert "unsigned" in unsigned.stderr
     assert not (signed_run.parent.parent / "journal").exists()
+
+
+def test_report_renders_a_signed_run_only_when_it_was_not_altered(
+    signed_run: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`sweeper report` of a signed JSON: --pub checks the signature; without it, the run's manifest
+    still catches an altered JSON, and an unaltered one renders with a loud "not checked" warning."""
+    out = tmp_path / "rendered"
+    checked = run.sweeper("report", signed_run, "--pub", keys[1], "--out", out, in_process=True)
+    assert checked.returncode == 0 and checked.stderr == "", checked.stderr
+    unchecked = run.sweeper("report", signed_run, "--out", out, in_process=True)
+    assert unchecked.returncode == 0
+    assert "was not checked (no --pub KEY)" in unchecked.stderr
+
+    altered = signed_run.read_bytes().replace(b'"high": 0', b'"high": 00', 1)
+    assert altered != signed_run.read_bytes()
+    signed_run.write_bytes(altered)
+    for extra in (["--pub", keys[1]], []):
+        refused = run.sweeper("report", signed_run, "--out", tmp_path / "refused", *extra, in_process=True)
+        assert refused.returncode == 1, refused.stderr
+        assert len(refused.stderr.splitlines()) == 1 and "altered" in refused.stderr
+    assert not (tmp_path / "refused").exists()
+
+    unsigned = tmp_path / "unsigned.json"
+    unsigned.write_bytes(altered)
+    asked = run.sweeper("report", unsigned, "--pub", keys[1], in_process=True)
+    assert asked.returncode == 2 and "unsigned" in asked.stderr

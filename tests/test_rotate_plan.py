@@ -116,3 +116,17 @@ def test_scripts_shown_for_a_dry_run_hold_placeholders_never_secrets(openssl_pki
     (install,) = [body for what, body in shown[f"reissue-file:{esxi.RUI_CRT}"] if what.startswith("install")]
     assert "<base64 of the new certificate" in install and "/srv/esx1/etc/vmware/ssl/rui.key" in install
     assert shown["persist:files"] and "auto-backup.sh" in shown["persist:files"][0][1]
+
+
+def test_an_inventory_restart_on_esxi_keeps_auto_backup_before_it(openssl_pki, tmp_path) -> None:
+    from sweeper.inventory import load_inventory
+    from tests.support.inventory import write_inventory
+
+    root = "/srv/esx1"
+    restart = "/etc/init.d/hostd restart"
+    esx = {"name": "esx1", "host": "esx1.corp.example", "profile": "esxi", "root": root, "restart": restart}
+    (node,) = load_inventory(write_inventory(tmp_path / "inv.toml", [esx])).nodes
+    assert node.restart == restart and node.persist == f"{root}/bin/auto-backup.sh"
+    reissue = plan_for(node, swept(node, openssl_pki)).for_phase(Phase.REISSUE)
+    commands = [s.command for s in reissue if isinstance(s, Persist | Restart)]
+    assert commands == [f"{root}/bin/auto-backup.sh", restart], "persist runs, and before the restart"

@@ -1,14 +1,14 @@
 """The command line: parse, call, render, exit. The only package that exits or talks to the terminal.
 
 `app` (cli/app.py) holds the shared options and the one error boundary; each command family
-registers itself from its own module, in the order `--help` lists them: scan, rotation
+registers itself from its own module, in the order `--help` lists them: scan, merge, rotation
 (rotate, resume, rollback), reports (report, verify-report, history, diff) and lab (demo,
 lab up/down). Commands import their heavy modules when they run.
 """
 
 # isort: off
-from sweeper.cli.app import app
-from sweeper.cli import scan, rotation, reports, lab
+from sweeper.cli.app import app, command
+from sweeper.cli import scan, merge, rotation, reports, lab
 
 # isort: on
 import typer
@@ -16,10 +16,10 @@ import typer
 from sweeper import __version__
 from sweeper.errors import EXIT_DECLINED
 
-__all__ = ["app", "lab", "main", "reports", "rotation", "scan"]
+__all__ = ["app", "lab", "main", "merge", "reports", "rotation", "scan"]
 
 
-@app.command("version")
+@command("version")
 def version_command() -> None:
     """Print the version."""
     typer.echo(__version__)

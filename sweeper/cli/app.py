@@ -8,13 +8,66 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from sweeper import __version__
 from sweeper.errors import SweeperError
 from sweeper.model import Severity
+
+
+class SweeperCommand(TyperCommand):
+    """Help in the usual Unix shape: `Usage: sweeper scan [OPTIONS] INVENTORY`, and every value
+    shown by what it is (`--out DIR`, `--fail-on SEVERITY`), never as a Python type (`<path>`).
+
+    A value without a metavar of its own is shown by its name (`--retries RETRIES`)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        for param in self.params:
+            if param.metavar is None and not getattr(param, "is_flag", False):
+                param.metavar = (param.name or "value").upper()
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = f"{param.metavar}..." if param.nargs != 1 else str(param.metavar)
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def format_options(self, ctx: typer.Context, formatter: Any) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if isinstance(param, TyperArgument):
+                arguments.append((str(param.metavar), record[1]))
+            else:
+                options.append(record)
+        for title, records in (("Arguments", arguments), ("Options", options)):
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
+
+
+def command(name: str, examples: str = "", **kwargs: object) -> Callable[[Callable], Callable]:
+    """Register a top-level command with the house help shape and its examples (one per line)."""
+    return app.command(name, cls=SweeperCommand, epilog=_examples(examples), **kwargs)  # type: ignore[arg-type]
+
+
+def lab_command(name: str, examples: str = "") -> Callable[[Callable], Callable]:
+    return lab_app.command(name, cls=SweeperCommand, epilog=_examples(examples))
+
+
+def _examples(text: str) -> str | None:
+    """Examples kept as written: click re-flows help paragraphs unless one starts with \\b."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines) if lines else None
+
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -47,22 +100,40 @@ def main_options(
 
 FormatOption = Annotated[
     list[str],
-    typer.Option("--format", help="Formats besides the canonical JSON: html,md,csv,junit,sarif or all."),
+    typer.Option(
+        "--format",
+        metavar="FORMATS",
+        help="Formats besides the canonical JSON: html,md,csv,junit,sarif or all.",
+    ),
 ]
 HistoryOption = Annotated[
-    Path | None, typer.Option("--history", help="History database (default: <out>/history.sqlite).")
+    Path | None,
+    typer.Option("--history", metavar="FILE", help="History database (default: <out>/history.sqlite)."),
 ]
-OutOption = Annotated[Path, typer.Option(help="Folder for the reports.")]
+OutOption = Annotated[Path, typer.Option(metavar="DIR", help="Folder for the reports.")]
+FailOnOption = Annotated[
+    str,
+    typer.Option(
+        metavar="SEVERITY",
+        help="Exit 1 when a finding is at or above this severity: critical, high, medium, low or info.",
+    ),
+]
 SignOption = Annotated[
-    Path | None, typer.Option(help="Ed25519 private key (PKCS#8 PEM): write a detached <stem>.json.sig.")
+    Path | None,
+    typer.Option(metavar="KEY", help="Ed25519 private key (PKCS#8 PEM): write a detached <stem>.json.sig."),
 ]
-LimitOption = Annotated[list[str], typer.Option("--limit", help="Only nodes with this name or tag.")]
-RetriesOption = Annotated[int, typer.Option(min=1, help="Connection attempts per node (transient faults).")]
+LimitOption = Annotated[
+    list[str], typer.Option("--limit", metavar="NAME|TAG", help="Only nodes with this name or tag.")
+]
+RetriesOption = Annotated[
+    int, typer.Option(metavar="N", min=1, help="Connection attempts per node (transient faults).")
+]
 MaxNodeBytesOption = Annotated[
     str,
     typer.Option(
+        metavar="SIZE",
         help="Most one node may send for one command (bytes, or with K/M/G, KiB/MiB/GiB); "
-        "a node past it is cut off and marked error."
+        "a node past it is cut off and marked error.",
     ),
 ]
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}

@@ -10,25 +10,34 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sweeper.cli.app import OutOption, app, lab_app, run
+from sweeper.cli.app import OutOption, command, lab_command, run
 from sweeper.errors import EXIT_INCOMPLETE, EXIT_OK, BadInput
 
 if TYPE_CHECKING:
     from sweeper.model import NodeResult, Report
 
 OTHER_FORMATS = ("html", "md", "certificates.csv", "findings.csv", "junit.xml", "sarif")
-LabDir = Annotated[Path, typer.Option("--dir", help="Where the lab keeps its nodes.")]
+LabDir = Annotated[Path, typer.Option("--dir", metavar="DIR", help="Where the lab keeps its nodes.")]
 
 
-@lab_app.command("up")
+@lab_command(
+    "up",
+    examples="""
+    sweeper lab up --nodes 20
+    sweeper lab up --nodes 50 --hostile greedy-names,flood --dir /tmp/lab
+    """,
+)
 def lab_up(
-    nodes: Annotated[int, typer.Option(min=1, help="How many simulated nodes.")] = 20,
+    nodes: Annotated[int, typer.Option(metavar="N", min=1, help="How many simulated nodes.")] = 20,
     dir: LabDir = Path("lab"),
-    seed: Annotated[int, typer.Option(help="Seed for the fleet's layout and planted incident.")] = 0,
+    seed: Annotated[
+        int, typer.Option(metavar="N", help="Seed for the fleet's layout and planted incident.")
+    ] = 0,
     hostile: Annotated[
         list[str],
         typer.Option(
-            help="Add a node that lies to sweeper: greedy-names, forged-issuer, lying-openssl, flood."
+            metavar="MODES",
+            help="Add a node that lies to sweeper: greedy-names, forged-issuer, lying-openssl, flood.",
         ),
     ] = [],  # noqa: B006
 ) -> None:
@@ -52,7 +61,7 @@ def lab_up(
     run(body)
 
 
-@lab_app.command("down")
+@lab_command("down", examples="sweeper lab down --dir /tmp/lab")
 def lab_down(dir: LabDir = Path("lab")) -> None:
     """Stop a lab started with `lab up`."""
 
@@ -68,7 +77,7 @@ def lab_down(dir: LabDir = Path("lab")) -> None:
     run(body)
 
 
-@lab_app.command("scan-args")
+@lab_command("scan-args", examples="sweeper scan lab/inventory.toml $(sweeper lab scan-args)")
 def lab_scan_args(dir: LabDir = Path("lab")) -> None:
     """Print the planted incident's scan options (CRL, IOCs, compromised CA, expected roots).
 
@@ -90,9 +99,9 @@ def lab_scan_args(dir: LabDir = Path("lab")) -> None:
     run(body)
 
 
-@app.command("demo")
+@command("demo", examples="sweeper demo\nsweeper demo --nodes 50 --out demo-reports")
 def demo_command(
-    nodes: Annotated[int, typer.Option(min=5, help="How many simulated nodes.")] = 20,
+    nodes: Annotated[int, typer.Option(metavar="N", min=5, help="How many simulated nodes.")] = 20,
     dir: LabDir = Path("lab"),
     out: OutOption = Path("reports"),
 ) -> None:

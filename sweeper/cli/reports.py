@@ -7,32 +7,58 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sweeper.cli.app import FormatOption, HistoryOption, app, fail_on_severity, run
-from sweeper.errors import EXIT_FINDINGS, EXIT_OK, EXIT_SIGNATURE_INVALID
+from sweeper.cli.app import FormatOption, HistoryOption, command, fail_on_severity, run
+from sweeper.errors import EXIT_FINDINGS, EXIT_OK, EXIT_SIGNATURE_INVALID, BadInput, CorruptInput
 
 if TYPE_CHECKING:
     from sweeper.report.drift import Drift
+    from sweeper.report.schema import Report
 
-ReportsFolder = Annotated[Path, typer.Option("--out", help="The reports folder.")]
+ReportsFolder = Annotated[Path, typer.Option("--out", metavar="DIR", help="The reports folder.")]
 
 
-@app.command("report")
+@command(
+    "report",
+    examples="""
+    sweeper report reports/20261202T0300Z-1a2b3c4d.json --format html,md
+    sweeper report reports/20261202T0300Z-1a2b3c4d.json --format all --pub report.pub
+    """,
+)
 def report_command(
-    report_file: Annotated[Path, typer.Argument(help="A sweeper.report/1 JSON file.")],
+    report_file: Annotated[Path, typer.Argument(metavar="REPORT", help="A sweeper.report/1 JSON file.")],
     formats: FormatOption = ["html"],  # noqa: B006
-    out: Annotated[Path | None, typer.Option(help="Folder for the files (default: the report's).")] = None,
-    fail_on: Annotated[str, typer.Option(help="JUnit failures at or above this severity.")] = "high",
+    out: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Folder for the files (default: the report's).")
+    ] = None,
+    fail_on: Annotated[
+        str,
+        typer.Option(
+            metavar="SEVERITY",
+            help="JUnit failures at or above this severity: critical, high, medium, low or info.",
+        ),
+    ] = "high",
+    pub: Annotated[
+        Path | None,
+        typer.Option(
+            "--pub", metavar="KEY", help="Ed25519 public key: render only if the report's signature holds."
+        ),
+    ] = None,
 ) -> None:
-    """Render a past run's JSON report in other formats; the JSON stays the single source."""
+    """Render a past run's JSON report in other formats; the JSON stays the single source.
+
+    A signed report (REPORT.sig beside it) is checked first: with --pub, its signature; without,
+    that it is the file its run's signed manifest lists. An altered report is refused (exit 1).
+    """
     threshold = fail_on_severity(fail_on)
 
     def body() -> int:
-        from sweeper.report import schema
         from sweeper.report.formats import parse_formats, stem_of, write_formats
         from sweeper.report.options import RenderOptions
 
         chosen = parse_formats(formats)
-        report = schema.load(report_file)
+        report = _checked_report(report_file, pub)
+        if report is None:
+            return EXIT_SIGNATURE_INVALID
         target = out or report_file.parent
         for path in write_formats(report, target, stem_of(report_file), chosen, RenderOptions(threshold)):
             typer.echo(str(path))
@@ -41,11 +67,53 @@ def report_command(
     run(body)
 
 
-@app.command("verify-report")
+def _checked_report(path: Path, pub: Path | None) -> Report | None:
+    """The report to render, or None (said on stderr) when its signature or manifest says it was altered."""
+    from sweeper.cli.console import err, plain
+    from sweeper.pki.sign import signature_path, verify_file
+    from sweeper.report import schema
+    from sweeper.report.manifest import unkeyed_problem
+
+    signature = signature_path(path)
+    if pub is not None:
+        if not signature.is_file():
+            raise BadInput(f"{path}: unsigned (no {signature.name}), and --pub asks for a signed report")
+        verdict = verify_file(path, pub)
+        if not verdict.valid:
+            typer.echo(
+                f"sweeper: {path}: signature {signature.name} does not match: altered or another key",
+                err=True,
+            )
+            return None
+        return schema.parse(verdict.data, path)
+    if not signature.is_file():
+        return schema.load(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CorruptInput(path, f"cannot read report: {exc.strerror or exc}") from None
+    problem = unkeyed_problem(path, data)
+    if problem is not None:
+        typer.echo(f"sweeper: {path}: signed, but {problem}; not rendered", err=True)
+        return None
+    err.print(
+        plain(f"warning: {signature.name} was not checked (no --pub KEY): ", "bold yellow")
+        + plain("what is rendered proves nothing about who wrote it until `sweeper verify-report` says so")
+    )
+    return schema.parse(data, path)
+
+
+@command(
+    "verify-report", examples="sweeper verify-report reports/20261202T0300Z-1a2b3c4d.json --pub report.pub"
+)
 def verify_report_command(
-    report_file: Annotated[Path, typer.Argument(help="The signed file (a report's JSON).")],
-    pub: Annotated[Path, typer.Option("--pub", help="Ed25519 public key (SubjectPublicKeyInfo PEM).")],
-    sig: Annotated[Path | None, typer.Option(help="The signature (default: <FILE>.sig).")] = None,
+    report_file: Annotated[Path, typer.Argument(metavar="REPORT", help="The signed file (a report's JSON).")],
+    pub: Annotated[
+        Path, typer.Option("--pub", metavar="KEY", help="Ed25519 public key (SubjectPublicKeyInfo PEM).")
+    ],
+    sig: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="The signature (default: <FILE>.sig).")
+    ] = None,
 ) -> None:
     """Check a run's signatures: its JSON's, its manifest's, every file of the run against the manifest.
 
@@ -78,11 +146,11 @@ def verify_report_command(
     run(body)
 
 
-@app.command("history")
+@command("history", examples="sweeper history\nsweeper history --limit 5 --out /var/lib/sweeper/reports")
 def history_command(
     out: ReportsFolder = Path("reports"),
     history_db: HistoryOption = None,
-    limit: Annotated[int, typer.Option(min=1, help="Show this many runs, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(metavar="N", min=1, help="Show this many runs, newest first.")] = 20,
 ) -> None:
     """List recorded runs, newest first."""
 
@@ -116,10 +184,14 @@ def history_command(
     run(body)
 
 
-@app.command("diff")
+@command("diff", examples="sweeper diff 1a2b 5e6f\nsweeper diff reports/before.json reports/after.json")
 def diff_command(
-    old: Annotated[str, typer.Argument(help="The earlier run: run id (or unique prefix) or report file.")],
-    new: Annotated[str, typer.Argument(help="The later run: run id (or unique prefix) or report file.")],
+    old: Annotated[
+        str, typer.Argument(metavar="OLD", help="The earlier run: run id (or unique prefix) or report file.")
+    ],
+    new: Annotated[
+        str, typer.Argument(metavar="NEW", help="The later run: run id (or unique prefix) or report file.")
+    ],
     out: ReportsFolder = Path("reports"),
     history_db: HistoryOption = None,
 ) -> None:
@@ -130,10 +202,11 @@ def diff_command(
 
     def body() -> int:
         from sweeper import history
+        from sweeper.detect import input_needs
         from sweeper.report.drift import diff
 
         db = history_db or history.default_path(out)
-        drift = diff(history.find_snapshot(db, old), history.find_snapshot(db, new))
+        drift = diff(history.find_snapshot(db, old), history.find_snapshot(db, new), input_needs())
         show_drift(drift)
         return EXIT_FINDINGS if drift.drifted else EXIT_OK
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -17,52 +18,81 @@ from sweeper.cli.app import (
     OutOption,
     RetriesOption,
     SignOption,
-    app,
     byte_size,
+    command,
     fail_on_severity,
     run,
 )
 from sweeper.errors import EXIT_DECLINED, EXIT_INCOMPLETE, EXIT_OK, EXIT_ROTATION_STOPPED, BadInput
 
 if TYPE_CHECKING:
+    from sweeper.model import Report, Severity
     from sweeper.report.publish import Publication
     from sweeper.rotate.plan import Plan
     from sweeper.rotate.service import Prepared, RotationResult
 
 JOURNAL_PASSPHRASE_ENV = "SWEEPER_JOURNAL_PASSPHRASE"
-FailOnOption = Annotated[str, typer.Option(help="Exit 1 when the verify sweep finds this or worse.")]
-JournalArgument = Annotated[Path, typer.Argument(help="The rotation's journal folder.")]
+FailOnOption = Annotated[
+    str,
+    typer.Option(
+        metavar="SEVERITY",
+        help="Exit 1 when the verify sweep finds this or worse: critical, high, medium, low or info.",
+    ),
+]
+JournalArgument = Annotated[Path, typer.Argument(metavar="JOURNAL", help="The rotation's journal folder.")]
 
 
-@app.command("rotate")
+@command(
+    "rotate",
+    examples="""
+    sweeper rotate fleet.toml --from reports/20261202T0300Z-1a2b3c4d.json --dry-run
+    sweeper rotate fleet.toml --from scan.json --new-root --canary 1 --wave 10% --max-failures 2
+    sweeper rotate fleet.toml --from scan.json --from-pub report.pub --ca-cert ca.pem --ca-key ca.key
+    """,
+)
 def rotate_command(
-    inventory: Annotated[Path, typer.Argument(help="Inventory file.")],
+    inventory: Annotated[Path, typer.Argument(metavar="INVENTORY", help="Inventory file.")],
     source: Annotated[
-        Path, typer.Option("--from", help="The scan report whose findings the rotation fixes.")
+        Path,
+        typer.Option("--from", metavar="REPORT", help="The scan report whose findings the rotation fixes."),
     ],
     from_pub: Annotated[
         Path | None,
         typer.Option(
-            "--from-pub", help="Ed25519 public key: refuse a --from report its <FILE>.sig does not prove."
+            "--from-pub",
+            metavar="KEY",
+            help="Ed25519 public key: refuse a --from report its <FILE>.sig does not prove.",
         ),
     ] = None,
     new_root: Annotated[
-        bool, typer.Option("--new-root", help="Generate a new root CA (the default).")
+        bool,
+        typer.Option(
+            "--new-root",
+            help="Make a new root CA: what happens unless --ca-cert/--ca-key name one (not both).",
+        ),
     ] = False,
-    key_type: Annotated[str, typer.Option(help="New root key: rsa3072, rsa4096 or ec-p384.")] = "rsa3072",
+    key_type: Annotated[
+        str, typer.Option(metavar="TYPE", help="New root key: rsa3072, rsa4096 or ec-p384.")
+    ] = "rsa3072",
     ca_cert: Annotated[
-        Path | None, typer.Option(help="Sign with this existing CA certificate (PEM).")
+        Path | None, typer.Option(metavar="FILE", help="Sign with this existing CA certificate (PEM).")
     ] = None,
-    ca_key: Annotated[Path | None, typer.Option(help="The CA's private key (PEM, may be encrypted).")] = None,
-    ca_passphrase_env: Annotated[str, typer.Option(help="Variable holding the CA key's passphrase.")] = (
-        "SWEEPER_CA_PASSPHRASE"
-    ),
-    canary: Annotated[int, typer.Option(min=0, help="Nodes re-issued first, alone.")] = 1,
-    wave: Annotated[str, typer.Option(help="Nodes per wave after the canary: N or PCT%.")] = "25%",
+    ca_key: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="The CA's private key (PEM, may be encrypted).")
+    ] = None,
+    ca_passphrase_env: Annotated[
+        str, typer.Option(metavar="VAR", help="Variable holding the CA key's passphrase.")
+    ] = ("SWEEPER_CA_PASSPHRASE"),
+    canary: Annotated[int, typer.Option(metavar="N", min=0, help="Nodes re-issued first, alone.")] = 1,
+    wave: Annotated[
+        str, typer.Option(metavar="N|PCT%", help="Nodes per wave after the canary: N or PCT%.")
+    ] = "25%",
     max_failures: Annotated[
-        str, typer.Option(help="Failed nodes tolerated before stopping: N or PCT%.")
+        str, typer.Option(metavar="N|PCT%", help="Failed nodes tolerated before stopping: N or PCT%.")
     ] = "0",
-    journal: Annotated[Path | None, typer.Option(help="Journal folder (default: journals/<time>).")] = None,
+    journal: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Journal folder (default: journals/<time>).")
+    ] = None,
     limit: LimitOption = [],  # noqa: B006
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and change nothing.")] = False,
     show_scripts: Annotated[
@@ -73,10 +103,22 @@ def rotate_command(
         bool, typer.Option("--force", help="Purge even if some nodes were not re-issued.")
     ] = False,
     allow_partial: Annotated[bool, typer.Option(help="Start although some nodes are unreachable.")] = False,
-    concurrency: Annotated[int, typer.Option(min=1, help="Nodes changed at once within a wave.")] = 50,
+    concurrency: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Nodes changed at once within a wave.")
+    ] = 50,
     retries: RetriesOption = 4,
     max_node_bytes: MaxNodeBytesOption = "64MiB",
-    leaf_days: Annotated[int, typer.Option(min=1, help="Validity of the re-issued leaves.")] = 730,
+    leaf_days: Annotated[
+        int, typer.Option(metavar="DAYS", min=1, help="Validity of the re-issued leaves.")
+    ] = 730,
+    new_data_encipherment_key: Annotated[
+        bool,
+        typer.Option(
+            "--new-data-encipherment-key",
+            help="vCenter: give data-encipherment a new key (stored guest-customization passwords "
+            "become unreadable) instead of a new certificate for its key.",
+        ),
+    ] = False,
     out: OutOption = Path("reports"),
     formats: FormatOption = [],  # noqa: B006
     fail_on: FailOnOption = "high",
@@ -119,6 +161,7 @@ def rotate_command(
             retry=RetryPolicy(attempts=retries),
             leaf_days=leaf_days,
             max_node_bytes=answer_cap,
+            new_data_encipherment_key=new_data_encipherment_key,
         )
         to_sweep = len(load_inventory(inventory).limited(limit))
         err.rule("preflight: sweeping the fleet (read-only)")
@@ -145,7 +188,7 @@ def rotate_command(
     run(body)
 
 
-@app.command("resume")
+@command("resume", examples="sweeper resume journals/20261202T031500Z")
 def resume_command(
     journal: JournalArgument,
     out: OutOption = Path("reports"),
@@ -171,10 +214,18 @@ def resume_command(
     run(body)
 
 
-@app.command("rollback")
+@command(
+    "rollback",
+    examples="""
+    sweeper rollback journals/20261202T031500Z
+    sweeper rollback journals/20261202T031500Z --node esx-01 --node esx-02
+    """,
+)
 def rollback_command(
     journal: JournalArgument,
-    node: Annotated[list[str], typer.Option("--node", help="Only this node (repeatable).")] = [],  # noqa: B006
+    node: Annotated[
+        list[str], typer.Option("--node", metavar="NAME", help="Only this node (repeatable).")
+    ] = [],  # noqa: B006
     out: OutOption = Path("reports"),
     formats: FormatOption = [],  # noqa: B006
     sign: SignOption = None,
@@ -246,6 +297,9 @@ def show_plan(plan: Plan) -> None:
         err.print(plain(f"  {removal.subject}  sha256 {sha}  ({why}; on {where})"), soft_wrap=True)
     for skipped in plan.skipped:
         err.print(plain(f"not replaced: {skipped.node} {skipped.store} {skipped.entry}: {skipped.reason}"))
+    for step in plan.steps:
+        if step.consequence:
+            err.print(plain(f"WARNING {step.node} {step.target}: {step.consequence}", "bold"))
 
 
 def print_scripts(prepared: Prepared) -> None:
@@ -336,8 +390,24 @@ def finish_rotation(result: RotationResult, out: Path, publication: Publication)
             + plain(f" (journal {journal}): fix the nodes above, then `sweeper resume {journal}`")
             + plain(f", or undo it all with `sweeper rollback {journal}`")
         )
+    else:
+        _say_what_remains(result.report, publication.options.fail_on)
     for path in paths:
         typer.echo(str(path))
     if not outcome.complete:
         return EXIT_ROTATION_STOPPED
     return exit_code(result.report, publication.options.fail_on)
+
+
+def _say_what_remains(report: Report, threshold: Severity) -> None:
+    """A finished rotation whose verify sweep still finds something at or above --fail-on is not a
+    clean fleet: say so, naming the rules, rather than let "complete" stand alone."""
+    from sweeper.cli.console import err, plain
+
+    remaining = Counter(f.rule for f in report.findings if f.severity >= threshold)
+    if remaining:
+        rules = ", ".join(f"{rule} ({count})" for rule, count in remaining.most_common())
+        err.print(
+            plain(f"the rotation finished, but its verify sweep finds {threshold.label} or worse: ", "red")
+            + plain(rules)
+        )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from sweeper.cli.app import (
+    FailOnOption,
     FormatOption,
     HistoryOption,
     LimitOption,
@@ -16,59 +18,50 @@ from sweeper.cli.app import (
     OutOption,
     RetriesOption,
     SignOption,
-    app,
     byte_size,
+    command,
     fail_on_severity,
     run,
 )
+from sweeper.cli.judging import Judging, judged
 
-PathList = list[Path]
 
-
-@app.command("scan")
+@command(
+    "scan",
+    examples="""
+    sweeper scan inventories/fleet.toml
+    sweeper scan fleet.toml --crl crls/ --ioc ioc.txt --compromised-ca old-root.pem --expected-roots roots.pem
+    sweeper scan fleet.toml --limit vcenter --format all --fail-on critical --sign report.key
+    sweeper scan fleet.toml --shard 2/4 --out shards/2   (then: sweeper merge shards/*/*.json)
+    """,
+)
+@judged
 def scan_command(
-    inventory: Annotated[Path, typer.Argument(help="Inventory file (TOML, or YAML of the same shape).")],
+    inventory: Annotated[
+        Path, typer.Argument(metavar="INVENTORY", help="Inventory file (TOML, or YAML of the same shape).")
+    ],
     limit: LimitOption = [],  # noqa: B006
-    concurrency: Annotated[int, typer.Option(min=1, help="Nodes swept at once.")] = 100,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            metavar="K/N",
+            help="Sweep only shard K of N (K in 1..N): a fixed slice by node name; "
+            "`sweeper merge` joins the N reports.",
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(metavar="N", min=1, help="Nodes swept at once.")] = 100,
     workers: Annotated[
         str,
         typer.Option(
-            help="Processes that read the nodes, sharing --concurrency: a number, or 'auto' "
-            "(one per usable core; 1 for fewer than 50 nodes)."
+            metavar="N|auto",
+            help="Processes that read the nodes, sharing --concurrency: a number, or auto "
+            "(one per usable core; 1 for fewer than 50 nodes).",
         ),
     ] = "1",
     retries: RetriesOption = 4,
     max_node_bytes: MaxNodeBytesOption = "64MiB",
     out: OutOption = Path("reports"),
-    fail_on: Annotated[
-        str, typer.Option(help="Exit 1 when a finding is at or above this severity.")
-    ] = "high",
-    expiring_days: Annotated[int, typer.Option(min=0, help="Warn of certificates expiring this soon.")] = 30,
-    rule: Annotated[list[str], typer.Option("--rule", help="Run only this rule (repeatable).")] = [],  # noqa: B006
-    crl: Annotated[
-        PathList, typer.Option("--crl", help="CRL file or folder of CRLs, PEM or DER (repeatable).")
-    ] = [],  # noqa: B006
-    ioc: Annotated[
-        PathList, typer.Option("--ioc", help="IOC file: fingerprints, spki:, serial:, PEM (repeatable).")
-    ] = [],  # noqa: B006
-    compromised_ca: Annotated[
-        PathList, typer.Option("--compromised-ca", help="Certificate of a compromised CA (repeatable).")
-    ] = [],  # noqa: B006
-    ca: Annotated[
-        PathList, typer.Option("--ca", help="Issuer certificates to check CRLs and OCSP with.")
-    ] = [],  # noqa: B006
-    expected_roots: Annotated[
-        Path | None, typer.Option(help="PEM bundle of the roots the fleet should trust (for rogue-root).")
-    ] = None,
-    baseline: Annotated[
-        Path | None,
-        typer.Option(help="Earlier scan report (JSON) whose anchors are expected; 'last': the previous run."),
-    ] = None,
-    ocsp: Annotated[bool, typer.Option("--ocsp", help="Also ask each certificate's OCSP responder.")] = False,
-    ocsp_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for an OCSP answer.")] = 5.0,
-    badkeys_blocklist: Annotated[
-        Path | None, typer.Option(help="badkeys' blocklist.dat (or its folder) for known-compromised-key.")
-    ] = None,
+    fail_on: FailOnOption = "high",
     formats: FormatOption = [],  # noqa: B006
     sign: SignOption = None,
     history_db: HistoryOption = None,
@@ -76,6 +69,8 @@ def scan_command(
         bool,
         typer.Option(help="Remember each key file's public key (by its hash) to skip openssl next time."),
     ] = True,
+    *,
+    judging: Judging,
 ) -> None:
     """Sweep the inventory's nodes (read-only) and report what is revoked or suspect."""
     threshold = fail_on_severity(fail_on)
@@ -83,41 +78,32 @@ def scan_command(
     processes = worker_processes(workers)
 
     def body() -> int:
-        from sweeper import history, keycache
+        from sweeper import keycache
         from sweeper.cli.console import progress_reporter, terminal_prompt
         from sweeper.cli.publishing import finish, publication_for
-        from sweeper.detect import Context
-        from sweeper.incident import load_incident
         from sweeper.inventory import load_inventory
         from sweeper.scan import ScanOptions, scan
+        from sweeper.shard import parse_shard, shard_of
         from sweeper.ssh import RetryPolicy
 
+        spec = parse_shard(shard) if shard is not None else None
         inv = load_inventory(inventory)
-        nodes = inv.limited(limit)
+        nodes = inv.limited(limit) if spec is None else shard_of(inv.limited(limit), spec)
         publication = publication_for(out, formats, threshold, sign, history_db)
-        incident = load_incident(
-            crls=crl,
-            iocs=ioc,
-            compromised_cas=compromised_ca,
-            cas=ca,
-            expected_roots=expected_roots,
-            baseline=history.last_report_path(publication.history) if baseline == Path("last") else baseline,
-            badkeys_blocklist=badkeys_blocklist,
-        )
+        if spec is not None:
+            spec = replace(spec, judging=judging.resolved(publication.history).as_args())
         options = ScanOptions(
             concurrency=concurrency,
             retry=RetryPolicy(attempts=retries),
-            context=Context(
-                expiring_days=expiring_days, incident=incident, ocsp=ocsp, ocsp_timeout=ocsp_timeout
-            ),
-            rules=tuple(rule) or None,
+            context=judging.context(publication.history),
+            rules=judging.rules,
             ask=terminal_prompt(),
             key_cache=keycache.default_path() if key_cache else None,
             max_node_bytes=answer_cap,
             workers=processes,
         )
         with progress_reporter(len(nodes)) as on_node:
-            report = scan(inv, nodes, options, argv=sys.argv, on_node=on_node)
+            report = scan(inv, nodes, options, argv=sys.argv, on_node=on_node, shard=spec)
         return finish(report, out, publication)
 
     run(body)

@@ -45,19 +45,24 @@ class Rule:
     scope: Scope
     check: Callable[..., Iterable[Finding]]
     summary: str
+    needs: frozenset[str] = frozenset()
+    """Incident input kinds (report `run.inputs[].kind`) its verdicts depend on: a run without them
+    cannot say that an earlier finding of this rule is resolved."""
 
 
 REGISTRY: dict[str, Rule] = {}
 
 
-def rule(rule_id: str, severity: Severity, scope: Scope) -> Callable[[Callable], Callable]:
+def rule(
+    rule_id: str, severity: Severity, scope: Scope, needs: Iterable[str] = ()
+) -> Callable[[Callable], Callable]:
     """Register a check; its docstring's first line is the rule's summary."""
 
     def register(check: Callable) -> Callable:
         if rule_id in REGISTRY:
             raise ValueError(f"rule {rule_id!r} registered twice")
         summary = (check.__doc__ or rule_id).strip().splitlines()[0]
-        REGISTRY[rule_id] = Rule(rule_id, severity, scope, check, summary)
+        REGISTRY[rule_id] = Rule(rule_id, severity, scope, check, summary, frozenset(needs))
         return check
 
     return register
@@ -130,7 +135,18 @@ def detect(
                 findings.extend(chosen.check(node, context))
         else:
             findings.extend(chosen.check(fleet, context))
-    return sorted(findings, key=lambda f: (-f.severity, f.rule, f.node or "", f.store or "", f.entry or ""))
+    return sorted(findings, key=finding_order)
+
+
+def finding_order(item: Finding) -> tuple[int, str, str, str, str]:
+    """How a report lists its findings: most severe first, then by rule, node, store and entry."""
+    return (-item.severity, item.rule, item.node or "", item.store or "", item.entry or "")
+
+
+def input_needs() -> dict[str, frozenset[str]]:
+    """Per rule id, the incident input kinds its verdicts depend on (for `diff`)."""
+    _load_rules()
+    return {chosen.id: chosen.needs for chosen in REGISTRY.values()}
 
 
 def _load_rules() -> None:

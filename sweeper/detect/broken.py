@@ -64,7 +64,7 @@ def _shared_primes(spkis: dict[str, bytes]) -> dict[str, list[str]]:
     return {moduli[n]: [moduli[m] for m in weak if m != n and gcd(n, m) != 1] for n in weak}
 
 
-@rule("known-compromised-key", Severity.CRITICAL, "fleet")
+@rule("known-compromised-key", Severity.CRITICAL, "fleet", needs=("badkeys-blocklist",))
 def known_compromised_key(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """Public key in a list of published/broken keys (Debian weak keys, ROCA, Fermat-factorable, …)."""
     broken = fleet.analysis(broken_keys)

@@ -55,7 +55,7 @@ def compromised(fleet: Fleet) -> dict[str, Compromise]:
     return {sha256: found for sha256 in fleet.der if (found := resolve(sha256, frozenset())) is not None}
 
 
-@rule("compromised-issuer", Severity.CRITICAL, "fleet")
+@rule("compromised-issuer", Severity.CRITICAL, "fleet", needs=("compromised-ca",))
 def compromised_issuer(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """Issued (directly or through a chain) by a CA given as compromised, or that CA itself."""
     found = fleet.analysis(compromised)
@@ -68,7 +68,8 @@ def compromised_issuer(fleet: Fleet, context: Context) -> Iterator[Finding]:
         yield finding(
             "compromised-issuer",
             record,
-            f"{hit.how} {ca.subject}{depth}: {record.facts.subject}",
+            f"{hit.how} {ca.subject}{depth}"
+            + ("" if record.facts.subject == ca.subject else f": {record.facts.subject}"),
             compromised_ca={"subject": ca.subject, "sha256": ca.sha256, "given_in": hit.ca.source},
             how=hit.how,
             chain=[describe(fleet, sha256) for sha256 in hit.chain],

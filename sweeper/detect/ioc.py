@@ -35,7 +35,7 @@ def ioc_hits(fleet: Fleet) -> dict[str, list[Indicator]]:
     return hits
 
 
-@rule("ioc-match", Severity.CRITICAL, "fleet")
+@rule("ioc-match", Severity.CRITICAL, "fleet", needs=("ioc",))
 def ioc_match(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """Certificate, SPKI, serial or key named in an IOC file."""
     hits = fleet.analysis(ioc_hits)

@@ -74,7 +74,7 @@ def _what(evidence: dict[str, Any]) -> str:
     return f"revoked ({evidence['reason'] or 'no reason given'})"
 
 
-@rule("revoked", Severity.CRITICAL, "fleet")
+@rule("revoked", Severity.CRITICAL, "fleet", needs=("crl", "ca"))
 def revoked(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """Listed in a usable, in-scope CRL whose signer is validated (RFC 5280 §6.3.3), or revoked by OCSP."""
     found = fleet.analysis(revocations)
@@ -85,7 +85,7 @@ def revoked(fleet: Fleet, context: Context) -> Iterator[Finding]:
             yield finding("revoked", record, message, **evidence)
 
 
-@rule("revoked-issuer", Severity.HIGH, "fleet")
+@rule("revoked-issuer", Severity.HIGH, "fleet", needs=("crl", "ca"))
 def revoked_issuer(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """Issued (directly or through a chain) under a CA that is revoked, on every path the fleet holds."""
     view = fleet.analysis(revocation_status)
@@ -107,7 +107,7 @@ def revoked_issuer(fleet: Fleet, context: Context) -> Iterator[Finding]:
         )
 
 
-@rule("revocation-unknown", Severity.LOW, "fleet")
+@rule("revocation-unknown", Severity.LOW, "fleet", needs=("crl", "ca"))
 def revocation_unknown(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """A leaf (or a CA on its path) that no usable, in-scope CRL or OCSP answer covers, per node."""
     view = fleet.analysis(revocation_status)
@@ -163,7 +163,7 @@ def _meant_for(fleet: Fleet, crl: SeenCrl) -> tuple[str, ...]:
     return fleet.analysis(crl_nodes).get(crl.facts.issuer, ())
 
 
-@rule("crl-stale", Severity.INFO, "fleet")
+@rule("crl-stale", Severity.INFO, "fleet", needs=("crl", "ca"))
 def crl_stale(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """A CRL past nextUpdate: its entries still revoke, but it cannot show a certificate is not revoked."""
     for crl in fleet.analysis(revocation_status).crls:
@@ -176,7 +176,7 @@ def crl_stale(fleet: Fleet, context: Context) -> Iterator[Finding]:
             yield _crl_finding("crl-stale", crl, nodes, message)
 
 
-@rule("crl-unverified", Severity.INFO, "fleet")
+@rule("crl-unverified", Severity.INFO, "fleet", needs=("crl", "ca"))
 def crl_unverified(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """A CRL that cannot be used, and why: unreadable, unsupported, no valid signer, no base CRL."""
     view = fleet.analysis(revocation_status)

@@ -82,7 +82,7 @@ def _chains_to_expected(fleet: Fleet, sha256: str, expected: frozenset[str]) -> 
     return False
 
 
-@rule("rogue-root", Severity.HIGH, "fleet")
+@rule("rogue-root", Severity.HIGH, "fleet", needs=("expected-roots", "baseline"))
 def rogue_root(fleet: Fleet, context: Context) -> Iterator[Finding]:
     """A trust anchor not in the fleet's expected roots (--expected-roots or a --baseline report).
 

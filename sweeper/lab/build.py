@@ -29,7 +29,7 @@ from sweeper.lab.plan import REVOKED_LEAF, NodeSpec, plan_fleet
 from sweeper.lab.state import read_json, serving_pid
 from sweeper.lab.vcsa import rsa_keys_needed, write_vcsa, write_vmdir
 
-BUILD_SCHEMA = "sweeper.lab.build/2"  # 2: service stand-ins restart the TLS endpoint
+BUILD_SCHEMA = "sweeper.lab.build/3"  # 3: vCenter's VCDB, SMS, STS_INTERNAL_SSL_CERT, HA
 REUSE_FOR = timedelta(days=7)  # the expiring plant (10 days left) stays "expiring"
 _OWN_NAMES = {
     "build.json", "client_key", "client_key.pub", "hostkeys", "nodes", "vmdir", "incident",

@@ -16,7 +16,9 @@ def render_inventory(
 ) -> str:
     """The inventory for this run of the lab (ports change on every start).
 
-    esxi and vcsa nodes get no `restart`: rotation's profile defaults run their stand-ins.
+    vcsa nodes and all but the first esxi node get no `restart`: rotation's profile defaults run
+    their stand-ins. The first esxi node restarts only hostd, its own way: its `persist`
+    (/bin/auto-backup.sh) must still run before that.
     """
     lines = [
         f"# sweeper lab: {len(plan)} nodes served on {LAB_HOST}; written at start, ports change.",
@@ -42,6 +44,8 @@ def render_inventory(
         ]
         if node.profile == "vcsa":
             lines += [f"sso_user = {_s(SSO_USER)}", f"sso_password_env = {_s(SSO_PASSWORD_ENV)}"]
+        if node.profile == "esxi" and node is next(n for n in plan if n.profile == "esxi"):
+            lines.append(f"restart = {_s(f'{root}/etc/init.d/hostd restart')}")
         if node.profile == "linux":
             services = " ".join(leaf.service for leaf in node.leaves)
             lines.append(f"restart = {_s(f'{root}/usr/bin/systemctl reload {services}')}")

@@ -86,6 +86,9 @@ class NodeSpec:
     rogue_anchor: bool = False
     crl_store: bool = False
     backup_store: bool = False
+    """vcsa: certificate-manager's leftovers (BACKUP_STORE, BACKUP_STORE_H5C, __MACHINE_CSR)."""
+    appliance_extras: bool = False
+    """vcsa: STS_INTERNAL_SSL_CERT, an Authentication Proxy certificate (vmcam) and vCenter HA."""
     hostile: str | None = None
     """How this node lies to sweeper (see lab/hostile.py), or None for an honest node."""
 
@@ -156,6 +159,7 @@ def plan_fleet(nodes: int, seed: int = 0, hostile: tuple[str, ...] = ()) -> tupl
                 machine_ssl_plant=COMPROMISED_LEAF if name == vcsa_order[0] else None,
                 compromised_anchor=True,
                 backup_store=vcsa.index(name) % 2 == 0,
+                appliance_extras=vcsa.index(name) % 2 == 0,
             )
         )
     for name in esxi:

@@ -339,13 +339,16 @@ def _leaf(
     return _sign(builder, issuer_key, hash)
 
 
-def key_usage(*, key_encipherment: bool = False, certificate_authority: bool = False) -> x509.KeyUsage:
-    """digitalSignature, plus keyEncipherment (RSA key transport) or keyCertSign + cRLSign (a CA)."""
+def key_usage(
+    *, key_encipherment: bool = False, certificate_authority: bool = False, data_encipherment: bool = False
+) -> x509.KeyUsage:
+    """digitalSignature, plus keyEncipherment (RSA key transport) or keyCertSign + cRLSign (a CA);
+    dataEncipherment for vCenter's data-encipherment entry (it encrypts stored passwords)."""
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
         key_encipherment=key_encipherment,
-        data_encipherment=False,
+        data_encipherment=data_encipherment,
         key_agreement=False,
         key_cert_sign=certificate_authority,
         crl_sign=certificate_authority,

@@ -95,6 +95,8 @@ class LeafProfile:
     names: tuple[str, ...]
     """DNS names and IP addresses for the subjectAltName, all approved for the node."""
     client_auth: bool = False
+    data_encipherment: bool = False
+    """KU keyEncipherment + dataEncipherment (vCenter's data-encipherment entry, RSA only)."""
 
 
 def issue_leaf(
@@ -121,7 +123,10 @@ def issue_leaf(
         .not_valid_before(now - LEAF_BACKDATE)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(key_usage(key_encipherment=is_rsa), critical=True)
+        .add_extension(
+            key_usage(key_encipherment=is_rsa, data_encipherment=is_rsa and profile.data_encipherment),
+            critical=True,
+        )
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(x509.SubjectAlternativeName([general_name(n) for n in profile.names]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)

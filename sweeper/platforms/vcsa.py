@@ -15,6 +15,8 @@ SERVICE_CONTROL = "/usr/bin/service-control"
 
 MACHINE_SSL = "MACHINE_SSL_CERT"
 MACHINE_SSL_ALIAS = "__MACHINE_CERT"
+MACHINE_CSR_ALIAS = "__MACHINE_CSR"
+"""certificate-manager's CSR entry in MACHINE_SSL_CERT: an old private key, deleted in the purge."""
 TRUSTED_ROOTS = "TRUSTED_ROOTS"
 TRUSTED_ROOT_CRLS = "TRUSTED_ROOT_CRLS"  # the real name; VMware's documentation misspells it
 BACKUP_STORES = ("BACKUP_STORE", "BACKUP_STORE_H5C")
@@ -22,6 +24,8 @@ BACKUP_STORES = ("BACKUP_STORE", "BACKUP_STORE_H5C")
 SOLUTION_USERS = ("machine", "vsphere-webclient", "vpxd", "vpxd-extension", "hvc", "wcp")
 DATA_ENCIPHERMENT = "data-encipherment"
 SMS = "SMS"
+SMS_SELF_SIGNED = "sms_self_signed"
+"""SMS's own certificate: self-signed, made again by vmware-sps when it starts without one."""
 STS_INTERNAL_SSL = "STS_INTERNAL_SSL_CERT"
 APPLMGMT_PASSWORD = "APPLMGMT_PASSWORD"  # a secret key, no certificate
 STORES = (
@@ -52,7 +56,13 @@ RSA_ONLY = True
 DEFAULT_STORES = (StoreSpec(kind=StoreKind.VECS, role=Role.LEAF),)
 """Every VECS store that `vecs-cli store list` reports."""
 
-RESTART = f"{{root}}{SERVICE_CONTROL} --stop --all && {{root}}{SERVICE_CONTROL} --start --all"
+VMON_START_PROFILE = "/storage/vmware-vmon/defaultStartProfile"
+"""Names HACore on a node of a vCenter HA cluster: its services start with the HAActive profile."""
+RESTART = (
+    f"{{root}}{SERVICE_CONTROL} --stop --all && {{root}}{SERVICE_CONTROL} --start --all"
+    f"$(grep -qs HACore {{root}}{VMON_START_PROFILE} && echo ' --vmon-profile HAActive')"
+)
+"""Everything stopped, then started (under vCenter HA with `--vmon-profile HAActive`, as vCert does)."""
 PERSIST = None
 
 MACHINE_SSL_LABEL = vecs_label(MACHINE_SSL)

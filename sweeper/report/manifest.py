@@ -61,6 +61,20 @@ def load_verified(report: Path, public: Path) -> schema.Report:
     return schema.parse(verdict.data, report)
 
 
+def unkeyed_problem(report: Path, report_bytes: bytes) -> str | None:
+    """What can be told of a signed report without its public key: whether its bytes are the ones
+    its run's manifest lists. None when that holds (or there is no manifest to compare with)."""
+    listed = _read(manifest_path(report))
+    if listed is None:
+        return None
+    digest = _sha256(report_bytes)
+    for line in listed.decode("utf-8", "replace").splitlines():
+        match = _LINE.fullmatch(line)
+        if match and match.group(2) == report.name:
+            return None if match.group(1) == digest else "does not match its run's signed manifest: altered"
+    return f"is not listed in its run's manifest {manifest_path(report).name}"
+
+
 @dataclass(frozen=True, slots=True)
 class RunCheck:
     """What `verify-report` found beyond the JSON's own signature."""

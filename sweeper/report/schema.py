@@ -9,17 +9,21 @@ report contract are required; the later additions (`run.interrupted`, `node.iden
 `node.duration`, `node.stores`, `certificate.sans`, `entry_type`, `key`) may be absent from
 older reports. A rotation report adds `rotation` (outcome), `plan` (actions, waves, what the
 purge removes), `steps` (the journal's rows) and `before`/`after` (each node with its
-certificates, as in `nodes`).
+certificates, as in `nodes`). A `scan --shard K/N` report adds `run.shard` and, so that
+`merge` can re-run the fleet-wide rules, each certificate's `der` and each node's `crls`;
+a merged report adds `run.shards`. These are left out of every other report.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -31,6 +35,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     model_serializer,
     model_validator,
 )
@@ -66,6 +71,31 @@ SeverityLevel = Annotated[
     Severity, PlainValidator(_severity), PlainSerializer(lambda s: s.label, return_type=str, when_used="json")
 ]
 NodeStatus = Literal[NODE_STATUSES]  # type: ignore[valid-type]
+CARRY_DER: Final = "carry_der"
+"""Validation context key: when true, a run's certificates and CRLs keep their DER (a shard's report)."""
+
+
+def _der(value: object) -> bytes:
+    """DER bytes in memory; standard base64 (no line breaks) in the JSON."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error:
+            pass
+    raise ValueError("expected base64 of DER bytes")
+
+
+Der = Annotated[
+    bytes,
+    PlainValidator(_der),
+    PlainSerializer(lambda der: base64.b64encode(der).decode("ascii"), return_type=str, when_used="json"),
+]
+
+
+def _carries_der(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get(CARRY_DER))
 
 
 _MISSING = object()
@@ -95,9 +125,25 @@ class _Attributes:
 
 
 class _Model(BaseModel):
-    """Strict at the edge (frozen, unknown keys refused), and readable from the dataclasses' attributes."""
+    """Strict at the edge (frozen, unknown keys refused), and readable from the dataclasses' attributes.
+
+    The fields named in `_absent_when_none` are left out of the JSON when None (a section or
+    field only some runs have), not written as null.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, from_attributes=True)
+    _absent_when_none: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _without_absent_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        document = handler(self)
+        if not self._absent_when_none:
+            return document
+        return {
+            key: value
+            for key, value in document.items()
+            if value is not None or key not in self._absent_when_none
+        }
 
 
 class Inventory(_Model):
@@ -105,7 +151,47 @@ class Inventory(_Model):
     sha256: Sha256
 
 
+class Shard(_Model):
+    """`run.shard` of a `scan --shard K/N` report: shard `index` (1..`count`), and each node's place."""
+
+    index: int = Field(ge=1)
+    count: int = Field(ge=1)
+    positions: list[Annotated[int, Field(ge=0)]]
+    """The inventory position (from 0) of each node of the report, in the order of `nodes`."""
+    judging: list[str] = []
+    """The judging options the shard was swept with (`--crl`, `--rule`, ... paths absolute), as
+    arguments: what `merge` judges with when given none, and what every shard must share."""
+
+    @model_validator(mode="after")
+    def _index_within_count(self) -> Shard:
+        if self.index > self.count:
+            raise ValueError(f"shard index {self.index} is past the shard count {self.count}")
+        return self
+
+
+class ShardRef(_Model):
+    """One of a merged report's `run.shards`: the shard report's run id, index, path and file SHA-256."""
+
+    run_id: str
+    index: int
+    path: str
+    sha256: Sha256
+
+
+InputKind = Literal["crl", "ioc", "compromised-ca", "ca", "expected-roots", "baseline", "badkeys-blocklist"]
+
+
+class Input(_Model):
+    """An incident input file the run read, so an auditor can tell which CRL or IOC list it judged by."""
+
+    kind: InputKind
+    path: str
+    sha256: Sha256
+
+
 class Run(_Model):
+    _absent_when_none = frozenset({"shard", "shards"})
+
     id: str
     kind: Literal["scan", "rotate", "rollback"]
     started: Time
@@ -114,6 +200,10 @@ class Run(_Model):
     inventory: Inventory
     argv: list[str]
     interrupted: bool = False
+    inputs: list[Input] = []
+    rules: list[str] | None = None
+    shard: Shard | None = None
+    shards: list[ShardRef] | None = None
 
 
 class Counts(_Model):
@@ -174,6 +264,8 @@ class Key(_Model):
 
 
 class Certificate(_Model):
+    _absent_when_none = frozenset({"der"})
+
     store: str
     entry: str
     role: str
@@ -192,15 +284,30 @@ class Certificate(_Model):
     sans: list[str] = []
     entry_type: str | None = None
     key: Key | None = None
+    der: Der | None = None
+    """The certificate itself, in a shard's report only: `merge` re-runs the fleet-wide rules on it."""
 
     @model_validator(mode="before")
     @classmethod
-    def _from_record(cls, value: object) -> object:
+    def _from_record(cls, value: object, info: ValidationInfo) -> object:
         """A record keeps its certificate's facts apart; the report lists them beside where it was found."""
-        return _Attributes(value.facts, value) if isinstance(value, model.CertRecord) else value
+        if not isinstance(value, model.CertRecord):
+            return value
+        return _Attributes(value.facts, value, der=value.der if _carries_der(info) else None)
+
+
+class Crl(_Model):
+    """A CRL found on a node (a shard's report only): where it was, and its DER."""
+
+    source: str
+    store: str | None
+    entry: str | None
+    der: Der
 
 
 class Node(_Model):
+    _absent_when_none = frozenset({"crls"})
+
     name: str
     host: str
     status: NodeStatus
@@ -210,6 +317,16 @@ class Node(_Model):
     duration: Seconds = 0.0
     stores: list[Store] = []
     certificates: list[Certificate]
+    crls: list[Crl] | None = None
+    """The CRLs found on the node, in a shard's report only (for `merge`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_result(cls, value: object, info: ValidationInfo) -> object:
+        """A node read in memory lists its CRLs only when the run keeps DER (a shard)."""
+        if not isinstance(value, model.NodeResult):
+            return value
+        return _Attributes(value, crls=value.crls if _carries_der(info) else None)
 
 
 class Finding(_Model):
@@ -273,6 +390,8 @@ class Rotation(_Model):
 
 
 class Report(_Model):
+    _absent_when_none = frozenset({"rotation", "plan", "steps", "before", "after"})
+
     schema_: Literal["sweeper.report/1"] = Field(SCHEMA, alias="schema")
     run: Run
     summary: Summary
@@ -293,17 +412,13 @@ class Report(_Model):
         after = value.nodes if value.rotation is not None else None
         return _Attributes(value, summary=Summary.of(value), after=after)
 
-    @model_serializer(mode="wrap")
-    def _without_absent_sections(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Sections that may be absent (a rotation's) are left out of a scan report, not written as null."""
-        document = handler(self)
-        optional = {name for name, field in type(self).model_fields.items() if field.default is None}
-        return {key: value for key, value in document.items() if value is not None or key not in optional}
-
 
 def encode(report: model.Report | Report) -> bytes:
     """A report file's exact bytes, which its signature covers: JSON indented by two, one final newline."""
-    document = Report.model_validate(report).model_dump(mode="json", by_alias=True)
+    carry_der = isinstance(report, model.Report) and report.run.shard is not None
+    document = Report.model_validate(report, context={CARRY_DER: carry_der}).model_dump(
+        mode="json", by_alias=True
+    )
     return json.dumps(document, indent=2).encode() + b"\n"
 
 

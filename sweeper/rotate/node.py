@@ -95,7 +95,8 @@ SsoPassword = Callable[[Node], str]
 
 def vmdir_script(node: Node, sso_password: SsoPassword, verb: str, pem: bytes) -> str:
     """The script of `vmdir()`: the PEM in a private work folder, dir-cli, force-refresh, clean up."""
-    work = node.path(f"{remote.PENDING_DIR}/vmdir-{hashlib.sha256(pem).hexdigest()[:12]}")
+    named = pem.encode() if isinstance(pem, str) else pem  # a RunTime placeholder for --show-scripts
+    work = node.path(f"{remote.PENDING_DIR}/vmdir-{hashlib.sha256(named).hexdigest()[:12]}")
     login = node.sso_user or "administrator@vsphere.local"
     return (
         remote.put_file(f"{work}/cert.pem", pem, None, None, "0600")

@@ -23,6 +23,7 @@ from sweeper.pki.parse import ParseError, certificate_facts, crl_issuer, crl_pem
 from sweeper.pki.rotation import LeafProfile
 from sweeper.platforms import host_names, is_identity, vcsa
 from sweeper.platforms.vcsa import BACKUP_LABELS, TRUSTED_ROOT_CRLS, TRUSTED_ROOTS_LABEL
+from sweeper.rotate import vcsa_plan
 from sweeper.rotate.steps import (
     STEPS,
     AddAnchor,
@@ -33,7 +34,6 @@ from sweeper.rotate.steps import (
     Phase,
     PublishCrl,
     ReissueFile,
-    ReissueVecs,
     RemoveAnchors,
     RemoveCrls,
     Restart,
@@ -166,11 +166,14 @@ def make_plan(
     options: WaveOptions,
     vmca_compatible: bool = True,
     name_policies: Mapping[str, NamePolicy] | None = None,
+    new_data_encipherment_key: bool = False,
 ) -> Plan:
     """Every step of the rotation, per phase and node, from the preflight sweep.
 
     `name_policies`: what each node's certificates may name (from the whole inventory; by
     default from `nodes`). Nothing a node's certificate says beyond that is signed again.
+    `new_data_encipherment_key`: a vCenter's data-encipherment entry gets a new key (its stored
+    guest-customization passwords become unreadable) instead of a new certificate for its key.
 
     :raises BadInput: before anything changes, when a node's own certificate could not be
         replaced (the inventory names no key for it) or a vCenter would get a non-RSA root.
@@ -194,10 +197,10 @@ def make_plan(
         if node.profile is Profile.VCSA and not vmca_compatible:
             raise BadInput(f"node '{node.name}' is a vCenter: VMCA accepts RSA only, use an RSA root")
         steps += _with_persist(node, Phase.TRUST, _trust_steps(node, result))
-        reissue, not_replaced = _reissue_steps(node, result, policies[node.name])
+        reissue, not_replaced = _reissue_steps(node, result, policies[node.name], new_data_encipherment_key)
         steps += reissue
         skipped += not_replaced
-        purge = _purge_steps(node, result, remove)
+        purge = _purge_steps(node, result, remove) + vcsa_plan.purge_steps(node, result)
         purge += _crl_purge_steps(node, result, removed_subjects)
         purge += _crl_publish_steps(node, result)
         steps += _with_persist(node, Phase.PURGE, purge)
@@ -283,7 +286,9 @@ def _trust_steps(node: Node, result: NodeResult) -> list[Step]:
     return steps
 
 
-def _reissue_steps(node: Node, result: NodeResult, policy: NamePolicy) -> tuple[list[Step], list[Skipped]]:
+def _reissue_steps(
+    node: Node, result: NodeResult, policy: NamePolicy, new_data_key: bool = False
+) -> tuple[list[Step], list[Skipped]]:
     """Per identity of the node: a new key and a certificate with the fixed profile and approved names."""
     steps: list[Step] = []
     skipped: list[Skipped] = []
@@ -308,11 +313,12 @@ def _reissue_steps(node: Node, result: NodeResult, policy: NamePolicy) -> tuple[
             "dropped": dropped,
         }
         if vecs_store is not None:
-            steps.append(ReissueVecs(store=vecs_store, alias=cert.entry, **common))
+            steps += vcsa_plan.vecs_steps(node, cert, vecs_store, common, new_data_key)
         elif cert.key is not None:
             steps.append(ReissueFile(cert=cert.store, key=cert.key.path, **common))
     if not steps:
         return steps, skipped
+    steps = vcsa_plan.ordered(node, steps)
     steps = _with_persist(node, Phase.REISSUE, steps)
     if node.restart:
         steps.append(Restart(node=node.name, command=node.restart))

@@ -1,5 +1,5 @@
 """Put back what the journal backed up, newest change first: files byte for byte (owner and mode
-too), VECS entries, VMware Directory roots; then the node's persist and restart commands."""
+too), VECS entries, VMware Directory roots, VCDB rows; then the node's persist and restart commands."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sweeper.platforms.vcsa import TRUSTED_ROOT_CRLS, TRUSTED_ROOTS
 from sweeper.rotate import node as on_node
 from sweeper.rotate import remote
 from sweeper.rotate.journal import Backup, JournalError
-from sweeper.rotate.steps import BackupKind, Persist, ReissueFile, Restart, StepContext
+from sweeper.rotate.steps import BackupKind, Persist, ReissueFile, Restart, StepContext, vcdb
 from sweeper.rotate.steps.reissue import run_command
 from sweeper.ssh import Session
 
@@ -51,6 +51,8 @@ async def rollback_node(ctx: StepContext, session: Session) -> dict[str, int]:
             await _restore_vecs(ctx, session, item)
         elif item.kind == BackupKind.VMDIR and not item.existed:
             await _withdraw_published(ctx, session, item)
+        elif item.kind == BackupKind.VCDB:
+            await vcdb.restore_row(session, item)
         ctx.journal.mark_restored(item.seq)
     await _clean_pending(ctx, session)
     commands = 0

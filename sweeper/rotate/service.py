@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeper import names
+from sweeper.detect import Context
 from sweeper.errors import (
     EXIT_INCOMPLETE,
     EXIT_ROTATION_STOPPED,
@@ -29,6 +30,7 @@ from sweeper.rotate.journal import Journal
 from sweeper.rotate.plan import Plan, WaveOptions, flagged_from_report, make_plan
 from sweeper.rotate.rollback import refuse_unplanned, rollback_node
 from sweeper.rotate.steps import StepContext
+from sweeper.rotate.verify import VerifyBasis, scan_incident, verify_basis
 from sweeper.scan import ScanOptions, scan
 from sweeper.ssh import MAX_NODE_BYTES, AskSecret, Connector, RetryPolicy
 
@@ -73,6 +75,8 @@ class RotateRequest:
     """The most one node may print for one command before it is cut off (`--max-node-bytes`)."""
     env: Mapping[str, str] | None = None
     """Where the inventory's secret variables are read (None: this process's environment)."""
+    new_data_encipherment_key: bool = False
+    """vCenter data-encipherment gets a new key (`--new-data-encipherment-key`), not just a certificate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,7 @@ class Prepared:
     before: Report
     ca: rotation.CertificateAuthority
     plan: Plan
+    verify: VerifyBasis
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +102,7 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
     """Read-only: sweep the fleet, make or load the CA, and plan. Nothing on a node changes."""
     inventory = load_inventory(request.inventory)
     nodes = inventory.limited(list(request.limit))
+    incident = scan_incident(request.source)
     ca = _authority(request, ask)
     before = scan(
         inventory,
@@ -124,9 +130,11 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
         request.waves,
         vmca_compatible=ca.is_rsa,
         name_policies=names.policies(inventory.nodes),
+        new_data_encipherment_key=request.new_data_encipherment_key,
     )
     _check_sso(nodes, plan, request.env, ask)
-    return Prepared(inventory, nodes, before, ca, plan)
+    verify = verify_basis(request.source, incident, plan.remove, ca.sha256)
+    return Prepared(inventory, nodes, before, ca, plan, verify)
 
 
 def _check_sso(
@@ -197,6 +205,7 @@ def start(
             },
             "argv": list(argv),
             "before": [schema.Node.model_validate(n).model_dump(mode="json") for n in prepared.before.nodes],
+            "verify": prepared.verify.to_json(),
             "state": "running",
         },
     )
@@ -204,7 +213,15 @@ def start(
     # The new root is public: operators hand it to clients and to later scans (--expected-roots).
     (request.journal_dir / "new-root.pem").write_bytes(prepared.ca.cert_pem)
     return _carry_out(
-        journal, prepared.inventory, prepared.nodes, prepared.plan, prepared.ca, ask, progress, request.env
+        journal,
+        prepared.inventory,
+        prepared.nodes,
+        prepared.plan,
+        prepared.ca,
+        prepared.verify,
+        ask,
+        progress,
+        request.env,
     )
 
 
@@ -219,10 +236,11 @@ def resume(
             raise BadInput(
                 f"{inventory.path}: the inventory changed since this rotation started; restore it first"
             )
+        verify = VerifyBasis.from_json(journal.meta("verify"))
     except BaseException:
         journal.close()
         raise
-    return _carry_out(journal, inventory, nodes, plan, ca, ask, progress)
+    return _carry_out(journal, inventory, nodes, plan, ca, verify, ask, progress)
 
 
 def _from_journal(
@@ -270,6 +288,7 @@ def _carry_out(
     nodes: tuple[Node, ...],
     plan: Plan,
     ca: rotation.CertificateAuthority,
+    verify: VerifyBasis,
     ask: AskSecret | None,
     progress: Progress | None,
     env: Mapping[str, str] | None = None,
@@ -292,14 +311,15 @@ def _carry_out(
         except SweeperError as exc:
             raise RotationStopped(exc.message, journal.directory) from None
         journal.set_meta("state", "complete" if outcome.complete else f"stopped at {outcome.stopped_at}")
-        verify = ScanOptions(
+        verify_options = ScanOptions(
             concurrency=options["concurrency"],
             retry=retry,
+            context=Context(incident=verify.incident),
             ask=ask,
             env=env,
             max_node_bytes=options.get("max_node_bytes", MAX_NODE_BYTES),
         )
-        after = scan(inventory, nodes, verify)
+        after = scan(inventory, nodes, verify_options)
         report = _rotation_report(journal, plan, ca, outcome, after)
     finally:
         journal.close()

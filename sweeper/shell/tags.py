@@ -50,6 +50,8 @@ class Tag(enum.StrEnum):
     STATUS = "status"
     DIRCLI = "dircli"
     REFRESH = "refresh"
+    VCDB = "vcdb"
+    """psql's answer from a vCenter's database (VCDB)."""
 
     @classmethod
     def parse(cls, text: str) -> Tag | None:

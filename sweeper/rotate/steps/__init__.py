@@ -2,9 +2,9 @@
 
 Trust (`AddAnchor`, `VmdirPublish`), reissue (`ReissueFile`, `ReissueVecs`, `Persist`,
 `Restart`, `VerifyTls`) and purge (`RemoveAnchors`, `VmdirUnpublish`, `ClearVecsStore`,
-`RemoveCrls`, `DeleteVecsCrls`, `PublishCrl`). Each says what it does (`describe`), what
-the preflight must back up before it (`backups`), the scripts it runs (`scripts`, for
-`rotate --dry-run --show-scripts`), and carries itself out (`apply`).
+`RemoveCrls`, `DeleteVecsCrls`, `PublishCrl`); a vCenter's own in `vcsa` and `vcdb`. Each says
+what it does (`describe`), what the preflight must back up before it (`backups`), the scripts
+it runs (`scripts`, for `rotate --dry-run --show-scripts`), and carries itself out (`apply`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,14 @@ from sweeper.rotate.steps.reissue import (
     VerifyTls,
 )
 from sweeper.rotate.steps.trust import AddAnchor, VmdirPublish
+from sweeper.rotate.steps.vcdb import UpdateVpxExt
+from sweeper.rotate.steps.vcsa import (
+    CopyMachineSsl,
+    DeleteVecsEntries,
+    RecertifyVecs,
+    RegenerateSms,
+    RekeyDataEncipherment,
+)
 
 AnyStep = Annotated[
     AddAnchor
@@ -57,7 +65,13 @@ AnyStep = Annotated[
     | ClearVecsStore
     | RemoveCrls
     | DeleteVecsCrls
-    | PublishCrl,
+    | PublishCrl
+    | RecertifyVecs
+    | RekeyDataEncipherment
+    | CopyMachineSsl
+    | RegenerateSms
+    | DeleteVecsEntries
+    | UpdateVpxExt,
     Field(discriminator="kind"),
 ]
 STEPS = TypeAdapter(tuple[AnyStep, ...])
@@ -70,6 +84,8 @@ __all__ = [
     "BackupKind",
     "BackupTarget",
     "ClearVecsStore",
+    "CopyMachineSsl",
+    "DeleteVecsEntries",
     "DeleteVecsCrls",
     "FileBackup",
     "KnownBackup",
@@ -77,7 +93,10 @@ __all__ = [
     "Persist",
     "Phase",
     "PublishCrl",
+    "RecertifyVecs",
+    "RegenerateSms",
     "Reissue",
+    "RekeyDataEncipherment",
     "ScriptContext",
     "ReissueFile",
     "ReissueVecs",
@@ -86,6 +105,7 @@ __all__ = [
     "Restart",
     "Step",
     "StepContext",
+    "UpdateVpxExt",
     "VecsBackup",
     "VerifyTls",
     "VmdirPublish",

@@ -30,11 +30,13 @@ class Phase(enum.StrEnum):
 
 
 class BackupKind(enum.StrEnum):
-    """What a journal backup holds: a file, a VECS entry, or a root published to VMware Directory."""
+    """What a journal backup holds: a file, a VECS entry, a root published to VMware Directory,
+    or a row of a vCenter's database (VCDB)."""
 
     FILE = "file"
     VECS = "vecs"
     VMDIR = "vmdir"
+    VCDB = "vcdb"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,11 @@ class Step:
     def describe(self) -> str:
         """One line for the plan shown before `--yes`."""
         raise NotImplementedError
+
+    @property
+    def consequence(self) -> str | None:
+        """What the step breaks on purpose, said again before confirmation (None: nothing)."""
+        return None
 
     def backups(self) -> tuple[BackupTarget, ...]:
         """What the preflight must back up into the journal before any step changes anything."""

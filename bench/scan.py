@@ -1,35 +1,49 @@
-"""Benchmark: sweeper's scan of an N-node lab against the floor, in the same process and run.
+"""Benchmark: sweeper's scan of N-node labs against the floor, one worker and `auto` workers, side by side.
 
 The floor is plain asyncssh: connect, one `cat` of a store file, close, per node, at the
-same concurrency, with the same loaded key and known_hosts. The machines here are noisy,
-so the script alternates floor and sweeper runs and reports the best of each, and their
-ratio; only the ratio is meaningful across machines.
+same concurrency, with the same loaded key and known_hosts. Each measured run is a process of
+its own (this script with `--measure`), so its CPU time (its own plus its reaped workers',
+getrusage SELF + CHILDREN around the measured part, imports left out) and its peak resident
+memory (ru_maxrss: the process, and its largest worker) belong to that run alone. The machines
+here are noisy, so floor and sweeper runs alternate and the best of each is reported, with
+ratios; only ratios are meaningful across machines.
 
-The first sweeper run is "cold": every private key's public half is derived on its node
-with openssl. Later runs are "warm": the key cache (key-file hash -> public key) spares
-openssl for keys that did not change, as for a nightly sweep. Both are reported. The
-lab's nodes share this machine's two cores with sweeper, so node-side work (openssl,
-the shell, the lab's SSH server) is on the same clock here, unlike on a real fleet; the
-script also prints sweeper's own CPU time against the floor's.
+A sweeper's first run is "cold": every private key's public half is derived on its node with
+openssl. Later runs are "warm": the key cache (key-file hash -> public key) spares openssl for
+keys that did not change, as for a nightly sweep. Each worker setting has a cache of its own.
+The lab's nodes share this machine's cores with sweeper, so node-side work (openssl, the shell,
+the lab's SSH server) is on the same clock here, unlike on a real fleet: CPU per node is the
+measure of sweeper's own cost.
 
-    python bench/scan.py --nodes 200 [--concurrency 100] [--rounds 2] [--dir DIR]
+    python bench/scan.py --nodes 200,1000 [--concurrency 100] [--rounds 2] [--workers auto] [--dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import asyncssh
+from cputime import own_cpu, process_cpu  # bench/cputime.py
 
 from sweeper.inventory import load_inventory
 from sweeper.lab import start_lab
 from sweeper.model import Node
 from sweeper.platforms.vcsa import VECS_CLI
 from sweeper.scan import ScanOptions, scan
+from sweeper.workers import worker_count
+
+TARGETS = """targets at 1,000 nodes: warm <= 1.2x floor wall, CPU/node <= 1.1x floor's, peak RSS < 300 MB
+CPU: this client's process (and its workers); lab: the nodes' side (SSH server, shells, commands)"""
 
 
 def first_file(node: Node) -> str:
@@ -62,48 +76,114 @@ async def floor_sweep(nodes: tuple[Node, ...], concurrency: int) -> int:
     return sum(await asyncio.gather(*(one(n) for n in nodes)))
 
 
+@dataclass(frozen=True, slots=True)
+class Measure:
+    wall: float
+    cpu: float
+    rss_mb: float
+    worker_rss_mb: float
+    """The largest worker's peak (0 for a one-process run)."""
+    workers: int
+    lab_cpu: float = 0.0
+    """CPU seconds the lab (its SSH server, the shells and commands it ran) spent meanwhile: the
+    nodes' side of the run, which a real fleet does on its own CPUs."""
+
+
+def measure(args: argparse.Namespace) -> None:
+    """One measured run, in this process: prints its Measure as JSON."""
+    inventory = load_inventory(args.inventory)
+    nodes = inventory.nodes
+    cpu_before, wall = own_cpu(), time.perf_counter()
+    processes = 1
+    if args.measure == "floor":
+        asyncio.run(floor_sweep(nodes, args.concurrency))
+    else:
+        workers = None if args.workers == "auto" else int(args.workers)
+        processes = worker_count(workers, len(nodes), args.concurrency)
+        options = ScanOptions(concurrency=args.concurrency, key_cache=args.key_cache, workers=workers)
+        report = scan(inventory, nodes, options, argv=["bench"])
+        swept = sum(1 for n in report.nodes if n.swept)
+        if swept != len(report.nodes):
+            raise SystemExit(f"only {swept}/{len(report.nodes)} nodes swept; not a fair comparison")
+    wall = time.perf_counter() - wall
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if processes > 1 else 0.0
+    print(json.dumps(asdict(Measure(wall, own_cpu() - cpu_before, own, workers_peak, processes))))
+
+
+def run_measured(env: dict[str, str], lab_pid: int, *argv: str | Path) -> Measure:
+    lab_before = process_cpu(lab_pid)
+    done = subprocess.run(
+        [sys.executable, __file__, *map(str, argv)], env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"measured run {argv} failed: {done.stderr.strip()[-2000:]}")
+    measured = Measure(**json.loads(done.stdout.strip().splitlines()[-1]))
+    return replace(measured, lab_cpu=process_cpu(lab_pid) - lab_before)
+
+
+def bench_size(nodes: int, args: argparse.Namespace) -> None:
+    lab_dir = (args.dir or Path(tempfile.mkdtemp(prefix="sweeper-bench-"))) / f"lab-{nodes}"
+    started = time.monotonic()
+    with start_lab(lab_dir, nodes) as lab:
+        print(f"lab of {nodes} nodes up in {time.monotonic() - started:.1f}s ({lab_dir})", flush=True)
+        env = {**os.environ, **lab.env}
+        auto = worker_count(None, nodes, args.concurrency)
+        settings = {"1": "1", f"auto ({auto})": args.workers}
+        caches = {label: lab_dir / f"bench-key-cache-{n}.json" for n, label in enumerate(settings)}
+        for cache in caches.values():
+            cache.unlink(missing_ok=True)
+        common = ("--inventory", lab.inventory, "--concurrency", str(args.concurrency))
+        floors: list[Measure] = []
+        sweeps: dict[str, list[Measure]] = {label: [] for label in settings}
+        for _ in range(args.rounds + 1):
+            floors.append(run_measured(env, lab.pid, "--measure", "floor", *common))
+            for label, workers in settings.items():
+                extra = ("--workers", workers, "--key-cache", caches[label])
+                sweeps[label].append(run_measured(env, lab.pid, "--measure", "sweep", *common, *extra))
+    floor = min(floors, key=lambda m: m.wall)
+    floor_cpu = floor.cpu / nodes
+    print(f"\nnodes={nodes} concurrency={args.concurrency} usable cores={len(os.sched_getaffinity(0))}")
+    heads = ("wall s", "x floor", "CPU ms/node", "x floor", "lab ms/node", "peak RSS MB (parent + workers)")
+    print(f"{'':28} {heads[0]:>7} {heads[1]:>8} {heads[2]:>12} {heads[3]:>8} {heads[4]:>12} {heads[5]:>31}")
+    print(_row("floor (asyncssh connect+cat)", floor, floor, floor_cpu, nodes))
+    for label, runs in sweeps.items():
+        print(_row(f"sweeper {label} cold", runs[0], floor, floor_cpu, nodes))
+        warm = min(runs[1:], key=lambda m: m.wall)
+        print(_row(f"sweeper {label} warm", warm, floor, floor_cpu, nodes))
+    print(
+        f"(runs, wall s: floor {[round(m.wall, 2) for m in floors]}; "
+        + "; ".join(f"{label} {[round(m.wall, 2) for m in runs]}" for label, runs in sweeps.items())
+        + ")"
+    )
+
+
+def _row(label: str, run: Measure, floor: Measure, floor_cpu: float, nodes: int) -> str:
+    cpu = run.cpu / nodes
+    rss = f"{run.rss_mb:.0f}" + (f" + {run.workers}x{run.worker_rss_mb:.0f}" if run.workers > 1 else "")
+    return (
+        f"{label:28} {run.wall:7.2f} {run.wall / floor.wall:8.2f} {cpu * 1000:12.1f} "
+        f"{cpu / floor_cpu:8.2f} {run.lab_cpu / nodes * 1000:12.1f} {rss:>31}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, default=200)
+    parser.add_argument("--nodes", default="200,1000", help="lab sizes, comma-separated")
     parser.add_argument("--concurrency", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--dir", type=Path, help="lab folder (default: a temporary one)")
+    parser.add_argument("--rounds", type=int, default=2, help="warm runs after the cold one")
+    parser.add_argument("--workers", default="auto", help="the multi-process setting to compare with 1")
+    parser.add_argument("--dir", type=Path, help="folder for the labs (default: a temporary one)")
+    parser.add_argument("--measure", choices=("floor", "sweep"), help=argparse.SUPPRESS)
+    parser.add_argument("--inventory", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--key-cache", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    lab_dir = args.dir or Path(tempfile.mkdtemp(prefix="sweeper-bench-"))
-    started = time.monotonic()
-    with start_lab(lab_dir, args.nodes) as lab:
-        print(f"lab of {args.nodes} nodes up in {time.monotonic() - started:.1f}s ({lab_dir})")
-        inventory = load_inventory(lab.inventory)
-        options = ScanOptions(concurrency=args.concurrency, key_cache=lab_dir / "bench-key-cache.json")
-        (lab_dir / "bench-key-cache.json").unlink(missing_ok=True)
-        floors, sweeps, floor_cpu, sweep_cpu = [], [], [], []
-        for _ in range(args.rounds + 1):
-            wall, cpu = timed(lambda: asyncio.run(floor_sweep(inventory.nodes, args.concurrency)))
-            floors.append(wall)
-            floor_cpu.append(cpu)
-            wall, cpu = timed(lambda: check(scan(inventory, inventory.nodes, options, argv=["bench"])))
-            sweeps.append(wall)
-            sweep_cpu.append(cpu)
-    cold, warm, floor = sweeps[0], min(sweeps[1:]), min(floors)
-    print(f"nodes={args.nodes} concurrency={args.concurrency}")
-    print(f"floor   (asyncssh connect + cat): {floor:.2f}s  ({[round(f, 2) for f in floors]})")
-    print(f"sweeper cold (keys derived):       {cold:.2f}s  ratio {cold / floor:.2f}")
-    warm_runs = [round(s, 2) for s in sweeps[1:]]
-    print(f"sweeper warm (key cache):          {warm:.2f}s  ratio {warm / floor:.2f}  ({warm_runs})")
-    print(f"sweeper process CPU / floor process CPU: {min(sweep_cpu) / min(floor_cpu):.2f}")
-
-
-def timed(action) -> tuple[float, float]:
-    """Wall time and this process's CPU time of one run."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    action()
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
-def check(report) -> None:
-    swept = sum(1 for n in report.nodes if n.swept)
-    if swept != len(report.nodes):
-        raise SystemExit(f"only {swept}/{len(report.nodes)} nodes swept; not a fair comparison")
+    if args.measure:
+        measure(args)
+        return
+    for nodes in (int(n) for n in args.nodes.split(",")):
+        bench_size(nodes, args)
+    print(TARGETS)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,17 @@ class KeyCache:
             self._nodes[node] = now
             self._dirty = True
 
+    def tables(self, nodes: Iterable[str]) -> dict[str, dict[str, str]]:
+        """The entries of `nodes`, for a worker process that sweeps them (and `adopt`s them back)."""
+        return {node: dict(self._nodes[node]) for node in nodes if node in self._nodes}
+
+    def adopt(self, tables: Mapping[str, Mapping[str, str]]) -> None:
+        """Take what a worker's cache holds for the nodes it swept."""
+        for node, keys in tables.items():
+            if self._nodes.get(node) != keys:
+                self._nodes[node] = dict(keys)
+                self._dirty = True
+
     def save(self) -> None:
         if self.path is None or not self._dirty:
             return

@@ -9,25 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import signal
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sweeper import __version__, names, stores
+from sweeper import __version__, names
 from sweeper.detect import Context, detect, select
-from sweeper.errors import NodeError, Unreachable
 from sweeper.inventory import Inventory
 from sweeper.keycache import KeyCache
 from sweeper.model import InventoryRef, Node, NodeResult, Report, RunInfo, ShardInfo
+from sweeper.reading import NodeCallback, sweep_with
 from sweeper.shard import ShardSpec
-from sweeper.shell import run_node_script
-from sweeper.ssh import MAX_NODE_BYTES, AskSecret, Connector, RetryPolicy, Session
-
-NodeCallback = Callable[[NodeResult], None]
+from sweeper.ssh import MAX_NODE_BYTES, AskSecret, Connector, RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,50 +38,8 @@ class ScanOptions:
     """Where the inventory's secret variables are read (None: this process's environment)."""
     max_node_bytes: int = MAX_NODE_BYTES
     """The most one node may print for its read script before it is cut off (`--max-node-bytes`)."""
-
-
-async def read_node(node: Node, connector: Connector, cache: KeyCache) -> NodeResult:
-    """Sweep one node: one connection, one command, records parsed off the event loop."""
-    started = time.monotonic()
-    known = cache.known_for(node.name)
-    script = stores.read_script(node, known)
-
-    async def work(session: Session) -> stores.NodeRead:
-        output = await run_node_script(session, script, "read script", timeout=node.deadline)
-        return await asyncio.to_thread(stores.parse, node, output, known)
-
-    try:
-        async with asyncio.timeout(node.deadline):
-            read, attempts = await connector.with_session(node, work)
-    except TimeoutError:
-        return _failed(
-            node, Unreachable(f"no complete answer within the {node.deadline:g}s deadline"), started
-        )
-    except NodeError as exc:
-        return _failed(node, exc, started)
-    cache.learn(node.name, read.keys.learned, read.keys.seen)
-    return NodeResult(
-        name=node.name,
-        host=node.host,
-        status="ok",
-        attempts=attempts,
-        certificates=read.certificates,
-        crls=read.crls,
-        stores=read.stores,
-        identity=connector.identity(node),
-        duration=time.monotonic() - started,
-    )
-
-
-def _failed(node: Node, exc: NodeError, started: float) -> NodeResult:
-    return NodeResult(
-        name=node.name,
-        host=node.host,
-        status=exc.status,
-        error=str(exc),
-        attempts=exc.attempts,
-        duration=time.monotonic() - started,
-    )
+    workers: int | None = 1
+    """Processes that read the nodes (`--workers`); None: auto, one per usable core for a big fleet."""
 
 
 async def sweep(
@@ -95,56 +48,22 @@ async def sweep(
     """Read every node (bounded concurrency); returns results in inventory order and `interrupted`."""
     connector = Connector(nodes, options.retry, options.ask, options.env, options.max_node_bytes)
     cache = KeyCache(options.key_cache)
-    gate = asyncio.Semaphore(max(1, options.concurrency))
-
-    async def one(node: Node) -> NodeResult:
-        async with gate:
-            result = await read_node(node, connector, cache)
-        if on_node:
-            on_node(result)
-        return result
-
-    tasks = [asyncio.create_task(one(n), name=n.name) for n in nodes]
     try:
-        interrupted = await _wait_unless_signalled(tasks)
+        return await sweep_with(nodes, connector, cache, options.concurrency, on_node)
     finally:
-        await connector.close()
         cache.save()
-    results = []
-    for node, task in zip(nodes, tasks, strict=True):
-        if task.done() and not task.cancelled() and task.exception() is None:
-            results.append(task.result())
-        else:
-            reason = "interrupted before this node was swept" if interrupted else str(task.exception())
-            results.append(NodeResult(name=node.name, host=node.host, status="error", error=reason))
-    return results, interrupted
 
 
-async def _wait_unless_signalled(tasks: list[asyncio.Task]) -> bool:
-    """Wait for every task; on SIGINT/SIGTERM cancel them and return True quickly."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
-    try:
-        everything = asyncio.gather(*tasks, return_exceptions=True)
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({everything, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if not stop.is_set():
-            stopper.cancel()
-            return False
-        for task in tasks:
-            task.cancel()
-        await asyncio.wait(tasks, timeout=2)
-        return True
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+def read_nodes(
+    nodes: tuple[Node, ...], options: ScanOptions, on_node: NodeCallback | None = None
+) -> tuple[list[NodeResult], bool]:
+    """`sweep` in this process, or split over worker processes (`options.workers`)."""
+    from sweeper.workers import sweep_in_workers, worker_count  # it imports this module
+
+    workers = worker_count(options.workers, len(nodes), options.concurrency)
+    if workers > 1:
+        return sweep_in_workers(nodes, options, workers, on_node)
+    return asyncio.run(sweep(nodes, options, on_node))
 
 
 def scan(
@@ -167,7 +86,7 @@ def scan(
         positions = tuple(place[node.name] for node in nodes)
         shard_info = ShardInfo(shard.index, shard.count, positions, shard.judging)
     started = datetime.now(UTC)
-    results, interrupted = asyncio.run(sweep(nodes, options, on_node))
+    results, interrupted = read_nodes(nodes, options, on_node)
     context = replace(options.context, names=names.policies(inventory.nodes))
     findings = detect(results, context, options.rules)
     run = RunInfo(

@@ -50,6 +50,14 @@ def scan_command(
         ),
     ] = None,
     concurrency: Annotated[int, typer.Option(metavar="N", min=1, help="Nodes swept at once.")] = 100,
+    workers: Annotated[
+        str,
+        typer.Option(
+            metavar="N|auto",
+            help="Processes that read the nodes, sharing --concurrency: a number, or auto "
+            "(one per usable core; 1 for fewer than 50 nodes).",
+        ),
+    ] = "1",
     retries: RetriesOption = 4,
     max_node_bytes: MaxNodeBytesOption = "64MiB",
     out: OutOption = Path("reports"),
@@ -67,6 +75,7 @@ def scan_command(
     """Sweep the inventory's nodes (read-only) and report what is revoked or suspect."""
     threshold = fail_on_severity(fail_on)
     answer_cap = byte_size(max_node_bytes)
+    processes = worker_processes(workers)
 
     def body() -> int:
         from sweeper import keycache
@@ -91,9 +100,20 @@ def scan_command(
             ask=terminal_prompt(),
             key_cache=keycache.default_path() if key_cache else None,
             max_node_bytes=answer_cap,
+            workers=processes,
         )
         with progress_reporter(len(nodes)) as on_node:
             report = scan(inv, nodes, options, argv=sys.argv, on_node=on_node, shard=spec)
         return finish(report, out, publication)
 
     run(body)
+
+
+def worker_processes(value: str) -> int | None:
+    """`--workers` as a count, None for auto; anything else is a usage error (exit 2)."""
+    text = value.strip().lower()
+    if text == "auto":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise typer.BadParameter(f"{value!r} is not a number of processes (1, 2, ... or auto)")
+    return int(text)

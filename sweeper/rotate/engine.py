@@ -122,7 +122,7 @@ class Engine:
         return None
 
     def _pending(self, name: str, phase: Phase, steps: list[Step]) -> bool:
-        done = {s.step for s in self.ctx.journal.steps(phase) if s.node == name and s.state == "done"}
+        done = {s.step for s in self.ctx.journal.steps(phase, name) if s.state == "done"}
         if phase == Phase.PREFLIGHT:
             return PREFLIGHT[1] not in done
         return any(s.name not in done for s in steps)

@@ -6,6 +6,16 @@ The only package (with `lab/`) that imports asyncssh. Callers get a `Session` wi
 """
 
 from sweeper.ssh.connector import AskSecret, Connector, RetryPolicy
+from sweeper.ssh.credentials import Credentials, CredentialSeed
 from sweeper.ssh.session import MAX_NODE_BYTES, CommandResult, Session
 
-__all__ = ["MAX_NODE_BYTES", "AskSecret", "CommandResult", "Connector", "RetryPolicy", "Session"]
+__all__ = [
+    "MAX_NODE_BYTES",
+    "AskSecret",
+    "CommandResult",
+    "Connector",
+    "CredentialSeed",
+    "Credentials",
+    "RetryPolicy",
+    "Session",
+]

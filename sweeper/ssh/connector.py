@@ -14,7 +14,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from sweeper.errors import HostKeyMismatch, HostKeyUnknown, NodeError, Transient, Unreachable
 from sweeper.model import Node
 from sweeper.ssh.bastion import Bastions
-from sweeper.ssh.credentials import AskSecret, Credentials
+from sweeper.ssh.credentials import AskSecret, Credentials, CredentialSeed
 from sweeper.ssh.faults import classify
 from sweeper.ssh.session import MAX_NODE_BYTES, Session
 
@@ -68,12 +68,14 @@ class Connector:
         ask: AskSecret | None = None,
         env: Mapping[str, str] | None = None,
         max_node_bytes: int = MAX_NODE_BYTES,
+        seed: CredentialSeed | None = None,
     ):
         """`env`: where the variables the inventory names are read (default: this process's environment);
-        `max_node_bytes`: the most one command on a node may print before it is cut off."""
+        `max_node_bytes`: the most one command on a node may print before it is cut off;
+        `seed`: secrets and keys another process already loaded (a worker's)."""
         self.retry = retry
         self.max_node_bytes = max_node_bytes
-        self.credentials = Credentials(nodes, ask, env)
+        self.credentials = Credentials(nodes, ask, env, seed)
         self.bastions = Bastions(self._connect_with_retries)
 
     async def with_session(self, node: Node, work: Callable[[Session], Awaitable[T]]) -> tuple[T, int]:

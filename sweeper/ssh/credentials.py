@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncssh
@@ -18,19 +19,39 @@ AskSecret = Callable[[str], str]
 DEFAULT_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 
 
+@dataclass(frozen=True, slots=True)
+class CredentialSeed:
+    """What another process needs to log in as this one does, without asking or decrypting again:
+    the secrets as resolved (variables or prompt answers) and the client keys already unlocked.
+    It travels in memory (a pipe to a worker process), never through argv or an environment."""
+
+    secrets: dict[str, str] = field(repr=False)
+    keys: dict[tuple[str, ...], list[bytes]] = field(repr=False)
+
+
 class Credentials:
     """Everything needed to log in, loaded up front so that a bad key or a missing variable
     is bad input before any connection, and so that no connection pays for loading again
     (a passphrase costs ~150 ms of bcrypt, a big known_hosts ~270 ms, per load)."""
 
     def __init__(
-        self, nodes: tuple[Node, ...], ask: AskSecret | None, env: Mapping[str, str] | None = None
+        self,
+        nodes: tuple[Node, ...],
+        ask: AskSecret | None,
+        env: Mapping[str, str] | None = None,
+        seed: CredentialSeed | None = None,
     ) -> None:
+        """`seed`: secrets and unlocked keys from another process's `seed()` (known_hosts is read here)."""
         self._ask = ask
         self._env = os.environ if env is None else env
         self._known_hosts: dict[str, asyncssh.SSHKnownHosts | None] = {}
         self._keys: dict[tuple[str, ...], list[asyncssh.SSHKey]] = {}
         self._secrets: dict[str, str] = {}
+        if seed is not None:
+            self._secrets = dict(seed.secrets)
+            self._keys = {
+                paths: list(map(asyncssh.import_private_key, keys)) for paths, keys in seed.keys.items()
+            }
         self._tofu_lock = asyncio.Lock()
         for node in nodes:
             if node.known_hosts and node.known_hosts not in self._known_hosts:
@@ -43,6 +64,15 @@ class Credentials:
                 if node.become != "sudo":
                     raise BadInput(f"node '{node.name}': become_password_env needs become = \"sudo\"")
                 self.secret(node.become_password_env, "become password")
+
+    def seed(self) -> CredentialSeed:
+        return CredentialSeed(
+            secrets=dict(self._secrets),
+            keys={
+                paths: [key.export_private_key("openssh") for key in keys]
+                for paths, keys in self._keys.items()
+            },
+        )
 
     def known_hosts(self, node: Node) -> asyncssh.SSHKnownHosts | None:
         return self._known_hosts.get(node.known_hosts or "")

@@ -3,10 +3,13 @@ deletes, what is refused before any change; and the pure VCDB thumbprint check."
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from sweeper.errors import BadInput
 from sweeper.model import Node, NodeResult, Profile, Role, StoreKind, StoreResult, vecs_label
+from sweeper.pki.rotation import LeafProfile
 from sweeper.platforms import default_restart, vcsa
 from sweeper.platforms.vcdb import Source, thumbprint, vpx_ext_problems
 from sweeper.rotate.plan import Plan, WaveOptions, make_plan
@@ -19,9 +22,11 @@ from sweeper.rotate.steps import (
     ReissueVecs,
     RekeyDataEncipherment,
     RepinLookupService,
+    ReplaceSts,
     Restart,
     UpdateVpxExt,
 )
+from sweeper.rotate.vcenter import check_sts_domains
 from sweeper.stores.records import certificate_record
 
 NEW_ROOT = "ff" * 32
@@ -124,3 +129,17 @@ def test_vpx_ext_problems_name_each_extension_whose_thumbprint_is_not_its_certif
     assert [(p.ext_id, p.wanted) for p in problems] == [("com.vmware.rbd", extension)]
     assert "com.vmware.rbd" in str(problems[0]) and len(extension) == 59 and extension.isupper()
     assert vpx_ext_problems({}, {Source.MACHINE_SSL: machine}) == ()
+
+
+def test_a_limited_rotation_may_not_leave_out_a_vcenter_whose_sts_certificate_changes() -> None:
+    """Every vCenter of an SSO domain must restart after its STS certificate changes: a --limit
+    that leaves one out is refused before anything changes; another domain's vCenter is no matter."""
+    first = vcenter()
+    sts = ReplaceSts(node=first.name, domain="vsphere.local", profile=LeafProfile("ssoserverSign", ("vc1",)))
+    plan = Plan(steps=(sts,), waves=((first.name,),), remove={}, max_failures=0)
+    second = replace(first, name="vc2")
+    elsewhere = replace(first, name="vc3", sso_user="administrator@branch.local")
+    with pytest.raises(BadInput, match=r"SSO domain vsphere.local: .* --limit leaves out vc2$"):
+        check_sts_domains([first, second, elsewhere], [first], plan)
+    check_sts_domains([first, second, elsewhere], [first, second], plan)
+    check_sts_domains([first, elsewhere], [first], plan)

@@ -30,7 +30,7 @@ from sweeper.rotate.journal import Journal
 from sweeper.rotate.plan import Plan, WaveOptions, flagged_from_report, make_plan
 from sweeper.rotate.rollback import refuse_unplanned, rollback_node
 from sweeper.rotate.steps import StepContext
-from sweeper.rotate.vcenter import check_vcenters
+from sweeper.rotate.vcenter import check_sts_domains, check_vcenters
 from sweeper.rotate.verify import VerifyBasis, scan_incident, verify_basis
 from sweeper.rotate.vmdir import sso_password_of
 from sweeper.scan import ScanOptions, scan
@@ -135,6 +135,7 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
         new_data_encipherment_key=request.new_data_encipherment_key,
     )
     _check_sso(nodes, plan, request.env, ask)
+    check_sts_domains(inventory.nodes, nodes, plan)
     vcenters = tuple(n for n in nodes if n.name in {s.node for s in plan.steps if s.uses_sso})
     if vcenters:  # a connector of their own: only their credentials are loaded again
         connector = Connector(vcenters, request.retry, ask, request.env, request.max_node_bytes)

@@ -1,21 +1,22 @@
 """vCenter prechecks before any change on any node (DESIGN "A vCenter keeps working only if these
-hold", 1 and 9): VMware Directory is Normal, the SSO login binds, and every solution user the plan
-re-issues has its ServicePrincipal. A failure is one line naming the node and the reason (exit 2)."""
+hold", 1 and 9): VMware Directory is Normal, the SSO login binds, every solution user the plan
+re-issues has its ServicePrincipal, and no vCenter of an SSO domain whose STS certificate changes
+is left out. A failure is one line naming the node and the reason (exit 2)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from sweeper.errors import BadInput, NodeError
-from sweeper.model import Node
+from sweeper.model import Node, Profile
 from sweeper.platforms import vmdir as facts
 from sweeper.platforms.vcsa import DIR_CLI
 from sweeper.rotate import vmdir
 from sweeper.rotate.node import run
 from sweeper.rotate.plan import Plan
-from sweeper.rotate.steps import ReissueVecs
+from sweeper.rotate.steps import ReissueVecs, ReplaceSts
 from sweeper.shell import Output, Tag, mark
 from sweeper.shell import quote as q
 from sweeper.ssh import Connector, Session
@@ -94,3 +95,23 @@ def check_vcenters(
     for name, found in zip(wanted, asyncio.run(every()), strict=True):
         if found:
             raise BadInput(f"node '{name}': {found}; nothing was changed")
+
+
+def check_sts_domains(inventory: Iterable[Node], chosen: Iterable[Node], plan: Plan) -> None:
+    """A new STS signing certificate takes effect only once every vCenter of its SSO domain restarts:
+    a `--limit` that leaves one of them out would leave it on the old chain.
+
+    :raises BadInput: naming the domain and the vCenters left out
+    """
+    names = {node.name for node in chosen}
+    for domain in sorted({step.domain for step in plan.steps if isinstance(step, ReplaceSts)}):
+        left_out = [
+            node.name
+            for node in inventory
+            if node.profile is Profile.VCSA and vmdir.domain_of(node) == domain and node.name not in names
+        ]
+        if left_out:
+            raise BadInput(
+                f"SSO domain {domain}: the rotation replaces its STS signing certificate, after which every "
+                f"vCenter of the domain must restart; --limit leaves out {', '.join(left_out)}"
+            )

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from sweeper.cli.app import (
+    FailOnOption,
     FormatOption,
     HistoryOption,
     LimitOption,
@@ -39,13 +40,7 @@ def check_command(
     retries: RetriesOption = 4,
     max_node_bytes: MaxNodeBytesOption = "64MiB",
     out: OutOption = Path("reports"),
-    fail_on: Annotated[
-        str,
-        typer.Option(
-            metavar="SEVERITY",
-            help="Exit 1 when a finding is at or above this severity: critical, high, medium, low or info.",
-        ),
-    ] = "high",
+    fail_on: FailOnOption = "high",
     formats: FormatOption = [],  # noqa: B006
     sign: SignOption = None,
     history_db: HistoryOption = None,

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from sweeper.lab import LabHandle, start_lab
+from sweeper.lab.vcsa import VCDB
+from sweeper.platforms.vcdb import PSQL
 from sweeper.platforms.vcsa import VMON_START_PROFILE
 from tests.support import run
 from tests.support.journal_watch import KILLED, Steps, journal_steps, kill_when
@@ -132,6 +134,27 @@ def test_prechecks_refuse_before_any_change(lab: LabHandle, tmp_path: Path):
     assert f"ServicePrincipal wcp-{machine_id} is missing from dir-cli service list" in done.stderr
     assert not [j for j in ("j1", "j2", "j3") if (tmp_path / j).exists()]
     assert objects(ldapsearch(lab)) == objects(directory)
+
+
+def test_an_unreachable_vcdb_refuses_the_rotation_before_any_change(lab: LabHandle, tmp_path: Path):
+    root = vcenter(lab)
+    source = source_report(lab, tmp_path / "before")
+    directory = ldapsearch(lab)
+    vecs = sorted((p, p.read_bytes()) for p in (root / VECS).rglob("*") if p.is_file())
+    database = root / VCDB.lstrip("/")
+    aside = database.with_name("VCDB.sqlite.aside")
+    database.rename(aside)  # as a stopped vPostgres: psql cannot connect to VCDB
+    try:
+        done = run.rotate(lab.inventory, source, tmp_path / "j", tmp_path / "r", "--limit", root.name)
+    finally:
+        aside.rename(database)
+    assert done.returncode == 2, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("sweeper: ")]
+    assert line.startswith(f"sweeper: node '{root.name}': VCDB is not reachable with {PSQL}: "), line
+    assert 'database "VCDB" does not exist' in line and "nothing was changed" in line
+    assert not (tmp_path / "j").exists()
+    assert objects(ldapsearch(lab)) == objects(directory)
+    assert sorted((p, p.read_bytes()) for p in (root / VECS).rglob("*") if p.is_file()) == vecs
 
 
 def test_rotation_keeps_the_vcenter_invariants_and_rollback_restores_the_directory_exactly(

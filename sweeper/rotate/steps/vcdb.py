@@ -27,7 +27,7 @@ from sweeper.platforms.vcsa import MACHINE_SSL, MACHINE_SSL_ALIAS
 from sweeper.rotate import node as on_node
 from sweeper.rotate.journal import Backup
 from sweeper.rotate.steps.base import BackupKind, Phase, ScriptContext, Step, StepContext
-from sweeper.shell import RunTime, Tag, mark
+from sweeper.shell import Output, RunTime, Tag, mark
 from sweeper.shell import quote as q
 from sweeper.ssh import Session
 
@@ -61,6 +61,21 @@ def _update(node: Node, rows: Rows) -> str:
         )
         for i, (ext, value) in enumerate(sorted(rows.items()))
     )
+
+
+def reachable_script(node: Node) -> str:
+    """Read-only: VCDB asked `SELECT 1` as the update will ask it (section r0), before any change."""
+    return _psql(node, "SELECT 1", "r0")
+
+
+def unreachable(output: Output) -> str | None:
+    """Why VCDB cannot take the thumbprint updates (psql's first error line), or None."""
+    error = output.error("r0")
+    if error:
+        return f"{DATABASE} is not reachable with {PSQL}: {error}"
+    if output.text("r0").strip() != "1":
+        return f"{DATABASE} did not answer SELECT 1 with {PSQL}"
+    return None
 
 
 def parse_rows(text: str) -> Rows:

@@ -10,9 +10,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import time
-from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,7 @@ import pytest
 
 from tests.support import run
 from tests.support.fixtures import write_inventory
+from tests.support.journal_watch import KILLED, Steps, journal_steps, kill_when, states
 from tests.support.node_tree import LinuxNodeTree, lay_linux_node_tree
 from tests.support.sshd import Sshd
 
@@ -268,13 +266,13 @@ def test_kill_9_at_several_points_then_resume_reaches_the_same_end(
     rotation = ("rotate", inventory, "--from", source, "--yes", "--journal", journal, "--wave", "2")
 
     def mid_step(s: Steps) -> bool:  # n1's restart waits at the gate, the rest of its wave is done
-        return s["n1", "reissue", "restart:services"] == "running" and _states(s, "n2", "reissue") == {"done"}
+        return s["n1", "reissue", "restart:services"] == "running" and states(s, "n2", "reissue") == {"done"}
 
     def mid_purge(s: Steps) -> bool:  # n0 and n1 purged; n2 frozen (below), so its purge waits
-        return _states(s, "n0", "purge") == _states(s, "n1", "purge") == {"done"}
+        return states(s, "n0", "purge") == states(s, "n1", "purge") == {"done"}
 
     def last_purge_begun(s: Steps) -> bool:
-        return _states(s, "n2", "purge") != {"pending"}
+        return states(s, "n2", "purge") != {"pending"}
 
     first = run.start(*rotation, "--out", tmp_path / "r0")
     assert kill_when(first, journal, mid_step) == KILLED
@@ -286,7 +284,7 @@ def test_kill_9_at_several_points_then_resume_reaches_the_same_end(
         assert kill_when(resume, journal, mid_purge) == KILLED
     finally:
         os.kill(servers[2].pid, signal.SIGCONT)
-    assert _states(_journal_steps(journal), "n2", "purge") == {"pending"}
+    assert states(journal_steps(journal), "n2", "purge") == {"pending"}
 
     resume = run.start("resume", journal, "--out", tmp_path / "r2")
     # killed at once, or done already: that this resume got there first is no failure
@@ -306,41 +304,6 @@ def test_kill_9_at_several_points_then_resume_reaches_the_same_end(
     ):
         assert tree.host_path(tree.cert).read_bytes() == leaf.cert.read_bytes()
         assert tree.host_path(tree.key).read_bytes() == leaf.key.read_bytes()
-
-
-Steps = dict[tuple[str, str, str], str]
-KILLED = -signal.SIGKILL
-
-
-def kill_when(proc: subprocess.Popen[str], journal: Path, reached: Callable[[Steps], bool]) -> int:
-    """kill -9 a running sweeper as soon as its journal shows a state; its exit status (KILLED if killed)."""
-    deadline = time.monotonic() + run.HANG_GUARD
-    while proc.poll() is None and not reached(_journal_steps(journal)):
-        assert time.monotonic() < deadline, f"the journal never got there: {_journal_steps(journal)}"
-        time.sleep(0.02)
-    proc.kill()  # too late if it has ended already: then its exit status tells
-    return run.finish(proc).returncode
-
-
-def _journal_steps(journal: Path) -> Steps:
-    """(node, phase, step) -> state, read-only; missing entries read as "pending" (a journal being made)."""
-    steps: Steps = defaultdict(lambda: "pending")
-    try:
-        db = sqlite3.connect(f"file:{journal / 'journal.sqlite'}?mode=ro", uri=True, timeout=1)
-        try:
-            steps.update(
-                ((n, p, s), state)
-                for n, p, s, state in db.execute("SELECT node, phase, step, state FROM steps")
-            )
-        finally:
-            db.close()
-    except sqlite3.Error:
-        pass
-    return steps
-
-
-def _states(steps: Steps, node: str, phase: str) -> set[str]:
-    return {state for (n, p, _), state in steps.items() if (n, p) == (node, phase)} or {"pending"}
 
 
 def test_an_ecdsa_root_can_be_asked_for_and_the_rotation_report_signed(

@@ -17,8 +17,11 @@ from pathlib import Path
 import pytest
 
 from sweeper.lab import LabHandle, start_lab
+from sweeper.lab.vcsa import VCDB
+from sweeper.platforms.vcdb import PSQL
 from sweeper.platforms.vcsa import VMON_START_PROFILE
 from tests.support import run
+from tests.support.journal_watch import KILLED, Steps, journal_steps, kill_when
 
 PASSPHRASE = "vcenter lab test"
 VECS = "var/lib/vmware/vmafd/vecs"
@@ -133,6 +136,27 @@ def test_prechecks_refuse_before_any_change(lab: LabHandle, tmp_path: Path):
     assert objects(ldapsearch(lab)) == objects(directory)
 
 
+def test_an_unreachable_vcdb_refuses_the_rotation_before_any_change(lab: LabHandle, tmp_path: Path):
+    root = vcenter(lab)
+    source = source_report(lab, tmp_path / "before")
+    directory = ldapsearch(lab)
+    vecs = sorted((p, p.read_bytes()) for p in (root / VECS).rglob("*") if p.is_file())
+    database = root / VCDB.lstrip("/")
+    aside = database.with_name("VCDB.sqlite.aside")
+    database.rename(aside)  # as a stopped vPostgres: psql cannot connect to VCDB
+    try:
+        done = run.rotate(lab.inventory, source, tmp_path / "j", tmp_path / "r", "--limit", root.name)
+    finally:
+        aside.rename(database)
+    assert done.returncode == 2, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("sweeper: ")]
+    assert line.startswith(f"sweeper: node '{root.name}': VCDB is not reachable with {PSQL}: "), line
+    assert 'database "VCDB" does not exist' in line and "nothing was changed" in line
+    assert not (tmp_path / "j").exists()
+    assert objects(ldapsearch(lab)) == objects(directory)
+    assert sorted((p, p.read_bytes()) for p in (root / VECS).rglob("*") if p.is_file()) == vecs
+
+
 def test_rotation_keeps_the_vcenter_invariants_and_rollback_restores_the_directory_exactly(
     lab: LabHandle, tmp_path: Path
 ):
@@ -235,4 +259,49 @@ def test_an_sts_chain_to_an_unpublished_root_breaks_the_lab_vcenter_and_check_sa
     assert check.returncode == 1
     rules = {f["rule"] for f in run.only_report(tmp_path / "check")["findings"]}
     assert "vcenter-sts-unpublished-root" in rules
+    assert service_control_start(root).returncode == 0
+
+
+def test_a_rotation_killed_in_the_vcenter_steps_resumes_to_the_same_end(lab: LabHandle, tmp_path: Path):
+    root = vcenter(lab)
+    source = source_report(lab, tmp_path / "before")
+    directory = ldapsearch(lab)
+    journal = tmp_path / "journal"
+    sts = ("trust", "replace-sts:STS vsphere.local")
+    vpxd = ("reissue", "reissue-vecs:vpxd/vpxd")  # a solution user: VMware Directory, then VECS
+
+    def sts_begun(steps: Steps) -> bool:
+        return steps[(root.name, *sts)] != "pending"
+
+    def solution_user_begun(steps: Steps) -> bool:
+        return steps[(root.name, *vpxd)] != "pending"
+
+    rotation = (
+        "rotate",
+        lab.inventory,
+        "--from",
+        source,
+        "--yes",
+        "--journal",
+        journal,
+        "--limit",
+        root.name,
+    )
+    assert kill_when(run.start(*rotation, "--out", tmp_path / "r0"), journal, sts_begun) == KILLED
+    resume = run.start("resume", journal, "--out", tmp_path / "r1")
+    assert kill_when(resume, journal, solution_user_begun) == KILLED
+    assert journal_steps(journal)[(root.name, *sts)] == "done"
+
+    final = run.sweeper("resume", journal, "--out", tmp_path / "final")
+    assert final.returncode == 0, final.stderr
+    report = run.only_report(tmp_path / "final")
+    assert report["rotation"]["complete"] is True
+    assert all(s["state"] == "done" for s in report["steps"])
+    assert service_control_start(root).returncode == 0
+    check = run.sweeper("check", lab.inventory, "--out", tmp_path / "check")
+    assert check.returncode == 0, check.stdout
+
+    done = run.sweeper("rollback", journal)
+    assert done.returncode == 0, done.stderr
+    assert objects(ldapsearch(lab)) == objects(directory), "VMware Directory not restored byte for byte"
     assert service_control_start(root).returncode == 0

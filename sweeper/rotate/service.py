@@ -30,7 +30,7 @@ from sweeper.rotate.journal import Journal
 from sweeper.rotate.plan import Plan, WaveOptions, flagged_from_report, make_plan
 from sweeper.rotate.rollback import refuse_unplanned, rollback_node
 from sweeper.rotate.steps import StepContext
-from sweeper.rotate.vcenter import check_sts_domains, check_vcenters
+from sweeper.rotate.vcenter import check_sts_domains, check_vcenters, prechecked
 from sweeper.rotate.verify import VerifyBasis, scan_incident, verify_basis
 from sweeper.rotate.vmdir import sso_password_of
 from sweeper.scan import ScanOptions, scan
@@ -136,7 +136,8 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
     )
     _check_sso(nodes, plan, request.env, ask)
     check_sts_domains(inventory.nodes, nodes, plan)
-    vcenters = tuple(n for n in nodes if n.name in {s.node for s in plan.steps if s.uses_sso})
+    checked = set(prechecked(plan))
+    vcenters = tuple(n for n in nodes if n.name in checked)
     if vcenters:  # a connector of their own: only their credentials are loaded again
         connector = Connector(vcenters, request.retry, ask, request.env, request.max_node_bytes)
         check_vcenters({n.name: n for n in vcenters}, plan, connector, sso_password_of(connector))

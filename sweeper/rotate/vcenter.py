@@ -1,7 +1,8 @@
 """vCenter prechecks before any change on any node (DESIGN "A vCenter keeps working only if these
-hold", 1 and 9): VMware Directory is Normal, the SSO login binds, every solution user the plan
-re-issues has its ServicePrincipal, and no vCenter of an SSO domain whose STS certificate changes
-is left out. A failure is one line naming the node and the reason (exit 2)."""
+hold", 1, 5 and 9): VMware Directory is Normal, the SSO login binds, every solution user the plan
+re-issues has its ServicePrincipal, VCDB answers where the plan updates its extension thumbprints,
+and no vCenter of an SSO domain whose STS certificate changes is left out. A failure is one line
+naming the node and the reason (exit 2)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from sweeper.platforms.vcsa import DIR_CLI
 from sweeper.rotate import vmdir
 from sweeper.rotate.node import run
 from sweeper.rotate.plan import Plan
-from sweeper.rotate.steps import ReissueVecs, ReplaceSts
+from sweeper.rotate.steps import ReissueVecs, ReplaceSts, UpdateVpxExt
+from sweeper.rotate.steps import vcdb as vcdb_step
 from sweeper.shell import Output, Tag, mark
 from sweeper.shell import quote as q
 from sweeper.ssh import Connector, Session
@@ -59,26 +61,36 @@ def problem(output: Output, solution_users: list[str]) -> str | None:
     return None
 
 
+def prechecked(plan: Plan) -> list[str]:
+    """The nodes the vCenter precheck visits: those the plan logs in to SSO on or updates VCDB of."""
+    return list(dict.fromkeys(s.node for s in plan.steps if s.uses_sso or isinstance(s, UpdateVpxExt)))
+
+
 def check_vcenters(
     nodes: Mapping[str, Node], plan: Plan, connector: Connector, password: Callable[[Node], str]
 ) -> None:
-    """Every vCenter the plan logs in to, checked concurrently before anything changes.
+    """Every vCenter the plan logs in to or whose VCDB it updates, checked concurrently before
+    anything changes.
 
-    :raises BadInput: naming the first node (in inventory order) that fails, and why
+    :raises BadInput: naming the first node (in plan order) that fails, and why
     """
-    wanted: dict[str, list[str]] = {}
+    sso: dict[str, list[str]] = {}
     for step in plan.steps:
         if step.uses_sso:
-            users = wanted.setdefault(step.node, [])
+            users = sso.setdefault(step.node, [])
             if isinstance(step, ReissueVecs) and step.service_principal:
                 users.append(step.store)
+    vcdb = {step.node for step in plan.steps if isinstance(step, UpdateVpxExt)}
 
     async def one(name: str) -> str | None:
         node = nodes[name]
 
         async def work(session: Session) -> str | None:
-            output = await run(session, precheck_script(node, password(node)), "vCenter precheck")
-            return problem(output, wanted[name])
+            script = precheck_script(node, password(node)) if name in sso else ""
+            script += vcdb_step.reachable_script(node) if name in vcdb else ""
+            output = await run(session, script, "vCenter precheck")
+            found = problem(output, sso[name]) if name in sso else None
+            return found or (vcdb_step.unreachable(output) if name in vcdb else None)
 
         try:
             found, _ = await connector.with_session(node, work)
@@ -86,13 +98,15 @@ def check_vcenters(
             return f"cannot run the vCenter precheck: {exc}"
         return found
 
+    names = prechecked(plan)
+
     async def every() -> list[str | None]:
         try:
-            return await asyncio.gather(*(one(name) for name in wanted))
+            return await asyncio.gather(*(one(name) for name in names))
         finally:
             await connector.close()
 
-    for name, found in zip(wanted, asyncio.run(every()), strict=True):
+    for name, found in zip(names, asyncio.run(every()), strict=True):
         if found:
             raise BadInput(f"node '{name}': {found}; nothing was changed")
 

@@ -27,7 +27,7 @@ from sweeper.platforms.vcsa import MACHINE_SSL, MACHINE_SSL_ALIAS
 from sweeper.rotate import node as on_node
 from sweeper.rotate.journal import Backup
 from sweeper.rotate.steps.base import BackupKind, Phase, ScriptContext, Step, StepContext
-from sweeper.shell import RunTime, Tag, mark
+from sweeper.shell import Output, RunTime, Tag, mark
 from sweeper.shell import quote as q
 from sweeper.ssh import Session
 
@@ -63,6 +63,29 @@ def _update(node: Node, rows: Rows) -> str:
     )
 
 
+def reachable_script(node: Node) -> str:
+    """Read-only: VCDB asked `SELECT 1` as the update will ask it (section r0), before any change;
+    whether psql is there at all first (a Platform Services Controller has no VCDB)."""
+    return _has_psql(node) + _psql(node, "SELECT 1", "r0")
+
+
+def _has_psql(node: Node) -> str:
+    return f"if [ -x {q(node.path(PSQL))} ]; then {mark(Tag.TOOL, 'psql').strip()}; fi\n"
+
+
+def unreachable(output: Output) -> str | None:
+    """Why VCDB cannot take the thumbprint updates (psql's first error line), or None (also when the
+    node has no psql: no VCDB, whose update step then records it absent)."""
+    if not output.tagged(Tag.TOOL):
+        return None
+    error = output.error("r0")
+    if error:
+        return f"{DATABASE} is not reachable with {PSQL}: {error}"
+    if output.text("r0").strip() != "1":
+        return f"{DATABASE} did not answer SELECT 1 with {PSQL}"
+    return None
+
+
 def parse_rows(text: str) -> Rows:
     """`ext_id|null or set|thumbprint` lines (psql -t -A) of the known extensions; the rest is ignored."""
     rows: Rows = {}
@@ -76,8 +99,7 @@ def parse_rows(text: str) -> Rows:
 async def read_rows(session: Session) -> Rows | None:
     """The known extensions' rows, or None where the node has no VCDB (no psql: not a vCenter Server)."""
     node = session.node
-    probe = f"if [ -x {q(node.path(PSQL))} ]; then {mark(Tag.TOOL, 'psql').strip()}; fi\n"
-    output = await on_node.run(session, probe + _select(node), "psql select vpx_ext")
+    output = await on_node.run(session, _has_psql(node) + _select(node), "psql select vpx_ext")
     if not output.tagged(Tag.TOOL):
         return None
     error = output.error("q0")

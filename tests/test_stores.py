@@ -93,6 +93,11 @@ def lay(root: Path, files: dict[str, bytes], mode: int = 0o644) -> None:
         path.chmod(mode)
 
 
+def node_at(root: Path, *specs: StoreSpec) -> Node:
+    """Node "n" whose stores are laid under `root`."""
+    return Node(name="n", host="h", root=str(root), stores=specs)
+
+
 def pem_leaf(root: Path, cert: bytes, key: bytes) -> Node:
     """A node with one pem store, /c.crt with /k.key (0600), laid under `root`."""
     lay(root, {"/c.crt": cert})
@@ -293,14 +298,10 @@ def test_a_device_behind_a_link_is_reported_never_read(tmp_path: Path, sh: str) 
     (tmp_path / "c.crt").symlink_to("/dev/zero")
     (tmp_path / "k.key").symlink_to("/dev/zero")
     os.mkfifo(tmp_path / "fifo.pem")
-    node = Node(
-        name="n",
-        host="h",
-        root=str(tmp_path),
-        stores=(
-            StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),
-            StoreSpec("bundle", "trust", path="/fifo.pem"),
-        ),
+    node = node_at(
+        tmp_path,
+        StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),
+        StoreSpec("bundle", "trust", path="/fifo.pem"),
     )
     read = run_script(node, sh)
     assert [(s.status, s.error) for s in read.stores] == [
@@ -414,15 +415,11 @@ def test_a_warm_read_costs_the_node_the_same_few_processes_however_many_files(
         )
         lay(root, {"/k.key": (material / "leaf.key").read_bytes()}, mode=0o600)
         lay(root, {f"/certs/{i}.der": (material / "leaf.der").read_bytes() for i in range(files_in_folder)})
-        node = Node(
-            name="n",
-            host="h",
-            root=str(root),
-            stores=(
-                StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),
-                StoreSpec("bundle", "trust", path="/b.pem"),
-                StoreSpec("dir", "trust", path="/certs"),
-            ),
+        node = node_at(
+            root,
+            StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),
+            StoreSpec("bundle", "trust", path="/b.pem"),
+            StoreSpec("dir", "trust", path="/certs"),
         )
         cold = stores.parse(node, run_locally(stores.read_script(node)))
         known = cold.keys.learned

@@ -8,6 +8,10 @@ memory (ru_maxrss: the process, and its largest worker) belong to that run alone
 here are noisy, so floor and sweeper runs alternate and the best of each is reported, with
 ratios; only ratios are meaningful across machines.
 
+When pyinfra is importable (`pip install pyinfra`; it is not one of sweeper's dependencies), a
+pyinfra column does the floor's reads through pyinfra's engine (bench/pyinfra_read.py) with
+PARALLEL = the same concurrency; otherwise the column is left out with a note.
+
 A sweeper's first run is "cold": every private key's public half is derived on its node with
 openssl. Later runs are "warm": the key cache (key-file hash -> public key) spares openssl for
 keys that did not change, as for a nightly sweep. Each worker setting has a cache of its own.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import resource
@@ -44,6 +49,7 @@ from sweeper.workers import worker_count
 
 TARGETS = """targets at 1,000 nodes: warm <= 1.2x floor wall, CPU/node <= 1.1x floor's, peak RSS < 300 MB
 CPU: this client's process (and its workers); lab: the nodes' side (SSH server, shells, commands)"""
+PYINFRA = Path(__file__).with_name("pyinfra_read.py")
 
 
 def first_file(node: Node) -> str:
@@ -111,10 +117,11 @@ def measure(args: argparse.Namespace) -> None:
     print(json.dumps(asdict(Measure(wall, own_cpu() - cpu_before, own, workers_peak, processes))))
 
 
-def run_measured(env: dict[str, str], lab_pid: int, *argv: str | Path) -> Measure:
+def run_measured(env: dict[str, str], lab_pid: int, script: Path, *argv: str | Path) -> Measure:
+    """`script` (this one, or pyinfra_read.py) run once in a process of its own, with the lab's CPU."""
     lab_before = process_cpu(lab_pid)
     done = subprocess.run(
-        [sys.executable, __file__, *map(str, argv)], env=env, capture_output=True, text=True, check=False
+        [sys.executable, script, *map(str, argv)], env=env, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise SystemExit(f"measured run {argv} failed: {done.stderr.strip()[-2000:]}")
@@ -135,24 +142,31 @@ def bench_size(nodes: int, args: argparse.Namespace) -> None:
             cache.unlink(missing_ok=True)
         common = ("--inventory", lab.inventory, "--concurrency", str(args.concurrency))
         floors: list[Measure] = []
+        pyinfras: list[Measure] = []
         sweeps: dict[str, list[Measure]] = {label: [] for label in settings}
+        here = Path(__file__)
         for _ in range(args.rounds + 1):
-            floors.append(run_measured(env, lab.pid, "--measure", "floor", *common))
+            floors.append(run_measured(env, lab.pid, here, "--measure", "floor", *common))
+            if args.pyinfra:
+                pyinfras.append(run_measured(env, lab.pid, PYINFRA, *common))
             for label, workers in settings.items():
                 extra = ("--workers", workers, "--key-cache", caches[label])
-                sweeps[label].append(run_measured(env, lab.pid, "--measure", "sweep", *common, *extra))
+                sweeps[label].append(run_measured(env, lab.pid, here, "--measure", "sweep", *common, *extra))
     floor = min(floors, key=lambda m: m.wall)
     floor_cpu = floor.cpu / nodes
     print(f"\nnodes={nodes} concurrency={args.concurrency} usable cores={len(os.sched_getaffinity(0))}")
     heads = ("wall s", "x floor", "CPU ms/node", "x floor", "lab ms/node", "peak RSS MB (parent + workers)")
     print(f"{'':28} {heads[0]:>7} {heads[1]:>8} {heads[2]:>12} {heads[3]:>8} {heads[4]:>12} {heads[5]:>31}")
     print(_row("floor (asyncssh connect+cat)", floor, floor, floor_cpu, nodes))
+    if pyinfras:
+        print(_row("pyinfra (same cats)", min(pyinfras, key=lambda m: m.wall), floor, floor_cpu, nodes))
     for label, runs in sweeps.items():
         print(_row(f"sweeper {label} cold", runs[0], floor, floor_cpu, nodes))
         warm = min(runs[1:], key=lambda m: m.wall)
         print(_row(f"sweeper {label} warm", warm, floor, floor_cpu, nodes))
     print(
         f"(runs, wall s: floor {[round(m.wall, 2) for m in floors]}; "
+        + (f"pyinfra {[round(m.wall, 2) for m in pyinfras]}; " if pyinfras else "")
         + "; ".join(f"{label} {[round(m.wall, 2) for m in runs]}" for label, runs in sweeps.items())
         + ")"
     )
@@ -181,6 +195,9 @@ def main() -> None:
     if args.measure:
         measure(args)
         return
+    args.pyinfra = importlib.util.find_spec("pyinfra") is not None
+    if not args.pyinfra:
+        print("pyinfra is not importable: its column is left out (pip install pyinfra to add it)")
     for nodes in (int(n) for n in args.nodes.split(",")):
         bench_size(nodes, args)
     print(TARGETS)

@@ -93,6 +93,11 @@ def lay(root: Path, files: dict[str, bytes], mode: int = 0o644) -> None:
         path.chmod(mode)
 
 
+def node_at(root: Path, *specs: StoreSpec) -> Node:
+    """Node "n" whose stores are laid under `root`."""
+    return Node(name="n", host="h", root=str(root), stores=specs)
+
+
 def pem_leaf(root: Path, cert: bytes, key: bytes) -> Node:
     """A node with one pem store, /c.crt with /k.key (0600), laid under `root`."""
     lay(root, {"/c.crt": cert})
@@ -293,14 +298,10 @@ def test_a_device_behind_a_link_is_reported_never_read(tmp_path: Path, sh: str) 
     (tmp_path / "c.crt").symlink_to("/dev/zero")
     (tmp_path / "k.key").symlink_to("/dev/zero")
     os.mkfifo(tmp_path / "fifo.pem")
-    node = Node(
-        name="n",
-        host="h",
-        root=str(tmp_path),
-        stores=(
-            StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),
-            StoreSpec("bundle", "trust", path="/fifo.pem"),
-        ),
+    node = node_at(
+        tmp_path,
+        StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),
+        StoreSpec("bundle", "trust", path="/fifo.pem"),
     )
     read = run_script(node, sh)
     assert [(s.status, s.error) for s in read.stores] == [
@@ -397,3 +398,40 @@ def test_known_key_hashes_spare_openssl_and_a_changed_key_is_derived_again(
     lay(tmp_path, {"/k.key": (material / "other.key").read_bytes()}, mode=0o600)
     changed = sweep(cold.keys.learned)
     assert changed.certificates[0].key.matches is False and log.read_text().split() == ["pkey", "pkey"]
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace (installed by .ci/install-system-deps.sh)")
+def test_a_warm_read_costs_the_node_the_same_few_processes_however_many_files(
+    tmp_path: Path, material: Path
+) -> None:
+    """Runner's subshell and `cat`, one `sha256sum` for the known key, one `stat`, one `cat | base64`:
+    six processes for a leaf, a bundle and a folder, whether the folder holds two files or twenty."""
+
+    def processes_for(files_in_folder: int) -> int:
+        root = tmp_path / f"n{files_in_folder}"
+        lay(
+            root,
+            {"/c.crt": (material / "leaf.crt").read_bytes(), "/b.pem": (material / "leaf.crt").read_bytes()},
+        )
+        lay(root, {"/k.key": (material / "leaf.key").read_bytes()}, mode=0o600)
+        lay(root, {f"/certs/{i}.der": (material / "leaf.der").read_bytes() for i in range(files_in_folder)})
+        node = node_at(
+            root,
+            StoreSpec("pem", "leaf", cert="/c.crt", key="/k.key"),
+            StoreSpec("bundle", "trust", path="/b.pem"),
+            StoreSpec("dir", "trust", path="/certs"),
+        )
+        cold = stores.parse(node, run_locally(stores.read_script(node)))
+        known = cold.keys.learned
+        trace = tmp_path / f"trace{files_in_folder}"
+        done = subprocess.run(
+            ["strace", "-f", "-qq", "-e", "trace=fork,vfork,clone,clone3", "-o", trace, "sh", "-c", RUNNER],
+            input=shell.frame(TOKEN, stores.read_script(node, known)).encode(),
+            capture_output=True,
+            check=True,
+        )
+        warm = stores.parse(node, shell.split_output(TOKEN, done.stdout.decode(), 0), known)
+        assert warm.certificates == cold.certificates and warm.certificates[0].key.matches is True
+        return len(re.findall(r"^\d+ +(?:fork|vfork|clone|clone3)\(", trace.read_text(), re.M))
+
+    assert processes_for(2) == processes_for(20) == 6

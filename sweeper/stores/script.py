@@ -26,17 +26,21 @@ SW_KNOWN=' {known} '
 sw_mark() {{  # a tag line "$T <tag> <args>", by printf: dash's echo would expand backslashes in names
   sw_m=$T; for sw_a in "$@"; do sw_m="$sw_m $sw_a"; done; printf '%s\n' "$sw_m"
 }}
-sw_sha() {{ sw_o=$(sha256sum 2>/dev/null || openssl dgst -sha256 -r 2>/dev/null); echo "${{sw_o%% *}}"; }}
+# the tools are chosen once and run as plain words: a command substitution or a pipeline of one
+# simple command costs one process, a function or an `a || b` list one more each time
+if command -v sha256sum >/dev/null 2>&1; then SW_SHA=sha256sum; else SW_SHA='openssl dgst -sha256 -r'; fi
+if command -v base64 >/dev/null 2>&1; then SW_B64=base64; else SW_B64='openssl base64'; fi
 sw_pub() {{  # sw_pub SID HASH (key on stdin): openssl only for a key the cache has not seen
-  echo "hash $2"
+  echo "hash ${{2%% *}}"
   case $SW_KNOWN in
-    *" $2 "*) ;;
+    *" ${{2%% *}} "*) ;;
     *) openssl pkey -pubout -passin pass: 2>&1 || sw_mark {t.PUBKEYFAIL} "$1" ;;
   esac
 }}
-if command -v base64 >/dev/null 2>&1; then sw_b64() {{ base64; }}; else sw_b64() {{ openssl base64; }}; fi
-sw_run() {{
-  {{ sw_e=$( {{ "$@"; echo "$T {t.RC} $?" >&3; }} 2>&1 1>&3 ); }} 3>&1
+sw_run() {{  # the command's stdout as is, its status, then its stderr as marked lines; an assignment's
+  # status is its command substitution's, so the command is that substitution's only process
+  {{ sw_e=$("$@" 2>&1 1>&3); sw_rc=$?; }} 3>&1
+  echo "$T {t.RC} $sw_rc"
   if [ -n "$sw_e" ]; then
     while IFS= read -r sw_l; do sw_mark {t.ERR} "$sw_l"; done <<SW_ERR
 $sw_e
@@ -60,9 +64,10 @@ sw_key() {{
   if [ ! -r "$2" ]; then sw_mark {t.KEYUNREADABLE} "$1" "$2"; return; fi
   if command -v openssl >/dev/null 2>&1; then
     sw_mark {t.PUBKEY} "$1"
-    sw_pub "$1" "$(sw_sha < "$2")" < "$2"
+    sw_h=$($SW_SHA < "$2" 2>/dev/null)
+    sw_pub "$1" "$sw_h" < "$2"
   else
-    sw_mark {t.KEYFILE} "$1"; sw_b64 < "$2"
+    sw_mark {t.KEYFILE} "$1"; $SW_B64 < "$2"
   fi
 }}
 sw_dir() {{  # a name with a line break cannot go in the batched newline-separated reads: its exact
@@ -98,8 +103,14 @@ sw_vecs() {{
         "Entry type :	Private Key")
           sw_mark {t.VECSKEY} "$1" "$s	$sw_alias"
           sw_k=$("$2" entry getkey --store "$s" --alias "$sw_alias" 2>/dev/null </dev/null)
-          if [ -n "$sw_k" ]; then
-            printf '%s\n' "$sw_k" | sw_pub "$1" "$(printf '%s\n' "$sw_k" | sw_sha)"
+          if [ -n "$sw_k" ]; then  # here-documents, not `printf | ...`: no process to feed them
+            sw_h=$($SW_SHA 2>/dev/null <<SW_KEY
+$sw_k
+SW_KEY
+)
+            sw_pub "$1" "$sw_h" <<SW_KEY
+$sw_k
+SW_KEY
           fi ;;
       esac
     done <<SW_LIST
@@ -112,7 +123,9 @@ SW_STORES
 sw_flush() {{  # one stat, then one cat for every file, unless their sizes alone would pass SW_MAX
   [ -n "$SW_STATS" ] || return 0
   sw_ifs=$IFS; IFS=$NL; set -f
-  sw_st=$(stat -L -c '%a %U %G %s %n' -- $SW_STATS 2>/dev/null)
+  set -- $SW_STATS
+  sw_st=$(stat -L -c '%a %U %G %s %n' -- "$@" 2>/dev/null)
+  set -- $SW_FILES
   IFS=$sw_ifs
   sw_mark {t.STAT} -
   printf '%s\n' "$sw_st"
@@ -125,7 +138,7 @@ SW_ST
   if [ "${{SW_MAX:-0}}" -gt 0 ] && [ $((sw_total / 3 * 4)) -gt "$SW_MAX" ]; then
     sw_mark {t.TOOBIG} - "$sw_total"
   elif [ -n "$SW_FILES" ]; then
-    IFS=$NL; sw_mark {t.BLOB} -; cat -- $SW_FILES 2>/dev/null | sw_b64; IFS=$sw_ifs
+    sw_mark {t.BLOB} -; cat -- "$@" 2>/dev/null | $SW_B64
   fi
   set +f
 }}

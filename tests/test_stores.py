@@ -400,7 +400,9 @@ def test_known_key_hashes_spare_openssl_and_a_changed_key_is_derived_again(
     assert changed.certificates[0].key.matches is False and log.read_text().split() == ["pkey", "pkey"]
 
 
-@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace (installed by .ci/install-system-deps.sh)")
+@pytest.mark.skipif(
+    not shutil.which("strace"), reason="needs strace (installed by .ci/install-system-deps.sh)"
+)
 def test_a_warm_read_costs_the_node_the_same_few_processes_however_many_files(
     tmp_path: Path, material: Path
 ) -> None:

@@ -26,7 +26,7 @@ from sweeper.rotate import node as on_node
 from sweeper.rotate import vmdir
 from sweeper.rotate.steps.directory import STS_CLASSES, node_endpoints
 from sweeper.rotate.steps.reissue import served_certificate
-from sweeper.rotate.steps.vcdb import current_thumbprints, read_rows
+from sweeper.rotate.steps.vcdb import auth_proxy_certificate, read_rows, thumbprints_of
 from sweeper.rotate.vmdir import sso_password_of
 from sweeper.scan import ScanOptions, scan
 from sweeper.shell import Tag, mark
@@ -287,7 +287,7 @@ async def read_state(session: Session, sso_password: vmdir.SsoPassword) -> Vcent
         served_sha256=served,
         crl_count=len(await on_node.vecs_entries(session, TRUSTED_ROOT_CRLS)),
         vpx_ext=await read_rows(session) or {},
-        thumbprints=await current_thumbprints(session),
+        thumbprints=thumbprints_of(vecs, await auth_proxy_certificate(session)),
     )
 
 

@@ -4,6 +4,7 @@ certificates, each row backed up first and put back exactly by rollback (NULL in
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -118,21 +119,31 @@ async def _write_rows(session: Session, rows: Rows) -> None:
 
 async def current_thumbprints(session: Session) -> dict[Source, str]:
     """The thumbprint of each certificate VCDB's extensions must name, as the node holds them now."""
-    found: dict[Source, str] = {}
-    for source, store, alias in (
-        (Source.VPXD_EXTENSION, VPXD_EXTENSION, VPXD_EXTENSION),
-        (Source.MACHINE_SSL, MACHINE_SSL, MACHINE_SSL_ALIAS),
-    ):
+    held: dict[str, bytes] = {}
+    for store, alias in ((VPXD_EXTENSION, VPXD_EXTENSION), (MACHINE_SSL, MACHINE_SSL_ALIAS)):
         for entry in await on_node.vecs_entries(session, store):
             ders = [b.der for b in pem_blocks(entry.pem.encode()) if b.label == "CERTIFICATE"]
             if entry.alias == alias and ders:
-                found[source] = thumbprint(ders[0])
+                held[store] = ders[0]
+    return thumbprints_of(held, await auth_proxy_certificate(session))
+
+
+async def auth_proxy_certificate(session: Session) -> bytes | None:
+    """The Authentication Proxy's certificate (vmcam), where the node has one."""
     path = session.node.path(VMCAM_CERT)
     vmcam = (await on_node.read_files(session, [path]))[path]
     ders = [b.der for b in pem_blocks(vmcam.content) if b.label == "CERTIFICATE"] if vmcam else []
-    if ders:
-        found[Source.AUTH_PROXY] = thumbprint(ders[0])
-    return found
+    return ders[0] if ders else None
+
+
+def thumbprints_of(vecs: Mapping[str, bytes], auth_proxy: bytes | None) -> dict[Source, str]:
+    """Pure: the thumbprints extensions must name, from the VECS certificates (store -> DER) and vmcam's."""
+    held = {
+        Source.VPXD_EXTENSION: vecs.get(VPXD_EXTENSION),
+        Source.MACHINE_SSL: vecs.get(MACHINE_SSL),
+        Source.AUTH_PROXY: auth_proxy,
+    }
+    return {source: thumbprint(der) for source, der in held.items() if der is not None}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

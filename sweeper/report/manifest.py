@@ -63,16 +63,22 @@ def load_verified(report: Path, public: Path) -> schema.Report:
 
 def unkeyed_problem(report: Path, report_bytes: bytes) -> str | None:
     """What can be told of a signed report without its public key: whether its bytes are the ones
-    its run's manifest lists. None when that holds (or there is no manifest to compare with)."""
-    listed = _read(manifest_path(report))
-    if listed is None:
+    its run's manifest lists. None when that holds (or there is no manifest to compare with).
+
+    :raises CorruptInput: the manifest is not one of this run's manifests
+    """
+    path = manifest_path(report)
+    raw = _read(path)
+    if raw is None:
         return None
-    digest = _sha256(report_bytes)
-    for line in listed.decode("utf-8", "replace").splitlines():
-        match = _LINE.fullmatch(line)
-        if match and match.group(2) == report.name:
-            return None if match.group(1) == digest else "does not match its run's signed manifest: altered"
-    return f"is not listed in its run's manifest {manifest_path(report).name}"
+    listed = _listed(raw, path, set(run_file_names(report.name.removesuffix(".json"))))
+    if report.name not in listed:
+        return f"is not listed in its run's manifest {path.name}"
+    return (
+        None
+        if listed[report.name] == _sha256(report_bytes)
+        else "does not match its run's signed manifest: altered"
+    )
 
 
 @dataclass(frozen=True, slots=True)

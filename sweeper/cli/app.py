@@ -54,13 +54,12 @@ class SweeperCommand(TyperCommand):
                     formatter.write_dl(records)
 
 
-def command(name: str, examples: str = "", **kwargs: object) -> Callable[[Callable], Callable]:
-    """Register a top-level command with the house help shape and its examples (one per line)."""
-    return app.command(name, cls=SweeperCommand, epilog=_examples(examples), **kwargs)  # type: ignore[arg-type]
-
-
-def lab_command(name: str, examples: str = "") -> Callable[[Callable], Callable]:
-    return lab_app.command(name, cls=SweeperCommand, epilog=_examples(examples))
+def command(
+    name: str, examples: str = "", group: typer.Typer | None = None
+) -> Callable[[Callable], Callable]:
+    """Register a command (top level, or of `group`) with the house help shape and its examples
+    (one per line)."""
+    return (group or app).command(name, cls=SweeperCommand, epilog=_examples(examples))
 
 
 def _examples(text: str) -> str | None:

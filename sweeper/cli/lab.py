@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sweeper.cli.app import OutOption, command, lab_command, run
+from sweeper.cli.app import OutOption, command, lab_app, run
 from sweeper.errors import EXIT_INCOMPLETE, EXIT_OK, BadInput
 
 if TYPE_CHECKING:
@@ -20,12 +20,13 @@ OTHER_FORMATS = ("html", "md", "certificates.csv", "findings.csv", "junit.xml", 
 LabDir = Annotated[Path, typer.Option("--dir", metavar="DIR", help="Where the lab keeps its nodes.")]
 
 
-@lab_command(
+@command(
     "up",
     examples="""
     sweeper lab up --nodes 20
     sweeper lab up --nodes 50 --hostile greedy-names,flood --dir /tmp/lab
     """,
+    group=lab_app,
 )
 def lab_up(
     nodes: Annotated[int, typer.Option(metavar="N", min=1, help="How many simulated nodes.")] = 20,
@@ -62,7 +63,7 @@ def lab_up(
     run(body)
 
 
-@lab_command("down", examples="sweeper lab down --dir /tmp/lab")
+@command("down", examples="sweeper lab down --dir /tmp/lab", group=lab_app)
 def lab_down(dir: LabDir = Path("lab")) -> None:
     """Stop a lab started with `lab up`."""
 
@@ -78,7 +79,7 @@ def lab_down(dir: LabDir = Path("lab")) -> None:
     run(body)
 
 
-@lab_command("scan-args", examples="sweeper scan lab/inventory.toml $(sweeper lab scan-args)")
+@command("scan-args", examples="sweeper scan lab/inventory.toml $(sweeper lab scan-args)", group=lab_app)
 def lab_scan_args(dir: LabDir = Path("lab")) -> None:
     """Print the planted incident's scan options (CRL, IOCs, compromised CA, expected roots).
 

@@ -212,8 +212,11 @@ def _snapshot(conn: sqlite3.Connection, run_id: str) -> Snapshot:
         stored = dict(zip(columns, row, strict=True))
         item = Finding.model_validate({**stored, "evidence": json.loads(stored["evidence"])})
         findings[finding_key(item)] = item
+    rules, kinds = None, []  # a run recorded before run_scope existed: rules unknown, no inputs
     scope = conn.execute("SELECT rules, input_kinds FROM run_scope WHERE run_id = ?", (run_id,)).fetchone()
-    rules, kinds = (json.loads(scope[0]) if scope[0] else None, json.loads(scope[1])) if scope else (None, [])
+    if scope is not None:
+        rules = None if scope[0] is None else json.loads(scope[0])
+        kinds = json.loads(scope[1])
     return Snapshot(
         run_id,
         started,

@@ -19,14 +19,13 @@ import pytest
 from sweeper.lab import LabHandle, start_lab
 from sweeper.lab.vcsa import VCDB
 from sweeper.platforms.vcdb import PSQL
-from sweeper.platforms.vcsa import VMON_START_PROFILE
+from sweeper.platforms.vcsa import SOLUTION_USERS, VMON_START_PROFILE
 from tests.support import run
 from tests.support.journal_watch import KILLED, Steps, journal_steps, kill_when
 
 PASSPHRASE = "vcenter lab test"
 VECS = "var/lib/vmware/vmafd/vecs"
 ADMIN = "cn=administrator,cn=users,dc=vsphere,dc=local"
-SOLUTION_USERS = ("machine", "vsphere-webclient", "vpxd", "vpxd-extension", "hvc", "wcp")
 
 
 @pytest.fixture(scope="module")

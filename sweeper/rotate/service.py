@@ -21,6 +21,7 @@ from sweeper.errors import (
     NodeError,
     SweeperError,
 )
+from sweeper.incident import reload_incident
 from sweeper.inventory import Inventory, load_inventory
 from sweeper.model import Finding, Node, Profile, Report, Severity
 from sweeper.pki import rotation
@@ -31,7 +32,7 @@ from sweeper.rotate.plan import Plan, WaveOptions, flagged_from_report, make_pla
 from sweeper.rotate.rollback import refuse_unplanned, rollback_node
 from sweeper.rotate.steps import StepContext
 from sweeper.rotate.vcenter import check_sts_domains, check_vcenters, prechecked
-from sweeper.rotate.verify import VerifyBasis, scan_incident, verify_basis
+from sweeper.rotate.verify import VerifyBasis, verify_basis
 from sweeper.rotate.vmdir import sso_password_of
 from sweeper.scan import ScanOptions, scan
 from sweeper.ssh import MAX_NODE_BYTES, AskSecret, Connector, RetryPolicy
@@ -104,7 +105,7 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
     """Read-only: sweep the fleet, make or load the CA, and plan. Nothing on a node changes."""
     inventory = load_inventory(request.inventory)
     nodes = inventory.limited(list(request.limit))
-    incident = scan_incident(request.source)
+    incident = reload_incident(request.source.run.inputs)  # checked before any node is swept
     ca = _authority(request, ask)
     before = scan(
         inventory,

@@ -43,14 +43,6 @@ class VerifyBasis:
         return cls(replace(incident, expected_roots=expected))
 
 
-def scan_incident(source: schema.Report) -> Incident:
-    """The `--from` scan's incident, from the files it recorded (read first, before any connection).
-
-    :raises CorruptInput: an input the scan recorded is gone or changed (exit 2, before any change).
-    """
-    return reload_incident(source.run.inputs)
-
-
 def verify_basis(
     source: schema.Report, incident: Incident, purged: Iterable[str], new_root_sha256: str
 ) -> VerifyBasis:

@@ -26,6 +26,7 @@ from sweeper.lab.files import write_file
 from sweeper.lab.mint import Authority
 from sweeper.lab.paths import DNS_SUFFIX, LAB_HOST, SSO_DOMAIN, SSO_PASSWORD, LabError, LabPaths
 from sweeper.lab.standins import install_tool
+from sweeper.lab.vcsa import ON_START
 from sweeper.pki import issue
 from sweeper.pki.issue import Certificate, PrivateKey
 from sweeper.platforms import vmdir as names
@@ -34,7 +35,7 @@ from sweeper.platforms.vcsa import MACHINE_SSL, MACHINE_SSL_ALIAS, SOLUTION_USER
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
 LDAP_CLIENTS = ("ldapsearch", "ldapmodify", "ldapdelete")
-INVARIANTS = "/usr/lib/sweeper-lab/on-start/10-vcenter-invariants"
+INVARIANTS = f"{ON_START}/10-vcenter-invariants"
 """The lab's check of what a vCenter's services need, run by its service-control before a start."""
 MACHINE_ID_FILE = "/var/lib/vmware/vmafd/machine-id"
 """Where the lab's vmafd-cli stand-in keeps the node's machine ID (a real vmafd: its registry)."""

@@ -8,9 +8,16 @@ memory (ru_maxrss: the process, and its largest worker) belong to that run alone
 here are noisy, so floor and sweeper runs alternate and the best of each is reported, with
 ratios; only ratios are meaningful across machines.
 
-When pyinfra is importable (`pip install pyinfra`; it is not one of sweeper's dependencies), a
-pyinfra column does the floor's reads through pyinfra's engine (bench/pyinfra_read.py) with
-PARALLEL = the same concurrency; otherwise the column is left out with a note.
+Peers, when installed (neither is one of sweeper's dependencies): pyinfra (`pip install pyinfra`)
+does the floor's reads through its engine (bench/pyinfra_read.py) with PARALLEL = the same
+concurrency; ansible-core (`pip install ansible-core`) does them with `ansible -m raw -f N`
+(bench/ansible_read.py, timed as a whole command). A peer that is not installed is left out with a
+note. `sweeper CLI` is the whole `sweeper scan --workers auto` command, start-up and reports
+included, as an operator (or an outside check) times it.
+
+`--fleet lab` (default) serves the nodes with the lab's asyncssh servers; `--fleet sshd` with
+one real OpenSSH sshd per node (bench/sshd_fleet.py; Linux and ESXi nodes only), where the
+nodes' side costs what it costs on a real fleet.
 
 A sweeper's first run is "cold": every private key's public half is derived on its node with
 openssl. Later runs are "warm": the key cache (key-file hash -> public key) spares openssl for
@@ -19,26 +26,31 @@ The lab's nodes share this machine's cores with sweeper, so node-side work (open
 the lab's SSH server) is on the same clock here, unlike on a real fleet: CPU per node is the
 measure of sweeper's own cost.
 
-    python bench/scan.py --nodes 200,1000 [--concurrency 100] [--rounds 2] [--workers auto] [--dir DIR]
+    python bench/scan.py --nodes 200,1000 [--fleet lab|sshd] [--concurrency 100] [--rounds 2]
+                         [--workers auto] [--dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import asyncssh
 from cputime import own_cpu, process_cpu  # bench/cputime.py
+from sshd_fleet import sshd_fleet  # bench/sshd_fleet.py
 
 from sweeper.inventory import load_inventory
 from sweeper.lab import start_lab
@@ -49,7 +61,13 @@ from sweeper.workers import worker_count
 
 TARGETS = """targets at 1,000 nodes: warm <= 1.2x floor wall, CPU/node <= 1.1x floor's, peak RSS < 300 MB
 CPU: this client's process (and its workers); lab: the nodes' side (SSH server, shells, commands)"""
-PYINFRA = Path(__file__).with_name("pyinfra_read.py")
+
+
+PEERS = {
+    "pyinfra (same cats)": Path(__file__).with_name("pyinfra_read.py"),
+    "ansible-core raw (same cats)": Path(__file__).with_name("ansible_read.py"),
+}
+"""Peers measured beside sweeper when their module (the script's name up to `_read`) is importable."""
 
 
 def first_file(node: Node) -> str:
@@ -117,67 +135,104 @@ def measure(args: argparse.Namespace) -> None:
     print(json.dumps(asdict(Measure(wall, own_cpu() - cpu_before, own, workers_peak, processes))))
 
 
-def run_measured(env: dict[str, str], lab_pid: int, script: Path, *argv: str | Path) -> Measure:
-    """`script` (this one, or pyinfra_read.py) run once in a process of its own, with the lab's CPU."""
-    lab_before = process_cpu(lab_pid)
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    """Served nodes: their inventory, the environment a client needs, and the nodes' CPU so far."""
+
+    inventory: Path
+    env: dict[str, str]
+    nodes: int
+    cpu: Callable[[], float]
+
+
+@contextlib.contextmanager
+def serve(kind: str, lab_dir: Path, nodes: int) -> Iterator[Fleet]:
+    """The lab's asyncssh servers, or one real sshd per (Linux and ESXi) node."""
+    if kind == "sshd":
+        with sshd_fleet(lab_dir, nodes) as fleet:
+            yield Fleet(fleet.inventory, dict(os.environ), fleet.nodes, fleet.cpu)
+        return
+    with start_lab(lab_dir, nodes) as lab:
+        yield Fleet(lab.inventory, {**os.environ, **lab.env}, nodes, lambda: process_cpu(lab.pid))
+
+
+def run_measured(fleet: Fleet, script: Path, *argv: str | Path) -> Measure:
+    """`script` (this one, or a peer's) run once in a process of its own, with the nodes' CPU."""
+    nodes_before = fleet.cpu()
     done = subprocess.run(
-        [sys.executable, script, *map(str, argv)], env=env, capture_output=True, text=True, check=False
+        [sys.executable, script, *map(str, argv)], env=fleet.env, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise SystemExit(f"measured run {argv} failed: {done.stderr.strip()[-2000:]}")
     measured = Measure(**json.loads(done.stdout.strip().splitlines()[-1]))
-    return replace(measured, lab_cpu=process_cpu(lab_pid) - lab_before)
+    return replace(measured, lab_cpu=fleet.cpu() - nodes_before)
+
+
+def run_command(fleet: Fleet, argv: list[str]) -> Measure:
+    """A whole command (start-up included) timed from outside: wall, its CPU and its children's."""
+    nodes_before, wall = fleet.cpu(), time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(argv, env=fleet.env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in (0, 1):  # 1: findings at or above --fail-on, as the lab plants them
+        raise SystemExit(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Measure(wall, cpu, after.ru_maxrss / 1024, 0.0, 1, fleet.cpu() - nodes_before)
+
+
+FLOOR, CLI = "floor (asyncssh connect+cat)", "sweeper CLI (whole command)"
 
 
 def bench_size(nodes: int, args: argparse.Namespace) -> None:
-    lab_dir = (args.dir or Path(tempfile.mkdtemp(prefix="sweeper-bench-"))) / f"lab-{nodes}"
+    lab_dir = (args.dir or Path(tempfile.mkdtemp(prefix="sweeper-bench-"))) / f"{args.fleet}-{nodes}"
     started = time.monotonic()
-    with start_lab(lab_dir, nodes) as lab:
-        print(f"lab of {nodes} nodes up in {time.monotonic() - started:.1f}s ({lab_dir})", flush=True)
-        env = {**os.environ, **lab.env}
-        auto = worker_count(None, nodes, args.concurrency)
+    with serve(args.fleet, lab_dir, nodes) as fleet:
+        up = time.monotonic() - started
+        print(f"{fleet.nodes} nodes ({args.fleet}) up in {up:.1f}s ({lab_dir})", flush=True)
+        auto = worker_count(None, fleet.nodes, args.concurrency)
         settings = {"1": "1", f"auto ({auto})": args.workers}
         caches = {label: lab_dir / f"bench-key-cache-{n}.json" for n, label in enumerate(settings)}
         for cache in caches.values():
             cache.unlink(missing_ok=True)
-        common = ("--inventory", lab.inventory, "--concurrency", str(args.concurrency))
-        floors: list[Measure] = []
-        pyinfras: list[Measure] = []
-        sweeps: dict[str, list[Measure]] = {label: [] for label in settings}
+        shutil.rmtree(lab_dir / "cli-cache", ignore_errors=True)
+        common = ("--inventory", fleet.inventory, "--concurrency", str(args.concurrency))
+        cli = ["sweeper", "scan", str(fleet.inventory), "--concurrency", str(args.concurrency)]
+        cli += ["--workers", args.workers, "--out", str(lab_dir / "cli-reports")]
+        cli_fleet = replace(fleet, env={**fleet.env, "XDG_CACHE_HOME": str(lab_dir / "cli-cache")})
+        peers = {label: path for label, path in PEERS.items() if importlib.util.find_spec(path.stem[:-5])}
+        runs: dict[str, list[Measure]] = {label: [] for label in (FLOOR, *peers)}
+        runs |= {f"sweeper {label}": [] for label in settings} | {CLI: []}
         here = Path(__file__)
         for _ in range(args.rounds + 1):
-            floors.append(run_measured(env, lab.pid, here, "--measure", "floor", *common))
-            if args.pyinfra:
-                pyinfras.append(run_measured(env, lab.pid, PYINFRA, *common))
+            runs[FLOOR].append(run_measured(fleet, here, "--measure", "floor", *common))
+            for label, script in peers.items():
+                runs[label].append(run_measured(fleet, script, *common))
             for label, workers in settings.items():
-                extra = ("--workers", workers, "--key-cache", caches[label])
-                sweeps[label].append(run_measured(env, lab.pid, here, "--measure", "sweep", *common, *extra))
-    floor = min(floors, key=lambda m: m.wall)
-    floor_cpu = floor.cpu / nodes
-    print(f"\nnodes={nodes} concurrency={args.concurrency} usable cores={len(os.sched_getaffinity(0))}")
-    heads = ("wall s", "x floor", "CPU ms/node", "x floor", "lab ms/node", "peak RSS MB (parent + workers)")
-    print(f"{'':28} {heads[0]:>7} {heads[1]:>8} {heads[2]:>12} {heads[3]:>8} {heads[4]:>12} {heads[5]:>31}")
-    print(_row("floor (asyncssh connect+cat)", floor, floor, floor_cpu, nodes))
-    if pyinfras:
-        print(_row("pyinfra (same cats)", min(pyinfras, key=lambda m: m.wall), floor, floor_cpu, nodes))
-    for label, runs in sweeps.items():
-        print(_row(f"sweeper {label} cold", runs[0], floor, floor_cpu, nodes))
-        warm = min(runs[1:], key=lambda m: m.wall)
-        print(_row(f"sweeper {label} warm", warm, floor, floor_cpu, nodes))
-    print(
-        f"(runs, wall s: floor {[round(m.wall, 2) for m in floors]}; "
-        + (f"pyinfra {[round(m.wall, 2) for m in pyinfras]}; " if pyinfras else "")
-        + "; ".join(f"{label} {[round(m.wall, 2) for m in runs]}" for label, runs in sweeps.items())
-        + ")"
-    )
+                extra = ("--measure", "sweep", "--workers", workers, "--key-cache", caches[label])
+                runs[f"sweeper {label}"].append(run_measured(fleet, here, *common, *extra))
+            runs[CLI].append(run_command(cli_fleet, cli))
+    print(f"\nnodes={fleet.nodes} fleet={args.fleet} concurrency={args.concurrency} ", end="")
+    print(f"usable cores={len(os.sched_getaffinity(0))}")
+    heads = ("wall s", "x floor", "CPU ms/node", "x floor", "nodes ms/node", "peak RSS MB (parent + workers)")
+    print(f"{'':32} {heads[0]:>7} {heads[1]:>8} {heads[2]:>12} {heads[3]:>8} {heads[4]:>13} {heads[5]:>31}")
+    floor = min(runs[FLOOR], key=lambda m: m.wall)
+    for label, measured in runs.items():
+        if not label.startswith("sweeper"):
+            print(_row(label, min(measured, key=lambda m: m.wall), floor, fleet.nodes))
+            continue
+        print(_row(f"{label} cold", measured[0], floor, fleet.nodes))
+        print(_row(f"{label} warm", min(measured[1:], key=lambda m: m.wall), floor, fleet.nodes))
+    walls = "; ".join(f"{label} {[round(m.wall, 2) for m in measured]}" for label, measured in runs.items())
+    print(f"(runs, wall s: {walls})")
 
 
-def _row(label: str, run: Measure, floor: Measure, floor_cpu: float, nodes: int) -> str:
-    cpu = run.cpu / nodes
+def _row(label: str, run: Measure, floor: Measure, nodes: int) -> str:
+    cpu, floor_cpu = run.cpu / nodes, floor.cpu / nodes
     rss = f"{run.rss_mb:.0f}" + (f" + {run.workers}x{run.worker_rss_mb:.0f}" if run.workers > 1 else "")
     return (
-        f"{label:28} {run.wall:7.2f} {run.wall / floor.wall:8.2f} {cpu * 1000:12.1f} "
-        f"{cpu / floor_cpu:8.2f} {run.lab_cpu / nodes * 1000:12.1f} {rss:>31}"
+        f"{label:32} {run.wall:7.2f} {run.wall / floor.wall:8.2f} {cpu * 1000:12.1f} "
+        f"{cpu / floor_cpu:8.2f} {run.lab_cpu / nodes * 1000:13.1f} {rss:>31}"
     )
 
 
@@ -187,6 +242,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2, help="warm runs after the cold one")
     parser.add_argument("--workers", default="auto", help="the multi-process setting to compare with 1")
+    parser.add_argument("--fleet", choices=("lab", "sshd"), default="lab", help="the nodes' servers")
     parser.add_argument("--dir", type=Path, help="folder for the labs (default: a temporary one)")
     parser.add_argument("--measure", choices=("floor", "sweep"), help=argparse.SUPPRESS)
     parser.add_argument("--inventory", type=Path, help=argparse.SUPPRESS)
@@ -195,9 +251,9 @@ def main() -> None:
     if args.measure:
         measure(args)
         return
-    args.pyinfra = importlib.util.find_spec("pyinfra") is not None
-    if not args.pyinfra:
-        print("pyinfra is not importable: its column is left out (pip install pyinfra to add it)")
+    for module, package in (("pyinfra", "pyinfra"), ("ansible", "ansible-core")):
+        if importlib.util.find_spec(module) is None:
+            print(f"{module} is not importable: its row is left out (pip install {package} to add it)")
     for nodes in (int(n) for n in args.nodes.split(",")):
         bench_size(nodes, args)
     print(TARGETS)

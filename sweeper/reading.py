@@ -28,7 +28,7 @@ async def read_node(node: Node, connector: Connector, cache: KeyCache) -> NodeRe
     script = stores.read_script(node, known)
 
     async def work(session: Session) -> stores.NodeRead:
-        output = await run_node_script(session, script, "read script", timeout=node.deadline)
+        output = await run_node_script(session, script, "read script", timeout=node.deadline, inline=True)
         return await asyncio.to_thread(stores.parse, node, output, known)
 
     try:

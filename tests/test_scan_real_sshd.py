@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from sweeper.model import Node
+from sweeper.ssh import Connector
 from tests.support import run
 from tests.support.fixtures import write_inventory
 from tests.support.node_tree import HANGING_STORE, LinuxNodeTree, lay_hanging_vecs_cli, lay_linux_node_tree
@@ -635,3 +638,35 @@ def test_a_file_name_with_a_line_break_is_reported_and_the_other_files_are_read(
         f"{tree.crl_dir}/intermediate.crl.pem\nroot.crl.pem: a file name with a line break is not read"
     )
     assert openssl_pki.leaf_ec.sha256 not in {c["sha256"] for c in node["certificates"]}
+
+
+def test_the_read_script_travels_on_the_command_line_and_other_scripts_on_stdin(
+    tmp_path: Path, sshd_factory, client_key
+) -> None:
+    """A script with no secret in it goes on the command line (the node spares a process reading
+    it); any other is sent on stdin, never where the node's process list shows it."""
+    (server,) = sshd_factory(1)
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"{server.host_key_line}\n")
+    node = Node(
+        name="n",
+        host=server.host,
+        port=server.port,
+        user="root",
+        known_hosts=str(known_hosts),
+        client_keys=(str(client_key.private_path),),
+    )
+    own_command_line = "tr '\\0' ' ' < /proc/$$/cmdline; echo  # marker-4711"
+
+    async def command_lines() -> list[str]:
+        async def both(session) -> list[str]:
+            return [
+                (await session.run_script(own_command_line, inline=inline)).stdout.decode()
+                for inline in (True, False)
+            ]
+
+        return (await Connector((node,)).with_session(node, both))[0]
+
+    inline, on_stdin = asyncio.run(command_lines())
+    assert "marker-4711" in inline
+    assert "marker-4711" not in on_stdin and 'eval "$(cat)"' in on_stdin

@@ -76,7 +76,7 @@ def run_locally(
         timeout=30,
         env=env,
     )
-    return shell.split_output(TOKEN, done.stdout.decode("utf-8", "backslashreplace"), done.returncode)
+    return shell.split_output(TOKEN, done.stdout, done.returncode)
 
 
 def run_script(node: Node, sh: str = "sh", user: str | None = None) -> stores.NodeRead:
@@ -315,7 +315,7 @@ def test_a_device_behind_a_link_is_reported_never_read(tmp_path: Path, sh: str) 
 def test_files_that_would_pass_the_cap_are_not_read_on_the_node(
     tmp_path: Path, material: Path, sh: str
 ) -> None:
-    """The read script adds up the sizes it stat-ed and reads nothing when their base64 would pass
+    """The read script adds up the sizes it stat-ed and reads nothing when they would pass
     the cap: a 1 GiB sparse file costs the node one `stat`, not a gigabyte of shell memory."""
     lay(tmp_path, {"/b.pem": (material / "leaf.crt").read_bytes()})
     node = Node(name="n", host="h", root=str(tmp_path), stores=(StoreSpec("bundle", "trust", path="/b.pem"),))
@@ -326,6 +326,30 @@ def test_files_that_would_pass_the_cap_are_not_read_on_the_node(
     os.truncate(tmp_path / "b.pem", 4 * 2**20)
     fits = run_locally(stores.read_script(node), sh, max_bytes=64 * 2**20)
     assert fits.tagged(shell.Tag.TOOBIG) == [] and len(fits.of("s0", shell.Tag.FILE)[0].data) == 4 * 2**20
+
+
+@pytest.mark.parametrize("sh", SHELLS)
+def test_file_bytes_come_back_exactly_as_they_are_on_disk(tmp_path: Path, material: Path, sh: str) -> None:
+    """Files travel raw, last before the end marker: NULs, CR LF, bytes that are not UTF-8, a line
+    that looks like the end marker, and a last file with no final newline come back byte for byte."""
+    files = {
+        "/d/a.der": (material / "leaf.der").read_bytes(),
+        "/d/b.bin": b"\x00\xff\xfe\r\n" + f"{TOKEN} end\n".encode() + b"\x00",
+        "/d/c.txt": b"no final newline",
+    }
+    lay(tmp_path, files)
+    output = run_locally(stores.read_script(node_at(tmp_path, StoreSpec("dir", "trust", path="/d"))), sh)
+    read = {s.args.removeprefix(str(tmp_path)): s.data for s in output.of("s0", shell.Tag.FILE)}
+    assert output.complete and read == files
+
+
+def test_a_file_that_changed_between_stat_and_read_is_flagged_not_misread() -> None:
+    stat = f"{TOKEN} stat -\n644 root root 10 /a\n"  # 10 bytes when stat-ed, 8 when read
+    changed = f"{TOKEN} file s0 /a\n{stat}{TOKEN} blob -\n12345678{TOKEN} end\n"
+    output = shell.split_output(TOKEN, changed.encode())
+    (section,) = output.of("s0", shell.Tag.FILE)
+    assert output.complete and section.data is None
+    assert section.problem == "files changed while they were being read"
 
 
 ENTRY_LIST = (
@@ -351,7 +375,7 @@ def test_vecs_entry_list_is_parsed_per_entry() -> None:
 
 def test_output_cut_short_is_incomplete_and_its_file_unread() -> None:
     node = Node(name="n", host="h", stores=(StoreSpec("bundle", "trust", path="/x.pem"),))
-    output = shell.split_output(TOKEN, f"{TOKEN} file s0 /x.pem\nMIIB")
+    output = shell.split_output(TOKEN, f"{TOKEN} file s0 /x.pem\nMIIB".encode())
     assert not output.complete
     read = stores.parse(node, output)
     assert read.stores[0].status == "error" and read.certificates == ()
@@ -406,8 +430,9 @@ def test_known_key_hashes_spare_openssl_and_a_changed_key_is_derived_again(
 def test_a_warm_read_costs_the_node_the_same_few_processes_however_many_files(
     tmp_path: Path, material: Path
 ) -> None:
-    """Runner's subshell and `cat`, one `sha256sum` for the known key, one `stat`, one `cat | base64`:
-    six processes for a leaf, a bundle and a folder, whether the folder holds two files or twenty."""
+    """The script on the command line (as a scan sends it), one `sha256sum` for the known key, one
+    `stat`, one `cat`: three processes besides the shell for a leaf, a bundle and a folder, whether
+    the folder holds two files or twenty."""
 
     def processes_for(files_in_folder: int) -> int:
         root = tmp_path / f"n{files_in_folder}"
@@ -426,14 +451,14 @@ def test_a_warm_read_costs_the_node_the_same_few_processes_however_many_files(
         cold = stores.parse(node, run_locally(stores.read_script(node)))
         known = cold.keys.learned
         trace = tmp_path / f"trace{files_in_folder}"
+        script = shell.frame(TOKEN, stores.read_script(node, known))
         done = subprocess.run(
-            ["strace", "-f", "-qq", "-e", "trace=fork,vfork,clone,clone3", "-o", trace, "sh", "-c", RUNNER],
-            input=shell.frame(TOKEN, stores.read_script(node, known)).encode(),
+            ["strace", "-f", "-qq", "-e", "trace=fork,vfork,clone,clone3", "-o", trace, "sh", "-c", script],
             capture_output=True,
             check=True,
         )
-        warm = stores.parse(node, shell.split_output(TOKEN, done.stdout.decode(), 0), known)
+        warm = stores.parse(node, shell.split_output(TOKEN, done.stdout, 0), known)
         assert warm.certificates == cold.certificates and warm.certificates[0].key.matches is True
         return len(re.findall(r"^\d+ +(?:fork|vfork|clone|clone3)\(", trace.read_text(), re.M))
 
-    assert processes_for(2) == processes_for(20) == 6
+    assert processes_for(2) == processes_for(20) == 3

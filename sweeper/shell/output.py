@@ -1,8 +1,9 @@
 """Splitting a node script's output back into sections, and giving files their batched bytes.
 
 A script's stores and steps print tagged sections; files are not printed one by one but
-collected into one `stat` and one base64 `blob` at the end (see the read prelude), which
-this module cuts back into files by their sizes, in order.
+collected into one `stat` and one raw `blob` last, right before the end marker (see the read
+prelude), which this module cuts back into files by their sizes, in order. Everything else is
+text.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from sweeper.shell.tags import Tag
+from sweeper.shell.text import node_text
 
 BATCH = "-"
 """The section id of the batched `stat` and `blob` sections."""
@@ -83,8 +85,9 @@ class Output:
         return [s for sections in self.sections.values() for s in sections if s.tag is tag]
 
 
-def split_output(token: str, text: str, exit_status: int | None = None) -> Output:
+def split_output(token: str, data: bytes, exit_status: int | None = None) -> Output:
     """Group the script's output into sections per section id; `complete` if it ran to the end."""
+    text, blob = _cut_blob(token, data)
     prefix = token + " "
     sections: dict[str, list[Section]] = {}
     ordered: list[Section] = []
@@ -110,8 +113,23 @@ def split_output(token: str, text: str, exit_status: int | None = None) -> Outpu
             current = Section(tag, parts[1], parts[2] if len(parts) > 2 else "")
             sections.setdefault(current.section_id, []).append(current)
             ordered.append(current)
-    _attach_batch(ordered, batch)
+    _attach_batch(ordered, batch, blob)
     return Output(sections, complete, exit_status)
+
+
+def _cut_blob(token: str, data: bytes) -> tuple[str, bytes | None]:
+    """The output's text, and the raw file bytes between its `blob` line and the end marker
+    (None: no blob). A file that grew or shrank while it was read shows as a blob of another size
+    than the `stat` said (`_attach_batch`); text after the end marker is a node's, not ours."""
+    mark = f"{token} {Tag.BLOB} -\n".encode()
+    at = data.find(mark)
+    if at < 0 or (at > 0 and data[at - 1] != 0x0A):
+        return node_text(data), None
+    start = at + len(mark)
+    end = data.rfind(f"{token} {Tag.END}".encode(), start)
+    if end < 0:  # cut short: the end marker never came
+        return node_text(data[:start]), data[start:]
+    return node_text(data[:start] + data[end:]), data[start:end]
 
 
 def _lines(text: str) -> list[str]:
@@ -123,7 +141,7 @@ def _lines(text: str) -> list[str]:
     return lines
 
 
-def _attach_batch(ordered: list[Section], batch: dict[Tag, Section]) -> None:
+def _attach_batch(ordered: list[Section], batch: dict[Tag, Section], blob: bytes | None) -> None:
     """Give each file its metadata (by path) and its bytes (cut from the blob by size, in order)."""
     metas: dict[str, deque[FileMeta]] = {}
     if Tag.STAT in batch:
@@ -138,13 +156,9 @@ def _attach_batch(ordered: list[Section], batch: dict[Tag, Section]) -> None:
         if section.tag in (Tag.FILE, Tag.KEYMETA):
             queue = metas.get(section.args)
             section.meta = queue.popleft() if queue else None
-    try:
-        blob = _b64("".join(batch[Tag.BLOB].lines)) if Tag.BLOB in batch else b""
-    except ValueError as exc:
-        blob, problem = b"", str(exc)
-    else:
-        expected = sum(s.meta.size for s in files if s.meta is not None)
-        problem = None if expected == len(blob) else "files changed while they were being read"
+    blob = blob or b""
+    expected = sum(s.meta.size for s in files if s.meta is not None)
+    problem = None if expected == len(blob) else "files changed while they were being read"
     offset = 0
     for section in files:
         if section.meta is None:

@@ -14,8 +14,11 @@ if TYPE_CHECKING:
     from sweeper.ssh import Session
 
 
-async def run_node_script(session: Session, body: str, what: str, timeout: float | None = None) -> Output:
-    """Run `body` on the node (as its `become` user) and return its sections.
+async def run_node_script(
+    session: Session, body: str, what: str, timeout: float | None = None, inline: bool = False
+) -> Output:
+    """Run `body` on the node (as its `become` user) and return its sections; `inline`: it holds no
+    secret, so it may travel on the command line (`Session.run_script`).
 
     :raises CommandFailed: the script did not reach its end marker; the message names `what`,
         the script's own exit status and its first line of stderr.
@@ -23,7 +26,7 @@ async def run_node_script(session: Session, body: str, what: str, timeout: float
     """
     token = new_token()
     script = frame(token, body, session.max_bytes)
-    result = await session.run_script(script, timeout=timeout or session.node.deadline)
+    result = await session.run_script(script, timeout=timeout or session.node.deadline, inline=inline)
     output = await asyncio.to_thread(split_output, token, result.stdout, result.exit_status)
     too_big = output.tagged(Tag.TOOBIG)
     if too_big:

@@ -1,9 +1,10 @@
 """Building shell text: one quoting helper, section marks, framing with a token and an end marker.
 
-Every node script is POSIX sh (ESXi's busybox included) sent on stdin, read whole before any
-of it runs (so a command that reads stdin gets EOF, not the rest of the script), and its
-output gathered and printed once (a few large packets instead of hundreds of small ones).
-The runner keeps the script's exit status, so "exit status N" in an error is the script's own.
+Every node script is POSIX sh (ESXi's busybox included), whole before any of it runs: a script
+that holds no secret travels on the command line itself (`sh -c SCRIPT`: no process to read it,
+nothing on stdin); any other is sent on stdin and read whole first (so a command that reads stdin
+gets EOF, not the rest of the script, and a script cut short never half runs). Its status is the
+script's own, so "exit status N" in an error is the script's.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import shlex
 
 from sweeper.shell.tags import Tag
 
-RUNNER = 'out=$(eval "$(cat)"); rc=$?; printf "%s\\n" "$out"; exit $rc'
-"""The one-line program every node script runs under: read it all, run it, print, keep the status."""
+RUNNER = 'eval "$(cat)"'
+"""The one-line program a script on stdin runs under: read it all, then run it."""
+INLINE_MAX = 64 * 1024
+"""Longest script sent on the command line (Linux takes 128 KiB in one argument)."""
 
 SUDO_PROMPT = "[sweeper-sudo-password]"
 SHELL_READY = "[sweeper-shell-ready]"
@@ -36,6 +39,12 @@ def quote(text: str) -> str:
     return shlex.quote(text)
 
 
+def node_text(data: bytes | bytearray) -> str:
+    """A node's bytes as text; bytes that are not UTF-8 show as `\\xNN`, so two file names that
+    differ only there are never read alike (U+FFFD would merge them)."""
+    return data.decode("utf-8", errors="backslashreplace")
+
+
 def new_token() -> str:
     """A fresh random prefix for one script's tag lines, so file contents cannot pose as tags."""
     return "@@SWEEPER-" + secrets.token_hex(8)
@@ -51,6 +60,13 @@ def mark(tag: Tag, section: str = "", args: str = "") -> str:
     """A line of shell that starts a section: `<token> <tag> <section> <args>`."""
     words = " ".join(part for part in (str(tag), section, args) if part)
     return f'echo "$T {words}"\n'
+
+
+def run_inline(script: str) -> str | None:
+    """The command line that runs `script` itself, as ourselves; None when it is too long for one.
+
+    Only for scripts that hold no secret: a command line shows in the node's process list."""
+    return f"sh -c {quote(script)}" if len(script) <= INLINE_MAX else None
 
 
 def run_stdin(become: str | None = None) -> str:

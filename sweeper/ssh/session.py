@@ -16,7 +16,14 @@ import asyncssh
 
 from sweeper.errors import AnswerTooLarge, AuthFailed, Transient
 from sweeper.model import Node
-from sweeper.shell.text import SHELL_READY, SUDO_PROMPT, run_stdin, run_stdin_sudo_password
+from sweeper.shell.text import (
+    SHELL_READY,
+    SUDO_PROMPT,
+    node_text,
+    run_inline,
+    run_stdin,
+    run_stdin_sudo_password,
+)
 from sweeper.ssh.faults import classify
 
 MAX_NODE_BYTES = 64 * 1024 * 1024
@@ -28,7 +35,8 @@ CHUNK = 256 * 1024
 @dataclass(frozen=True, slots=True)
 class CommandResult:
     exit_status: int
-    stdout: str
+    stdout: bytes
+    """As sent: a script's batched file bytes are binary (`shell.split_output` decodes the rest)."""
     stderr: str
 
 
@@ -52,7 +60,7 @@ class _Budget:
             data += chunk
         return data
 
-    async def drain_both(self, process: asyncssh.SSHClientProcess[bytes]) -> tuple[str, str]:
+    async def drain_both(self, process: asyncssh.SSHClientProcess[bytes]) -> tuple[bytes, str]:
         """stdout and stderr read side by side (they share the channel's window, so reading only
         one could stall the other); the first to pass the cap stops both."""
         readers = [asyncio.ensure_future(self.drain(s)) for s in (process.stdout, process.stderr)]
@@ -65,7 +73,7 @@ class _Budget:
         finally:
             for reader in readers:
                 reader.cancel()
-        return _text(stdout), _text(stderr)
+        return bytes(stdout), node_text(stderr)
 
 
 class Session:
@@ -127,14 +135,22 @@ class Session:
         finally:
             listener.close()
 
-    async def run_script(self, script: str, timeout: float | None = None) -> CommandResult:
+    async def run_script(
+        self, script: str, timeout: float | None = None, inline: bool = False
+    ) -> CommandResult:
         """Run a POSIX sh script (on stdin) as the node's `become` user, or as ourselves.
+
+        `inline`: the script holds no secret, so as ourselves it may go on the command line (see
+        `shell.run_inline`): the node spares the process that reads it from stdin.
 
         With a become password, sudo is asked to prompt with a marker and the password is
         written only when that marker appears, so it can never reach the shell as a command
         (sudo may have cached credentials or a NOPASSWD rule). It is never on a command line.
         """
         if not self.node.become:
+            command = run_inline(script) if inline else None
+            if command is not None:
+                return await self.run(command, timeout=timeout)
             return await self.run(run_stdin(), stdin=script, timeout=timeout)
         if self._become_password is None:
             result = await self.run(run_stdin(self.node.become), stdin=script, timeout=timeout)
@@ -174,14 +190,14 @@ class Session:
         while True:
             chunk = await proc.stderr.read(CHUNK)
             if not chunk:
-                text = _text(seen).replace(SUDO_PROMPT, "\n")
+                text = node_text(seen).replace(SUDO_PROMPT, "\n")
                 reason = _escalation_error("sudo", text) or "sudo ended early"
                 raise AuthFailed(f"privilege escalation refused: {reason}")
             budget.take(len(chunk))
             start = max(0, len(seen) - max(len(ready), len(prompt)))
             seen += chunk
             if (at := seen.find(ready, start)) >= 0:
-                return _text(seen[at + len(ready) :]).lstrip("\n")
+                return node_text(seen[at + len(ready) :]).lstrip("\n")
             if (at := seen.find(prompt, start)) >= 0:
                 if answered:
                     proc.terminate()
@@ -198,12 +214,6 @@ def _end(process: asyncssh.SSHClientProcess) -> None:
         with contextlib.suppress(asyncssh.Error, OSError):  # the channel or connection is gone already
             process.terminate()
     process.close()
-
-
-def _text(data: bytes | bytearray) -> str:
-    """A node's bytes as text; bytes that are not UTF-8 show as `\\xNN`, so two file names that
-    differ only there are never read alike (U+FFFD would merge them)."""
-    return data.decode("utf-8", errors="backslashreplace")
 
 
 def _raise_if_refused(become: str, result: CommandResult) -> None:

@@ -5,10 +5,11 @@ All of a node's reads go over one SSH command: the script prints tagged sections
 node; private keys are reduced to public keys there by openssl.
 
 Node-side work is kept to a few processes whatever the number of files: the checks are
-shell builtins, then one `stat` for every file and key, and one `cat | base64` carrying
-every file's bytes, which `shell.split_output` cuts back into files by their sizes. When the
-sizes alone (as base64) would pass the answer's cap (`SW_MAX`, set by `shell.frame`), the
-files are not read at all: a huge file costs the node one `stat`, not its memory.
+shell builtins, then one `stat` for every file and key, and one `cat` printing every file's
+bytes as they are, last before the end marker, which `shell.split_output` cuts back into files
+by their sizes. When the sizes alone would pass the answer's cap (`SW_MAX`, set by
+`shell.frame`), the files are not read at all: a huge file costs the node one `stat`, not its
+memory.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ SW_LIST
 $sw_stores
 SW_STORES
 }}
-sw_flush() {{  # one stat, then one cat for every file, unless their sizes alone would pass SW_MAX
+sw_flush() {{  # one stat, then one cat for every file (raw, last), unless their sizes would pass SW_MAX
   [ -n "$SW_STATS" ] || return 0
   sw_ifs=$IFS; IFS=$NL; set -f
   set -- $SW_STATS
@@ -135,10 +136,10 @@ sw_flush() {{  # one stat, then one cat for every file, unless their sizes alone
   done <<SW_ST
 $sw_st
 SW_ST
-  if [ "${{SW_MAX:-0}}" -gt 0 ] && [ $((sw_total / 3 * 4)) -gt "$SW_MAX" ]; then
+  if [ "${{SW_MAX:-0}}" -gt 0 ] && [ "$sw_total" -gt "$SW_MAX" ]; then
     sw_mark {t.TOOBIG} - "$sw_total"
   elif [ -n "$SW_FILES" ]; then
-    sw_mark {t.BLOB} -; cat -- "$@" 2>/dev/null | $SW_B64
+    sw_mark {t.BLOB} -; cat -- "$@" 2>/dev/null
   fi
   set +f
 }}

@@ -7,37 +7,41 @@ same file names: `<stem>.json`, `<stem>.html`, `<stem>.md`, `<stem>.certificates
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sweeper.atomic import atomic_write
 from sweeper.errors import BadInput
-from sweeper.report import csv_report, html, junit, markdown, sarif
 from sweeper.report.options import RenderOptions
 from sweeper.report.schema import Report
-
-Renderer = Callable[[Report, RenderOptions], str]
 
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """One file of a format: its suffix after the stem, and the function that renders it."""
+    """One file of a format: its suffix after the stem, and the function that renders it, as
+    `module:function` of `sweeper.report`: imported only when the format is asked for, so a run
+    that writes the JSON alone does not load HTML's template engine."""
 
     suffix: str
-    render: Renderer
+    renderer: str
+
+    def render(self, report: Report, options: RenderOptions) -> str:
+        module, function = self.renderer.split(":")
+        return getattr(importlib.import_module(f"sweeper.report.{module}"), function)(report, options)
 
 
 CANONICAL = "json"
 FORMATS: dict[str, tuple[Output, ...]] = {
-    "html": (Output(".html", html.render),),
-    "md": (Output(".md", markdown.render),),
+    "html": (Output(".html", "html:render"),),
+    "md": (Output(".md", "markdown:render"),),
     "csv": (
-        Output(".certificates.csv", csv_report.render_certificates),
-        Output(".findings.csv", csv_report.render_findings),
+        Output(".certificates.csv", "csv_report:render_certificates"),
+        Output(".findings.csv", "csv_report:render_findings"),
     ),
-    "junit": (Output(".junit.xml", junit.render),),
-    "sarif": (Output(".sarif", sarif.render),),
+    "junit": (Output(".junit.xml", "junit:render"),),
+    "sarif": (Output(".sarif", "sarif:render"),),
 }
 KNOWN = (CANONICAL, *FORMATS)
 

@@ -15,7 +15,7 @@ from sweeper import stores
 from sweeper.errors import NodeError, Unreachable
 from sweeper.keycache import KeyCache
 from sweeper.model import Node, NodeResult
-from sweeper.shell import run_node_script
+from sweeper.shell import Output, run_and_parse
 from sweeper.ssh import Connector, Session
 
 NodeCallback = Callable[[NodeResult], None]
@@ -28,8 +28,10 @@ async def read_node(node: Node, connector: Connector, cache: KeyCache) -> NodeRe
     script = stores.read_script(node, known)
 
     async def work(session: Session) -> stores.NodeRead:
-        output = await run_node_script(session, script, "read script", timeout=node.deadline, inline=True)
-        return await asyncio.to_thread(stores.parse, node, output, known)
+        def parse(output: Output) -> stores.NodeRead:
+            return stores.parse(node, output, known)
+
+        return await run_and_parse(session, script, "read script", parse, node.deadline, inline=True)
 
     try:
         async with asyncio.timeout(node.deadline):

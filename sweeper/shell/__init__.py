@@ -5,7 +5,7 @@ rotation's step modules, always quoting through `shell.quote`.
 """
 
 from sweeper.shell.output import BATCH, FileMeta, Output, Section, split_output
-from sweeper.shell.run import run_node_script
+from sweeper.shell.run import run_and_parse, run_node_script
 from sweeper.shell.tags import Tag
 from sweeper.shell.text import RunTime, frame, mark, new_token, quote
 
@@ -20,6 +20,7 @@ __all__ = [
     "mark",
     "new_token",
     "quote",
+    "run_and_parse",
     "run_node_script",
     "split_output",
 ]

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from sweeper.keycache import KeyCache
 from sweeper.model import Node, NodeResult
 from sweeper.reading import NodeCallback, sweep_with
-from sweeper.ssh import Connector, Credentials, CredentialSeed, RetryPolicy
+from sweeper.ssh import HANDSHAKES_PER_SERVER, Connector, Credentials, CredentialSeed, RetryPolicy
 
 if TYPE_CHECKING:  # a worker never imports the rules that sweeper.scan brings
     from sweeper.scan import ScanOptions
@@ -64,6 +64,9 @@ class WorkerJob:
     retry: RetryPolicy
     max_node_bytes: int
     concurrency: int
+    handshakes_per_server: int
+    """This worker's share of the handshakes one SSH server may see at once (nodes that share a
+    server are dealt to every worker)."""
     seed: CredentialSeed
     known_keys: dict[str, dict[str, str]]
 
@@ -116,6 +119,7 @@ def _jobs(
                 retry=options.retry,
                 max_node_bytes=options.max_node_bytes,
                 concurrency=max(1, options.concurrency // workers + (k < options.concurrency % workers)),
+                handshakes_per_server=max(1, HANDSHAKES_PER_SERVER // workers),
                 seed=seed,
                 known_keys=cache.tables(n.name for n in share),
             )
@@ -271,7 +275,9 @@ async def _sweep_job(conn: Connection, job: WorkerJob) -> None:
         conn.send(("node", position[result.name], result))
         sent.add(result.name)
 
-    connector = Connector(job.nodes, job.retry, None, {}, job.max_node_bytes, job.seed)
+    connector = Connector(
+        job.nodes, job.retry, None, {}, job.max_node_bytes, job.seed, job.handshakes_per_server
+    )
     cache = KeyCache(None)
     cache.adopt(job.known_keys)
     results, interrupted = await sweep_with(job.nodes, connector, cache, job.concurrency, send, stop)

@@ -5,11 +5,12 @@ The only package (with `lab/`) that imports asyncssh. Callers get a `Session` wi
 `sweeper.errors`, which decide both the node's status and whether a retry is worth it.
 """
 
-from sweeper.ssh.connector import AskSecret, Connector, RetryPolicy
+from sweeper.ssh.connector import HANDSHAKES_PER_SERVER, AskSecret, Connector, RetryPolicy
 from sweeper.ssh.credentials import Credentials, CredentialSeed
 from sweeper.ssh.session import MAX_NODE_BYTES, CommandResult, Session
 
 __all__ = [
+    "HANDSHAKES_PER_SERVER",
     "MAX_NODE_BYTES",
     "AskSecret",
     "CommandResult",

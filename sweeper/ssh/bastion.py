@@ -19,9 +19,10 @@ from sweeper.errors import BadInput, NodeError
 from sweeper.model import Node
 from sweeper.ssh.faults import via_bastion
 
-HANDSHAKES_PER_BASTION = 8
 _SPEC = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\s]+))(?::(?P<port>\d+))?$")
 
+HANDSHAKES_THROUGH_BASTION = 8
+"""Nodes behind one bastion that may be logging in through it at once (channels it opens)."""
 Connect = Callable[[Node, asyncssh.SSHClientConnection | None], Awaitable[asyncssh.SSHClientConnection]]
 
 
@@ -59,7 +60,7 @@ class BastionSpec:
 @dataclass(slots=True)
 class _Bastion:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(HANDSHAKES_PER_BASTION))
+    gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(HANDSHAKES_THROUGH_BASTION))
     conn: asyncssh.SSHClientConnection | None = None
     failure: NodeError | None = None
     logins: int = 0
@@ -72,9 +73,10 @@ class Bastions:
         self._connect = connect_with_retries
         self._open: dict[str, _Bastion] = {}
 
-    def gate(self, node: Node) -> asyncio.Semaphore | None:
-        """Bounds handshakes through a node's bastion (None for a node reached directly)."""
-        return self._entry(node.jump).gate if node.jump else None
+    def gate(self, node: Node) -> asyncio.Semaphore:
+        """Bounds handshakes through the bastion of `node` (a node with a `jump`)."""
+        assert node.jump, "a node reached directly has no bastion"
+        return self._entry(node.jump).gate
 
     async def tunnel(self, node: Node) -> asyncssh.SSHClientConnection | None:
         """The shared connection to `node`'s bastion, opening it if needed."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import getpass
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +29,11 @@ CIPHERS = (
     "aes192-ctr",
     "aes128-ctr",
 )
+
+HANDSHAKES_PER_SERVER = 8
+"""Connections to one SSH server (address and port) that may be unauthenticated at once: OpenSSH's
+default `MaxStartups 10:30:100` drops new ones past 10, so inventories that put many nodes behind
+one server (containers, chroots, port maps) would otherwise lose nodes to retries."""
 
 __all__ = ["AskSecret", "Connector", "RetryPolicy"]
 
@@ -69,14 +74,18 @@ class Connector:
         env: Mapping[str, str] | None = None,
         max_node_bytes: int = MAX_NODE_BYTES,
         seed: CredentialSeed | None = None,
+        handshakes_per_server: int = HANDSHAKES_PER_SERVER,
     ):
         """`env`: where the variables the inventory names are read (default: this process's environment);
         `max_node_bytes`: the most one command on a node may print before it is cut off;
-        `seed`: secrets and keys another process already loaded (a worker's)."""
+        `seed`: secrets and keys another process already loaded (a worker's);
+        `handshakes_per_server`: this process's share of HANDSHAKES_PER_SERVER (a worker's is smaller)."""
         self.retry = retry
         self.max_node_bytes = max_node_bytes
         self.credentials = Credentials(nodes, ask, env, seed)
         self.bastions = Bastions(self._connect_with_retries)
+        self._handshakes = max(1, handshakes_per_server)
+        self._servers: dict[tuple[str, int | None], asyncio.Semaphore] = {}
 
     async def with_session(self, node: Node, work: Callable[[Session], Awaitable[T]]) -> tuple[T, int]:
         """Connect (retrying transient faults), run `work`, close; returns its result and attempts."""
@@ -118,6 +127,13 @@ class Connector:
             raise exc.with_attempts(attempts) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
+    def _server_gate(self, node: Node) -> asyncio.Semaphore:
+        """Bounds the handshakes in flight to a directly reached node's server."""
+        server = (node.host, node.port)
+        if server not in self._servers:
+            self._servers[server] = asyncio.Semaphore(self._handshakes)
+        return self._servers[server]
+
     def _host_key_failure(self, node: Node, port: int, trust_on_first_use: bool) -> NodeError:
         """An unknown node (add its key) is told apart from a changed key (possibly an attacker),
         and from a revoked key, the only one trust on first use refuses."""
@@ -145,9 +161,9 @@ class Connector:
             known = self.credentials.known_hosts(node)
             if known is None:  # asyncssh would take None as "do not check"
                 raise HostKeyUnknown("no known_hosts to check the host key against")
-        gate = self.bastions.gate(node)
+        gate = self.bastions.gate(node) if node.jump else self._server_gate(node)
         try:
-            async with gate if gate is not None else contextlib.nullcontext():
+            async with gate:
                 conn = await asyncssh.connect(
                     node.host,
                     node.port or (() if node.ssh_config else 22),

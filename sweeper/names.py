@@ -46,7 +46,8 @@ class NamePolicy:
     names: frozenset[str]
     patterns: tuple[str, ...]
     taken: frozenset[str]
-    """Other nodes' hosts and names: no pattern can give them to this node."""
+    """Every node's hosts and names, one set shared by all policies: no pattern can give another
+    node's to this one (its own are allowed before this is looked at)."""
 
     def allows(self, name: str) -> bool:
         text = normal(name)
@@ -66,16 +67,16 @@ class NamePolicy:
 
 
 def policies(nodes: Iterable[Node]) -> Mapping[str, NamePolicy]:
-    """Every node's policy; a name one node holds (host or `names`) is never another's by pattern."""
+    """Every node's policy; a name one node holds (host or `names`) is never another's by pattern.
+    Linear in the fleet: the held names are one set all policies share, not one per node."""
     nodes = tuple(nodes)
-    held = {node.name: {normal(node.host), *(normal(n) for n in node.names)} for node in nodes}
-    result = {}
-    for node in nodes:
-        taken = set().union(*(names for other, names in held.items() if other != node.name))
-        result[node.name] = NamePolicy(
+    taken = frozenset(name for node in nodes for name in (normal(node.host), *map(normal, node.names)))
+    return {
+        node.name: NamePolicy(
             host=node.host,
             names=frozenset(normal(n) for n in node.names),
             patterns=node.allow_names,
-            taken=frozenset(taken - held[node.name]),
+            taken=taken,
         )
-    return result
+        for node in nodes
+    }

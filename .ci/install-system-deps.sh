@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the Debian packages the tests need: a real OpenSSH sshd and client,
 # the openssl CLI (the test PKI is made with it), sudo (the `become` tests), busybox
-# (ESXi's shell, for the read script), strace (counts the read script's processes), and Chromium with a font (the HTML report is
+# (ESXi's shell, for the read script), strace (counts the read script's processes), tcsh (a
+# login shell that is not POSIX), and Chromium with a font (the HTML report is
 # opened headless: render, filter, screenshot, print to PDF), and OpenLDAP's slapd with
 # its clients (the lab vCenter's VMware Directory).
 # With --lab, only what the lab fleet itself needs (`sweeper demo`, `sweeper lab up`): the
@@ -15,7 +16,7 @@ export DEBIAN_FRONTEND=noninteractive
 # package:file that proves it is installed
 lab="openssl:/usr/bin/openssl slapd:/usr/sbin/slapd ldap-utils:/usr/bin/ldapsearch"
 wanted="$lab openssh-server:/usr/sbin/sshd openssh-client:/usr/bin/ssh-keygen sudo:/usr/bin/sudo \
-busybox:/bin/busybox strace:/usr/bin/strace chromium:/usr/bin/chromium \
+busybox:/bin/busybox strace:/usr/bin/strace tcsh:/usr/bin/tcsh chromium:/usr/bin/chromium \
 fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 if [ "${1-}" = --lab ]; then
     wanted=$lab

@@ -21,7 +21,8 @@ from tests.support.sshd import free_port
 
 SUDO_PASSWORD = "Sw33p-test-pw"
 RUN = secrets.token_hex(3)  # users and sudoers of this run only: parallel runs must not share them
-NOPW, PW = f"swp-nopw-{RUN}", f"swp-pw-{RUN}"
+NOPW, PW, CSH = f"swp-nopw-{RUN}", f"swp-pw-{RUN}", f"swp-csh-{RUN}"
+TCSH = Path("/usr/bin/tcsh")
 USERS = {
     NOPW: "NOPASSWD: ALL",  # sudo without a password
     PW: "ALL",  # sudo that needs the user's password
@@ -134,6 +135,36 @@ def test_without_become_a_root_only_key_is_reported_unreadable(
     leaf = next(c for c in node["certificates"] if c["role"] == "leaf")
     assert leaf["key"]["matches"] is None and "not readable" in leaf["key"]["error"]
     assert leaf["key"]["owner"] == "root" and leaf["key"]["mode"] == "0600"
+
+
+@pytest.fixture(scope="module")
+def tcsh_user() -> Iterator[str]:
+    """A login user whose shell is tcsh, which cannot take a multi-line command argument."""
+    if not TCSH.exists():
+        pytest.skip("needs tcsh (installed by .ci/install-system-deps.sh)")
+    subprocess.run(["useradd", "-M", "-s", str(TCSH), CSH], check=True)
+    subprocess.run(["usermod", "-p", "*", CSH], check=True)
+    try:
+        yield CSH
+    finally:
+        subprocess.run(["userdel", CSH], capture_output=True, check=False)
+
+
+def test_a_node_whose_login_shell_is_tcsh_is_still_read(
+    tmp_path, sshd_factory, client_key, openssl_pki, tcsh_user
+):
+    """The read script normally travels on the command line; a csh-family login shell refuses that
+    multi-line argument, so it is sent again on stdin under the one-line runner."""
+    (server,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "node", openssl_pki)
+    let_other_users_traverse(tree.root)
+    inventory = inventory_for(
+        tmp_path, client_key, [server], {"user": tcsh_user}, tree, [server.host_key_line]
+    )
+    _, report, _ = scan(tmp_path, inventory)
+    (node,) = report["nodes"]
+    assert node["status"] == "ok", node
+    assert any(c["role"] == "leaf" for c in node["certificates"])
 
 
 def test_sudo_password_from_the_named_variable_goes_to_stdin_only(

@@ -150,7 +150,11 @@ class Session:
         if not self.node.become:
             command = run_inline(script) if inline else None
             if command is not None:
-                return await self.run(command, timeout=timeout)
+                result = await self.run(command, timeout=timeout)
+                if result.stdout or result.exit_status == 0:
+                    return result
+                # nothing printed: a login shell that is not POSIX (csh, tcsh) cannot take a
+                # multi-line argument, but it can start the one-line stdin runner
             return await self.run(run_stdin(), stdin=script, timeout=timeout)
         if self._become_password is None:
             result = await self.run(run_stdin(self.node.become), stdin=script, timeout=timeout)

@@ -12,19 +12,16 @@ command is timed, start-up included, as ansible has no in-process API for this.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import resource
 import shlex
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from cputime import own_cpu  # bench/cputime.py
-from scan import Measure, first_file
+from scan import first_file, peer_arguments, print_measure
 
 from sweeper.inventory import load_inventory
 from sweeper.model import Node
@@ -44,10 +41,7 @@ def host_line(node: Node) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inventory", type=Path, required=True)
-    parser.add_argument("--concurrency", type=int, default=100)
-    args = parser.parse_args()
+    args = peer_arguments(__doc__.splitlines()[0])
     nodes = load_inventory(args.inventory).nodes
     with tempfile.TemporaryDirectory(prefix="sweeper-bench-ansible-") as work:
         inventory = Path(work) / "hosts.ini"
@@ -68,8 +62,7 @@ def main() -> None:
     if done.returncode != 0:
         failed = [line for line in done.stdout.splitlines() if "FAILED" in line or "UNREACHABLE" in line]
         raise SystemExit(f"ansible failed on {len(failed)} nodes ({failed[:3]}): not a fair comparison")
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps(asdict(Measure(wall, own_cpu() - cpu_before, rss, 0.0, 1))))
+    print_measure(wall, own_cpu() - cpu_before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 
 
 if __name__ == "__main__":

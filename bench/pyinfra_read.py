@@ -13,12 +13,8 @@ from gevent import monkey
 
 monkey.patch_all()  # as pyinfra's CLI does before anything else: paramiko's sockets become gevent's
 
-import argparse  # noqa: E402
-import json  # noqa: E402
 import resource  # noqa: E402
 import time  # noqa: E402
-from dataclasses import asdict  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 from cputime import own_cpu  # noqa: E402  (bench/cputime.py)
 from pyinfra import host  # noqa: E402
@@ -26,7 +22,7 @@ from pyinfra.api import Config, Inventory, State, operation  # noqa: E402
 from pyinfra.api.connect import connect_all  # noqa: E402
 from pyinfra.api.operation import add_op  # noqa: E402
 from pyinfra.api.operations import run_ops  # noqa: E402
-from scan import Measure, first_file  # noqa: E402
+from scan import first_file, peer_arguments, print_measure  # noqa: E402
 
 from sweeper.inventory import load_inventory  # noqa: E402
 from sweeper.model import Node  # noqa: E402
@@ -66,16 +62,12 @@ def pyinfra_sweep(nodes: tuple[Node, ...], concurrency: int) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inventory", type=Path, required=True)
-    parser.add_argument("--concurrency", type=int, default=100)
-    args = parser.parse_args()
+    args = peer_arguments(__doc__.splitlines()[0])
     nodes = load_inventory(args.inventory).nodes
     cpu_before, wall = own_cpu(), time.perf_counter()
     pyinfra_sweep(nodes, args.concurrency)
     wall = time.perf_counter() - wall
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(asdict(Measure(wall, own_cpu() - cpu_before, rss, 0.0, 1))))
+    print_measure(wall, own_cpu() - cpu_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 if __name__ == "__main__":

@@ -113,6 +113,19 @@ class Measure:
     nodes' side of the run, which a real fleet does on its own CPUs."""
 
 
+def peer_arguments(description: str) -> argparse.Namespace:
+    """What a peer's script (bench/*_read.py) is given: the inventory and the concurrency."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--inventory", type=Path, required=True)
+    parser.add_argument("--concurrency", type=int, default=100)
+    return parser.parse_args()
+
+
+def print_measure(wall: float, cpu: float, rss_mb: float) -> None:
+    """A one-process run's numbers, as the line bench/scan.py reads back."""
+    print(json.dumps(asdict(Measure(wall, cpu, rss_mb, 0.0, 1))))
+
+
 def measure(args: argparse.Namespace) -> None:
     """One measured run, in this process: prints its Measure as JSON."""
     inventory = load_inventory(args.inventory)

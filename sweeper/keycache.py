@@ -1,10 +1,14 @@
 """Remember which public key each private key file holds, so a repeated sweep skips openssl.
 
 Deriving a public key on a node costs an openssl process (~8 ms) per key per sweep; for a
-nightly sweep of thousands of nodes that is most of the nodes' work. The node hashes each
-key file (cheap) and only runs openssl for a hash this cache has not seen. The cache maps,
-per node, SHA-256 of the key file's bytes -> SHA-256 of its SubjectPublicKeyInfo, so a
-changed key can never be mistaken for the old one; it holds no key material and is kept 0600.
+nightly sweep of thousands of nodes that is most of the nodes' work. The read script's one
+`stat` tells each key file's identity (size, device, inode and change time, in nanoseconds where
+the node's `stat` gives them) and openssl runs only for an identity this cache has not seen.
+The change time is the kernel's: every write of the file's bytes renews it and nothing sets it
+back (`touch` moves the other two times), so a changed key is derived again, with no process
+spent on hashing it. VECS keys, which are no files, are known by the SHA-256 of their text. The
+cache maps, per node, identity -> SHA-256 of the SubjectPublicKeyInfo; it holds no key material
+and is kept 0600.
 
 What a node says about its keys is kept for that node alone: a hostile node that holds a
 copy of another node's key file and lies about its public key changes only its own entries,
@@ -20,8 +24,9 @@ from pathlib import Path
 
 from sweeper.atomic import atomic_write
 
-VERSION = 2
-"""2: entries per node (1 shared one table across the fleet; such a cache is read as empty)."""
+VERSION = 3
+"""3: key files known by their identity; 2 by the SHA-256 of their bytes, and 1 shared one table
+across the fleet: such caches are read as empty (one cold sweep rebuilds it)."""
 
 
 def default_path() -> Path:
@@ -51,11 +56,11 @@ class KeyCache:
             self._nodes = {node: dict(keys) for node, keys in nodes.items() if _is_table(keys)}
 
     def known_for(self, node: str) -> dict[str, str]:
-        """key-file hash -> spki for the keys this node held last time (what it said, no one else)."""
+        """key identity -> spki for the keys this node held last time (what it said, no one else)."""
         return dict(self._nodes.get(node, {}))
 
     def learn(self, node: str, pairs: Mapping[str, str], seen: Iterable[str]) -> None:
-        """Record this node's new derivations and the hashes it holds now (old ones are forgotten)."""
+        """Record this node's new derivations and the identities it holds now (old ones are forgotten)."""
         before = self._nodes.get(node, {})
         now = {h: spki for h in set(seen) if (spki := pairs.get(h) or before.get(h)) is not None}
         if now != before:

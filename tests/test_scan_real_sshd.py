@@ -475,8 +475,8 @@ def test_the_key_cache_skips_openssl_but_never_hides_a_changed_key(
 def test_a_node_lying_about_a_shared_key_file_cannot_poison_another_nodes_cache_entry(
     tmp_path: Path, sshd_factory, client_key, openssl_pki
 ) -> None:
-    """A hostile node holding a copy of the victim's key file (same hash) has its own openssl say
-    the file holds another public key. Once the cache was one table for the fleet, the victim's
+    """A hostile node holding a copy of the victim's key file (the same bytes, and an identity it
+    could report as the victim's) has its own openssl say the file holds another public key. Once the cache was one table for the fleet, the victim's
     next sweep took that lie for its own key (a false key-mismatch, or a real one hidden)."""
     (victim,) = sshd_factory(1)
     (hostile,) = sshd_factory(1, session_path=lying_openssl(tmp_path, openssl_pki))
@@ -499,7 +499,9 @@ def test_a_node_lying_about_a_shared_key_file_cannot_poison_another_nodes_cache_
     again = leaf_key("victim", "again")
     assert again["matches"] is True and again["spki_sha256"] == openssl_pki.leaf_rsa.spki_sha256
     cached = json.loads((tmp_path / "cache" / "sweeper" / "key-spki.json").read_text())["nodes"]
-    assert cached["victim"] != cached["hostile"] and cached["victim"].keys() == cached["hostile"].keys()
+    assert openssl_pki.leaf_rsa.spki_sha256 in cached["victim"].values()
+    assert openssl_pki.leaf_ec.spki_sha256 not in cached["victim"].values()
+    assert openssl_pki.leaf_ec.spki_sha256 in cached["hostile"].values()
 
 
 def lying_openssl(tmp_path: Path, openssl_pki) -> str:

@@ -146,9 +146,9 @@ def _attach_batch(ordered: list[Section], batch: dict[Tag, Section], blob: bytes
     metas: dict[str, deque[FileMeta]] = {}
     if Tag.STAT in batch:
         for line in batch[Tag.STAT].lines:
-            fields = line.split(" ", 4)
-            if len(fields) == 5 and fields[3].isdigit():
-                mode, owner, group, size, path = fields
+            fields = line.split(" ", 5)  # mode owner group size identity path
+            if len(fields) == 6 and fields[3].isdigit():
+                mode, owner, group, size, _, path = fields
                 meta = FileMeta(mode.zfill(4), _known(owner), _known(group), int(size))
                 metas.setdefault(path, deque()).append(meta)
     files = [s for s in ordered if s.tag is Tag.FILE]

@@ -23,6 +23,7 @@ NL='
 '
 SW_FILES=''
 SW_STATS=''
+SW_KEYS=''
 SW_KNOWN=' {known} '
 sw_mark() {{  # a tag line "$T <tag> <args>", by printf: dash's echo would expand backslashes in names
   sw_m=$T; for sw_a in "$@"; do sw_m="$sw_m $sw_a"; done; printf '%s\n' "$sw_m"
@@ -31,12 +32,12 @@ sw_mark() {{  # a tag line "$T <tag> <args>", by printf: dash's echo would expan
 # simple command costs one process, a function or an `a || b` list one more each time
 if command -v sha256sum >/dev/null 2>&1; then SW_SHA=sha256sum; else SW_SHA='openssl dgst -sha256 -r'; fi
 if command -v base64 >/dev/null 2>&1; then SW_B64=base64; else SW_B64='openssl base64'; fi
-sw_pub() {{  # sw_pub SID HASH (key on stdin): openssl only for a key the cache has not seen
+sw_pub() {{  # sw_pub SID ID (key on stdin): openssl only for a key the cache has not seen
   echo "hash ${{2%% *}}"
   case $SW_KNOWN in
-    *" ${{2%% *}} "*) ;;
-    *) openssl pkey -pubout -passin pass: 2>&1 || sw_mark {t.PUBKEYFAIL} "$1" ;;
+    *" ${{2%% *}} "*) [ -n "${{2%% *}}" ] && return ;;
   esac
+  openssl pkey -pubout -passin pass: 2>&1 || sw_mark {t.PUBKEYFAIL} "$1"
 }}
 sw_run() {{  # the command's stdout as is, its status, then its stderr as marked lines; an assignment's
   # status is its command substitution's, so the command is that substitution's only process
@@ -64,12 +65,28 @@ sw_key() {{
   SW_STATS="$SW_STATS$2$NL"
   if [ ! -r "$2" ]; then sw_mark {t.KEYUNREADABLE} "$1" "$2"; return; fi
   if command -v openssl >/dev/null 2>&1; then
-    sw_mark {t.PUBKEY} "$1"
-    sw_h=$($SW_SHA < "$2" 2>/dev/null)
-    sw_pub "$1" "$sw_h" < "$2"
+    SW_KEYS="$SW_KEYS$1 $2$NL"  # its public half once `stat` has told the file's identity (sw_flush)
   else
     sw_mark {t.KEYFILE} "$1"; $SW_B64 < "$2"
   fi
+}}
+sw_keys() {{  # sw_keys STAT-OUTPUT: each key's identity (size, device, inode, change time in ns) from
+  # its stat line, which every change of the file's bytes renews; openssl only for one the cache lacks
+  while IFS= read -r sw_k; do
+    sw_sid=${{sw_k%% *}}; sw_path=${{sw_k#* }}; sw_id=''
+    while IFS= read -r sw_l; do
+      case $sw_l in  # "mode owner group size identity path"
+        *" $sw_path") sw_r=${{sw_l#* * * }}; sw_id=${{sw_r%% *}}; sw_r=${{sw_r#* }}
+          sw_id="$sw_id:${{sw_r%% *}}" ;;
+      esac
+    done <<SW_ST
+$1
+SW_ST
+    sw_mark {t.PUBKEY} "$sw_sid"
+    sw_pub "$sw_sid" "$sw_id" < "$sw_path"
+  done <<SW_K
+$SW_KEYS
+SW_K
 }}
 sw_dir() {{  # a name with a line break cannot go in the batched newline-separated reads: its exact
   # name is printed as the body of an `oddname` section instead (a body keeps line breaks)
@@ -125,13 +142,14 @@ sw_flush() {{  # one stat, then one cat for every file (raw, last), unless their
   [ -n "$SW_STATS" ] || return 0
   sw_ifs=$IFS; IFS=$NL; set -f
   set -- $SW_STATS
-  sw_st=$(stat -L -c '%a %U %G %s %n' -- "$@" 2>/dev/null)
+  sw_st=$(stat -L -c '%a %U %G %s %d:%i:%.9Z %n' -- "$@" 2>/dev/null)
   set -- $SW_FILES
   IFS=$sw_ifs
   sw_mark {t.STAT} -
   printf '%s\n' "$sw_st"
+  [ -z "$SW_KEYS" ] || sw_keys "$sw_st"
   sw_total=0
-  while read -r sw_x sw_x sw_x sw_s sw_x; do
+  while read -r sw_x sw_x sw_x sw_s sw_x sw_x; do
     case $sw_s in ''|*[!0-9]*) ;; *) sw_total=$((sw_total + sw_s)) ;; esac
   done <<SW_ST
 $sw_st
@@ -149,9 +167,9 @@ SW_ST
 def build(calls: list[str], known_keys: Iterable[str] = ()) -> str:
     """The script body: the helper functions, one call line per store, then the batched reads.
 
-    `known_keys`: hashes of key files whose public key is already known (see keycache).
+    `known_keys`: identities of key files whose public key is already known (see keycache).
     """
-    known = " ".join(k for k in known_keys if k.isalnum())
+    known = " ".join(k for k in known_keys if k and all(c.isalnum() or c in ":." for c in k))
     return prelude(known) + "\n".join(calls) + "\nsw_flush\n"
 
 

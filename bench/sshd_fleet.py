@@ -47,10 +47,19 @@ class FleetHandle:
         return total / os.sysconf("SC_CLK_TCK")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LAB_HOST, 0))
-        return int(sock.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: each socket stays bound until all are picked, since a port
+    given back is free to be handed out again."""
+    held = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            held.append(sock)
+            sock.bind((LAB_HOST, 0))
+        return [int(sock.getsockname()[1]) for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def _config(directory: Path, port: int, host_key: Path, authorized: Path) -> Path:
@@ -99,7 +108,7 @@ def sshd_fleet(lab_dir: Path, nodes: int) -> Iterator[FleetHandle]:
     directory.mkdir(exist_ok=True)
     authorized = directory / "authorized_keys"
     authorized.write_text(paths.client_key.with_suffix(".pub").read_text())
-    ports = {n.name: _free_port() for n in plan}
+    ports = dict(zip((n.name for n in plan), _free_ports(len(plan)), strict=True))
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for node in plan:

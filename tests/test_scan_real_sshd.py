@@ -476,8 +476,9 @@ def test_a_node_lying_about_a_shared_key_file_cannot_poison_another_nodes_cache_
     tmp_path: Path, sshd_factory, client_key, openssl_pki
 ) -> None:
     """A hostile node holding a copy of the victim's key file (the same bytes, and an identity it
-    could report as the victim's) has its own openssl say the file holds another public key. Once the cache was one table for the fleet, the victim's
-    next sweep took that lie for its own key (a false key-mismatch, or a real one hidden)."""
+    could report as the victim's) has its own openssl say the file holds another public key. Once
+    the cache was one table for the fleet, the victim's next sweep took that lie for its own key
+    (a false key-mismatch, or a real one hidden)."""
     (victim,) = sshd_factory(1)
     (hostile,) = sshd_factory(1, session_path=lying_openssl(tmp_path, openssl_pki))
     victim_tree = lay_linux_node_tree(tmp_path / "victim", openssl_pki)

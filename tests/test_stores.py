@@ -486,3 +486,16 @@ def test_a_warm_read_costs_the_node_the_same_few_processes_however_many_files(
         return len(re.findall(r"^\d+ +(?:fork|vfork|clone|clone3)\(", trace.read_text(), re.M))
 
     assert processes_for(2) == processes_for(20) == 2
+
+
+@pytest.mark.parametrize("sh", SHELLS)
+def test_a_clean_read_says_nothing_on_stderr(tmp_path: Path, material: Path, sh: str) -> None:
+    """Every line the script runs is meant: a healthy node's read prints no error (an empty line
+    taken for a key once made the shell try to open "")."""
+    node = pem_leaf(tmp_path, (material / "leaf.crt").read_bytes(), (material / "leaf.key").read_bytes())
+    shell_argv = ["busybox", "sh"] if sh == "busybox" else [sh]
+    done = subprocess.run(
+        [*shell_argv, "-c", shell.frame(TOKEN, stores.read_script(node))], capture_output=True, check=True
+    )
+    assert done.stderr == b""
+    assert stores.parse(node, shell.split_output(TOKEN, done.stdout, 0)).certificates[0].key.matches is True

@@ -73,6 +73,7 @@ sw_key() {{
 sw_keys() {{  # sw_keys STAT-OUTPUT: each key's identity (size, device, inode, change time in ns) from
   # its stat line, which every change of the file's bytes renews; openssl only for one the cache lacks
   while IFS= read -r sw_k; do
+    [ -n "$sw_k" ] || continue
     sw_sid=${{sw_k%% *}}; sw_path=${{sw_k#* }}; sw_id=''
     while IFS= read -r sw_l; do
       case $sw_l in  # "mode owner group size identity path"

@@ -30,10 +30,11 @@ CIPHERS = (
     "aes128-ctr",
 )
 
-HANDSHAKES_PER_SERVER = 8
+HANDSHAKES_PER_SERVER = 5
 """Connections to one SSH server (address and port) that may be unauthenticated at once: OpenSSH's
 default `MaxStartups 10:30:100` drops new ones past 10, so inventories that put many nodes behind
-one server (containers, chroots, port maps) would otherwise lose nodes to retries."""
+one server (containers, chroots, port maps) would otherwise lose nodes to retries. Well under 10:
+sshd counts a login done only once its child has told the listener, which lags under load."""
 
 __all__ = ["AskSecret", "Connector", "RetryPolicy"]
 

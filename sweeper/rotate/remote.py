@@ -99,10 +99,13 @@ KEY_ALGORITHMS = {
 
 
 def ensure_pending_key(pending: str, key_kind: str, nonce: str) -> str:
-    """Make the new private key on the node (kept across a crash) and print a request signed with it,
-    for `CN=<nonce>`: the proof that the node holds the key whose public half we are to sign."""
+    """Where the node has openssl (said by a `tool` section): make the new private key on the node
+    (kept across a crash) and print a request signed with it, for `CN=<nonce>`: the proof that the
+    node holds the key whose public half we are to sign. Without openssl it prints nothing."""
     return (
-        textwrap.dedent(f"""\
+        "if command -v openssl >/dev/null 2>&1; then\n"
+        + mark(Tag.TOOL, "openssl")
+        + textwrap.dedent(f"""\
         umask 077
         k={q(pending)}
         if [ ! -s "$k" ]; then
@@ -112,11 +115,8 @@ def ensure_pending_key(pending: str, key_kind: str, nonce: str) -> str:
         """)
         + mark(Tag.CSR, "p0")
         + f'openssl req -new -key "$k" -subj {q("/CN=" + nonce)} 2>&1\n'
+        + "fi\n"
     )
-
-
-def has_openssl() -> str:
-    return f"if command -v openssl >/dev/null 2>&1; then {mark(Tag.TOOL, 'openssl').strip()}; fi\n"
 
 
 def install_leaf(

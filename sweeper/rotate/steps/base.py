@@ -105,6 +105,9 @@ class Step:
     kind: str
     """The step's tag in the journal and the report (each class fixes it with a Literal)."""
     PHASE: ClassVar[Phase]
+    ALONGSIDE: ClassVar[bool] = False
+    """May run at the same time as its node's neighbouring ALONGSIDE steps (each on its own channel):
+    it changes only its own target and reads nothing they change."""
 
     @property
     def phase(self) -> Phase:

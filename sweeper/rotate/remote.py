@@ -24,9 +24,12 @@ HELPERS = r"""
 set -u
 if command -v base64 >/dev/null 2>&1; then sw_unb64() { base64 -d; }; else sw_unb64() { openssl base64 -d; }; fi
 sw_fsync() { sync "$1" 2>/dev/null || sync; }
-sw_put() {  # sw_put PATH OWNER GROUP MODE < base64 ; atomic replace
-  d=$(dirname "$1"); mkdir -p "$d"
-  rm -f "$d"/.sweeper.??????  # temp files of a run killed mid-write (one sweeper per journal)
+sw_put() {  # sw_put PATH OWNER GROUP MODE < base64 ; atomic replace (PATH absolute)
+  d=${1%/*}; d=${d:-/}  # parameter expansions, tests and globs: no process unless there is work
+  [ -d "$d" ] || mkdir -p "$d"
+  for sw_o in "$d"/.sweeper.??????; do  # temp files of a run killed mid-write (one sweeper per journal)
+    if [ -e "$sw_o" ]; then rm -f "$d"/.sweeper.??????; fi; break
+  done
   tmp=$(mktemp "$d/.sweeper.XXXXXX") || return 1
   if ! sw_unb64 > "$tmp"; then rm -f "$tmp"; return 1; fi
   if [ "$2" != "-" ]; then chown "$2:$3" "$tmp" || { rm -f "$tmp"; return 1; }; fi
@@ -109,7 +112,7 @@ def ensure_pending_key(pending: str, key_kind: str, nonce: str) -> str:
         umask 077
         k={q(pending)}
         if [ ! -s "$k" ]; then
-          mkdir -p "$(dirname "$k")"
+          [ -d "${{k%/*}}" ] || mkdir -p "${{k%/*}}"
           openssl genpkey {KEY_ALGORITHMS[key_kind]} -out "$k.tmp" 2>/dev/null && sw_fsync "$k.tmp" && mv -f "$k.tmp" "$k"
         fi
         """)

@@ -88,6 +88,9 @@ class StepContext(ScriptContext):
     journal: Journal
     plan: Plan
     leaf_days: int = 730
+    purge_serials: dict[str, list[str]] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    """`serials_to_revoke` under "serials", worked out by the purge's first CRL step for every node's:
+    the same for all of them (nothing is re-issued while the purge runs), and it reads the whole journal."""
 
     def backup_of(self, node: str, kind: BackupKind, target: str) -> Backup:
         """The journal's backup of a target: nothing is changed that was not backed up first."""

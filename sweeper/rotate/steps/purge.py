@@ -299,7 +299,9 @@ class PublishCrl(Step):
 
     async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
         node = session.node
-        serials = serials_to_revoke(ctx)
+        if "serials" not in ctx.purge_serials:
+            ctx.purge_serials["serials"] = serials_to_revoke(ctx)
+        serials = ctx.purge_serials["serials"]
         crl = await asyncio.to_thread(rotation.revocation_list, ctx.ca, serials)
         if self.store_kind is not StoreKind.VECS:
             path = self._path(ctx, node)

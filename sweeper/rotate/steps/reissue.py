@@ -195,8 +195,8 @@ class ReissueVecs(Reissue):
             registered["service_principal"] = await vmdir.register_solution_user(
                 ctx, session, self.store, new_pem
             )
-        # One round trip: replace (this attempt's certificate is new, so always), read the entry and
-        # its key's public half back, and clean up once the entry was created with the new key.
+        # One round trip: replace (this attempt's certificate is new, so always), then read the entry
+        # and its key's public half back; the work folder goes only once both are checked.
         body = (
             remote.vecs_replace_entry(node, self.store, self.alias, work, new_pem)
             + remote.vecs_entry_list(node, self.store, "e0")

@@ -131,10 +131,9 @@ class VmdirUnpublish(Step):
             cert = json.loads(item.content).get("cert") or ""
             if set(on_node.certificate_shas(cert.encode())) & doomed:
                 await on_node.vmdir(session, ctx.sso_password, "unpublish", cert.encode())
-        for entry in await on_node.store_entries(session, TRUSTED_ROOTS):
-            if entry.sha256 in doomed:
-                await on_node.run(session, self._delete(node, entry.alias), "vecs-cli entry delete")
-        left = doomed & await on_node.store_shas(session, TRUSTED_ROOTS)
+        aliases = [e.alias for e in await on_node.store_entries(session, TRUSTED_ROOTS) if e.sha256 in doomed]
+        deletes = "".join(self._delete(node, alias) for alias in aliases)  # and read back, one round trip
+        left = doomed & await on_node.store_shas(session, TRUSTED_ROOTS, deletes)
         if left:
             raise CommandFailed(f"TRUSTED_ROOTS still holds {len(left)} removed root(s) after the purge")
         return {"removed": sorted(doomed)}

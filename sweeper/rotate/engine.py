@@ -98,7 +98,6 @@ class Engine:
         """Run one phase on `names` concurrently; True when every one of them finished it."""
         names = [n for n in names if n not in outcome.failed]
         results = await asyncio.gather(*(self._node_phase(phase, n) for n in names))
-        self.ctx.journal.commit()  # the phase's last outcomes, which no later intent carried in
         for name, error in zip(names, results, strict=True):
             if error is not None:
                 outcome.failed[name] = error
@@ -128,6 +127,8 @@ class Engine:
         except NodeError as exc:
             self.progress(phase, name, f"failed: {exc}")
             return str(exc)
+        finally:  # the node's last outcomes, which no later intent of its own carries in
+            self.ctx.journal.commit()
         self.progress(phase, name, "done")
         return None
 

@@ -3,8 +3,9 @@
 Intent is written (and committed, durably) before any remote change and the outcome after it,
 with a compare-and-swap on the step's state so that a stale or concurrent run stops loudly.
 An outcome is not committed on its own: it goes in with the next commit (the next step's intent,
-a backup, or closing), one fsync for both; a crash before that leaves the step `running`, and
-resume does it again, as after a crash inside the step (steps are idempotent).
+a backup, the engine's commit when the node ends its phase, or closing), one fsync for both; a
+crash before that leaves the step `running`, and resume does it again, as after a crash inside
+the step (steps are idempotent).
 Backups keep the *first* content seen for a target (the state before sweeper touched it),
 so re-running an interrupted step can never overwrite the original with a half-changed one.
 

@@ -113,6 +113,59 @@ def test_intent_survives_kill_9(tmp_path: Path) -> None:
     assert os.path.exists(tmp_path / "j" / DB_NAME)
 
 
+def _killed_after(tmp_path: Path, calls: str) -> list[tuple[str, str]]:
+    """Plan steps a and b of node n, make the journal calls `calls` (Python, on `j`), kill -9 the
+    process, and return (step, state) of each as a fresh open reads them."""
+    child = (
+        textwrap.dedent(f"""
+        import os, signal
+        from pathlib import Path
+        from sweeper.rotate.journal import Journal
+        j = Journal.create(Path({str(tmp_path / "j")!r}), {PASS!r}, {{}})
+        j.plan_steps([("n", "reissue", "a"), ("n", "reissue", "b")])
+    """)
+        + textwrap.dedent(calls)
+        + "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", child], check=False)
+    assert done.returncode == -signal.SIGKILL
+    return [(s.step, s.state) for s in Journal.open(tmp_path / "j", PASS).steps()]
+
+
+def test_an_outcome_lost_to_kill_9_before_the_next_commit_leaves_its_step_to_be_done_again(
+    tmp_path: Path,
+) -> None:
+    calls = """
+        j.begin("n", "reissue", "a")
+        j.finish("n", "reissue", "a", {"new": "x"})
+    """
+    assert _killed_after(tmp_path, calls) == [("a", "running"), ("b", "pending")]
+
+
+def test_the_next_intent_commits_the_outcomes_written_before_it(tmp_path: Path) -> None:
+    calls = """
+        j.begin("n", "reissue", "a")
+        j.finish("n", "reissue", "a", {"new": "x"})
+        j.begin("n", "reissue", "b")
+    """
+    assert _killed_after(tmp_path, calls) == [("a", "done"), ("b", "running")]
+
+
+def test_commit_and_close_make_outcomes_durable(tmp_path: Path) -> None:
+    calls = """
+        j.begin("n", "reissue", "a")
+        j.fail("n", "reissue", "a", "node went away")
+        j.commit()
+    """
+    assert _killed_after(tmp_path / "commit", calls) == [("a", "failed"), ("b", "pending")]
+    journal = Journal.create(tmp_path / "close", PASS, {})
+    journal.plan_steps([("n", "reissue", "a")])
+    journal.begin("n", "reissue", "a")
+    journal.finish("n", "reissue", "a")
+    journal.close()
+    assert [s.state for s in Journal.open(tmp_path / "close", PASS).steps()] == ["done"]
+
+
 def test_a_journal_of_another_format_or_not_a_journal_is_refused_in_one_line(tmp_path: Path) -> None:
     Journal.create(tmp_path / "j", PASS, {}).close()
     db = sqlite3.connect(tmp_path / "j" / DB_NAME)

@@ -394,6 +394,23 @@ def test_dir_cli_reads_the_password_from_its_prompt(lab: LabHandle) -> None:
     )
 
 
+def test_dir_cli_publishes_of_one_root_from_many_vcenters_at_once_all_succeed(lab: LabHandle) -> None:
+    """VMware Directory applies each change as a whole: a rotation's vCenters publish its new root
+    at the same time, and none of them may see another's half-written copy."""
+    name = node(lab, "vcsa")
+    new_root = issue.make_root("Sweeper Lab Concurrent Publish Root", issue.generate_key("ec-p256"))
+    cert_file = lab.dir / "concurrent-root.pem"
+    cert_file.write_bytes(issue.cert_pem(new_root))
+    login = f"--login administrator@vsphere.local --password '{lab.sso_password}'"
+    publish = f"{root(lab, name)}/{DIR_CLI} trustedcert publish --cert {cert_file} {login} >/dev/null 2>&1"
+    at_once = f'for i in 1 2 3 4 5 6 7 8; do ( {publish}; echo "rc=$?" ) & done; wait'
+    try:
+        for _ in range(3):
+            assert ssh(lab, name, at_once).stdout.decode().split() == ["rc=0"] * 8
+    finally:
+        assert dir_cli(lab, name, f"trustedcert unpublish --cert {cert_file}").exit_status == 0
+
+
 # --- lifecycle ----------------------------------------------------------------------------
 
 

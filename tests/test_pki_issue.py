@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import subprocess
 from dataclasses import dataclass
@@ -9,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
-from sweeper.pki import issue
+from sweeper.pki import issue, rotation
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -223,3 +225,23 @@ def test_fingerprints_match_openssl(chain: Chain) -> None:
     pub = openssl("x509", "-in", str(chain.leaf), "-noout", "-pubkey").stdout
     spki = openssl("pkey", "-pubin", "-outform", "DER", input=pub).stdout
     assert issue.spki_sha256(chain.leaf_cert) == hashlib.sha256(spki).hexdigest()
+
+
+def test_a_rotation_ca_signs_with_the_key_it_loaded_once(tmp_path: Path) -> None:
+    """Loading checks an RSA key (~100 ms at 3072 bits): leaves and CRLs are signed with the key
+    object loaded with the CA, never by parsing its PEM again (here emptied), and openssl agrees."""
+    loaded = rotation.new_root("rsa3072")
+    ca = dataclasses.replace(loaded, key_pem=b"")
+    leaf_key = issue.generate_key("ec-p256")
+    public = leaf_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    leaf = rotation.issue_leaf(rotation.LeafProfile("web.test", ("web.test",)), public, ca, 30)
+    crl = rotation.revocation_list(ca, ["1f"])
+    (tmp_path / "root.pem").write_bytes(ca.cert_pem)
+    (tmp_path / "leaf.pem").write_bytes(leaf)
+    (tmp_path / "crl.pem").write_bytes(crl)
+    verify = ["openssl", "verify", "-CAfile", tmp_path / "root.pem", tmp_path / "leaf.pem"]
+    assert subprocess.run(verify, capture_output=True, check=False).returncode == 0
+    checked = ["openssl", "crl", "-in", tmp_path / "crl.pem", "-CAfile", tmp_path / "root.pem", "-noout"]
+    assert b"verify OK" in subprocess.run(checked, capture_output=True, check=False).stderr

@@ -12,6 +12,7 @@ import json
 import subprocess
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -186,6 +187,14 @@ def test_rotation_keeps_the_vcenter_invariants_and_rollback_restores_the_directo
         watcher.join()
     assert done.returncode == 0, done.stderr
     assert not [line for line in seen if lab.sso_password in line], "the SSO password showed in ps"
+    steps = run.only_report(tmp_path / "rotate")["steps"]
+    spans = [
+        (datetime.fromisoformat(s["started"]), datetime.fromisoformat(s["finished"]))
+        for s in steps
+        if s["step"].startswith("reissue-vecs:")
+    ]
+    first_end = min(end for _, end in spans)
+    assert len([start for start, _ in spans if start < first_end]) > 1, "the VECS entries ran one by one"
 
     new_root = der(tmp_path / "journal" / "new-root.pem")
     for su in SOLUTION_USERS:

@@ -43,6 +43,8 @@ class CertificateAuthority:
     subject: str
     key_type: str
     not_after: datetime
+    signing_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = field(repr=False, compare=False)
+    """`key_pem` loaded once: a load checks an RSA key (~100 ms at 3072 bits), too slow per signature."""
 
     @property
     def is_rsa(self) -> bool:
@@ -106,7 +108,7 @@ def issue_leaf(
     CA:FALSE, digitalSignature (+keyEncipherment for RSA), serverAuth (+clientAuth), the approved
     names. Nothing of the old certificate is copied: a node cannot ask for more than its role."""
     issuer = x509.load_pem_x509_certificate(ca.cert_pem)
-    issuer_key = serialization.load_pem_private_key(ca.key_pem, None)
+    issuer_key = ca.signing_key
     public_key = serialization.load_pem_public_key(public_key_pem)
     is_rsa = isinstance(public_key, rsa.RSAPublicKey)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -201,7 +203,7 @@ def revocation_list(ca: CertificateAuthority, serials: list[str], days: int = 30
     """A CRL (PEM) signed by the rotation CA listing `serials` (hex); its number is the time,
     so a later CRL always supersedes an earlier one."""
     issuer = x509.load_pem_x509_certificate(ca.cert_pem)
-    key = serialization.load_pem_private_key(ca.key_pem, None)
+    key = ca.signing_key
     now = datetime.now(UTC).replace(microsecond=0)
     revoked = [(int(serial, 16), now) for serial in sorted(set(serials))]
     crl = make_crl(
@@ -236,6 +238,7 @@ def _authority(
         subject=cert.subject.rfc4514_string(),
         key_type="RSA" if isinstance(key, rsa.RSAPrivateKey) else "EC",
         not_after=cert.not_valid_after_utc,
+        signing_key=key,
     )
 
 

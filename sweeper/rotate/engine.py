@@ -20,6 +20,9 @@ from sweeper.rotate.steps import Phase, Step, StepContext
 from sweeper.ssh import Connector, Session
 
 PREFLIGHT = (Phase.PREFLIGHT, "backup")
+ALONGSIDE_CHANNELS = 4
+"""At most this many of a node's ALONGSIDE steps at once: one SSH channel each, well under
+OpenSSH's MaxSessions 10, and a vCenter's vmafd and VMware Directory serve each in turn."""
 Progress = Callable[[str, str, str], None]
 """(phase, node, status) as each node finishes a phase: for the live display."""
 
@@ -52,6 +55,11 @@ class Engine:
         self.connector = connector
         self.gate = asyncio.Semaphore(max(1, concurrency))
         self.progress = progress or (lambda phase, node, status: None)
+        self._of_node: dict[str, list[Step]] = {}  # looked up per node and phase: indexed once
+        self._steps: dict[tuple[str, Phase], list[Step]] = {}
+        for step in context.plan.steps:
+            self._of_node.setdefault(step.node, []).append(step)
+            self._steps.setdefault((step.node, step.phase), []).append(step)
 
     def record_plan(self) -> None:
         """Every step of the plan, pending, in the journal (idempotent: resume keeps progress)."""
@@ -97,8 +105,9 @@ class Engine:
 
     async def _node_phase(self, phase: Phase, name: str) -> str | None:
         node = self.nodes[name]
-        plan = self.ctx.plan
-        steps = plan.of_node(name) if phase == Phase.PREFLIGHT else plan.for_phase(phase, [name])
+        steps = (
+            self._of_node.get(name, []) if phase == Phase.PREFLIGHT else self._steps.get((name, phase), [])
+        )
         if phase != Phase.PREFLIGHT and not steps:
             return None
         if not self._pending(name, phase, steps):
@@ -109,8 +118,8 @@ class Engine:
             if phase == Phase.PREFLIGHT:
                 await self._step(name, *PREFLIGHT, lambda: back_up(self.ctx, session, steps))
                 return
-            for step in steps:
-                await self._step(name, phase, step.name, lambda s=step: s.apply(self.ctx, session))
+            for batch in _batches(steps):
+                await self._together(name, phase, batch, session)
 
         try:
             async with self.gate:
@@ -118,8 +127,25 @@ class Engine:
         except NodeError as exc:
             self.progress(phase, name, f"failed: {exc}")
             return str(exc)
+        finally:  # the node's last outcomes, which no later intent of its own carries in
+            self.ctx.journal.commit()
         self.progress(phase, name, "done")
         return None
+
+    async def _together(self, name: str, phase: Phase, batch: list[Step], session: Session) -> None:
+        """A batch of steps, at most ALONGSIDE_CHANNELS at once; each is journaled on its own. All of
+        them end before the first failure is raised, so none is left changing the node unwatched."""
+        channels = asyncio.Semaphore(ALONGSIDE_CHANNELS)
+
+        async def one(step: Step) -> None:
+            async with channels:
+                await self._step(name, phase, step.name, lambda: step.apply(self.ctx, session))
+
+        results = await asyncio.gather(*(one(step) for step in batch), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        stops = [e for e in errors if not isinstance(e, NodeError)]  # the run's, before the node's
+        if stops or errors:
+            raise (stops or errors)[0]
 
     def _pending(self, name: str, phase: Phase, steps: list[Step]) -> bool:
         done = {s.step for s in self.ctx.journal.steps(phase, name) if s.state == "done"}
@@ -143,3 +169,14 @@ class Engine:
             journal.fail(node, phase, step, f"unexpected: {type(exc).__name__}: {exc}")
             raise NodeError(f"{step}: unexpected: {type(exc).__name__}: {exc}") from exc
         journal.finish(node, phase, step, detail)
+
+
+def _batches(steps: list[Step]) -> list[list[Step]]:
+    """The node's steps in plan order, neighbouring ALONGSIDE steps grouped to run together."""
+    batches: list[list[Step]] = []
+    for step in steps:
+        if step.ALONGSIDE and batches and batches[-1][0].ALONGSIDE:
+            batches[-1].append(step)
+        else:
+            batches.append([step])
+    return batches

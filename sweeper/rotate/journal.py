@@ -1,7 +1,11 @@
 """The rotation journal: SQLite (WAL, synchronous=FULL), a row per node x step, sealed backups.
 
-Intent is written before any remote change and the outcome after it, with a
-compare-and-swap on the step's state so that a stale or concurrent run stops loudly.
+Intent is written (and committed, durably) before any remote change and the outcome after it,
+with a compare-and-swap on the step's state so that a stale or concurrent run stops loudly.
+An outcome is not committed on its own: it goes in with the next commit (the next step's intent,
+a backup, the engine's commit when the node ends its phase, or closing), one fsync for both; a
+crash before that leaves the step `running`, and resume does it again, as after a crash inside
+the step (steps are idempotent).
 Backups keep the *first* content seen for a target (the state before sweeper touched it),
 so re-running an interrupted step can never overwrite the original with a half-changed one.
 
@@ -227,8 +231,14 @@ class Journal:
         return row[0]
 
     def close(self) -> None:
+        self.commit()
         self._db.close()
         os.close(self._lock)
+
+    def commit(self) -> None:
+        """Make every outcome written so far durable (they otherwise wait for the next intent)."""
+        if self._db.in_transaction:
+            self._db.commit()
 
     # --- metadata --------------------------------------------------------------------------
 
@@ -291,10 +301,11 @@ class Journal:
                 f"journal: step {node}/{phase}/{step} changed under us "
                 f"(now {current.state if current else 'gone'}); is another run using this journal?"
             )
-        self._move(current, state, finished=_now(), detail=detail or {}, error=error)
+        self._move(current, state, durable=False, finished=_now(), detail=detail or {}, error=error)
 
-    def _move(self, current: Step, state: str, **changes: Any) -> None:
-        """Compare-and-swap a step from its current state to `state`, its MAC with it."""
+    def _move(self, current: Step, state: str, durable: bool = True, **changes: Any) -> None:
+        """Compare-and-swap a step from its current state to `state`, its MAC with it; committed with
+        what waits for a commit when `durable`, else left in the open transaction for the next one."""
         values = {
             "attempts": current.attempts,
             "started": current.started,
@@ -304,17 +315,20 @@ class Journal:
         }
         values.update({k: json.dumps(v) if k == "detail" else v for k, v in changes.items()})
         row = (current.node, current.phase, current.step, state, *values.values())
-        with self._db:
-            cur = self._db.execute(
-                "UPDATE steps SET state = ?, attempts = ?, started = ?, finished = ?, detail = ?, "
-                "error = ?, mac = ? WHERE node = ? AND phase = ? AND step = ? AND state = ?",
-                (state, *values.values(), self._tag("steps", row), *row[:3], current.state),
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
+        cur = self._db.execute(
+            "UPDATE steps SET state = ?, attempts = ?, started = ?, finished = ?, detail = ?, "
+            "error = ?, mac = ? WHERE node = ? AND phase = ? AND step = ? AND state = ?",
+            (state, *values.values(), self._tag("steps", row), *row[:3], current.state),
+        )
+        if durable or cur.rowcount != 1:  # what waited goes in too: it was written before this
+            self.commit()
+        if cur.rowcount != 1:
+            raise JournalError(
+                f"journal: step {current.node}/{current.phase}/{current.step} changed under us; "
+                "is another run using this journal?"
             )
-            if cur.rowcount != 1:
-                raise JournalError(
-                    f"journal: step {current.node}/{current.phase}/{current.step} changed under us; "
-                    "is another run using this journal?"
-                )
 
     def _step_row(self, node: str, phase: str, step: str) -> Step | None:
         row = self._db.execute(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sweeper.errors import CommandFailed
 from sweeper.model import Node
 from sweeper.pki import rotation
-from sweeper.pki.parse import crl_issuer, pem_blocks
+from sweeper.pki.parse import ParseError, crl_issuer, pem_blocks, spki_sha256_from_openssl_output
 from sweeper.rotate import remote
 from sweeper.rotate.remote import FileState
 from sweeper.shell import Output, Tag, mark, run_node_script
@@ -24,9 +24,12 @@ async def run(session: Session, body: str, what: str) -> Output:
     return await run_node_script(session, remote.script(body), what)
 
 
-async def read_files(session: Session, paths: list[str]) -> dict[str, FileState | None]:
-    """path -> content, owner, group and mode, or None where it does not exist; one round trip."""
-    output = await run(session, remote.read_files(paths), "read files")
+async def read_files(
+    session: Session, paths: list[str], change: str = "", what: str = "read files"
+) -> dict[str, FileState | None]:
+    """path -> content, owner, group and mode, or None where it does not exist; one round trip,
+    after `change` (a script that writes them, whose result this reads back) where one is given."""
+    output = await run(session, change + remote.read_files(paths), what)
     try:
         return remote.files_from(output, paths)
     except ValueError as exc:
@@ -38,13 +41,19 @@ def certificate_shas(data: bytes) -> list[str]:
     return [hashlib.sha256(b.der).hexdigest() for b in pem_blocks(data) if b.label == "CERTIFICATE"]
 
 
-async def vecs_entries(session: Session, store: str) -> list[VecsEntry]:
-    """Every entry of a VECS store, from one `vecs-cli entry list`."""
-    output = await run(session, remote.vecs_entry_list(session.node, store, "e0"), f"vecs entry list {store}")
-    error = output.error("e0")
+async def vecs_entries(session: Session, store: str, change: str = "") -> list[VecsEntry]:
+    """Every entry of a VECS store, from one `vecs-cli entry list`, after `change` if one is given
+    (a script whose result the list reads back: one round trip for both)."""
+    body = change + remote.vecs_entry_list(session.node, store, "e0")
+    return entries_in(await run(session, body, f"vecs entry list {store}"), store, "e0")
+
+
+def entries_in(output: Output, store: str, section_id: str) -> list[VecsEntry]:
+    """The entries a `remote.vecs_entry_list` section printed."""
+    error = output.error(section_id)
     if error:
         raise CommandFailed(f"vecs-cli entry list --store {store}: {error}")
-    return parse_entry_list(output.text("e0"))
+    return parse_entry_list(output.text(section_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,16 +64,28 @@ class StoreEntry:
     """SHA-256 of the entry's certificate ("" for an entry without one)."""
 
 
-async def store_entries(session: Session, store: str) -> list[StoreEntry]:
+async def store_entries(session: Session, store: str, change: str = "") -> list[StoreEntry]:
+    return store_entries_of(await vecs_entries(session, store, change))
+
+
+def store_entries_of(entries: list[VecsEntry]) -> list[StoreEntry]:
     found = []
-    for entry in await vecs_entries(session, store):
+    for entry in entries:
         shas = certificate_shas(entry.pem.encode()) if entry.pem else []
         found.append(StoreEntry(entry.alias, entry.entry_type, shas[0] if shas else ""))
     return found
 
 
-async def store_shas(session: Session, store: str) -> set[str]:
-    return {entry.sha256 for entry in await store_entries(session, store)}
+def key_spki_in(output: Output, target: str) -> str:
+    """SHA-256 of the public key a `remote.vecs_key_public` section printed (`target` names the entry)."""
+    try:
+        return spki_sha256_from_openssl_output(output.text("k0"))
+    except ParseError as exc:
+        raise CommandFailed(f"vecs {target}: {exc}") from None
+
+
+async def store_shas(session: Session, store: str, change: str = "") -> set[str]:
+    return {entry.sha256 for entry in await store_entries(session, store, change)}
 
 
 async def crl_aliases_of(session: Session, store: str, issuer: str) -> list[str]:
@@ -124,10 +145,9 @@ async def new_key(session: Session, pending: str, key_kind: str, policy: rotatio
 
     :raises CommandFailed: the node gave no proof of possession, or a key the policy refuses
     """
-    output = await run(session, remote.has_openssl(), "look for openssl")
+    nonce = f"sweeper-pop-{secrets.token_hex(16)}"
+    output = await run(session, remote.ensure_pending_key(pending, key_kind, nonce), "make the new key")
     if output.tagged(Tag.TOOL):
-        nonce = f"sweeper-pop-{secrets.token_hex(16)}"
-        output = await run(session, remote.ensure_pending_key(pending, key_kind, nonce), "make the new key")
         try:
             return rotation.proven_public_key(output.text("p0").encode(), nonce, policy)
         except rotation.KeyRefused as exc:

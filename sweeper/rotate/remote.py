@@ -24,9 +24,12 @@ HELPERS = r"""
 set -u
 if command -v base64 >/dev/null 2>&1; then sw_unb64() { base64 -d; }; else sw_unb64() { openssl base64 -d; }; fi
 sw_fsync() { sync "$1" 2>/dev/null || sync; }
-sw_put() {  # sw_put PATH OWNER GROUP MODE < base64 ; atomic replace
-  d=$(dirname "$1"); mkdir -p "$d"
-  rm -f "$d"/.sweeper.??????  # temp files of a run killed mid-write (one sweeper per journal)
+sw_put() {  # sw_put PATH OWNER GROUP MODE < base64 ; atomic replace (PATH absolute)
+  d=${1%/*}; d=${d:-/}  # parameter expansions, tests and globs: no process unless there is work
+  [ -d "$d" ] || mkdir -p "$d"
+  for sw_o in "$d"/.sweeper.??????; do  # temp files of a run killed mid-write (one sweeper per journal)
+    if [ -e "$sw_o" ]; then rm -f "$d"/.sweeper.??????; fi; break
+  done
   tmp=$(mktemp "$d/.sweeper.XXXXXX") || return 1
   if ! sw_unb64 > "$tmp"; then rm -f "$tmp"; return 1; fi
   if [ "$2" != "-" ]; then chown "$2:$3" "$tmp" || { rm -f "$tmp"; return 1; }; fi
@@ -99,24 +102,24 @@ KEY_ALGORITHMS = {
 
 
 def ensure_pending_key(pending: str, key_kind: str, nonce: str) -> str:
-    """Make the new private key on the node (kept across a crash) and print a request signed with it,
-    for `CN=<nonce>`: the proof that the node holds the key whose public half we are to sign."""
+    """Where the node has openssl (said by a `tool` section): make the new private key on the node
+    (kept across a crash) and print a request signed with it, for `CN=<nonce>`: the proof that the
+    node holds the key whose public half we are to sign. Without openssl it prints nothing."""
     return (
-        textwrap.dedent(f"""\
+        "if command -v openssl >/dev/null 2>&1; then\n"
+        + mark(Tag.TOOL, "openssl")
+        + textwrap.dedent(f"""\
         umask 077
         k={q(pending)}
         if [ ! -s "$k" ]; then
-          mkdir -p "$(dirname "$k")"
+          [ -d "${{k%/*}}" ] || mkdir -p "${{k%/*}}"
           openssl genpkey {KEY_ALGORITHMS[key_kind]} -out "$k.tmp" 2>/dev/null && sw_fsync "$k.tmp" && mv -f "$k.tmp" "$k"
         fi
         """)
         + mark(Tag.CSR, "p0")
         + f'openssl req -new -key "$k" -subj {q("/CN=" + nonce)} 2>&1\n'
+        + "fi\n"
     )
-
-
-def has_openssl() -> str:
-    return f"if command -v openssl >/dev/null 2>&1; then {mark(Tag.TOOL, 'openssl').strip()}; fi\n"
 
 
 def install_leaf(

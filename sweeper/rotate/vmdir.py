@@ -8,6 +8,7 @@ never argv and never a file, so `ps` never shows it and no disk holds it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import weakref
@@ -62,20 +63,24 @@ def machine_id_script(node: Node) -> str:
     )
 
 
-_MACHINE_IDS: weakref.WeakKeyDictionary[Session, str] = weakref.WeakKeyDictionary()
-"""Asked once per session (one connection to one vCenter): each solution user needs it."""
+_MACHINE_IDS: weakref.WeakKeyDictionary[Session, asyncio.Task[str]] = weakref.WeakKeyDictionary()
+"""Asked once per session (one connection to one vCenter): each solution user needs it, and its
+steps may ask at the same time."""
 
 
 async def machine_id(session: Session) -> str:
     """The vCenter's machine ID (`vmafd-cli get-machine-id`), checked to be a plain identifier."""
-    if session in _MACHINE_IDS:
-        return _MACHINE_IDS[session]
+    if session not in _MACHINE_IDS:
+        _MACHINE_IDS[session] = asyncio.ensure_future(_ask_machine_id(session))
+    return await asyncio.shield(_MACHINE_IDS[session])
+
+
+async def _ask_machine_id(session: Session) -> str:
     output = await run(session, machine_id_script(session.node), "vmafd-cli get-machine-id")
     error = output.error("m0")
     found = output.text("m0").strip()
     if error or not found or len(found) > 64 or not all(c.isalnum() or c == "-" for c in found):
         raise CommandFailed(f"vmafd-cli get-machine-id: {error or 'no machine ID'}")
-    _MACHINE_IDS[session] = found
     return found
 
 

@@ -88,6 +88,9 @@ class StepContext(ScriptContext):
     journal: Journal
     plan: Plan
     leaf_days: int = 730
+    purge_serials: dict[str, list[str]] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    """`serials_to_revoke` under "serials", worked out by the purge's first CRL step for every node's:
+    the same for all of them (nothing is re-issued while the purge runs), and it reads the whole journal."""
 
     def backup_of(self, node: str, kind: BackupKind, target: str) -> Backup:
         """The journal's backup of a target: nothing is changed that was not backed up first."""
@@ -105,6 +108,9 @@ class Step:
     kind: str
     """The step's tag in the journal and the report (each class fixes it with a Literal)."""
     PHASE: ClassVar[Phase]
+    ALONGSIDE: ClassVar[bool] = False
+    """May run at the same time as its node's neighbouring ALONGSIDE steps (each on its own channel):
+    it changes only its own target and reads nothing they change."""
 
     @property
     def phase(self) -> Phase:

@@ -195,13 +195,16 @@ class RepinLookupService(Step):
         endpoints = await node_endpoints(session, ctx.sso_password, self.domain)
         stale = [e for e in endpoints if not pinned(e, der)]
         await vmdir.back_up_entries(ctx, session, stale, [e.dn for e in stale])
+        records = []
         for entry in stale:
             changes = []
             if entry.values(facts.LKUP_TRUST):
                 changes.append((facts.LKUP_TRUST, [base64.b64encode(der)]))
             if entry.values(facts.LKUP_ANCHOR):
                 changes.append((facts.LKUP_ANCHOR, [der]))
-            await vmdir.modify(session, ctx.sso_password, vmdir.replace_ldif(entry.dn, changes))
+            records.append(vmdir.replace_ldif(entry.dn, changes))
+        if records:  # one ldapmodify for all of them: it applies the records in order, stops at a failure
+            await vmdir.modify(session, ctx.sso_password, "\n".join(records))
         after = await node_endpoints(session, ctx.sso_password, self.domain)
         wrong = [e.dn for e in after if not pinned(e, der)]
         if wrong:

@@ -80,9 +80,8 @@ class RemoveAnchors(Step):
             if current is not None:
                 script, count = self._rewrite(path, current)
                 body, removed = body + script, removed + count
-        if body:
-            await on_node.run(session, body, f"purge {self.store}")
-        for path, after in (await on_node.read_files(session, list(paths))).items():
+        after_purge = await on_node.read_files(session, list(paths), body, f"purge {self.store}")
+        for path, after in after_purge.items():
             if after is not None and set(self.sha256) & set(on_node.certificate_shas(after.content)):
                 raise CommandFailed(f"{paths[path]}: a removed certificate is still there")
         return {"removed": removed}
@@ -132,10 +131,9 @@ class VmdirUnpublish(Step):
             cert = json.loads(item.content).get("cert") or ""
             if set(on_node.certificate_shas(cert.encode())) & doomed:
                 await on_node.vmdir(session, ctx.sso_password, "unpublish", cert.encode())
-        for entry in await on_node.store_entries(session, TRUSTED_ROOTS):
-            if entry.sha256 in doomed:
-                await on_node.run(session, self._delete(node, entry.alias), "vecs-cli entry delete")
-        left = doomed & await on_node.store_shas(session, TRUSTED_ROOTS)
+        aliases = [e.alias for e in await on_node.store_entries(session, TRUSTED_ROOTS) if e.sha256 in doomed]
+        deletes = "".join(self._delete(node, alias) for alias in aliases)  # and read back, one round trip
+        left = doomed & await on_node.store_shas(session, TRUSTED_ROOTS, deletes)
         if left:
             raise CommandFailed(f"TRUSTED_ROOTS still holds {len(left)} removed root(s) after the purge")
         return {"removed": sorted(doomed)}
@@ -169,9 +167,7 @@ class ClearVecsStore(Step):
 
     async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
         aliases = [entry.alias for entry in await on_node.store_entries(session, self.store)]
-        if aliases:
-            await on_node.run(session, self._clear(session.node, aliases), f"clear {self.store}")
-        if await on_node.store_entries(session, self.store):
+        if aliases and await on_node.store_entries(session, self.store, self._clear(session.node, aliases)):
             raise CommandFailed(f"{self.store} is not empty after clearing it")
         return {"removed": aliases}
 
@@ -203,8 +199,8 @@ class RemoveCrls(Step):
 
     async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
         paths = [session.node.path(path) for path in self.files]
-        await on_node.run(session, self._remove(session.node), "remove CRLs")
-        left = [p for p, state in (await on_node.read_files(session, paths)).items() if state is not None]
+        after = await on_node.read_files(session, paths, self._remove(session.node), "remove CRLs")
+        left = [p for p, state in after.items() if state is not None]
         if left:
             raise CommandFailed(f"{left[0]}: still there after removing it")
         return {"removed": list(self.files)}
@@ -241,8 +237,8 @@ class DeleteVecsCrls(Step):
         return [(f"delete CRLs from {self.store}", self._delete(node))]
 
     async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
-        await on_node.run(session, self._delete(session.node), f"delete CRLs from {self.store}")
-        left = set(self.crls) & {entry.alias for entry in await on_node.store_entries(session, self.store)}
+        after = await on_node.store_entries(session, self.store, self._delete(session.node))
+        left = set(self.crls) & {entry.alias for entry in after}
         if left:
             raise CommandFailed(f"{self.store}: {len(left)} CRL(s) came back after deleting them")
         return {"removed": list(self.crls)}
@@ -302,13 +298,16 @@ class PublishCrl(Step):
 
     async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
         node = session.node
-        serials = serials_to_revoke(ctx)
+        if "serials" not in ctx.purge_serials:
+            ctx.purge_serials["serials"] = serials_to_revoke(ctx)
+        serials = ctx.purge_serials["serials"]
         crl = await asyncio.to_thread(rotation.revocation_list, ctx.ca, serials)
         if self.store_kind is not StoreKind.VECS:
             path = self._path(ctx, node)
             ctx.journal.backup(node.name, BackupKind.FILE, path, existed=False)
-            await on_node.run(session, self._script(ctx, node, crl), f"write {path}")
-            written = (await on_node.read_files(session, [path]))[path]
+            written = (
+                await on_node.read_files(session, [path], self._script(ctx, node, crl), f"write {path}")
+            )[path]
             if written is None or written.content != crl:
                 raise CommandFailed(f"{path}: the CRL is not there after writing it")
             return {"path": path, "revoked": serials}

@@ -13,7 +13,7 @@ from sweeper import stores
 from sweeper.errors import CommandFailed
 from sweeper.model import Node, Role, StoreKind, StoreSpec
 from sweeper.pki import rotation
-from sweeper.pki.parse import ParseError, spki_sha256_from_openssl_output
+from sweeper.pki.parse import spki_sha256_from_openssl_output
 from sweeper.rotate import node as on_node
 from sweeper.rotate import remote, vmdir
 from sweeper.rotate.steps.base import (
@@ -113,24 +113,23 @@ class ReissueFile(Reissue):
         old_key = ctx.backup_of(node.name, BackupKind.FILE, key_path)
         _, new_pem, new_sha = await self._issue(ctx, session, remote.pending_key_path(key_path))
         key_mode = "0400" if old_key.mode == "0400" else "0600"
-        current = (await on_node.read_files(session, [cert_path]))[cert_path]
-        if current is None or new_sha not in on_node.certificate_shas(current.content):
-            body = self._install(
-                node,
-                new_pem,
-                (old_cert.owner, old_cert.group, old_cert.mode or "0644"),
-                (old_key.owner, old_key.group, key_mode),
-            )
-            await on_node.run(session, body, f"install {self.cert}")
-        await self._verify(session, new_sha, key_mode)
+        body = self._install(
+            node,
+            new_pem,
+            (old_cert.owner, old_cert.group, old_cert.mode or "0644"),
+            (old_key.owner, old_key.group, key_mode),
+        )
+        await self._install_and_verify(session, body, new_sha, key_mode)
         return {"new_sha256": new_sha, "old_sha256": self.old.sha256, "key_mode": key_mode}
 
-    async def _verify(self, session: Session, new_sha: str, key_mode: str) -> None:
-        """Read the pair back with the scan's own reader: the new certificate, its key, the mode."""
+    async def _install_and_verify(self, session: Session, body: str, new_sha: str, key_mode: str) -> None:
+        """Install (always: this attempt's certificate is new), then read the pair back with the scan's
+        own reader, in one round trip: the new certificate, its key, the mode."""
         probe = replace(
             session.node, stores=(StoreSpec(StoreKind.PEM, Role.LEAF, cert=self.cert, key=self.key),)
         )
-        output = await run_node_script(session, stores.read_script(probe), "read back")
+        script = remote.HELPERS + body + stores.read_script(probe)
+        output = await run_node_script(session, script, f"install {self.cert} and read it back")
         read = await asyncio.to_thread(stores.parse, probe, output)
         cert = read.certificates[0] if read.certificates else None
         if cert is None or cert.facts.sha256 != new_sha:
@@ -145,6 +144,7 @@ class ReissueVecs(Reissue):
 
     kind: Literal["reissue-vecs"] = "reissue-vecs"
     PHASE: ClassVar[Phase] = Phase.REISSUE
+    ALONGSIDE: ClassVar[bool] = True  # one VECS entry (and its ServicePrincipal) each: independent
     store: str
     alias: str
     service_principal: bool = False
@@ -195,26 +195,21 @@ class ReissueVecs(Reissue):
             registered["service_principal"] = await vmdir.register_solution_user(
                 ctx, session, self.store, new_pem
             )
-        if await self._current(session) != new_sha:
-            body = remote.vecs_replace_entry(node, self.store, self.alias, work, new_pem)
-            await on_node.run(session, body, "vecs-cli create")
-        if await self._current(session) != new_sha:
-            raise CommandFailed(f"vecs {self.target}: the new certificate is not there after replacing it")
-        output = await on_node.run(
-            session, remote.vecs_key_public(node, self.store, self.alias), "vecs getkey"
+        # One round trip: replace (this attempt's certificate is new, so always), then read the entry
+        # and its key's public half back; the work folder goes only once both are checked.
+        body = (
+            remote.vecs_replace_entry(node, self.store, self.alias, work, new_pem)
+            + remote.vecs_entry_list(node, self.store, "e0")
+            + remote.vecs_key_public(node, self.store, self.alias)
         )
-        try:
-            spki = spki_sha256_from_openssl_output(output.text("k0"))
-        except ParseError as exc:
-            raise CommandFailed(f"vecs {self.target}: {exc}") from None
-        if spki != spki_sha256_from_openssl_output(public_pem.decode()):
+        output = await on_node.run(session, body, "vecs-cli create")
+        entries = on_node.store_entries_of(on_node.entries_in(output, self.store, "e0"))
+        if next((e.sha256 for e in entries if e.alias == self.alias), None) != new_sha:
+            raise CommandFailed(f"vecs {self.target}: the new certificate is not there after replacing it")
+        if on_node.key_spki_in(output, self.target) != spki_sha256_from_openssl_output(public_pem.decode()):
             raise CommandFailed(f"vecs {self.target}: the stored key is not the new certificate's")
         await on_node.run(session, remote.remove_tree(work), "clean up")
         return {"new_sha256": new_sha, "old_sha256": self.old.sha256, **registered}
-
-    async def _current(self, session: Session) -> str | None:
-        entries = await on_node.store_entries(session, self.store)
-        return next((e.sha256 for e in entries if e.alias == self.alias), None)
 
 
 def _safe(name: str) -> str:

@@ -80,9 +80,8 @@ class AddAnchor(Step):
         if self.store_kind is not StoreKind.BUNDLE:
             ctx.journal.backup(node.name, BackupKind.FILE, path, existed=current is not None)
         have = [] if current is None else on_node.certificate_shas(current.content)
-        if ctx.ca.sha256 not in have:
-            await on_node.run(session, self._write(ctx, node, current), f"write {path}")
-        written = (await on_node.read_files(session, [path]))[path]
+        write = self._write(ctx, node, current) if ctx.ca.sha256 not in have else ""
+        written = (await on_node.read_files(session, [path], write, f"write {path}"))[path]
         if written is None or ctx.ca.sha256 not in on_node.certificate_shas(written.content):
             raise CommandFailed(f"{path}: the new root is not there after writing it")
         return {"path": path, "sha256": ctx.ca.sha256}

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 from sweeper.errors import CommandFailed
 from sweeper.model import Node
 from sweeper.pki import rotation
-from sweeper.pki.parse import ParseError, certificate_facts, pem_blocks, spki_sha256_from_openssl_output
+from sweeper.pki.parse import certificate_facts, pem_blocks, spki_sha256_from_openssl_output
 from sweeper.platforms.vcsa import MACHINE_SSL, MACHINE_SSL_ALIAS, SERVICE_CONTROL, SMS, STS_INTERNAL_SSL
 from sweeper.rotate import node as on_node
 from sweeper.rotate import remote
@@ -49,10 +49,7 @@ async def _entry_sha(session: Session, store: str, alias: str) -> str | None:
 async def _key_spki(session: Session, store: str, alias: str) -> str:
     """SHA-256 of the public half of an entry's key, derived on the node (the key stays there)."""
     output = await on_node.run(session, remote.vecs_key_public(session.node, store, alias), "vecs getkey")
-    try:
-        return spki_sha256_from_openssl_output(output.text("k0"))
-    except ParseError as exc:
-        raise CommandFailed(f"vecs {store}/{alias}: {exc}") from None
+    return on_node.key_spki_in(output, f"{store}/{alias}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -261,8 +258,8 @@ class DeleteVecsEntries(Step):
     async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
         for alias in self.aliases:
             ctx.backup_of(session.node.name, BackupKind.VECS, f"{self.store}/{alias}")
-        await on_node.run(session, self._delete(session.node), f"delete from {self.store}")
-        left = set(self.aliases) & {e.alias for e in await on_node.store_entries(session, self.store)}
+        after = await on_node.store_entries(session, self.store, self._delete(session.node))
+        left = set(self.aliases) & {e.alias for e in after}
         if left:
             raise CommandFailed(f"{self.store}: {', '.join(sorted(left))} still there after deleting it")
         return {"removed": list(self.aliases)}

@@ -12,7 +12,6 @@ import json
 import subprocess
 import threading
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from sweeper.lab.vcsa import VCDB
 from sweeper.platforms.vcdb import PSQL
 from sweeper.platforms.vcsa import SOLUTION_USERS, VMON_START_PROFILE
 from tests.support import run
-from tests.support.journal_watch import KILLED, Steps, journal_steps, kill_when
+from tests.support.journal_watch import KILLED, Steps, journal_steps, kill_when, step_spans
 
 PASSPHRASE = "vcenter lab test"
 VECS = "var/lib/vmware/vmafd/vecs"
@@ -187,14 +186,11 @@ def test_rotation_keeps_the_vcenter_invariants_and_rollback_restores_the_directo
         watcher.join()
     assert done.returncode == 0, done.stderr
     assert not [line for line in seen if lab.sso_password in line], "the SSO password showed in ps"
-    steps = run.only_report(tmp_path / "rotate")["steps"]
-    spans = [
-        (datetime.fromisoformat(s["started"]), datetime.fromisoformat(s["finished"]))
-        for s in steps
-        if s["step"].startswith("reissue-vecs:")
-    ]
+    spans = step_spans(tmp_path / "journal", "reissue-vecs:")
     first_end = min(end for _, end in spans)
-    assert len([start for start, _ in spans if start < first_end]) > 1, "the VECS entries ran one by one"
+    assert len([start for start, _ in spans if start < first_end]) > 1, (
+        f"the VECS entries ran one by one: {spans}"
+    )
 
     new_root = der(tmp_path / "journal" / "new-root.pem")
     for su in SOLUTION_USERS:

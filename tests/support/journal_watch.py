@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from tests.support import run
@@ -47,3 +48,17 @@ def journal_steps(journal: Path) -> Steps:
 def states(steps: Steps, node: str, phase: str) -> set[str]:
     """The states of a node's steps in one phase; {"pending"} before any is journaled."""
     return {state for (n, p, _), state in steps.items() if (n, p) == (node, phase)} or {"pending"}
+
+
+def step_spans(journal: Path, prefix: str) -> list[tuple[datetime, datetime]]:
+    """(started, finished) of every finished step whose name starts with `prefix`, to the
+    microsecond the journal keeps (a report's times are whole seconds), read-only."""
+    db = sqlite3.connect(f"file:{journal / 'journal.sqlite'}?mode=ro", uri=True, timeout=1)
+    try:
+        rows = db.execute(
+            "SELECT started, finished FROM steps WHERE finished IS NOT NULL AND substr(step, 1, ?) = ?",
+            (len(prefix), prefix),
+        ).fetchall()
+    finally:
+        db.close()
+    return [(datetime.fromisoformat(started), datetime.fromisoformat(finished)) for started, finished in rows]

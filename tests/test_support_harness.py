@@ -12,6 +12,7 @@ import os
 import socket
 import stat
 import subprocess
+import time
 import tomllib
 from pathlib import Path
 
@@ -197,7 +198,10 @@ def test_a_process_the_test_started_is_found_after_its_parent_is_gone_and_can_be
     processes = RunProcesses()
     before = processes.alive()
     subprocess.run(["sh", "-c", "setsid sleep 600 >/dev/null 2>&1 &"], check=True)  # adopted by init at once
-    (orphan,) = processes.alive() - before
+    deadline = time.monotonic() + 5
+    while not (started := processes.alive() - before) and time.monotonic() < deadline:
+        time.sleep(0.01)  # on a loaded machine the background child may not be running yet
+    (orphan,) = started
     assert left_running({orphan}, hang_guard=0.2) == {orphan}, "it keeps running"
     kill({orphan})
     assert left_running({orphan}) == set()

@@ -1,4 +1,4 @@
-"""Benchmark: sweeper's scan of N-node labs against the floor, one worker and `auto` workers, side by side.
+"""Benchmark: sweeper's scan of N-node fleets against the floor and its peers, one process and `auto` workers.
 
 The floor is plain asyncssh: connect, one `cat` of a store file, close, per node, at the
 same concurrency, with the same loaded key and known_hosts. Each measured run is a process of
@@ -20,7 +20,7 @@ one real OpenSSH sshd per node (bench/sshd_fleet.py; Linux and ESXi nodes only),
 nodes' side costs what it costs on a real fleet.
 
 A sweeper's first run is "cold": every private key's public half is derived on its node with
-openssl. Later runs are "warm": the key cache (key-file hash -> public key) spares openssl for
+openssl. Later runs are "warm": the key cache (key-file identity -> public key) spares openssl for
 keys that did not change, as for a nightly sweep. Each worker setting has a cache of its own.
 The lab's nodes share this machine's cores with sweeper, so node-side work (openssl, the shell,
 the lab's SSH server) is on the same clock here, unlike on a real fleet: CPU per node is the

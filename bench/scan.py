@@ -63,11 +63,21 @@ TARGETS = """targets at 1,000 nodes: warm <= 1.2x floor wall, CPU/node <= 1.1x f
 CPU: this client's process (and its workers); lab: the nodes' side (SSH server, shells, commands)"""
 
 
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Another tool measured beside sweeper, when its module is importable."""
+
+    script: Path
+    module: str
+    package: str
+
+
 PEERS = {
-    "pyinfra (same cats)": Path(__file__).with_name("pyinfra_read.py"),
-    "ansible-core raw (same cats)": Path(__file__).with_name("ansible_read.py"),
+    "pyinfra (same cats)": Peer(Path(__file__).with_name("pyinfra_read.py"), "pyinfra", "pyinfra"),
+    "ansible-core raw (same cats)": Peer(
+        Path(__file__).with_name("ansible_read.py"), "ansible", "ansible-core"
+    ),
 }
-"""Peers measured beside sweeper when their module (the script's name up to `_read`) is importable."""
 
 
 def first_file(node: Node) -> str:
@@ -213,14 +223,14 @@ def bench_size(nodes: int, args: argparse.Namespace) -> None:
         cli = ["sweeper", "scan", str(fleet.inventory), "--concurrency", str(args.concurrency)]
         cli += ["--workers", args.workers, "--out", str(lab_dir / "cli-reports")]
         cli_fleet = replace(fleet, env={**fleet.env, "XDG_CACHE_HOME": str(lab_dir / "cli-cache")})
-        peers = {label: path for label, path in PEERS.items() if importlib.util.find_spec(path.stem[:-5])}
+        peers = {label: peer for label, peer in PEERS.items() if importlib.util.find_spec(peer.module)}
         runs: dict[str, list[Measure]] = {label: [] for label in (FLOOR, *peers)}
         runs |= {f"sweeper {label}": [] for label in settings} | {CLI: []}
         here = Path(__file__)
         for _ in range(args.rounds + 1):
             runs[FLOOR].append(run_measured(fleet, here, "--measure", "floor", *common))
-            for label, script in peers.items():
-                runs[label].append(run_measured(fleet, script, *common))
+            for label, peer in peers.items():
+                runs[label].append(run_measured(fleet, peer.script, *common))
             for label, workers in settings.items():
                 extra = ("--measure", "sweep", "--workers", workers, "--key-cache", caches[label])
                 runs[f"sweeper {label}"].append(run_measured(fleet, here, *common, *extra))
@@ -264,9 +274,11 @@ def main() -> None:
     if args.measure:
         measure(args)
         return
-    for module, package in (("pyinfra", "pyinfra"), ("ansible", "ansible-core")):
-        if importlib.util.find_spec(module) is None:
-            print(f"{module} is not importable: its row is left out (pip install {package} to add it)")
+    for peer in PEERS.values():
+        if importlib.util.find_spec(peer.module) is None:
+            print(
+                f"{peer.module} is not importable: its row is left out (pip install {peer.package} to add it)"
+            )
     for nodes in (int(n) for n in args.nodes.split(",")):
         bench_size(nodes, args)
     print(TARGETS)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
+from cputime import process_cpu  # bench/cputime.py
 
 from sweeper.lab.build import build_lab
 from sweeper.lab.inventory import render_inventory, render_known_hosts
@@ -39,12 +40,11 @@ class FleetHandle:
 
     def cpu(self) -> float:
         """CPU seconds every sshd listener and the sessions it reaped have spent so far."""
-        total = 0
+        total = 0.0
         for pid in self.pids:
-            with contextlib.suppress(OSError):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += sum(int(f) for f in fields[11:15])
-        return total / os.sysconf("SC_CLK_TCK")
+            with contextlib.suppress(OSError):  # a listener that has ended counts no more
+                total += process_cpu(pid)
+        return total
 
 
 def _free_ports(count: int) -> list[int]:

@@ -119,7 +119,7 @@ def _jobs(
                 retry=options.retry,
                 max_node_bytes=options.max_node_bytes,
                 concurrency=max(1, options.concurrency // workers + (k < options.concurrency % workers)),
-                handshakes_per_server=max(1, HANDSHAKES_PER_SERVER // workers),
+                handshakes_per_server=HANDSHAKES_PER_SERVER // workers,  # Connector keeps it >= 1
                 seed=seed,
                 known_keys=cache.tables(n.name for n in share),
             )

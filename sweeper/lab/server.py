@@ -37,6 +37,7 @@ from sweeper.lab.plan import LAB_BIN, plan_fleet
 from sweeper.lab.state import read_json
 from sweeper.lab.tls import TlsEndpoint
 from sweeper.lab.vmdir import start_directory, stop_directory
+from sweeper.ssh.logs import skip_disabled_levels
 
 LAB_SCHEMA = "sweeper.lab/1"
 _CHUNK = 65536
@@ -65,6 +66,7 @@ async def serve_lab(dir: Path, stop: asyncio.Event | None = None) -> None:
         raise LabError(f"{paths.dir} holds no lab build; build it first")
     plan = plan_fleet(int(build["nodes"]), int(build["seed"]), tuple(build.get("hostile", ())))
     _raise_fd_limit(len(plan))
+    skip_disabled_levels()  # the lab's nodes are on this machine's cores too
     stop = stop or asyncio.Event()
     _stop_on_signals(stop)
 

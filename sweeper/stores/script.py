@@ -70,24 +70,20 @@ sw_key() {{
     sw_mark {t.KEYFILE} "$1"; $SW_B64 < "$2"
   fi
 }}
-sw_keys() {{  # sw_keys STAT-OUTPUT: each key's identity (size, device, inode, change time in ns) from
-  # its stat line, which every change of the file's bytes renews; openssl only for one the cache lacks
-  while IFS= read -r sw_k; do
-    [ -n "$sw_k" ] || continue
+sw_keys() {{  # sw_keys STAT-OUTPUT (IFS a line break, globbing off): each key's identity (size,
+  # device, inode, change time in ns) from its stat line, which every change of the file's bytes
+  # renews; openssl only for one the cache lacks
+  for sw_k in $SW_KEYS; do
     sw_sid=${{sw_k%% *}}; sw_path=${{sw_k#* }}; sw_id=''
-    while IFS= read -r sw_l; do
+    for sw_l in $1; do
       case $sw_l in  # "mode owner group size identity path"
         *" $sw_path") sw_r=${{sw_l#* * * }}; sw_id=${{sw_r%% *}}; sw_r=${{sw_r#* }}
           sw_id="$sw_id:${{sw_r%% *}}" ;;
       esac
-    done <<SW_ST
-$1
-SW_ST
+    done
     sw_mark {t.PUBKEY} "$sw_sid"
     sw_pub "$sw_sid" "$sw_id" < "$sw_path"
-  done <<SW_K
-$SW_KEYS
-SW_K
+  done
 }}
 sw_dir() {{  # a name with a line break cannot go in the batched newline-separated reads: its exact
   # name is printed as the body of an `oddname` section instead (a body keeps line breaks)
@@ -144,17 +140,16 @@ sw_flush() {{  # one stat, then one cat for every file (raw, last), unless their
   sw_ifs=$IFS; IFS=$NL; set -f
   set -- $SW_STATS
   sw_st=$(stat -L -c '%a %U %G %s %d:%i:%.9Z %n' -- "$@" 2>/dev/null)
-  set -- $SW_FILES
-  IFS=$sw_ifs
   sw_mark {t.STAT} -
   printf '%s\n' "$sw_st"
-  [ -z "$SW_KEYS" ] || sw_keys "$sw_st"
   sw_total=0
-  while read -r sw_x sw_x sw_x sw_s sw_x sw_x; do
+  for sw_l in $sw_st; do  # one line each: split by the shell, not read(2) a byte at a time
+    sw_r=${{sw_l#* * * }}; sw_s=${{sw_r%% *}}
     case $sw_s in ''|*[!0-9]*) ;; *) sw_total=$((sw_total + sw_s)) ;; esac
-  done <<SW_ST
-$sw_st
-SW_ST
+  done
+  [ -z "$SW_KEYS" ] || sw_keys "$sw_st"
+  set -- $SW_FILES
+  IFS=$sw_ifs
   if [ "${{SW_MAX:-0}}" -gt 0 ] && [ "$sw_total" -gt "$SW_MAX" ]; then
     sw_mark {t.TOOBIG} - "$sw_total"
   elif [ -n "$SW_FILES" ]; then

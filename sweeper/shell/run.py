@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+PARSE_ON_LOOP_MAX = 32 * 1024
+"""An answer this small is parsed on the event loop (well under a millisecond): handing it to a
+thread and back costs more than the parse, thousands of times a sweep. A larger one (bundles,
+VECS stores) goes to a thread, where its certificates' parsing cannot stall the other nodes."""
+
 
 async def run_node_script(
     session: Session, body: str, what: str, timeout: float | None = None, inline: bool = False
@@ -39,11 +44,13 @@ async def run_and_parse(
     timeout: float | None = None,
     inline: bool = False,
 ) -> T:
-    """`run_node_script`, then `parse` its sections in the same trip off the event loop (one
-    thread hand-off per node, not two: a sweep makes thousands)."""
+    """`run_node_script`, then `parse` its sections: split and parsed in one go, off the event loop
+    unless the answer is small (`PARSE_ON_LOOP_MAX`)."""
     token = new_token()
     script = frame(token, body, session.max_bytes)
     result = await session.run_script(script, timeout=timeout or session.node.deadline, inline=inline)
+    if len(result.stdout) <= PARSE_ON_LOOP_MAX:
+        return _checked_then(token, result, what, session.max_bytes, parse)
     return await asyncio.to_thread(_checked_then, token, result, what, session.max_bytes, parse)
 
 

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 
 from sweeper.pki.facts import CertFacts
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)\s*-----END \1-----", re.DOTALL)
+_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+_WHITESPACE = b" \t\n\r\x0b\x0c"  # what a regex's \s matches in bytes
 CERT_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
 CRL_LABELS = {b"X509 CRL"}
 
@@ -37,17 +38,27 @@ class PemBlock:
 
 
 def pem_blocks(data: bytes) -> list[PemBlock]:
-    """Every PEM block in `data`, whatever text stands around it (CRLF, comments, OpenSSL dumps)."""
+    """Every PEM block in `data`, whatever text stands around it (CRLF, comments, OpenSSL dumps).
+
+    A block runs from its BEGIN line to the first END line of the same label. Each END is found
+    with `bytes.find`: a lazy regex spanning the body cost ~15 µs per kilobyte, once per node."""
     blocks = []
-    for match in _PEM_BLOCK.finditer(data):
-        body = re.sub(rb"\s+", b"", match.group(2))
-        if b":" in match.group(2).split(b"\n", 1)[0]:
-            raise ParseError(f"encrypted or headed PEM block '{match.group(1).decode()}' is not supported")
+    start = 0
+    while match := _PEM_BEGIN.search(data, start):
+        label = match.group(1)
+        end = data.find(b"-----END " + label + b"-----", match.end())
+        if end < 0:  # no END: a BEGIN may still start within this one's line
+            start = match.start() + 1
+            continue
+        start = end + len(label) + 14
+        body = data[match.end() : end].lstrip(_WHITESPACE)
+        if b":" in body.split(b"\n", 1)[0]:
+            raise ParseError(f"encrypted or headed PEM block '{label.decode()}' is not supported")
         try:
-            der = base64.b64decode(body, validate=True)
+            der = base64.b64decode(body.translate(None, _WHITESPACE), validate=True)
         except ValueError:
-            raise ParseError(f"PEM block '{match.group(1).decode()}' is not valid base64") from None
-        blocks.append(PemBlock(match.group(1).decode(), der))
+            raise ParseError(f"PEM block '{label.decode()}' is not valid base64") from None
+        blocks.append(PemBlock(label.decode(), der))
     return blocks
 
 

@@ -1,0 +1,46 @@
+"""PEM blocks as nodes hold them: surrounding text, CRLF, unmatched and nested markers, headers."""
+
+from __future__ import annotations
+
+import pytest
+
+from sweeper.pki.parse import ParseError, PemBlock, pem_blocks
+
+
+def test_blocks_are_found_among_any_text_with_crlf_and_spaces_around_the_body() -> None:
+    data = (
+        b"subject=CN=x\r\n-----BEGIN X509 CRL----- \r\n QUJD \r\n-----END X509 CRL-----tail"
+        b"-----BEGIN CERTIFICATE-----\nQU\nJD\n-----END CERTIFICATE-----\n"
+    )
+    assert pem_blocks(data) == [PemBlock("X509 CRL", b"ABC"), PemBlock("CERTIFICATE", b"ABC")]
+
+
+def test_a_begin_without_its_end_is_skipped_and_a_later_block_still_read() -> None:
+    assert pem_blocks(b"-----BEGIN CERTIFICATE-----\nQUJD\n") == []
+    data = b"-----BEGIN A-----\nQUJD\n-----END B----- -----BEGIN B-----QUJD-----END B-----"
+    assert pem_blocks(data) == [PemBlock("B", b"ABC")]
+    assert pem_blocks(b"-----BEGIN A-----BEGIN B-----\nQUJD\n-----END B-----") == [PemBlock("B", b"ABC")]
+
+
+def test_a_block_ends_at_the_first_end_of_its_own_label() -> None:
+    data = b"-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\nREVG\n-----END CERTIFICATE-----"
+    assert pem_blocks(data) == [PemBlock("CERTIFICATE", b"ABC")]
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (
+            b"-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\nQUJD\n-----END CERTIFICATE-----",
+            "encrypted",
+        ),
+        (b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----", "not valid base64"),
+        (
+            b"-----BEGIN CERTIFICATE-----\nQUJD\n-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----",
+            "base64",
+        ),
+    ],
+)
+def test_headed_or_broken_bodies_are_one_line_errors(data: bytes, problem: str) -> None:
+    with pytest.raises(ParseError, match=problem):
+        pem_blocks(data)

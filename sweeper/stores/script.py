@@ -171,4 +171,8 @@ def build(calls: list[str], known_keys: Iterable[str] = ()) -> str:
 
 def prelude(known: str = "") -> str:
     """The reading helpers (`sw_file`, `sw_key`, `sw_dir`, `sw_vecs`, `sw_run`, `sw_flush`)."""
-    return PRELUDE.format(t=Tag, known=known)
+    return _PRELUDE_HEAD + known + _PRELUDE_TAIL
+
+
+# formatted once: every node's script differs only in its known key identities
+_PRELUDE_HEAD, _PRELUDE_TAIL = PRELUDE.format(t=Tag, known="\0").split("\0")

@@ -22,7 +22,8 @@ from pyinfra.api import Config, Inventory, State, operation  # noqa: E402
 from pyinfra.api.connect import connect_all  # noqa: E402
 from pyinfra.api.operation import add_op  # noqa: E402
 from pyinfra.api.operations import run_ops  # noqa: E402
-from scan import first_file, peer_arguments, print_measure  # noqa: E402
+from pyinfra_cli import host_data  # noqa: E402  (bench/pyinfra_cli.py)
+from scan import peer_arguments, print_measure  # noqa: E402
 
 from sweeper.inventory import load_inventory  # noqa: E402
 from sweeper.model import Node  # noqa: E402
@@ -32,20 +33,6 @@ from sweeper.model import Node  # noqa: E402
 def read_first_file():  # noqa: ANN201 (pyinfra's operation decorator wraps a generator of commands)
     """The floor's read: one `cat` of the host's first store file."""
     yield f"cat {host.data.sweeper_file}"
-
-
-def host_data(node: Node) -> dict[str, object]:
-    return {
-        "ssh_hostname": node.host,
-        "ssh_port": node.port,
-        "ssh_user": node.user,
-        "ssh_key": str(node.client_keys[0]),
-        "ssh_known_hosts_file": str(node.known_hosts),
-        "ssh_strict_host_key_checking": "yes",
-        "ssh_allow_agent": False,
-        "ssh_look_for_keys": False,
-        "sweeper_file": first_file(node),
-    }
 
 
 def pyinfra_sweep(nodes: tuple[Node, ...], concurrency: int) -> int:

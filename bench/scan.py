@@ -10,10 +10,10 @@ ratios; only ratios are meaningful across machines.
 
 Peers, when installed (neither is one of sweeper's dependencies): pyinfra (`pip install pyinfra`)
 does the floor's reads through its engine (bench/pyinfra_read.py) with PARALLEL = the same
-concurrency; ansible-core (`pip install ansible-core`) does them with `ansible -m raw -f N`
+concurrency, and as the whole `pyinfra` command (bench/pyinfra_cli.py); ansible-core (`pip install ansible-core`) does them with `ansible -m raw -f N`
 (bench/ansible_read.py, timed as a whole command). A peer that is not installed is left out with a
 note. `sweeper CLI` is the whole `sweeper scan --workers auto` command, start-up and reports
-included, as an operator (or an outside check) times it.
+included, as an operator (or an outside check) times it: compare it with the peers' whole commands.
 
 `--fleet lab` (default) serves the nodes with the lab's asyncssh servers; `--fleet sshd` with
 one real OpenSSH sshd per node (bench/sshd_fleet.py; Linux and ESXi nodes only), where the
@@ -74,6 +74,7 @@ class Peer:
 
 PEERS = {
     "pyinfra (same cats)": Peer(Path(__file__).with_name("pyinfra_read.py"), "pyinfra", "pyinfra"),
+    "pyinfra CLI (whole command)": Peer(Path(__file__).with_name("pyinfra_cli.py"), "pyinfra", "pyinfra"),
     "ansible-core raw (same cats)": Peer(
         Path(__file__).with_name("ansible_read.py"), "ansible", "ansible-core"
     ),

@@ -10,8 +10,8 @@ ratios; only ratios are meaningful across machines.
 
 Peers, when installed (neither is one of sweeper's dependencies): pyinfra (`pip install pyinfra`)
 does the floor's reads through its engine (bench/pyinfra_read.py) with PARALLEL = the same
-concurrency, and as the whole `pyinfra` command (bench/pyinfra_cli.py); ansible-core (`pip install ansible-core`) does them with `ansible -m raw -f N`
-(bench/ansible_read.py, timed as a whole command). A peer that is not installed is left out with a
+concurrency, and as the whole `pyinfra` command (bench/pyinfra_cli.py); ansible-core (`pip install
+ansible-core`) does them with `ansible -m raw -f N` (bench/ansible_read.py, timed as a whole command). A peer that is not installed is left out with a
 note. `sweeper CLI` is the whole `sweeper scan --workers auto` command, start-up and reports
 included, as an operator (or an outside check) times it: compare it with the peers' whole commands.
 

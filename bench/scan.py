@@ -11,9 +11,10 @@ ratios; only ratios are meaningful across machines.
 Peers, when installed (neither is one of sweeper's dependencies): pyinfra (`pip install pyinfra`)
 does the floor's reads through its engine (bench/pyinfra_read.py) with PARALLEL = the same
 concurrency, and as the whole `pyinfra` command (bench/pyinfra_cli.py); ansible-core (`pip install
-ansible-core`) does them with `ansible -m raw -f N` (bench/ansible_read.py, timed as a whole command). A peer that is not installed is left out with a
-note. `sweeper CLI` is the whole `sweeper scan --workers auto` command, start-up and reports
-included, as an operator (or an outside check) times it: compare it with the peers' whole commands.
+ansible-core`) does them with `ansible -m raw -f N` (bench/ansible_read.py, timed as a whole
+command). A peer that is not installed is left out with a note. `sweeper CLI` is the whole `sweeper
+scan --workers auto` command, start-up and reports included, as an operator (or an outside check)
+times it: compare it with the peers' whole commands.
 
 `--fleet lab` (default) serves the nodes with the lab's asyncssh servers; `--fleet sshd` with
 one real OpenSSH sshd per node (bench/sshd_fleet.py; Linux and ESXi nodes only), where the
@@ -147,7 +148,7 @@ def measure(args: argparse.Namespace) -> None:
         asyncio.run(floor_sweep(nodes, args.concurrency))
     else:
         workers = None if args.workers == "auto" else int(args.workers)
-        processes = worker_count(workers, len(nodes), args.concurrency)
+        processes = worker_count(workers, nodes, args.concurrency)
         options = ScanOptions(concurrency=args.concurrency, key_cache=args.key_cache, workers=workers)
         report = scan(inventory, nodes, options, argv=["bench"])
         swept = sum(1 for n in report.nodes if n.swept)
@@ -208,14 +209,25 @@ def run_command(fleet: Fleet, argv: list[str]) -> Measure:
 FLOOR, CLI = "floor (asyncssh connect+cat)", "sweeper CLI (whole command)"
 
 
+def multi_process(setting: str, nodes: tuple[Node, ...], concurrency: int) -> dict[str, str]:
+    """The settings compared with one process, by label: `--workers` as it resolves here, and, where
+    auto is one process (a fleet on this machine's loopback), one worker per core too, to show why."""
+    resolved = worker_count(None if setting == "auto" else int(setting), nodes, concurrency)
+    settings = {f"{setting} ({resolved})": setting}
+    cores = worker_count(len(os.sched_getaffinity(0)), nodes, concurrency)
+    if resolved == 1 and cores > 1:
+        settings[f"{cores} workers"] = str(cores)
+    return settings
+
+
 def bench_size(nodes: int, args: argparse.Namespace) -> None:
     lab_dir = (args.dir or Path(tempfile.mkdtemp(prefix="sweeper-bench-"))) / f"{args.fleet}-{nodes}"
     started = time.monotonic()
     with serve(args.fleet, lab_dir, nodes) as fleet:
         up = time.monotonic() - started
         print(f"{fleet.nodes} nodes ({args.fleet}) up in {up:.1f}s ({lab_dir})", flush=True)
-        auto = worker_count(None, fleet.nodes, args.concurrency)
-        settings = {"1": "1", f"auto ({auto})": args.workers}
+        fleet_nodes = load_inventory(fleet.inventory).nodes
+        settings = {"1": "1"} | multi_process(args.workers, fleet_nodes, args.concurrency)
         caches = {label: lab_dir / f"bench-key-cache-{n}.json" for n, label in enumerate(settings)}
         for cache in caches.values():
             cache.unlink(missing_ok=True)

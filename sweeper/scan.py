@@ -60,7 +60,7 @@ def read_nodes(
     """`sweep` in this process, or split over worker processes (`options.workers`)."""
     from sweeper.workers import sweep_in_workers, worker_count  # it imports this module
 
-    workers = worker_count(options.workers, len(nodes), options.concurrency)
+    workers = worker_count(options.workers, nodes, options.concurrency)
     if workers > 1:
         return sweep_in_workers(nodes, options, workers, on_node)
     return asyncio.run(sweep(nodes, options, on_node))

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from sweeper.lab import LabHandle, start_lab
+from sweeper.model import Node
 from sweeper.workers import AUTO_MIN_NODES, worker_count
 from tests.support import run
 from tests.support.fixtures import write_inventory
@@ -90,12 +91,33 @@ def test_workers_log_in_with_the_parents_unlocked_key_and_fleet_rules_span_worke
     assert reuse == ["a", "b", "c"] and done.returncode == 1, done.stderr
 
 
+def fleet(count: int, host: str = "10.0.0.1", **fields: str) -> tuple[Node, ...]:
+    return tuple(Node(name=f"n{k}", host=host, **fields) for k in range(count))
+
+
 def test_auto_is_one_process_for_a_small_fleet_and_one_per_core_for_a_big_one() -> None:
     cores = len(os.sched_getaffinity(0))
-    assert worker_count(None, AUTO_MIN_NODES - 1, 100) == 1
-    assert worker_count(None, AUTO_MIN_NODES, 100) == min(cores, 100)
-    assert worker_count(8, 3, 100) == 3  # never more processes than nodes
-    assert worker_count(8, 500, 2) == 2  # nor than concurrent slots
+    assert worker_count(None, fleet(AUTO_MIN_NODES - 1), 100) == 1
+    assert worker_count(None, fleet(AUTO_MIN_NODES), 100) == min(cores, 100)
+    assert worker_count(8, fleet(3), 100) == 3  # never more processes than nodes
+    assert worker_count(8, fleet(500), 2) == 2  # nor than concurrent slots
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.5.9", "::1", "localhost"])
+def test_auto_is_one_process_for_a_fleet_on_this_machines_loopback(host: str) -> None:
+    """Its SSH servers share this machine's cores: more processes would only add their start."""
+    assert worker_count(None, fleet(AUTO_MIN_NODES * 4, host), 100) == 1
+    assert worker_count(2, fleet(AUTO_MIN_NODES * 4, host), 100) == 2  # a number is taken as given
+
+
+def test_auto_counts_a_fleet_as_remote_if_any_node_is_reached_elsewhere() -> None:
+    cores = len(os.sched_getaffinity(0))
+    mixed = fleet(AUTO_MIN_NODES, "127.0.0.1") + fleet(1, "192.0.2.7")
+    assert worker_count(None, mixed, 100) == min(cores, 100)
+    behind_a_bastion = fleet(AUTO_MIN_NODES, "127.0.0.1", jump="bastion")
+    assert worker_count(None, behind_a_bastion, 100) == min(cores, 100)
+    by_ssh_config_alias = fleet(AUTO_MIN_NODES, "localhost", ssh_config="~/.ssh/config")
+    assert worker_count(None, by_ssh_config_alias, 100) == min(cores, 100)
 
 
 @pytest.mark.parametrize("value", ["0", "x", "-1", ""])

@@ -55,7 +55,7 @@ def scan_command(
         typer.Option(
             metavar="N|auto",
             help="Processes that read the nodes, sharing --concurrency: a number, or auto "
-            "(one per usable core; 1 for fewer than 50 nodes).",
+            "(one per usable core; 1 for fewer than 50 nodes or nodes on this machine's loopback).",
         ),
     ] = "1",
     retries: RetriesOption = 4,

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -32,11 +32,9 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
-    SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationError,
     ValidationInfo,
-    model_serializer,
     model_validator,
 )
 
@@ -125,25 +123,20 @@ class _Attributes:
 
 
 class _Model(BaseModel):
-    """Strict at the edge (frozen, unknown keys refused), and readable from the dataclasses' attributes.
-
-    The fields named in `_absent_when_none` are left out of the JSON when None (a section or
-    field only some runs have), not written as null.
-    """
+    """Strict at the edge (frozen, unknown keys refused), and readable from the dataclasses' attributes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, from_attributes=True)
-    _absent_when_none: ClassVar[frozenset[str]] = frozenset()
 
-    @model_serializer(mode="wrap")
-    def _without_absent_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        document = handler(self)
-        if not self._absent_when_none:
-            return document
-        return {
-            key: value
-            for key, value in document.items()
-            if value is not None or key not in self._absent_when_none
-        }
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def _absent_when_none() -> Any:
+    """A field left out of the JSON when None (a section or field only some runs have), not written
+    as null. Per field, so the serializer skips it in pydantic's core: a per-model Python hook
+    would run for each of a big fleet's thousands of certificates."""
+    return Field(None, exclude_if=_is_none)
 
 
 class Inventory(_Model):
@@ -190,8 +183,6 @@ class Input(_Model):
 
 
 class Run(_Model):
-    _absent_when_none = frozenset({"shard", "shards"})
-
     id: str
     kind: Literal["scan", "rotate", "rollback", "check"]
     started: Time
@@ -202,8 +193,8 @@ class Run(_Model):
     interrupted: bool = False
     inputs: list[Input] = []
     rules: list[str] | None = None
-    shard: Shard | None = None
-    shards: list[ShardRef] | None = None
+    shard: Shard | None = _absent_when_none()
+    shards: list[ShardRef] | None = _absent_when_none()
 
 
 class Counts(_Model):
@@ -264,8 +255,6 @@ class Key(_Model):
 
 
 class Certificate(_Model):
-    _absent_when_none = frozenset({"der"})
-
     store: str
     entry: str
     role: str
@@ -284,7 +273,7 @@ class Certificate(_Model):
     sans: list[str] = []
     entry_type: str | None = None
     key: Key | None = None
-    der: Der | None = None
+    der: Der | None = _absent_when_none()
     """The certificate itself, in a shard's report only: `merge` re-runs the fleet-wide rules on it."""
 
     @model_validator(mode="before")
@@ -306,8 +295,6 @@ class Crl(_Model):
 
 
 class Node(_Model):
-    _absent_when_none = frozenset({"crls"})
-
     name: str
     host: str
     status: NodeStatus
@@ -317,7 +304,7 @@ class Node(_Model):
     duration: Seconds = 0.0
     stores: list[Store] = []
     certificates: list[Certificate]
-    crls: list[Crl] | None = None
+    crls: list[Crl] | None = _absent_when_none()
     """The CRLs found on the node, in a shard's report only (for `merge`)."""
 
     @model_validator(mode="before")
@@ -390,18 +377,16 @@ class Rotation(_Model):
 
 
 class Report(_Model):
-    _absent_when_none = frozenset({"rotation", "plan", "steps", "before", "after"})
-
     schema_: Literal["sweeper.report/1"] = Field(SCHEMA, alias="schema")
     run: Run
     summary: Summary
     nodes: list[Node]
     findings: list[Finding]
-    rotation: Rotation | None = None
-    plan: Plan | None = None
-    steps: list[Step] | None = None
-    before: list[Node] | None = None
-    after: list[Node] | None = None
+    rotation: Rotation | None = _absent_when_none()
+    plan: Plan | None = _absent_when_none()
+    steps: list[Step] | None = _absent_when_none()
+    before: list[Node] | None = _absent_when_none()
+    after: list[Node] | None = _absent_when_none()
 
     @model_validator(mode="before")
     @classmethod

@@ -398,12 +398,15 @@ class Report(_Model):
         return _Attributes(value, summary=Summary.of(value), after=after)
 
 
+def checked(report: model.Report | Report) -> Report:
+    """A run in memory read into the report model, checked as strictly as a file (a report model as is)."""
+    carry_der = isinstance(report, model.Report) and report.run.shard is not None
+    return Report.model_validate(report, context={CARRY_DER: carry_der})
+
+
 def encode(report: model.Report | Report) -> bytes:
     """A report file's exact bytes, which its signature covers: JSON indented by two, one final newline."""
-    carry_der = isinstance(report, model.Report) and report.run.shard is not None
-    document = Report.model_validate(report, context={CARRY_DER: carry_der}).model_dump(
-        mode="json", by_alias=True
-    )
+    document = checked(report).model_dump(mode="json", by_alias=True)
     return json.dumps(document, indent=2).encode() + b"\n"
 
 

@@ -41,6 +41,7 @@ from pydantic import (
 from sweeper import model
 from sweeper.errors import CorruptInput
 from sweeper.model import NODE_STATUSES, Severity
+from sweeper.report.jsontext import indented
 
 SCHEMA: Final = "sweeper.report/1"
 SEVERITIES = tuple(severity.label for severity in sorted(Severity, reverse=True))
@@ -407,7 +408,7 @@ def checked(report: model.Report | Report) -> Report:
 def encode(report: model.Report | Report) -> bytes:
     """A report file's exact bytes, which its signature covers: JSON indented by two, one final newline."""
     document = checked(report).model_dump(mode="json", by_alias=True)
-    return json.dumps(document, indent=2).encode() + b"\n"
+    return indented(document).encode() + b"\n"
 
 
 def parse(document: bytes | str | object, source: object) -> Report:

@@ -22,6 +22,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -100,27 +101,32 @@ def _carries_der(info: ValidationInfo) -> bool:
 _MISSING = object()
 
 
-class _Attributes:
-    """Several objects read as one by pydantic's `from_attributes`: named values first, then each object.
+@cache
+def _keys(model: type[BaseModel]) -> tuple[str, ...]:
+    """The model's field names as its input spells them (by alias)."""
+    return tuple(field.alias or name for name, field in model.model_fields.items())
+
+
+def _fields(model: type[BaseModel], *sources: object, **named: object) -> dict[str, object]:
+    """The model's fields read from several objects as one: named values first, then each object's
+    attributes; a field none has is left to its default.
 
     How a dataclass whose shape differs a little from the report's (a certificate's facts held
-    apart, a store's label) is read without naming its fields a second time.
+    apart, a store's label) is read without naming its fields a second time. A dict, not an
+    object read by `from_attributes`: a Python `__getattr__` per field of each of a big fleet's
+    certificates cost three times the validation itself.
     """
-
-    __slots__ = ("_named", "_sources")
-
-    def __init__(self, *sources: object, **named: object) -> None:
-        self._sources = sources
-        self._named = named
-
-    def __getattr__(self, name: str) -> object:
-        if name in self._named:
-            return self._named[name]
-        for source in self._sources:
-            value = getattr(source, name, _MISSING)
+    found: dict[str, object] = {}
+    for key in _keys(model):
+        if key in named:
+            found[key] = named[key]
+            continue
+        for source in sources:
+            value = getattr(source, key, _MISSING)
             if value is not _MISSING:
-                return value
-        raise AttributeError(name)
+                found[key] = value
+                break
+    return found
 
 
 class _Model(BaseModel):
@@ -242,7 +248,7 @@ class Store(_Model):
     @classmethod
     def _from_result(cls, value: object) -> object:
         """A store read in memory is named by its label."""
-        return _Attributes(value, store=value.label) if isinstance(value, model.StoreResult) else value
+        return _fields(cls, value, store=value.label) if isinstance(value, model.StoreResult) else value
 
 
 class Key(_Model):
@@ -283,7 +289,7 @@ class Certificate(_Model):
         """A record keeps its certificate's facts apart; the report lists them beside where it was found."""
         if not isinstance(value, model.CertRecord):
             return value
-        return _Attributes(value.facts, value, der=value.der if _carries_der(info) else None)
+        return _fields(cls, value.facts, value, der=value.der if _carries_der(info) else None)
 
 
 class Crl(_Model):
@@ -314,7 +320,7 @@ class Node(_Model):
         """A node read in memory lists its CRLs only when the run keeps DER (a shard)."""
         if not isinstance(value, model.NodeResult):
             return value
-        return _Attributes(value, crls=value.crls if _carries_der(info) else None)
+        return _fields(cls, value, crls=value.crls if _carries_der(info) else None)
 
 
 class Finding(_Model):
@@ -374,7 +380,7 @@ class Rotation(_Model):
     @classmethod
     def of(cls, outcome: object, journal: Path, new_root: object) -> Rotation:
         """The engine's outcome of a rotation, with its journal and the new root (`sha256`, `subject`)."""
-        return cls.model_validate(_Attributes(outcome, journal=str(journal), new_root=new_root))
+        return cls.model_validate(_fields(cls, outcome, journal=str(journal), new_root=new_root))
 
 
 class Report(_Model):
@@ -396,7 +402,7 @@ class Report(_Model):
         if not isinstance(value, model.Report):
             return value
         after = value.nodes if value.rotation is not None else None
-        return _Attributes(value, summary=Summary.of(value), after=after)
+        return _fields(cls, value, summary=Summary.of(value), after=after)
 
 
 def checked(report: model.Report | Report) -> Report:

@@ -25,6 +25,12 @@ def normal(name: str) -> str:
     return _read(name)[0]
 
 
+def ip_form(name: str) -> str | None:
+    """The IP address's canonical spelling (equal exactly when the addresses are); None for a host name."""
+    text, is_ip = _read(name)
+    return text if is_ip else None
+
+
 def well_formed(name: str) -> bool:
     """A DNS host name (no wildcard) or an IP address."""
     text, is_ip = _read(name)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 
 from sweeper.model import Node
 
@@ -21,21 +22,30 @@ _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 
 def normal(name: str) -> str:
     """One spelling per name: lower case, no trailing dot, IP addresses in their canonical form."""
-    text = name.strip().lower().rstrip(".")
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return text
+    return _read(name)[0]
+
+
+def ip_form(name: str) -> str | None:
+    """The IP address's canonical spelling (equal exactly when the addresses are); None for a host name."""
+    text, is_ip = _read(name)
+    return text if is_ip else None
 
 
 def well_formed(name: str) -> bool:
     """A DNS host name (no wildcard) or an IP address."""
-    text = normal(name)
+    text, is_ip = _read(name)
+    return is_ip or bool(_HOSTNAME.match(text))
+
+
+@lru_cache(maxsize=65536)
+def _read(name: str) -> tuple[str, bool]:
+    """The name's one spelling, and whether it is an IP address. Cached: judging one certificate's
+    names asks this several times per name, and a failed IP parse (any host name) is slow."""
+    text = name.strip().lower().rstrip(".")
     try:
-        ipaddress.ip_address(text)
-        return True
+        return str(ipaddress.ip_address(text)), True
     except ValueError:
-        return bool(_HOSTNAME.match(text))
+        return text, False
 
 
 @dataclass(frozen=True, slots=True)

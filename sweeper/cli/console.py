@@ -85,9 +85,15 @@ class progress_reporter:
             self.progress.update(self.task, advance=1, description=description)
             return
         detail = f"{len(result.certificates)} certificates" if result.swept else (result.error or "")
-        err.print(
-            plain(f"[{self.done}/{self.total}] {result.name}: {result.status} {detail}"), soft_wrap=True
-        )
+        write_line(plain(f"[{self.done}/{self.total}] {result.name}: {result.status} {detail}"))
+
+
+def write_line(text: Text) -> None:
+    """One unstyled line to stderr when it is no terminal, as `err.print(text, soft_wrap=True)` would
+    write it (tabs expanded), without rich's layout and render per line: a sweep writes one per node."""
+    text.expand_tabs(err.tab_size)
+    err.file.write(text.plain + "\n")
+    err.file.flush()
 
 
 def show_summary(report: Report) -> None:

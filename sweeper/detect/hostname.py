@@ -11,11 +11,11 @@ data-encipherment are internal, BACKUP_STORE holds old copies. A short host name
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 
 from sweeper.detect import Context, finding, rule
 from sweeper.model import CertRecord, Finding, NodeResult, Severity, vecs_store_of
+from sweeper.names import ip_form
 from sweeper.platforms import host_names, is_identity
 from sweeper.platforms.vcsa import MACHINE_SSL
 
@@ -27,25 +27,16 @@ def _served(record: CertRecord) -> bool:
 def names_host(san: str, host: str) -> bool:
     """True if the SAN value names `host` (exact, IP-equal, one-label wildcard, or short vs full name)."""
     san, host = san.strip().lower().rstrip("."), host.strip().lower().rstrip(".")
-    try:
-        return ipaddress.ip_address(san) == ipaddress.ip_address(host)
-    except ValueError:
-        pass
+    san_ip, host_ip = ip_form(san), ip_form(host)
+    if san_ip is not None and host_ip is not None:
+        return san_ip == host_ip
     if san == host:
         return True
     if san.startswith("*."):
         first, _, rest = host.partition(".")
         return bool(first) and rest == san[2:]
     san_first, host_first = san.split(".", 1)[0], host.split(".", 1)[0]
-    return ("." not in san or "." not in host) and san_first == host_first and not _is_ip(host)
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+    return ("." not in san or "." not in host) and san_first == host_first and host_ip is None
 
 
 @rule("hostname-mismatch", Severity.LOW, "node")

@@ -125,6 +125,7 @@ class Revocation:
         self._status: dict[str, Status] = {}
         self._paths: dict[str, PathStatus] = {}
         self._tops: dict[str, frozenset[str]] = {}
+        self._candidates: dict[str, tuple[SeenCrl, ...]] = {}
 
     def status(self, sha256: str) -> Status:
         """The certificate's own status (evaluating the CRL signers it depends on first)."""
@@ -170,13 +171,18 @@ class Revocation:
         for sha256 in pending:
             self._paths[sha256] = values[sha256] or PathStatus()  # only cycles above it: no anchor known
 
-    def candidates(self, sha256: str) -> list[SeenCrl]:
-        """The CRLs that may speak for the certificate: of its issuer, or of a cRLIssuer it names."""
-        found: dict[str, SeenCrl] = {}
-        for name in self.crl_issuers(sha256):
-            for crl in self._by_issuer.get(name, ()):
-                found.setdefault(crl.sha256, crl)
-        return list(found.values())
+    def candidates(self, sha256: str) -> tuple[SeenCrl, ...]:
+        """The CRLs that may speak for the certificate: of its issuer, or of a cRLIssuer it names.
+
+        Once per certificate: its walk asks before evaluating it (for the signers it waits on), and again.
+        """
+        if sha256 not in self._candidates:
+            found: dict[str, SeenCrl] = {}
+            for name in self.crl_issuers(sha256):
+                for crl in self._by_issuer.get(name, ()):
+                    found.setdefault(crl.sha256, crl)
+            self._candidates[sha256] = tuple(found.values())
+        return self._candidates[sha256]
 
     def crl_issuers(self, sha256: str) -> set[str]:
         """The names whose CRLs may speak for the certificate: its issuer's and the cRLIssuers it names."""

@@ -93,9 +93,12 @@ def split_crls(data: bytes) -> list[bytes]:
 
 @lru_cache(maxsize=65536)
 def certificate_facts(der: bytes) -> CertFacts:
-    """Parse a DER certificate once per process; fleets repeat the same roots thousands of times."""
+    """Parse a DER certificate once per process; fleets repeat the same roots thousands of times.
+
+    Through `load_certificate`, so the rules that need the certificate itself find it parsed.
+    """
+    cert = load_certificate(der)
     try:
-        cert = x509.load_der_x509_certificate(der)
         public_key = cert.public_key()
         key_type, key_bits = describe_public_key(public_key)
         spki = public_key.public_bytes(

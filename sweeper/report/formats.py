@@ -62,6 +62,11 @@ def parse_formats(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
+def renders_more(formats: Iterable[str]) -> bool:
+    """True if any of `formats` is rendered into files besides the canonical JSON."""
+    return any(name in FORMATS for name in formats)
+
+
 def write_formats(
     report: Report, out_dir: Path, stem: str, formats: Iterable[str], options: RenderOptions
 ) -> dict[Path, bytes]:

@@ -1,7 +1,10 @@
 """Everything a finished run leaves behind: the canonical JSON, its signature, other formats, history.
 
 `scan` and `rotate` both end here. The other formats are rendered from the JSON's own bytes
-read back, so they are exactly what `sweeper report FILE.json` would make from the file later.
+read back, so they are exactly what `sweeper report FILE.json` would make from the file later;
+a run that writes the JSON alone does not read it back. History records the checked model the
+JSON was dumped from: what it records (names, counts, scalars, times to the second, evidence as
+JSON) is the same read either way, and a test holds the two to the same rows.
 Files of one run share a stem, `<UTC timestamp>-<run id>`. Signed, a run also leaves a signed
 manifest of every one of its files (`report.manifest`).
 """
@@ -16,9 +19,9 @@ from sweeper.atomic import atomic_write
 from sweeper.model import Report
 from sweeper.pki.sign import Signer, signature_path
 from sweeper.report import manifest
-from sweeper.report.formats import write_formats
+from sweeper.report.formats import renders_more, write_formats
 from sweeper.report.options import RenderOptions
-from sweeper.report.schema import encode, parse
+from sweeper.report.schema import checked, encode, parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +39,22 @@ def publish(report: Report, out_dir: Path, publication: Publication) -> list[Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     name = stem(report)
     path = out_dir / f"{name}.json"
-    raw = encode(report)
+    document = checked(report)
+    raw = encode(document)
     atomic_write(path, raw)
     written = [path]
     if publication.signer is not None:
         atomic_write(signature_path(path), publication.signer.sign(raw))
         written.append(signature_path(path))
-    on_disk = parse(raw, path)
-    rendered = write_formats(on_disk, out_dir, name, publication.formats, publication.options)
+    rendered: dict[Path, bytes] = {}
+    if renders_more(publication.formats):
+        on_disk = parse(raw, path)
+        rendered = write_formats(on_disk, out_dir, name, publication.formats, publication.options)
     written += rendered
     if publication.signer is not None:
         written += manifest.write(path, {path: raw, **rendered}, publication.signer)
     if publication.history is not None:
-        history.record(publication.history, on_disk, path)
+        history.record(publication.history, document, path)
     return written
 
 

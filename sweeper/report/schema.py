@@ -22,8 +22,9 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -32,17 +33,16 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
-    SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationError,
     ValidationInfo,
-    model_serializer,
     model_validator,
 )
 
 from sweeper import model
 from sweeper.errors import CorruptInput
 from sweeper.model import NODE_STATUSES, Severity
+from sweeper.report.jsontext import indented
 
 SCHEMA: Final = "sweeper.report/1"
 SEVERITIES = tuple(severity.label for severity in sorted(Severity, reverse=True))
@@ -101,49 +101,49 @@ def _carries_der(info: ValidationInfo) -> bool:
 _MISSING = object()
 
 
-class _Attributes:
-    """Several objects read as one by pydantic's `from_attributes`: named values first, then each object.
+@cache
+def _keys(model: type[BaseModel]) -> tuple[str, ...]:
+    """The model's field names as its input spells them (by alias)."""
+    return tuple(field.alias or name for name, field in model.model_fields.items())
+
+
+def _fields(model: type[BaseModel], *sources: object, **named: object) -> dict[str, object]:
+    """The model's fields read from several objects as one: named values first, then each object's
+    attributes; a field none has is left to its default.
 
     How a dataclass whose shape differs a little from the report's (a certificate's facts held
-    apart, a store's label) is read without naming its fields a second time.
+    apart, a store's label) is read without naming its fields a second time. A dict, not an
+    object read by `from_attributes`: a Python `__getattr__` per field of each of a big fleet's
+    certificates cost three times the validation itself.
     """
-
-    __slots__ = ("_named", "_sources")
-
-    def __init__(self, *sources: object, **named: object) -> None:
-        self._sources = sources
-        self._named = named
-
-    def __getattr__(self, name: str) -> object:
-        if name in self._named:
-            return self._named[name]
-        for source in self._sources:
-            value = getattr(source, name, _MISSING)
+    found: dict[str, object] = {}
+    for key in _keys(model):
+        if key in named:
+            found[key] = named[key]
+            continue
+        for source in sources:
+            value = getattr(source, key, _MISSING)
             if value is not _MISSING:
-                return value
-        raise AttributeError(name)
+                found[key] = value
+                break
+    return found
 
 
 class _Model(BaseModel):
-    """Strict at the edge (frozen, unknown keys refused), and readable from the dataclasses' attributes.
-
-    The fields named in `_absent_when_none` are left out of the JSON when None (a section or
-    field only some runs have), not written as null.
-    """
+    """Strict at the edge (frozen, unknown keys refused), and readable from the dataclasses' attributes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, from_attributes=True)
-    _absent_when_none: ClassVar[frozenset[str]] = frozenset()
 
-    @model_serializer(mode="wrap")
-    def _without_absent_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        document = handler(self)
-        if not self._absent_when_none:
-            return document
-        return {
-            key: value
-            for key, value in document.items()
-            if value is not None or key not in self._absent_when_none
-        }
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def _absent_when_none() -> Any:
+    """A field left out of the JSON when None (a section or field only some runs have), not written
+    as null. Per field, so the serializer skips it in pydantic's core: a per-model Python hook
+    would run for each of a big fleet's thousands of certificates."""
+    return Field(None, exclude_if=_is_none)
 
 
 class Inventory(_Model):
@@ -190,8 +190,6 @@ class Input(_Model):
 
 
 class Run(_Model):
-    _absent_when_none = frozenset({"shard", "shards"})
-
     id: str
     kind: Literal["scan", "rotate", "rollback", "check"]
     started: Time
@@ -202,8 +200,8 @@ class Run(_Model):
     interrupted: bool = False
     inputs: list[Input] = []
     rules: list[str] | None = None
-    shard: Shard | None = None
-    shards: list[ShardRef] | None = None
+    shard: Shard | None = _absent_when_none()
+    shards: list[ShardRef] | None = _absent_when_none()
 
 
 class Counts(_Model):
@@ -250,7 +248,7 @@ class Store(_Model):
     @classmethod
     def _from_result(cls, value: object) -> object:
         """A store read in memory is named by its label."""
-        return _Attributes(value, store=value.label) if isinstance(value, model.StoreResult) else value
+        return _fields(cls, value, store=value.label) if isinstance(value, model.StoreResult) else value
 
 
 class Key(_Model):
@@ -264,8 +262,6 @@ class Key(_Model):
 
 
 class Certificate(_Model):
-    _absent_when_none = frozenset({"der"})
-
     store: str
     entry: str
     role: str
@@ -284,7 +280,7 @@ class Certificate(_Model):
     sans: list[str] = []
     entry_type: str | None = None
     key: Key | None = None
-    der: Der | None = None
+    der: Der | None = _absent_when_none()
     """The certificate itself, in a shard's report only: `merge` re-runs the fleet-wide rules on it."""
 
     @model_validator(mode="before")
@@ -293,7 +289,7 @@ class Certificate(_Model):
         """A record keeps its certificate's facts apart; the report lists them beside where it was found."""
         if not isinstance(value, model.CertRecord):
             return value
-        return _Attributes(value.facts, value, der=value.der if _carries_der(info) else None)
+        return _fields(cls, value.facts, value, der=value.der if _carries_der(info) else None)
 
 
 class Crl(_Model):
@@ -306,8 +302,6 @@ class Crl(_Model):
 
 
 class Node(_Model):
-    _absent_when_none = frozenset({"crls"})
-
     name: str
     host: str
     status: NodeStatus
@@ -317,7 +311,7 @@ class Node(_Model):
     duration: Seconds = 0.0
     stores: list[Store] = []
     certificates: list[Certificate]
-    crls: list[Crl] | None = None
+    crls: list[Crl] | None = _absent_when_none()
     """The CRLs found on the node, in a shard's report only (for `merge`)."""
 
     @model_validator(mode="before")
@@ -326,7 +320,7 @@ class Node(_Model):
         """A node read in memory lists its CRLs only when the run keeps DER (a shard)."""
         if not isinstance(value, model.NodeResult):
             return value
-        return _Attributes(value, crls=value.crls if _carries_der(info) else None)
+        return _fields(cls, value, crls=value.crls if _carries_der(info) else None)
 
 
 class Finding(_Model):
@@ -386,22 +380,20 @@ class Rotation(_Model):
     @classmethod
     def of(cls, outcome: object, journal: Path, new_root: object) -> Rotation:
         """The engine's outcome of a rotation, with its journal and the new root (`sha256`, `subject`)."""
-        return cls.model_validate(_Attributes(outcome, journal=str(journal), new_root=new_root))
+        return cls.model_validate(_fields(cls, outcome, journal=str(journal), new_root=new_root))
 
 
 class Report(_Model):
-    _absent_when_none = frozenset({"rotation", "plan", "steps", "before", "after"})
-
     schema_: Literal["sweeper.report/1"] = Field(SCHEMA, alias="schema")
     run: Run
     summary: Summary
     nodes: list[Node]
     findings: list[Finding]
-    rotation: Rotation | None = None
-    plan: Plan | None = None
-    steps: list[Step] | None = None
-    before: list[Node] | None = None
-    after: list[Node] | None = None
+    rotation: Rotation | None = _absent_when_none()
+    plan: Plan | None = _absent_when_none()
+    steps: list[Step] | None = _absent_when_none()
+    before: list[Node] | None = _absent_when_none()
+    after: list[Node] | None = _absent_when_none()
 
     @model_validator(mode="before")
     @classmethod
@@ -410,16 +402,19 @@ class Report(_Model):
         if not isinstance(value, model.Report):
             return value
         after = value.nodes if value.rotation is not None else None
-        return _Attributes(value, summary=Summary.of(value), after=after)
+        return _fields(cls, value, summary=Summary.of(value), after=after)
+
+
+def checked(report: model.Report | Report) -> Report:
+    """A run in memory read into the report model, checked as strictly as a file (a report model as is)."""
+    carry_der = isinstance(report, model.Report) and report.run.shard is not None
+    return Report.model_validate(report, context={CARRY_DER: carry_der})
 
 
 def encode(report: model.Report | Report) -> bytes:
     """A report file's exact bytes, which its signature covers: JSON indented by two, one final newline."""
-    carry_der = isinstance(report, model.Report) and report.run.shard is not None
-    document = Report.model_validate(report, context={CARRY_DER: carry_der}).model_dump(
-        mode="json", by_alias=True
-    )
-    return json.dumps(document, indent=2).encode() + b"\n"
+    document = checked(report).model_dump(mode="json", by_alias=True)
+    return indented(document).encode() + b"\n"
 
 
 def parse(document: bytes | str | object, source: object) -> Report:

@@ -60,10 +60,13 @@ def finish(proc: subprocess.Popen[str], timeout: float = HANG_GUARD) -> subproce
 def finish_measured(
     proc: subprocess.Popen[str], timeout: float = HANG_GUARD
 ) -> tuple[subprocess.CompletedProcess[str], int]:
-    """`finish()`, and the process's peak resident memory in bytes: its ru_maxrss, from wait4.
+    """`finish()`, and the process's own peak resident memory in bytes: its VmHWM, sampled as it runs.
 
-    The pipes are drained by threads (as `communicate` does) and the process is reaped here,
-    by wait4, so the measure is this one process's and no other child's."""
+    Not its ru_maxrss: at exec, Linux folds the forking process's resident high-water mark into the
+    child's maxrss, so a child of a big test process (this one, 300+ MiB late in a full run) would
+    report that size whatever it used. VmHWM belongs to the memory the child has after exec; it
+    only grows, so the last sample before the exit holds the peak of everything before it (the
+    last ~50 ms, a report being written, is the only part a sample can miss)."""
     output: dict[str, str] = {}
     readers = [
         threading.Thread(target=lambda name=name, pipe=pipe: output.__setitem__(name, pipe.read()))
@@ -72,7 +75,9 @@ def finish_measured(
     for reader in readers:
         reader.start()
     deadline = time.monotonic() + timeout
+    peak = 0
     while not (waited := os.wait4(proc.pid, os.WNOHANG))[0]:
+        peak = max(peak, _high_water_mark(proc.pid))
         if time.monotonic() > deadline:
             proc.kill()
             os.wait4(proc.pid, 0)
@@ -81,7 +86,20 @@ def finish_measured(
     proc.returncode = os.waitstatus_to_exitcode(waited[1])
     for reader in readers:
         reader.join()
-    return _completed(proc, output["stdout"], output["stderr"]), waited[2].ru_maxrss * 1024
+    assert peak, "the process ended before its memory could be sampled once"
+    return _completed(proc, output["stdout"], output["stderr"]), peak
+
+
+def _high_water_mark(pid: int) -> int:
+    """The process's peak resident memory so far (VmHWM, bytes); 0 once it has become a zombie."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def _completed(proc: subprocess.Popen[str], stdout: str, stderr: str) -> subprocess.CompletedProcess[str]:

@@ -13,14 +13,12 @@ command is timed, start-up included, as ansible has no in-process API for this.
 from __future__ import annotations
 
 import os
-import resource
 import shlex
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from cputime import own_cpu  # bench/cputime.py
+from cputime import own_cpu, run_sampled  # bench/cputime.py
 from scan import first_file, peer_arguments, print_measure
 
 from sweeper.inventory import load_inventory
@@ -57,12 +55,12 @@ def main() -> None:
         argv = ["ansible", "all", "-i", str(inventory), "-m", "raw", "-a", "cat {{ sweeper_file }}"]
         argv += ["-f", str(args.concurrency)]
         cpu_before, wall = own_cpu(), time.perf_counter()
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        done, peak = run_sampled(argv, env=env)
         wall = time.perf_counter() - wall
     if done.returncode != 0:
         failed = [line for line in done.stdout.splitlines() if "FAILED" in line or "UNREACHABLE" in line]
         raise SystemExit(f"ansible failed on {len(failed)} nodes ({failed[:3]}): not a fair comparison")
-    print_measure(wall, own_cpu() - cpu_before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    print_measure(wall, own_cpu() - cpu_before, peak)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,18 @@
-"""CPU time of this process and of another one (the lab), for the benches' side-by-side numbers."""
+"""CPU time and peak memory of this process, its children and another one (the lab), for the
+benches' side-by-side numbers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
+import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+SAMPLE_EVERY = 0.02
+"""Seconds between two reads of a running process's peak memory."""
 
 
 def own_cpu() -> float:
@@ -21,3 +29,53 @@ def process_cpu(pid: int) -> float:
     and the shells and commands it ran for clients), from /proc/PID/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """A process's own peak resident memory (VmHWM) in MB; 0 once it has ended.
+
+    Not ru_maxrss: at exec, Linux seeds a process's maxrss with the high-water mark of the process
+    that forked it, so a run started by a big process (this bench, after building its fleet)
+    would report at least that one's size."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_sampled(argv: list[str], **popen: object) -> tuple[subprocess.CompletedProcess[str], float]:
+    """`subprocess.run(argv, capture_output=True, text=True)`, and the command's own peak RSS in MB,
+    sampled while it runs (it only grows, so the last sample holds all but the last moments)."""
+    peak = 0.0
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen) as proc:  # type: ignore[call-overload]
+        while True:
+            peak = max(peak, peak_rss_mb(proc.pid))
+            try:
+                stdout, stderr = proc.communicate(timeout=SAMPLE_EVERY)  # retried: no output is lost
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr), peak
+
+
+@contextlib.contextmanager
+def children_peak() -> Iterator[list[float]]:
+    """The largest own peak RSS (MB) among this process's children (its workers) while the block
+    runs, sampled by a thread: a one-item list, read after the block."""
+    peak = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(SAMPLE_EVERY):
+            for task in Path("/proc/self/task").glob("*/children"):
+                for pid in task.read_text().split():
+                    peak[0] = max(peak[0], peak_rss_mb(pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join()

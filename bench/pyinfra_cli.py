@@ -10,13 +10,11 @@ operation that runs `cat` of it. Run by bench/scan.py when pyinfra is importable
 
 from __future__ import annotations
 
-import resource
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from cputime import own_cpu  # bench/cputime.py
+from cputime import own_cpu, run_sampled  # bench/cputime.py
 from scan import first_file, peer_arguments, print_measure
 
 from sweeper.inventory import load_inventory
@@ -54,11 +52,11 @@ def main() -> None:
         deploy.write_text(DEPLOY)
         argv = ["pyinfra", str(inventory), str(deploy), "--parallel", str(args.concurrency), "-y"]
         cpu_before, wall = own_cpu(), time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=work)
+        done, peak = run_sampled(argv, cwd=work)
         wall = time.perf_counter() - wall
     if done.returncode != 0:
         raise SystemExit(f"pyinfra failed ({done.returncode}): {done.stdout[-1500:]}: not a fair comparison")
-    print_measure(wall, own_cpu() - cpu_before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    print_measure(wall, own_cpu() - cpu_before, peak)
 
 
 if __name__ == "__main__":

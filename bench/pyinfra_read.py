@@ -13,10 +13,9 @@ from gevent import monkey
 
 monkey.patch_all()  # as pyinfra's CLI does before anything else: paramiko's sockets become gevent's
 
-import resource  # noqa: E402
 import time  # noqa: E402
 
-from cputime import own_cpu  # noqa: E402  (bench/cputime.py)
+from cputime import own_cpu, peak_rss_mb  # noqa: E402  (bench/cputime.py)
 from pyinfra import host  # noqa: E402
 from pyinfra.api import Config, Inventory, State, operation  # noqa: E402
 from pyinfra.api.connect import connect_all  # noqa: E402
@@ -54,7 +53,7 @@ def main() -> None:
     cpu_before, wall = own_cpu(), time.perf_counter()
     pyinfra_sweep(nodes, args.concurrency)
     wall = time.perf_counter() - wall
-    print_measure(wall, own_cpu() - cpu_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print_measure(wall, own_cpu() - cpu_before, peak_rss_mb())
 
 
 if __name__ == "__main__":

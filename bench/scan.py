@@ -4,7 +4,7 @@ The floor is plain asyncssh: connect, one `cat` of a store file, close, per node
 same concurrency, with the same loaded key and known_hosts. Each measured run is a process of
 its own (this script with `--measure`), so its CPU time (its own plus its reaped workers',
 getrusage SELF + CHILDREN around the measured part, imports left out) and its peak resident
-memory (ru_maxrss: the process, and its largest worker) belong to that run alone. The machines
+memory (VmHWM: the process, and its largest worker) belong to that run alone. The machines
 here are noisy, so floor and sweeper runs alternate and the best of each is reported, with
 ratios; only ratios are meaningful across machines.
 
@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import asyncssh
-from cputime import own_cpu, process_cpu  # bench/cputime.py
+from cputime import children_peak, own_cpu, peak_rss_mb, process_cpu, run_sampled  # bench/cputime.py
 from sshd_fleet import sshd_fleet  # bench/sshd_fleet.py
 
 from sweeper.inventory import load_inventory
@@ -144,20 +144,20 @@ def measure(args: argparse.Namespace) -> None:
     nodes = inventory.nodes
     cpu_before, wall = own_cpu(), time.perf_counter()
     processes = 1
-    if args.measure == "floor":
-        asyncio.run(floor_sweep(nodes, args.concurrency))
-    else:
-        workers = None if args.workers == "auto" else int(args.workers)
-        processes = worker_count(workers, nodes, args.concurrency)
-        options = ScanOptions(concurrency=args.concurrency, key_cache=args.key_cache, workers=workers)
-        report = scan(inventory, nodes, options, argv=["bench"])
-        swept = sum(1 for n in report.nodes if n.swept)
-        if swept != len(report.nodes):
-            raise SystemExit(f"only {swept}/{len(report.nodes)} nodes swept; not a fair comparison")
+    with children_peak() as workers_peak:
+        if args.measure == "floor":
+            asyncio.run(floor_sweep(nodes, args.concurrency))
+        else:
+            workers = None if args.workers == "auto" else int(args.workers)
+            processes = worker_count(workers, nodes, args.concurrency)
+            options = ScanOptions(concurrency=args.concurrency, key_cache=args.key_cache, workers=workers)
+            report = scan(inventory, nodes, options, argv=["bench"])
+            swept = sum(1 for n in report.nodes if n.swept)
+            if swept != len(report.nodes):
+                raise SystemExit(f"only {swept}/{len(report.nodes)} nodes swept; not a fair comparison")
     wall = time.perf_counter() - wall
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if processes > 1 else 0.0
-    print(json.dumps(asdict(Measure(wall, own_cpu() - cpu_before, own, workers_peak, processes))))
+    workers_mb = workers_peak[0] if processes > 1 else 0.0
+    print(json.dumps(asdict(Measure(wall, own_cpu() - cpu_before, peak_rss_mb(), workers_mb, processes))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,16 +194,17 @@ def run_measured(fleet: Fleet, script: Path, *argv: str | Path) -> Measure:
 
 
 def run_command(fleet: Fleet, argv: list[str]) -> Measure:
-    """A whole command (start-up included) timed from outside: wall, its CPU and its children's."""
+    """A whole command (start-up included) timed from outside: wall, its CPU and its children's,
+    and its own peak RSS."""
     nodes_before, wall = fleet.cpu(), time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(argv, env=fleet.env, capture_output=True, text=True, check=False)
+    done, peak = run_sampled(argv, env=fleet.env)
     wall = time.perf_counter() - wall
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1):  # 1: findings at or above --fail-on, as the lab plants them
         raise SystemExit(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return Measure(wall, cpu, after.ru_maxrss / 1024, 0.0, 1, fleet.cpu() - nodes_before)
+    return Measure(wall, cpu, peak, 0.0, 1, fleet.cpu() - nodes_before)
 
 
 FLOOR, CLI = "floor (asyncssh connect+cat)", "sweeper CLI (whole command)"

@@ -55,9 +55,8 @@ class _Budget:
     async def drain(self, stream: asyncssh.SSHReader[bytes]) -> bytes:
         """Read one stream to its end, chunk by chunk, counting every byte.
 
-        The chunks are joined once at the end: a buffer grown chunk by chunk is reallocated
-        as it grows, and an allocator that copies instead of remapping keeps the old copies'
-        pages, so a 64 MiB flood could peak at several times that (seen: 328 MiB)."""
+        The chunks are joined once at the end: nothing is reallocated as the answer grows, and
+        an answer of one chunk (most nodes') is returned as it came, without a copy."""
         chunks = []
         while chunk := await stream.read(CHUNK):
             self.take(len(chunk))

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from sweeper.keycache import KeyCache
 from sweeper.model import Node, NodeResult
+from sweeper.names import ip_form, normal
 from sweeper.reading import NodeCallback, sweep_with
 from sweeper.ssh import HANDSHAKES_PER_SERVER, Connector, Credentials, CredentialSeed, RetryPolicy
 
@@ -66,12 +67,10 @@ def _on_loopback(node: Node) -> bool:
     """Reached on this machine itself: a loopback address (or `localhost`), with no bastion between."""
     if node.jump or node.ssh_config:
         return False
-    if node.host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(node.host).is_loopback
-    except ValueError:
-        return False
+    address = ip_form(node.host)
+    if address is None:
+        return normal(node.host) == "localhost"
+    return ipaddress.ip_address(address).is_loopback
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,19 @@ and is kept 0600.
 What a node says about its keys is kept for that node alone: a hostile node that holds a
 copy of another node's key file and lies about its public key changes only its own entries,
 never what the other node's next sweep takes for granted.
+
+Sweeps that share the cache at once (the shards of one fleet, run side by side) each write back
+only the nodes they swept, merged under a lock with what the others wrote meanwhile: none loses
+another's derivations to a last-writer-wins.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from sweeper.atomic import atomic_write
@@ -39,21 +45,8 @@ class KeyCache:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._nodes: dict[str, dict[str, str]] = {}
-        self._dirty = False
-        if path is not None:
-            self._load(path)
-
-    def _load(self, path: Path) -> None:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return
-        if not isinstance(data, dict) or data.get("version") != VERSION:
-            return
-        nodes = data.get("nodes")
-        if isinstance(nodes, dict):
-            self._nodes = {node: dict(keys) for node, keys in nodes.items() if _is_table(keys)}
+        self._nodes = _read(path) if path is not None else {}
+        self._changed: set[str] = set()
 
     def known_for(self, node: str) -> dict[str, str]:
         """key identity -> spki for the keys this node held last time (what it said, no one else)."""
@@ -65,7 +58,7 @@ class KeyCache:
         now = {h: spki for h in set(seen) if (spki := pairs.get(h) or before.get(h)) is not None}
         if now != before:
             self._nodes[node] = now
-            self._dirty = True
+            self._changed.add(node)
 
     def tables(self, nodes: Iterable[str]) -> dict[str, dict[str, str]]:
         """The entries of `nodes`, for a worker process that sweeps them (and `adopt`s them back)."""
@@ -76,17 +69,46 @@ class KeyCache:
         for node, keys in tables.items():
             if self._nodes.get(node) != keys:
                 self._nodes[node] = dict(keys)
-                self._dirty = True
+                self._changed.add(node)
 
     def save(self) -> None:
-        if self.path is None or not self._dirty:
+        """Write back the nodes this sweep changed over what the file holds now (another sweep
+        may have written it since we read it)."""
+        if self.path is None or not self._changed:
             return
-        doc = {"version": VERSION, "nodes": self._nodes}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            atomic_write(self.path, json.dumps(doc, sort_keys=True).encode(), mode=0o600)
+            with _locked(self.path):
+                nodes = _read(self.path) | {node: self._nodes[node] for node in self._changed}
+                doc = {"version": VERSION, "nodes": nodes}
+                atomic_write(self.path, json.dumps(doc, sort_keys=True).encode(), mode=0o600)
         except OSError:
             pass  # a cache that cannot be written only costs speed next time
+
+
+def _read(path: Path) -> dict[str, dict[str, str]]:
+    """The file's tables; unreadable, foreign or older content is empty."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        return {}
+    nodes = data.get("nodes")
+    if not isinstance(nodes, dict):
+        return {}
+    return {node: dict(keys) for node, keys in nodes.items() if _is_table(keys)}
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Held while the cache is read back and replaced; the kernel drops it if we are killed."""
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _is_table(keys: object) -> bool:

@@ -212,6 +212,26 @@ def test_each_shard_sweeps_its_slice_and_says_so(lab: LabHandle, swept: Path) ->
 
 
 @LINUX_ONLY
+def test_shards_run_side_by_side_keep_every_nodes_key_cache_entries(lab: LabHandle, tmp_path: Path) -> None:
+    """Each shard writes back only its own nodes, merged with what the others wrote meanwhile:
+    the cache the shards leave is the one a one-process sweep leaves (once, each shard's save
+    replaced the file with its own nodes alone, and the next sweep was three-quarters cold)."""
+
+    def cache_after(*sweeps: list[str]) -> dict[str, Any]:
+        env = {**lab.env, "XDG_CACHE_HOME": str(tmp_path / f"cache-{len(sweeps)}")}
+        started = [
+            run.start("scan", lab.inventory, "--out", tmp_path / "out", *extra, env=env) for extra in sweeps
+        ]
+        for proc in started:
+            assert run.finish(proc).returncode in (0, 1)
+        return json.loads((Path(env["XDG_CACHE_HOME"]) / "sweeper" / "key-spki.json").read_text())["nodes"]
+
+    one = cache_after([])
+    shards = cache_after(*(["--shard", f"{index}/{SHARDS}"] for index in range(1, SHARDS + 1)))
+    assert len(one) == len(lab.ports) and shards == one
+
+
+@LINUX_ONLY
 def test_a_key_shared_across_shards_is_found_only_by_the_merge(swept: Path, merged: tuple[Any, Path]) -> None:
     together = json.loads(report_in(merged[1]).read_text())
     reused = {f["node"] for f in together["findings"] if f["rule"] == "key-reuse"}

@@ -8,12 +8,17 @@ SSH server are on the same clock here, unlike on a real fleet. Where the rotatio
 than the target, the slowest phase is named with what it did (steps, nodes, time per step) and
 why it costs that.
 
-    python bench/rotate.py --nodes 1000 [--concurrency 50] [--wave 25%] [--dir DIR]
+`--fleet sshd` rotates the lab's Linux and ESXi nodes each served by a real OpenSSH sshd
+(bench/sshd_fleet.py), as an outside check's fleet would be: no vCenters, whose tools only the
+lab's own server provides.
+
+    python bench/rotate.py --nodes 1000 [--fleet lab|sshd] [--concurrency 50] [--wave 25%] [--dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import sys
@@ -21,10 +26,13 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from cputime import own_cpu, process_cpu  # bench/cputime.py
+from sshd_fleet import sshd_fleet  # bench/sshd_fleet.py
 
 from sweeper.demo import LabIncident, lab_journal_passphrase
 from sweeper.inventory import load_inventory
@@ -57,9 +65,9 @@ class Sampler(threading.Thread):
     and where the rotation's thread (the event loop's) is: a poor man's profiler that tells a
     phase waiting for the nodes (in the selector) from one blocked in this process."""
 
-    def __init__(self, lab_pid: int) -> None:
+    def __init__(self, nodes_cpu: Callable[[], float]) -> None:
         super().__init__(daemon=True)
-        self.lab_pid = lab_pid
+        self.nodes_cpu = nodes_cpu
         self.loop_thread = threading.get_ident()
         self.samples: list[tuple[float, float, float, str]] = []
         self.done = threading.Event()
@@ -68,7 +76,7 @@ class Sampler(threading.Thread):
         while True:
             frame = sys._current_frames().get(self.loop_thread)
             where = f"{Path(frame.f_code.co_filename).name}:{frame.f_code.co_name}" if frame else "?"
-            self.samples.append((time.time(), own_cpu(), process_cpu(self.lab_pid), where))
+            self.samples.append((time.time(), own_cpu(), self.nodes_cpu(), where))
             if self.done.wait(SAMPLE):
                 return
 
@@ -87,6 +95,29 @@ class Sampler(threading.Thread):
         return ", ".join(f"{n / total:.0%} in {place}" for place, n in places.most_common(top))
 
 
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    """Served nodes: the lab folder (its incident files), the inventory, the environment a client
+    needs, and the CPU the nodes' side has spent so far."""
+
+    dir: Path
+    inventory: Path
+    env: dict[str, str]
+    nodes: int
+    cpu: Callable[[], float]
+
+
+@contextlib.contextmanager
+def serve(kind: str, lab_dir: Path, nodes: int) -> Iterator[Fleet]:
+    """The lab's asyncssh servers (every profile), or one real sshd per Linux and ESXi node."""
+    if kind == "sshd":
+        with sshd_fleet(lab_dir, nodes) as fleet:
+            yield Fleet(lab_dir, fleet.inventory, dict(os.environ), fleet.nodes, fleet.cpu)
+        return
+    with start_lab(lab_dir, nodes, rebuild=True) as lab:
+        yield Fleet(lab.dir, lab.inventory, {**os.environ, **lab.env}, nodes, lambda: process_cpu(lab.pid))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
@@ -95,12 +126,14 @@ def main() -> None:
     )
     parser.add_argument("--wave", default="25%", help="re-issue wave size (rotate's default)")
     parser.add_argument("--dir", type=Path, help="lab folder (default: a temporary one)")
+    parser.add_argument("--fleet", choices=("lab", "sshd"), default="lab", help="the nodes' servers")
     args = parser.parse_args()
     work = args.dir or Path(tempfile.mkdtemp(prefix="sweeper-bench-rotate-"))
     started = time.monotonic()
-    with start_lab(work / "lab", args.nodes, rebuild=True) as lab:
-        print(f"lab of {args.nodes} nodes up in {time.monotonic() - started:.1f}s ({work})", flush=True)
-        env = {**os.environ, **lab.env}
+    with serve(args.fleet, work / "lab", args.nodes) as lab:
+        up = time.monotonic() - started
+        print(f"{lab.nodes} nodes ({args.fleet}) up in {up:.1f}s ({work})", flush=True)
+        env = lab.env
         inventory = load_inventory(lab.inventory)
         options = ScanOptions(context=LabIncident.of(lab).context(), env=env, concurrency=100)
         swept = scan(inventory, inventory.nodes, options, ["bench"])
@@ -113,7 +146,7 @@ def main() -> None:
             concurrency=args.concurrency,
             env=env,
         )
-        sampler = Sampler(lab.pid)
+        sampler = Sampler(lab.cpu)
         sampler.start()
         began = time.time()
         prepared = prepare(request, None)
@@ -127,7 +160,7 @@ def main() -> None:
     windows["verify sweep"] = (max(w[1] for w in windows.values()), ended)
     steps = Counter(s.phase for s in result.report.steps or ())
     print(
-        f"\nnodes={args.nodes} concurrency={args.concurrency} wave={args.wave} "
+        f"\nnodes={lab.nodes} fleet={args.fleet} concurrency={args.concurrency} wave={args.wave} "
         f"complete={result.outcome.complete} failed={len(result.outcome.failed)}"
     )
     print(
@@ -142,7 +175,7 @@ def main() -> None:
         per = f"{seconds / count * 1000:7.1f} ms ({count} steps)" if count else ""
         print(f"  {phase:16} {seconds:8.1f} {seconds / wall:6.1%} {ours:14.1f} {nodes_side:10.1f}  {per}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    projected = wall * 1000 / args.nodes
+    projected = wall * 1000 / lab.nodes
     if projected > TARGET:
         slowest = max(windows, key=lambda p: windows[p][1] - windows[p][0])
         start_at, end_at = windows[slowest]

@@ -212,7 +212,7 @@ FLOOR, CLI = "floor (asyncssh connect+cat)", "sweeper CLI (whole command)"
 
 def multi_process(setting: str, nodes: tuple[Node, ...], concurrency: int) -> dict[str, str]:
     """The settings compared with one process, by label: `--workers` as it resolves here, and, where
-    auto is one process (a fleet on this machine's loopback), one worker per core too, to show why."""
+    auto is one process (a fleet served from this machine), one worker per core too, to show why."""
     resolved = worker_count(None if setting == "auto" else int(setting), nodes, concurrency)
     settings = {f"{setting} ({resolved})": setting}
     cores = worker_count(len(os.sched_getaffinity(0)), nodes, concurrency)

@@ -17,6 +17,7 @@ into `error` statuses, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import os
 import signal
@@ -50,27 +51,42 @@ _ENTRY = "import sys; from sweeper.workers import work; work(int(sys.argv[1]))"
 
 def worker_count(workers: int | None, nodes: tuple[Node, ...], concurrency: int) -> int:
     """How many processes sweep `nodes`; `workers` None is auto: one per usable core for a big
-    fleet, one for a small fleet or one served on this machine's loopback. Never more than there
-    are nodes or concurrent slots.
+    fleet, one for a small fleet or one served from this machine. Never more than there are
+    nodes or concurrent slots.
 
-    A fleet on loopback (a lab, containers published on this host) runs its SSH servers on this
-    machine's cores; an sshd login costs them ~5x what reading it costs us, so one event loop keeps
-    up, and each further process only adds its start and hand-offs (measured at 950 real-sshd nodes
-    on 2 cores: 2 workers took ~0.8 s longer than one process, with 40 % more client CPU)."""
+    A fleet served from this machine (on loopback or one of its own addresses: a lab, sshd
+    listeners, containers with host networking) runs its SSH servers on this machine's cores; an
+    sshd login costs them ~5x what reading it costs us, so one event loop keeps up, and each
+    further process only adds its start and hand-offs (measured at 950 real-sshd nodes on 2
+    cores: 2 workers took ~0.8 s longer than one process, with 40 % more client CPU)."""
     if workers is None:
-        big = len(nodes) >= AUTO_MIN_NODES and not all(map(_on_loopback, nodes))
+        big = len(nodes) >= AUTO_MIN_NODES and not all(map(_served_here, nodes))
         workers = len(os.sched_getaffinity(0)) if big else 1
     return max(1, min(workers, len(nodes), concurrency))
 
 
-def _on_loopback(node: Node) -> bool:
-    """Reached on this machine itself: a loopback address (or `localhost`), with no bastion between."""
+def _served_here(node: Node) -> bool:
+    """Reached on this machine itself, with no bastion between: `localhost`, a loopback address,
+    or an address of one of this machine's interfaces."""
     if node.jump or node.ssh_config:
         return False
     address = ip_form(node.host)
     if address is None:
         return normal(node.host) == "localhost"
-    return ipaddress.ip_address(address).is_loopback
+    return ipaddress.ip_address(address).is_loopback or _own_address(address)
+
+
+@functools.lru_cache(maxsize=4096)
+def _own_address(address: str) -> bool:
+    """The kernel lets a socket bind to an address only if one of this machine's interfaces holds
+    it (or it is the unspecified address, which reaches this machine too): no lookup, no packet."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((address, 0))
+    except OSError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

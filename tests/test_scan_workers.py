@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -108,6 +109,19 @@ def test_auto_is_one_process_for_a_fleet_on_this_machines_loopback(host: str) ->
     """Its SSH servers share this machine's cores: more processes would only add their start."""
     assert worker_count(None, fleet(AUTO_MIN_NODES * 4, host), 100) == 1
     assert worker_count(2, fleet(AUTO_MIN_NODES * 4, host), 100) == 2  # a number is taken as given
+
+
+def test_auto_is_one_process_for_a_fleet_on_one_of_this_machines_own_addresses() -> None:
+    """sshd listeners (or host-networked containers) on this machine's interface address share its
+    cores as much as loopback ones do."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("198.51.100.1", 9))  # no packet leaves: it only picks the outgoing address
+        except OSError:
+            pytest.skip("no route off this machine, so no address of its own but loopback")
+        own = probe.getsockname()[0]
+    assert worker_count(None, fleet(AUTO_MIN_NODES * 4, own), 100) == 1
+    assert worker_count(None, fleet(AUTO_MIN_NODES * 4, "0.0.0.0"), 100) == 1
 
 
 def test_auto_counts_a_fleet_as_remote_if_any_node_is_reached_elsewhere() -> None:

@@ -55,7 +55,8 @@ def scan_command(
         typer.Option(
             metavar="N|auto",
             help="Processes that read the nodes, sharing --concurrency: a number, or auto "
-            "(one per usable core; 1 for fewer than 50 nodes or nodes on this machine's loopback).",
+            "(one per usable core; 1 for fewer than 50 nodes or nodes served from this machine: "
+            "loopback or its own addresses).",
         ),
     ] = "1",
     retries: RetriesOption = 4,

@@ -14,7 +14,9 @@ concurrency, and as the whole `pyinfra` command (bench/pyinfra_cli.py); ansible-
 ansible-core`) does them with `ansible -m raw -f N` (bench/ansible_read.py, timed as a whole
 command). A peer that is not installed is left out with a note. `sweeper CLI` is the whole `sweeper
 scan --workers auto` command, start-up and reports included, as an operator (or an outside check)
-times it: compare it with the peers' whole commands.
+times it: compare it with the peers' whole commands. `sweeper 4 shards + merge` is four `sweeper scan
+--shard K/4` commands run side by side on this machine, then `sweeper merge` of their reports,
+timed as a whole: one fleet swept as the Kubernetes Job sweeps it, here on one machine's cores.
 
 `--fleet lab` (default) serves the nodes with the lab's asyncssh servers; `--fleet sshd` with
 one real OpenSSH sshd per node (bench/sshd_fleet.py; Linux and ESXi nodes only), where the
@@ -208,6 +210,43 @@ def run_command(fleet: Fleet, argv: list[str]) -> Measure:
 
 
 FLOOR, CLI = "floor (asyncssh connect+cat)", "sweeper CLI (whole command)"
+SHARDS = 4
+SHARDED = f"sweeper {SHARDS} shards + merge"
+
+
+def run_shards(fleet: Fleet, scan_argv: list[str], out: Path) -> Measure:
+    """SHARDS `sweeper scan --shard K/N` commands at once, then `sweeper merge` of their reports:
+    wall and CPU of the whole, and the largest command's own peak RSS."""
+    nodes_before, wall = fleet.cpu(), time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    folders = [out / f"shard-{k}" for k in range(1, SHARDS + 1)]
+    peak = 0.0
+    shutil.rmtree(out, ignore_errors=True)  # a folder holding one report each, this run's
+    with tempfile.TemporaryFile() as stderr:
+        running = [
+            subprocess.Popen(
+                [*scan_argv, "--shard", f"{k}/{SHARDS}", "--out", str(folder)],
+                env=fleet.env,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+            for k, folder in enumerate(folders, start=1)
+        ]
+        while any(proc.poll() is None for proc in running):
+            peak = max([peak, *(peak_rss_mb(proc.pid) for proc in running)])
+            time.sleep(0.02)
+        if any(proc.returncode not in (0, 1) for proc in running):
+            stderr.seek(0)
+            raise SystemExit(f"a shard failed: {stderr.read().decode(errors='replace').strip()[-2000:]}")
+    reports = [str(next(folder.glob("*.json"))) for folder in folders]
+    merge = ["sweeper", "merge", *reports, "--out", str(out / "merged")]
+    done, merge_peak = run_sampled(merge, env=fleet.env)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"sweeper merge failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Measure(wall, cpu, max(peak, merge_peak), 0.0, 1, fleet.cpu() - nodes_before)
 
 
 def multi_process(setting: str, nodes: tuple[Node, ...], concurrency: int) -> dict[str, str]:
@@ -233,15 +272,18 @@ def bench_size(nodes: int, args: argparse.Namespace) -> None:
         for cache in caches.values():
             cache.unlink(missing_ok=True)
         shutil.rmtree(lab_dir / "cli-cache", ignore_errors=True)
+        shutil.rmtree(lab_dir / "shards-cache", ignore_errors=True)
         common = ("--inventory", fleet.inventory, "--concurrency", str(args.concurrency))
         cli = ["sweeper", "scan", str(fleet.inventory), "--concurrency", str(args.concurrency)]
         cli += ["--workers", args.workers, "--out", str(lab_dir / "cli-reports")]
         cli_fleet = replace(fleet, env={**fleet.env, "XDG_CACHE_HOME": str(lab_dir / "cli-cache")})
+        shards_fleet = replace(fleet, env={**fleet.env, "XDG_CACHE_HOME": str(lab_dir / "shards-cache")})
+        shard_argv = ["sweeper", "scan", str(fleet.inventory), "--concurrency", str(args.concurrency)]
         peers = {label: peer for label, peer in PEERS.items() if importlib.util.find_spec(peer.module)}
         runs: dict[str, list[Measure]] = {label: [] for label in (FLOOR, *peers)}
-        runs |= {f"sweeper {label}": [] for label in settings} | {CLI: []}
+        runs |= {f"sweeper {label}": [] for label in settings} | {CLI: [], SHARDED: []}
         here = Path(__file__)
-        for _ in range(args.rounds + 1):
+        for round_ in range(args.rounds + 1):
             runs[FLOOR].append(run_measured(fleet, here, "--measure", "floor", *common))
             for label, peer in peers.items():
                 runs[label].append(run_measured(fleet, peer.script, *common))
@@ -249,6 +291,7 @@ def bench_size(nodes: int, args: argparse.Namespace) -> None:
                 extra = ("--measure", "sweep", "--workers", workers, "--key-cache", caches[label])
                 runs[f"sweeper {label}"].append(run_measured(fleet, here, *common, *extra))
             runs[CLI].append(run_command(cli_fleet, cli))
+            runs[SHARDED].append(run_shards(shards_fleet, shard_argv, lab_dir / f"shards-{round_}"))
     print(f"\nnodes={fleet.nodes} fleet={args.fleet} concurrency={args.concurrency} ", end="")
     print(f"usable cores={len(os.sched_getaffinity(0))}")
     heads = ("wall s", "x floor", "CPU ms/node", "x floor", "nodes ms/node", "peak RSS MB (parent + workers)")

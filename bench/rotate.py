@@ -18,7 +18,6 @@ lab's own server provides.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import resource
 import sys
@@ -26,17 +25,15 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from cputime import own_cpu, process_cpu  # bench/cputime.py
-from sshd_fleet import sshd_fleet  # bench/sshd_fleet.py
+from cputime import own_cpu  # bench/cputime.py
+from fleets import serve  # bench/fleets.py
 
 from sweeper.demo import LabIncident, lab_journal_passphrase
 from sweeper.inventory import load_inventory
-from sweeper.lab import start_lab
 from sweeper.report import schema
 from sweeper.report.publish import Publication, publish
 from sweeper.rotate.plan import WaveOptions
@@ -95,29 +92,6 @@ class Sampler(threading.Thread):
         return ", ".join(f"{n / total:.0%} in {place}" for place, n in places.most_common(top))
 
 
-@dataclass(frozen=True, slots=True)
-class Fleet:
-    """Served nodes: the lab folder (its incident files), the inventory, the environment a client
-    needs, and the CPU the nodes' side has spent so far."""
-
-    dir: Path
-    inventory: Path
-    env: dict[str, str]
-    nodes: int
-    cpu: Callable[[], float]
-
-
-@contextlib.contextmanager
-def serve(kind: str, lab_dir: Path, nodes: int) -> Iterator[Fleet]:
-    """The lab's asyncssh servers (every profile), or one real sshd per Linux and ESXi node."""
-    if kind == "sshd":
-        with sshd_fleet(lab_dir, nodes) as fleet:
-            yield Fleet(lab_dir, fleet.inventory, dict(os.environ), fleet.nodes, fleet.cpu)
-        return
-    with start_lab(lab_dir, nodes, rebuild=True) as lab:
-        yield Fleet(lab.dir, lab.inventory, {**os.environ, **lab.env}, nodes, lambda: process_cpu(lab.pid))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
@@ -130,7 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     work = args.dir or Path(tempfile.mkdtemp(prefix="sweeper-bench-rotate-"))
     started = time.monotonic()
-    with serve(args.fleet, work / "lab", args.nodes) as lab:
+    with serve(args.fleet, work / "lab", args.nodes, rebuild=True) as lab:
         up = time.monotonic() - started
         print(f"{lab.nodes} nodes ({args.fleet}) up in {up:.1f}s ({work})", flush=True)
         env = lab.env

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib.util
 import json
 import os
@@ -47,16 +46,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import asyncssh
-from cputime import children_peak, own_cpu, peak_rss_mb, process_cpu, run_sampled  # bench/cputime.py
-from sshd_fleet import sshd_fleet  # bench/sshd_fleet.py
+from cputime import children_peak, own_cpu, peak_rss_mb, run_sampled  # bench/cputime.py
+from fleets import Fleet, serve  # bench/fleets.py
 
 from sweeper.inventory import load_inventory
-from sweeper.lab import start_lab
 from sweeper.model import Node
 from sweeper.platforms.vcsa import VECS_CLI
 from sweeper.scan import ScanOptions, scan
@@ -160,27 +157,6 @@ def measure(args: argparse.Namespace) -> None:
     wall = time.perf_counter() - wall
     workers_mb = workers_peak[0] if processes > 1 else 0.0
     print(json.dumps(asdict(Measure(wall, own_cpu() - cpu_before, peak_rss_mb(), workers_mb, processes))))
-
-
-@dataclass(frozen=True, slots=True)
-class Fleet:
-    """Served nodes: their inventory, the environment a client needs, and the nodes' CPU so far."""
-
-    inventory: Path
-    env: dict[str, str]
-    nodes: int
-    cpu: Callable[[], float]
-
-
-@contextlib.contextmanager
-def serve(kind: str, lab_dir: Path, nodes: int) -> Iterator[Fleet]:
-    """The lab's asyncssh servers, or one real sshd per (Linux and ESXi) node."""
-    if kind == "sshd":
-        with sshd_fleet(lab_dir, nodes) as fleet:
-            yield Fleet(fleet.inventory, dict(os.environ), fleet.nodes, fleet.cpu)
-        return
-    with start_lab(lab_dir, nodes) as lab:
-        yield Fleet(lab.inventory, {**os.environ, **lab.env}, nodes, lambda: process_cpu(lab.pid))
 
 
 def run_measured(fleet: Fleet, script: Path, *argv: str | Path) -> Measure:

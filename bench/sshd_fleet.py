@@ -98,10 +98,11 @@ def _banner(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def sshd_fleet(lab_dir: Path, nodes: int) -> Iterator[FleetHandle]:
-    """Build a lab of `nodes` nodes in `lab_dir` and serve its Linux and ESXi nodes with real sshd."""
+def sshd_fleet(lab_dir: Path, nodes: int, rebuild: bool = False) -> Iterator[FleetHandle]:
+    """Build (or reuse, unless `rebuild`) a lab of `nodes` nodes in `lab_dir` and serve its Linux
+    and ESXi nodes with real sshd."""
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    build = build_lab(lab_dir, nodes)
+    build = build_lab(lab_dir, nodes, rebuild=rebuild)
     paths = LabPaths(build.dir)
     plan = tuple(n for n in build.nodes if n.profile in ("linux", "esxi"))
     directory = paths.dir / "sshd"

@@ -19,6 +19,7 @@ from sweeper.ssh import Connector
 from tests.support import run
 from tests.support.fixtures import write_inventory
 from tests.support.node_tree import HANGING_STORE, LinuxNodeTree, lay_hanging_vecs_cli, lay_linux_node_tree
+from tests.support.sshd import wrong_host_key_line
 
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server")
 
@@ -317,6 +318,38 @@ def test_accept_new_trusts_on_first_use_then_checks_strictly(
     )
     done, report = run.scan(inventory, tmp_path / "second")
     assert by_name(report)["n"]["status"] == "host-key-mismatch" and done.returncode == 3
+
+
+def test_a_hashed_known_hosts_is_checked_as_strictly_as_a_plain_one(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    """`HashKnownHosts yes` files (ssh-keygen -H): the right key logs in, a changed key and a
+    revoked one are refused before any login, whatever the lines' order."""
+    good, changed, revoked = sshd_factory(3)
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
+    known_hosts = tmp_path / "known_hosts"
+    address, *key = revoked.host_key_line.split()
+    lines = [good.host_key_line, wrong_host_key_line(changed), revoked.host_key_line]
+    lines += [f"[192.0.2.77]:22 {' '.join(key)}", f"@revoked {address} {' '.join(key)}"]
+    known_hosts.write_text("".join(f"{line}\n" for line in reversed(lines)))
+    subprocess.run(["ssh-keygen", "-H", "-f", str(known_hosts)], check=True, capture_output=True)
+    assert known_hosts.read_text().count("|1|") == 4  # ssh-keygen leaves the @revoked line plain
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [
+            tree_entry(name, server, tree)
+            for name, server in [("good", good), ("changed", changed), ("revoked", revoked)]
+        ],
+        {"user": "root", "known_hosts": str(known_hosts), "client_keys": [str(client_key.private_path)]},
+    )
+    done, report = run.scan(inventory, tmp_path / "reports")
+    nodes = by_name(report)
+    assert nodes["good"]["status"] == "ok" and done.returncode == 3
+    assert (
+        nodes["changed"]["status"] == "host-key-mismatch" and "man-in-the-middle" in nodes["changed"]["error"]
+    )
+    assert nodes["revoked"]["status"] == "host-key-mismatch"
+    assert changed.connection_count() == 0 and revoked.connection_count() == 0
 
 
 @pytest.mark.parametrize("pattern", ["its address", "any host"])

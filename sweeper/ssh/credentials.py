@@ -12,6 +12,7 @@ import asyncssh
 
 from sweeper.errors import BadInput
 from sweeper.model import Node
+from sweeper.ssh.hashed_hosts import HASHED, lookup_names, resolve
 
 AskSecret = Callable[[str], str]
 """Prompts the operator for a secret (never echoed); None when there is no terminal."""
@@ -53,9 +54,11 @@ class Credentials:
                 paths: list(map(asyncssh.import_private_key, keys)) for paths, keys in seed.keys.items()
             }
         self._tofu_lock = asyncio.Lock()
+        self._nodes = nodes
         for node in nodes:
-            if node.known_hosts and node.known_hosts not in self._known_hosts:
-                self._known_hosts[node.known_hosts] = read_known_hosts(node.known_hosts, node.accept_new)
+            path = node.known_hosts
+            if path and path not in self._known_hosts:
+                self._known_hosts[path] = self._read_known_hosts(path, node.accept_new)
             if node.client_keys not in self._keys:
                 self._keys[node.client_keys] = self._load_keys(node.client_keys, node.passphrase_env)
             if node.password_env:
@@ -128,7 +131,11 @@ class Credentials:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8") as handle:
                 handle.write(line)
-            self._known_hosts[node.known_hosts] = read_known_hosts(node.known_hosts, True)
+            self._known_hosts[node.known_hosts] = self._read_known_hosts(node.known_hosts, True)
+
+    def _read_known_hosts(self, path: str, accept_new: bool) -> asyncssh.SSHKnownHosts | None:
+        """The file as asyncssh reads it, its hashed names resolved for the nodes that use it."""
+        return read_known_hosts(path, accept_new, [n for n in self._nodes if n.known_hosts == path])
 
     def secret(self, variable: str, what: str) -> str:
         """A secret from the variable the inventory names, or the operator's answer at a prompt."""
@@ -168,7 +175,8 @@ class Credentials:
         return key
 
 
-def read_known_hosts(path: str, accept_new: bool) -> asyncssh.SSHKnownHosts | None:
+def read_known_hosts(path: str, accept_new: bool, nodes: list[Node]) -> asyncssh.SSHKnownHosts | None:
+    """known_hosts for `nodes`: hashed names they are looked up by come as plain names (hashed_hosts)."""
     if not os.path.exists(path):
         if accept_new:
             return None
@@ -177,6 +185,9 @@ def read_known_hosts(path: str, accept_new: bool) -> asyncssh.SSHKnownHosts | No
             '(set host_key_checking = "accept-new" to trust nodes on first connection)'
         )
     try:
-        return asyncssh.read_known_hosts(path)
+        text = Path(path).read_text(encoding="utf-8")
+        if HASHED in text:
+            text = resolve(text, *lookup_names(nodes))
+        return asyncssh.import_known_hosts(text)
     except (OSError, ValueError) as exc:
         raise BadInput(f"{path}: cannot read known_hosts: {exc}") from None

@@ -22,6 +22,9 @@ timed as a whole: one fleet swept as the Kubernetes Job sweeps it, here on one m
 one real OpenSSH sshd per node (bench/sshd_fleet.py; Linux and ESXi nodes only), where the
 nodes' side costs what it costs on a real fleet.
 
+`--known-hosts hashed` hashes the fleet's known_hosts first (`ssh-keygen -H`, as `HashKnownHosts
+yes`, Debian's and Ubuntu's default, leaves a user's): every tool then looks up hashed names.
+
 A sweeper's first run is "cold": every private key's public half is derived on its node with
 openssl. Later runs are "warm": the key cache (key-file identity -> public key) spares openssl for
 keys that did not change, as for a nightly sweep. Each worker setting has a cache of its own.
@@ -30,7 +33,7 @@ the lab's SSH server) is on the same clock here, unlike on a real fleet: CPU per
 measure of sweeper's own cost.
 
     python bench/scan.py --nodes 200,1000 [--fleet lab|sshd] [--concurrency 100] [--rounds 2]
-                         [--workers auto] [--dir DIR]
+                         [--workers auto] [--known-hosts plain|hashed] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -243,6 +246,11 @@ def bench_size(nodes: int, args: argparse.Namespace) -> None:
         up = time.monotonic() - started
         print(f"{fleet.nodes} nodes ({args.fleet}) up in {up:.1f}s ({lab_dir})", flush=True)
         fleet_nodes = load_inventory(fleet.inventory).nodes
+        if args.known_hosts == "hashed":
+            hashed = {node.known_hosts for node in fleet_nodes if node.known_hosts}
+            for path in hashed:
+                subprocess.run(["ssh-keygen", "-H", "-f", path], check=True, capture_output=True)
+            print(f"known_hosts hashed (ssh-keygen -H): {', '.join(sorted(hashed))}", flush=True)
         settings = {"1": "1"} | multi_process(args.workers, fleet_nodes, args.concurrency)
         caches = {label: lab_dir / f"bench-key-cache-{n}.json" for n, label in enumerate(settings)}
         for cache in caches.values():
@@ -268,7 +276,8 @@ def bench_size(nodes: int, args: argparse.Namespace) -> None:
                 runs[f"sweeper {label}"].append(run_measured(fleet, here, *common, *extra))
             runs[CLI].append(run_command(cli_fleet, cli))
             runs[SHARDED].append(run_shards(shards_fleet, shard_argv, lab_dir / f"shards-{round_}"))
-    print(f"\nnodes={fleet.nodes} fleet={args.fleet} concurrency={args.concurrency} ", end="")
+    print(f"\nnodes={fleet.nodes} fleet={args.fleet} known_hosts={args.known_hosts} ", end="")
+    print(f"concurrency={args.concurrency} ", end="")
     print(f"usable cores={len(os.sched_getaffinity(0))}")
     heads = ("wall s", "x floor", "CPU ms/node", "x floor", "nodes ms/node", "peak RSS MB (parent + workers)")
     print(f"{'':32} {heads[0]:>7} {heads[1]:>8} {heads[2]:>12} {heads[3]:>8} {heads[4]:>13} {heads[5]:>31}")
@@ -299,6 +308,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="warm runs after the cold one")
     parser.add_argument("--workers", default="auto", help="the multi-process setting to compare with 1")
     parser.add_argument("--fleet", choices=("lab", "sshd"), default="lab", help="the nodes' servers")
+    parser.add_argument(
+        "--known-hosts", choices=("plain", "hashed"), default="plain", help="hashed: ssh-keygen -H it first"
+    )
     parser.add_argument("--dir", type=Path, help="folder for the labs (default: a temporary one)")
     parser.add_argument("--measure", choices=("floor", "sweep"), help=argparse.SUPPRESS)
     parser.add_argument("--inventory", type=Path, help=argparse.SUPPRESS)

@@ -10,6 +10,7 @@ import hmac
 import os
 import random
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import asyncssh
@@ -17,7 +18,7 @@ import pytest
 
 from sweeper.errors import BadInput
 from sweeper.model import Node
-from sweeper.ssh.credentials import read_known_hosts
+from sweeper.ssh.credentials import Credentials, known_hosts_text, parse_known_hosts
 from sweeper.ssh.hashed_hosts import lookup_names, resolve
 
 
@@ -26,6 +27,13 @@ def hashed(name: str) -> str:
     salt = os.urandom(20)
     digest = hmac.new(salt, name.encode(), hashlib.sha1).digest()
     return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
+
+
+def read_known_hosts(path: str, nodes: list[Node]) -> asyncssh.SSHKnownHosts:
+    """The file as a sweep of `nodes` gives it to asyncssh."""
+    text = known_hosts_text(path, False, nodes)
+    assert text is not None
+    return parse_known_hosts(path, text)
 
 
 def public_key() -> str:
@@ -55,8 +63,7 @@ def test_a_hashed_file_resolves_to_what_asyncssh_matches_in_it_for_every_node(tm
     path = tmp_path / "known_hosts"
     path.write_text("\n".join(lines) + "\n")
     before = asyncssh.read_known_hosts(str(path))
-    after = read_known_hosts(str(path), False, [*nodes, Node(name="portless", host="127.0.0.1")])
-    assert after is not None
+    after = read_known_hosts(str(path), [*nodes, Node(name="portless", host="127.0.0.1")])
     for node in [*nodes, Node(name="portless", host="127.0.0.1"), Node(name="new", host="127.0.0.1", port=9)]:
         assert matches(after, node) == matches(before, node), node.name
     assert matches(after, nodes[3])[2] and matches(after, nodes[4])[1], "the markers stay"
@@ -84,8 +91,24 @@ def test_ssh_keygen_hashed_lines_are_read_and_a_broken_hash_is_still_bad_input(t
     path.write_text(f"[127.0.0.1]:2202 {key}\n")
     subprocess.run(["ssh-keygen", "-H", "-f", str(path)], check=True, capture_output=True)
     assert path.read_text().startswith("|1|")
-    known = read_known_hosts(str(path), False, [Node(name="a", host="127.0.0.1", port=2202)])
-    assert known is not None and matches(known, Node(name="a", host="127.0.0.1", port=2202))[0]
+    known = read_known_hosts(str(path), [Node(name="a", host="127.0.0.1", port=2202)])
+    assert matches(known, Node(name="a", host="127.0.0.1", port=2202))[0]
     path.write_text(f"|1|not-base64!|x {key}\n")
     with pytest.raises(BadInput, match="cannot read known_hosts"):
-        read_known_hosts(str(path), False, [Node(name="a", host="127.0.0.1", port=2202)])
+        read_known_hosts(str(path), [Node(name="a", host="127.0.0.1", port=2202)])
+
+
+def test_a_worker_takes_known_hosts_as_its_parent_resolved_it_for_the_whole_fleet(tmp_path: Path) -> None:
+    """A worker's share of the fleet is not hashed again (each would try every other worker's lines
+    against all its names), nor re-read: the fleet is checked against the one file its parent read."""
+    key = tmp_path / "client_key"
+    key.write_bytes(asyncssh.generate_private_key("ssh-ed25519").export_private_key())
+    path = tmp_path / "known_hosts"
+    nodes = [replace(n, known_hosts=str(path), client_keys=(str(key),)) for n in fleet(4)]
+    path.write_text("".join(f"{hashed(f'[127.0.0.1]:{n.port}')} {public_key()}\n" for n in nodes))
+    seed = Credentials(tuple(nodes), None).seed()
+    assert "|1|" not in (seed.known_hosts[str(path)] or "")
+    path.write_text("")  # changed once the parent has read it
+    worker = Credentials(tuple(nodes[2:]), None, seed=seed)
+    known = worker.known_hosts(nodes[3])
+    assert known is not None and matches(known, nodes[3])[0]

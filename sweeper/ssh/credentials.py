@@ -22,12 +22,15 @@ DEFAULT_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 
 @dataclass(frozen=True, slots=True)
 class CredentialSeed:
-    """What another process needs to log in as this one does, without asking or decrypting again:
-    the secrets as resolved (variables or prompt answers) and the client keys already unlocked.
-    It travels in memory (a pipe to a worker process), never through argv or an environment."""
+    """What another process needs to log in as this one does, without asking, decrypting or hashing
+    again: the secrets as resolved (variables or prompt answers), the client keys already unlocked,
+    and each known_hosts file as read, its hashed names resolved for the whole fleet (None: no file
+    yet, for accept-new). It travels in memory (a pipe to a worker process), never through argv or
+    an environment."""
 
     secrets: dict[str, str] = field(repr=False)
     keys: dict[tuple[str, ...], list[bytes]] = field(repr=False)
+    known_hosts: dict[str, str | None] = field(default_factory=dict)
 
 
 class Credentials:
@@ -42,10 +45,11 @@ class Credentials:
         env: Mapping[str, str] | None = None,
         seed: CredentialSeed | None = None,
     ) -> None:
-        """`seed`: secrets and unlocked keys from another process's `seed()` (known_hosts is read here)."""
+        """`seed`: secrets, unlocked keys and known_hosts from another process's `seed()`."""
         self._ask = ask
         self._env = os.environ if env is None else env
         self._known_hosts: dict[str, asyncssh.SSHKnownHosts | None] = {}
+        self._known_hosts_text: dict[str, str | None] = dict(seed.known_hosts) if seed else {}
         self._keys: dict[tuple[str, ...], list[asyncssh.SSHKey]] = {}
         self._secrets: dict[str, str] = {}
         if seed is not None:
@@ -75,6 +79,7 @@ class Credentials:
                 paths: [key.export_private_key("openssh") for key in keys]
                 for paths, keys in self._keys.items()
             },
+            known_hosts=dict(self._known_hosts_text),
         )
 
     def known_hosts(self, node: Node) -> asyncssh.SSHKnownHosts | None:
@@ -131,11 +136,17 @@ class Credentials:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8") as handle:
                 handle.write(line)
+            self._known_hosts_text.pop(node.known_hosts, None)  # read again, with the new line
             self._known_hosts[node.known_hosts] = self._read_known_hosts(node.known_hosts, True)
 
     def _read_known_hosts(self, path: str, accept_new: bool) -> asyncssh.SSHKnownHosts | None:
-        """The file as asyncssh reads it, its hashed names resolved for the nodes that use it."""
-        return read_known_hosts(path, accept_new, [n for n in self._nodes if n.known_hosts == path])
+        """The file as asyncssh reads it, its hashed names resolved for the nodes that use it (or as
+        the seed's process resolved it for the whole fleet)."""
+        if path not in self._known_hosts_text:
+            users = [n for n in self._nodes if n.known_hosts == path]
+            self._known_hosts_text[path] = known_hosts_text(path, accept_new, users)
+        text = self._known_hosts_text[path]
+        return None if text is None else parse_known_hosts(path, text)
 
     def secret(self, variable: str, what: str) -> str:
         """A secret from the variable the inventory names, or the operator's answer at a prompt."""
@@ -175,8 +186,9 @@ class Credentials:
         return key
 
 
-def read_known_hosts(path: str, accept_new: bool, nodes: list[Node]) -> asyncssh.SSHKnownHosts | None:
-    """known_hosts for `nodes`: hashed names they are looked up by come as plain names (hashed_hosts)."""
+def known_hosts_text(path: str, accept_new: bool, nodes: list[Node]) -> str | None:
+    """The file's lines with the hashed names of `nodes` resolved; None if there is no file yet
+    and `accept_new` (nothing is trusted, nothing refused)."""
     if not os.path.exists(path):
         if accept_new:
             return None
@@ -186,8 +198,13 @@ def read_known_hosts(path: str, accept_new: bool, nodes: list[Node]) -> asyncssh
         )
     try:
         text = Path(path).read_text(encoding="utf-8")
-        if HASHED in text:
-            text = resolve(text, *lookup_names(nodes))
-        return asyncssh.import_known_hosts(text)
     except (OSError, ValueError) as exc:
+        raise BadInput(f"{path}: cannot read known_hosts: {exc}") from None
+    return resolve(text, *lookup_names(nodes)) if HASHED in text else text
+
+
+def parse_known_hosts(path: str, text: str) -> asyncssh.SSHKnownHosts:
+    try:
+        return asyncssh.import_known_hosts(text)
+    except ValueError as exc:
         raise BadInput(f"{path}: cannot read known_hosts: {exc}") from None

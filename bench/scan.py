@@ -43,7 +43,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -53,7 +52,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import asyncssh
-from cputime import children_peak, own_cpu, peak_rss_mb, run_sampled  # bench/cputime.py
+from cputime import children_cpu, children_peak, own_cpu, peak_rss_mb, run_sampled  # bench/cputime.py
 from fleets import Fleet, serve  # bench/fleets.py
 
 from sweeper.inventory import load_inventory
@@ -178,13 +177,12 @@ def run_command(fleet: Fleet, argv: list[str]) -> Measure:
     """A whole command (start-up included) timed from outside: wall, its CPU and its children's,
     and its own peak RSS."""
     nodes_before, wall = fleet.cpu(), time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = children_cpu()
     done, peak = run_sampled(argv, env=fleet.env)
     wall = time.perf_counter() - wall
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = children_cpu() - before
     if done.returncode not in (0, 1):  # 1: findings at or above --fail-on, as the lab plants them
         raise SystemExit(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return Measure(wall, cpu, peak, 0.0, 1, fleet.cpu() - nodes_before)
 
 
@@ -197,7 +195,7 @@ def run_shards(fleet: Fleet, scan_argv: list[str], out: Path) -> Measure:
     """SHARDS `sweeper scan --shard K/N` commands at once, then `sweeper merge` of their reports:
     wall and CPU of the whole, and the largest command's own peak RSS."""
     nodes_before, wall = fleet.cpu(), time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = children_cpu()
     folders = [out / f"shard-{k}" for k in range(1, SHARDS + 1)]
     peak = 0.0
     shutil.rmtree(out, ignore_errors=True)  # a folder holding one report each, this run's
@@ -223,8 +221,7 @@ def run_shards(fleet: Fleet, scan_argv: list[str], out: Path) -> Measure:
     if done.returncode not in (0, 1):
         raise SystemExit(f"sweeper merge failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     wall = time.perf_counter() - wall
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    cpu = children_cpu() - before
     return Measure(wall, cpu, max(peak, merge_peak), 0.0, 1, fleet.cpu() - nodes_before)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import threading
@@ -103,6 +104,8 @@ def main() -> None:
     parser.add_argument("--fleet", choices=("lab", "sshd"), default="lab", help="the nodes' servers")
     args = parser.parse_args()
     work = args.dir or Path(tempfile.mkdtemp(prefix="sweeper-bench-rotate-"))
+    for previous in ("journal", "reports"):  # a run's own, on a lab built afresh below
+        shutil.rmtree(work / previous, ignore_errors=True)
     started = time.monotonic()
     with serve(args.fleet, work / "lab", args.nodes, rebuild=True) as lab:
         up = time.monotonic() - started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,16 @@ KEY_PEM = (
     b"MC4CAQAwBQYDK2VwBCIEIOldSecretKeyMaterialForTheJournalTest0000\n"
     b"-----END PRIVATE KEY-----\n"
 )
+
+
+def begin(journal: Journal, node: str, phase: str, step: str) -> bool:
+    """`Journal.begin` from synchronous code: it returns once the intent is on disk."""
+    return asyncio.run(journal.begin(node, phase, step))
+
+
+def backup(journal: Journal, *args: Any, **named: Any) -> bool:
+    """`Journal.backup` from synchronous code: it returns once the backup is on disk."""
+    return asyncio.run(journal.backup(*args, **named))
 
 
 def test_journal_directory_is_private_and_reopens_only_with_its_passphrase(tmp_path: Path) -> None:
@@ -40,13 +52,13 @@ def test_journal_directory_is_private_and_reopens_only_with_its_passphrase(tmp_p
 def test_a_done_step_is_never_begun_again(tmp_path: Path) -> None:
     journal = Journal.create(tmp_path / "j", PASS, {})
     journal.plan_steps([("web1", "trust", "add-root"), ("web2", "trust", "add-root")])
-    assert journal.begin("web1", "trust", "add-root") is True
+    assert begin(journal, "web1", "trust", "add-root") is True
     journal.finish("web1", "trust", "add-root", {"read_back": True})
-    assert journal.begin("web1", "trust", "add-root") is False
-    assert journal.begin("web2", "trust", "add-root") is True  # pending -> running
-    assert journal.begin("web2", "trust", "add-root") is True  # running again after a crash: resumable
+    assert begin(journal, "web1", "trust", "add-root") is False
+    assert begin(journal, "web2", "trust", "add-root") is True  # pending -> running
+    assert begin(journal, "web2", "trust", "add-root") is True  # running again after a crash: resumable
     journal.fail("web2", "trust", "add-root", "connection reset")
-    assert journal.begin("web2", "trust", "add-root") is True
+    assert begin(journal, "web2", "trust", "add-root") is True
     states = {(s.node, s.state, s.attempts) for s in journal.steps("trust")}
     assert states == {("web1", "done", 1), ("web2", "running", 3)}
 
@@ -54,7 +66,7 @@ def test_a_done_step_is_never_begun_again(tmp_path: Path) -> None:
 def test_a_step_changed_by_someone_else_stops_loudly(tmp_path: Path) -> None:
     journal = Journal.create(tmp_path / "j", PASS, {})
     journal.plan_steps([("n", "reissue", "leaf")])
-    journal.begin("n", "reissue", "leaf")
+    begin(journal, "n", "reissue", "leaf")
     with pytest.raises(JournalError, match="another sweeper"):
         Journal.open(tmp_path / "j", PASS)
     # Someone who bypasses the lock (or a bug) still cannot settle a step twice.
@@ -65,12 +77,13 @@ def test_a_step_changed_by_someone_else_stops_loudly(tmp_path: Path) -> None:
     with pytest.raises(JournalError):
         journal.finish("n", "reissue", "leaf")
     with pytest.raises(JournalError):
-        journal.begin("n", "reissue", "not-planned")
+        begin(journal, "n", "reissue", "not-planned")
 
 
 def test_backups_keep_the_first_state_and_seal_secrets_at_rest(tmp_path: Path) -> None:
     journal = Journal.create(tmp_path / "j", PASS, {})
-    assert journal.backup(
+    assert backup(
+        journal,
         "n",
         "file",
         "/etc/tls/server.key",
@@ -81,10 +94,10 @@ def test_backups_keep_the_first_state_and_seal_secrets_at_rest(tmp_path: Path) -
         mode="0600",
         secret=True,
     )
-    assert not journal.backup(
-        "n", "file", "/etc/tls/server.key", existed=True, content=b"half-changed", secret=True
+    assert not backup(
+        journal, "n", "file", "/etc/tls/server.key", existed=True, content=b"half-changed", secret=True
     )
-    journal.backup("n", "file", "/etc/tls/new.pem", existed=False)
+    backup(journal, "n", "file", "/etc/tls/new.pem", existed=False)
     journal.put_secret("new-root-key", KEY_PEM)
     journal.close()
     raw = b"".join(p.read_bytes() for p in (tmp_path / "j").iterdir())
@@ -98,12 +111,12 @@ def test_backups_keep_the_first_state_and_seal_secrets_at_rest(tmp_path: Path) -
 
 def test_intent_survives_kill_9(tmp_path: Path) -> None:
     child = textwrap.dedent(f"""
-        import os, signal
+        import asyncio, os, signal
         from pathlib import Path
         from sweeper.rotate.journal import Journal
         j = Journal.create(Path({str(tmp_path / "j")!r}), {PASS!r}, {{}})
         j.plan_steps([("n", "reissue", "leaf")])
-        j.begin("n", "reissue", "leaf")
+        asyncio.run(j.begin("n", "reissue", "leaf"))
         os.kill(os.getpid(), signal.SIGKILL)
     """)
     done = subprocess.run([sys.executable, "-c", child], check=False)
@@ -118,7 +131,7 @@ def _killed_after(tmp_path: Path, calls: str) -> list[tuple[str, str]]:
     process, and return (step, state) of each as a fresh open reads them."""
     child = (
         textwrap.dedent(f"""
-        import os, signal
+        import asyncio, os, signal
         from pathlib import Path
         from sweeper.rotate.journal import Journal
         j = Journal.create(Path({str(tmp_path / "j")!r}), {PASS!r}, {{}})
@@ -136,7 +149,7 @@ def test_an_outcome_lost_to_kill_9_before_the_next_commit_leaves_its_step_to_be_
     tmp_path: Path,
 ) -> None:
     calls = """
-        j.begin("n", "reissue", "a")
+        asyncio.run(j.begin("n", "reissue", "a"))
         j.finish("n", "reissue", "a", {"new": "x"})
     """
     assert _killed_after(tmp_path, calls) == [("a", "running"), ("b", "pending")]
@@ -144,26 +157,85 @@ def test_an_outcome_lost_to_kill_9_before_the_next_commit_leaves_its_step_to_be_
 
 def test_the_next_intent_commits_the_outcomes_written_before_it(tmp_path: Path) -> None:
     calls = """
-        j.begin("n", "reissue", "a")
+        asyncio.run(j.begin("n", "reissue", "a"))
         j.finish("n", "reissue", "a", {"new": "x"})
-        j.begin("n", "reissue", "b")
+        asyncio.run(j.begin("n", "reissue", "b"))
     """
     assert _killed_after(tmp_path, calls) == [("a", "done"), ("b", "running")]
 
 
 def test_commit_and_close_make_outcomes_durable(tmp_path: Path) -> None:
     calls = """
-        j.begin("n", "reissue", "a")
+        asyncio.run(j.begin("n", "reissue", "a"))
         j.fail("n", "reissue", "a", "node went away")
         j.commit()
     """
     assert _killed_after(tmp_path / "commit", calls) == [("a", "failed"), ("b", "pending")]
     journal = Journal.create(tmp_path / "close", PASS, {})
     journal.plan_steps([("n", "reissue", "a")])
-    journal.begin("n", "reissue", "a")
+    begin(journal, "n", "reissue", "a")
     journal.finish("n", "reissue", "a")
     journal.close()
     assert [s.state for s in Journal.open(tmp_path / "close", PASS).steps()] == ["done"]
+
+
+def test_nodes_writing_in_the_same_turn_share_one_commit_and_each_goes_on_only_once_on_disk(
+    tmp_path: Path,
+) -> None:
+    journal = Journal.create(tmp_path / "j", PASS, {})
+    nodes = [f"n{i:02d}" for i in range(50)]
+    journal.plan_steps([(node, "trust", "add-root") for node in nodes])
+    commits: list[str] = []
+    journal._db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    other_reader = sqlite3.connect(tmp_path / "j" / DB_NAME)  # sees committed rows only (WAL)
+    state_on_disk: dict[str, str] = {}
+
+    async def node_step(node: str) -> None:
+        await journal.begin(node, "trust", "add-root")
+        query = "SELECT state FROM steps WHERE node = ?"
+        state_on_disk[node] = other_reader.execute(query, (node,)).fetchone()[0]
+        await journal.backup(node, "file", "/etc/tls/ca.pem", existed=False)
+        journal.finish(node, "trust", "add-root")
+
+    async def fleet() -> None:
+        await asyncio.gather(*(node_step(node) for node in nodes))
+
+    asyncio.run(fleet())
+    assert state_on_disk == dict.fromkeys(nodes, "running")
+    assert len(commits) == 2, "50 intents in one commit, then 50 backups in another"
+    journal.close()
+    reopened = Journal.open(tmp_path / "j", PASS)
+    assert {s.state for s in reopened.steps()} == {"done"} and len(list(reopened.backups())) == 50
+
+
+def test_a_write_the_disk_refuses_stops_every_node_whose_row_went_with_it(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path / "j", PASS, {})
+    journal.plan_steps([("a", "trust", "add-root")])
+    # SQLite answers some errors (a full disk, an I/O error) by rolling the whole open
+    # transaction back, with rows other nodes wrote and still wait on
+    journal._db.execute(
+        "CREATE TEMP TRIGGER refused BEFORE INSERT ON backups "
+        "BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full'); END"
+    )
+    went_on: list[str] = []
+
+    async def intent() -> None:
+        await journal.begin("a", "trust", "add-root")
+        went_on.append("a")
+
+    async def backup_of_b() -> None:
+        await journal.backup("b", "file", "/etc/tls/ca.pem", existed=False)
+        went_on.append("b")
+
+    async def both() -> list[object]:
+        return await asyncio.gather(intent(), backup_of_b(), return_exceptions=True)
+
+    results = asyncio.run(both())
+    journal.close()
+    on_disk = {s.node: s.state for s in Journal.open(tmp_path / "j", PASS).steps()}
+    assert on_disk == {"a": "pending"}, "the refused transaction took a's intent with it"
+    assert went_on == [], "a went on to change its node though its intent is not on disk"
+    assert all(isinstance(r, JournalError) and "disk is full" in str(r) for r in results)
 
 
 def test_a_journal_of_another_format_or_not_a_journal_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -185,7 +257,7 @@ def tampered(tmp_path: Path, sql: str, params: tuple = ()) -> Path:
     write the file (but does not know the passphrase) could."""
     journal = Journal.create(tmp_path / "j", PASS, {"plan": {"restart": "systemctl reload nginx"}})
     journal.plan_steps([("web1", "reissue", "restart:services")])
-    journal.backup("web1", "file", "/etc/tls/server.crt", existed=True, content=b"old", mode="0644")
+    backup(journal, "web1", "file", "/etc/tls/server.crt", existed=True, content=b"old", mode="0644")
     journal.close()
     db = sqlite3.connect(tmp_path / "j" / DB_NAME)
     with db:

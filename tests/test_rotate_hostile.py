@@ -5,6 +5,7 @@ Certificates and requests here are made by the openssl CLI, as a hostile node wo
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
@@ -155,9 +156,13 @@ def test_rollback_refuses_a_backup_no_step_of_the_plan_names(tmp_path: Path, ope
     plan = plan_for(node_holding(openssl_pki.leaf_rsa.der.read_bytes(), [openssl_pki.root.der.read_bytes()]))
     journal = Journal.create(tmp_path / "j", "pass", {})
     ctx = StepContext(ca=rotation.new_root("ec-p384"), sso_password=lambda n: "", journal=journal, plan=plan)
-    journal.backup(node.name, "file", CERT, existed=True, content=b"old")
+    asyncio.run(journal.backup(node.name, "file", CERT, existed=True, content=b"old"))
     refuse_unplanned(ctx, [node])  # what a step backs up is fine
-    journal.backup(node.name, "file", "/root/.ssh/authorized_keys", existed=True, content=b"ssh-ed25519 AAAA")
+    asyncio.run(
+        journal.backup(
+            node.name, "file", "/root/.ssh/authorized_keys", existed=True, content=b"ssh-ed25519 AAAA"
+        )
+    )
     with pytest.raises(JournalError, match="authorized_keys"):
         refuse_unplanned(ctx, [node])
     journal.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
@@ -33,9 +34,13 @@ def test_a_certificate_issued_then_replaced_by_a_retry_is_revoked_the_one_in_pla
     ca = rotation.new_root("ec-p384")
     rot = rotation_with(tmp_path, ca, old_issuer="CN=Old Root")
     rot.journal.plan_steps([("n1", "reissue", "reissue-file:/etc/tls/a.crt")])
-    rot.journal.record_issued("n1", "/etc/tls/a.crt", "abc1", "sha-first-attempt")
-    rot.journal.record_issued("n1", "/etc/tls/a.crt", "abc2", "sha-in-place")
-    rot.journal.begin("n1", "reissue", "reissue-file:/etc/tls/a.crt")
+
+    async def issue_twice() -> None:
+        await rot.journal.record_issued("n1", "/etc/tls/a.crt", "abc1", "sha-first-attempt")
+        await rot.journal.record_issued("n1", "/etc/tls/a.crt", "abc2", "sha-in-place")
+        await rot.journal.begin("n1", "reissue", "reissue-file:/etc/tls/a.crt")
+
+    asyncio.run(issue_twice())
     rot.journal.finish("n1", "reissue", "reissue-file:/etc/tls/a.crt", {"new_sha256": "sha-in-place"})
     assert serials_to_revoke(rot) == ["abc1"], "the old root's leaves are not the new CA's to revoke"
 

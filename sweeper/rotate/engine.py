@@ -128,7 +128,7 @@ class Engine:
             self.progress(phase, name, f"failed: {exc}")
             return str(exc)
         finally:  # the node's last outcomes, which no later intent of its own carries in
-            self.ctx.journal.commit()
+            await self.ctx.journal.durable()
         self.progress(phase, name, "done")
         return None
 
@@ -156,7 +156,7 @@ class Engine:
     async def _step(self, node: str, phase: str, step: str, do: Callable[[], Awaitable[dict]]) -> None:
         """Intent in the journal, the change, the outcome in the journal; a done step is skipped."""
         journal = self.ctx.journal
-        if not journal.begin(node, phase, step):
+        if not await journal.begin(node, phase, step):
             return
         try:
             detail = await do()

@@ -6,8 +6,15 @@ An outcome is not committed on its own: it goes in with the next commit (the nex
 a backup, the engine's commit when the node ends its phase, or closing), one fsync for both; a
 crash before that leaves the step `running`, and resume does it again, as after a crash inside
 the step (steps are idempotent).
+
 Backups keep the *first* content seen for a target (the state before sweeper touched it),
 so re-running an interrupted step can never overwrite the original with a half-changed one.
+
+What must be durable before a change (a step's intent, a backup, a certificate about to be
+installed) is awaited: `begin`, `backup` and `record_issued` return once it is on disk, and every
+node that writes in the same turn of the event loop shares that commit (group commit). A rotation
+of 1,000 nodes journals some 20,000 rows; one fsync each held the event loop, and every node's
+SSH traffic with it, for the disk's sync time each (0.2-2 ms on SSDs, far more on network disks).
 
 Every row carries an HMAC under a key derived from the journal passphrase: the file can be
 read by whoever reaches it, but a row added, altered or moved (a backup pointed at
@@ -17,7 +24,9 @@ before anything changes. The only module that imports sqlite3 for rotation.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -124,6 +133,8 @@ class Journal:
         self._key = key
         self._mac_key = mac_key(key)
         self._lock = self._take_lock(directory)
+        self._waiting: list[asyncio.Future[None]] = []
+        """Who waits for what they wrote to be on disk: all of them go on after the next commit."""
 
     @staticmethod
     def _take_lock(directory: Path) -> int:
@@ -236,9 +247,62 @@ class Journal:
         os.close(self._lock)
 
     def commit(self) -> None:
-        """Make every outcome written so far durable (they otherwise wait for the next intent)."""
-        if self._db.in_transaction:
-            self._db.commit()
+        """Make everything written so far durable (outcomes otherwise wait for the next intent), and
+        let whoever waits for that go on.
+
+        :raises JournalError: the disk refused it (full, gone); whoever waited gets the same error.
+        """
+        try:
+            if self._db.in_transaction:
+                self._db.commit()
+        except sqlite3.Error as exc:
+            error = JournalError(f"{self.directory}: could not write the journal ({exc})")
+            self._release(error)
+            raise error from None
+        self._release(None)
+
+    async def durable(self) -> None:
+        """Return once everything written so far is on disk. The first to ask in a turn of the event
+        loop schedules one commit for the turn's end; whoever writes and asks meanwhile shares it."""
+        if not self._db.in_transaction:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._waiting.append(waiter)
+        if len(self._waiting) == 1:
+            loop.call_soon(self._group_commit)
+        await waiter
+
+    def _group_commit(self) -> None:
+        with contextlib.suppress(JournalError):  # commit() handed it to every waiter
+            self.commit()
+
+    def _release(self, error: JournalError | None) -> None:
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            if waiter.done():  # its node was cancelled meanwhile
+                continue
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+
+    def _write(
+        self, sql: str, values: Sequence[object] | Sequence[Sequence[object]], many: bool = False
+    ) -> sqlite3.Cursor:
+        """One statement into the open transaction (begun if none), for the next commit to make durable.
+
+        SQLite may answer an error by rolling the whole transaction back, others' writes with it
+        (full disk, I/O error): then whoever waits for those writes is told, never let go on."""
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
+        try:
+            return self._db.executemany(sql, values) if many else self._db.execute(sql, values)
+        except sqlite3.Error as exc:
+            error = JournalError(f"{self.directory}: could not write the journal ({exc})")
+            if not self._db.in_transaction:
+                self._release(error)
+            raise error from None
 
     # --- metadata --------------------------------------------------------------------------
 
@@ -247,31 +311,34 @@ class Journal:
 
     def set_meta(self, key: str, value: Any) -> None:
         text = json.dumps(value)
-        with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO meta (key, value, mac) VALUES (?, ?, ?)",
-                (key, text, self._tag("meta", (key, text))),
-            )
+        self._write(
+            "INSERT OR REPLACE INTO meta (key, value, mac) VALUES (?, ?, ?)",
+            (key, text, self._tag("meta", (key, text))),
+        )
+        self.commit()
 
     # --- steps -----------------------------------------------------------------------------
 
     def plan_steps(self, steps: list[tuple[str, str, str]]) -> None:
         """Record every (node, phase, step) of the plan as pending; existing rows are kept."""
         rows = [(*row, self._tag("steps", (*row, "pending", 0, None, None, None, None))) for row in steps]
-        with self._db:
-            self._db.executemany(
-                "INSERT OR IGNORE INTO steps (node, phase, step, state, mac) VALUES (?, ?, ?, 'pending', ?)",
-                rows,
-            )
+        self._write(
+            "INSERT OR IGNORE INTO steps (node, phase, step, state, mac) VALUES (?, ?, ?, 'pending', ?)",
+            rows,
+            many=True,
+        )
+        self.commit()
 
-    def begin(self, node: str, phase: str, step: str) -> bool:
-        """Mark a step running (intent, before any change); False if it is already done."""
+    async def begin(self, node: str, phase: str, step: str) -> bool:
+        """Mark a step running (intent, before any change), on disk when this returns; False if it
+        is already done."""
         current = self._step_row(node, phase, step)
         if current is None:
             raise JournalError(f"journal: step {node}/{phase}/{step} is not planned")
         if current.state in ("done", "skipped"):
             return False
         self._move(current, "running", attempts=current.attempts + 1, started=_now(), error=None)
+        await self.durable()
         return True
 
     def finish(self, node: str, phase: str, step: str, detail: dict[str, Any] | None = None) -> None:
@@ -301,11 +368,11 @@ class Journal:
                 f"journal: step {node}/{phase}/{step} changed under us "
                 f"(now {current.state if current else 'gone'}); is another run using this journal?"
             )
-        self._move(current, state, durable=False, finished=_now(), detail=detail or {}, error=error)
+        self._move(current, state, finished=_now(), detail=detail or {}, error=error)
 
-    def _move(self, current: Step, state: str, durable: bool = True, **changes: Any) -> None:
-        """Compare-and-swap a step from its current state to `state`, its MAC with it; committed with
-        what waits for a commit when `durable`, else left in the open transaction for the next one."""
+    def _move(self, current: Step, state: str, **changes: Any) -> None:
+        """Compare-and-swap a step from its current state to `state`, its MAC with it, into the open
+        transaction (the caller awaits `durable` where it must be on disk)."""
         values = {
             "attempts": current.attempts,
             "started": current.started,
@@ -315,16 +382,13 @@ class Journal:
         }
         values.update({k: json.dumps(v) if k == "detail" else v for k, v in changes.items()})
         row = (current.node, current.phase, current.step, state, *values.values())
-        if not self._db.in_transaction:
-            self._db.execute("BEGIN")
-        cur = self._db.execute(
+        cur = self._write(
             "UPDATE steps SET state = ?, attempts = ?, started = ?, finished = ?, detail = ?, "
             "error = ?, mac = ? WHERE node = ? AND phase = ? AND step = ? AND state = ?",
             (state, *values.values(), self._tag("steps", row), *row[:3], current.state),
         )
-        if durable or cur.rowcount != 1:  # what waited goes in too: it was written before this
-            self.commit()
         if cur.rowcount != 1:
+            self.commit()  # what waited goes in: it was written before this
             raise JournalError(
                 f"journal: step {current.node}/{current.phase}/{current.step} changed under us; "
                 "is another run using this journal?"
@@ -356,7 +420,7 @@ class Journal:
 
     # --- backups ---------------------------------------------------------------------------
 
-    def backup(
+    async def backup(
         self,
         node: str,
         kind: str,
@@ -369,20 +433,22 @@ class Journal:
         mode: str | None = None,
         secret: bool = False,
     ) -> bool:
-        """Keep the first state seen of `target`; True if this call recorded it."""
+        """Keep the first state seen of `target`, on disk when this returns; True if this call
+        recorded it."""
         blob = content
         if content is not None and secret:
             blob = seal(self._key, content, self._context(node, kind, target))
         sealed = int(secret and content is not None)
-        with self._db:
-            seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM backups").fetchone()[0]
-            row = (seq, node, kind, target, int(existed), owner, group, mode, blob, sealed, 0)
-            cur = self._db.execute(
-                f"INSERT OR IGNORE INTO backups ({', '.join(BACKUP_COLUMNS)}, mac) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*row, self._tag("backups", row)),
-            )
-        return cur.rowcount == 1
+        seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM backups").fetchone()[0]
+        row = (seq, node, kind, target, int(existed), owner, group, mode, blob, sealed, 0)
+        cur = self._write(
+            f"INSERT OR IGNORE INTO backups ({', '.join(BACKUP_COLUMNS)}, mac) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*row, self._tag("backups", row)),
+        )
+        recorded = cur.rowcount == 1
+        await self.durable()
+        return recorded
 
     def backups(self, node: str | None = None) -> Iterator[Backup]:
         """Every backup, oldest first (rollback walks them in reverse)."""
@@ -416,23 +482,22 @@ class Journal:
             f"SELECT {', '.join(BACKUP_COLUMNS)} FROM backups WHERE seq = ?", (seq,)
         ).fetchone()
         restored = (*row[:-1], 1)
-        with self._db:
-            self._db.execute(
-                "UPDATE backups SET restored = 1, mac = ? WHERE seq = ?",
-                (self._tag("backups", restored), seq),
-            )
+        self._write(
+            "UPDATE backups SET restored = 1, mac = ? WHERE seq = ?", (self._tag("backups", restored), seq)
+        )
+        self.commit()
 
     # --- certificates this rotation issued ---------------------------------------------------
 
-    def record_issued(self, node: str, target: str, serial: str, sha256: str) -> None:
-        """Every certificate the rotation CA signs, before it is installed: a crash may leave one
-        issued but replaced by a later attempt, and such a certificate must end up revoked."""
+    async def record_issued(self, node: str, target: str, serial: str, sha256: str) -> None:
+        """Every certificate the rotation CA signs, on disk before it is installed: a crash may leave
+        one issued but replaced by a later attempt, and such a certificate must end up revoked."""
         row = (serial, node, target, sha256, _now())
-        with self._db:
-            self._db.execute(
-                f"INSERT OR IGNORE INTO issued ({', '.join(ISSUED_COLUMNS)}, mac) VALUES (?, ?, ?, ?, ?, ?)",
-                (*row, self._tag("issued", row)),
-            )
+        self._write(
+            f"INSERT OR IGNORE INTO issued ({', '.join(ISSUED_COLUMNS)}, mac) VALUES (?, ?, ?, ?, ?, ?)",
+            (*row, self._tag("issued", row)),
+        )
+        await self.durable()
 
     def issued(self) -> list[tuple[str, str]]:
         """(serial, sha256) of every certificate the rotation issued."""
@@ -448,11 +513,11 @@ class Journal:
 
     def put_secret(self, name: str, value: bytes) -> None:
         blob = seal(self._key, value, f"secret:{name}".encode())
-        with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO secrets (name, blob, mac) VALUES (?, ?, ?)",
-                (name, blob, self._tag("secrets", (name, blob))),
-            )
+        self._write(
+            "INSERT OR REPLACE INTO secrets (name, blob, mac) VALUES (?, ?, ?)",
+            (name, blob, self._tag("secrets", (name, blob))),
+        )
+        self.commit()
 
     def secret(self, name: str) -> bytes | None:
         row = self._db.execute("SELECT blob FROM secrets WHERE name = ?", (name,)).fetchone()

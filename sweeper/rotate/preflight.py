@@ -26,9 +26,9 @@ async def back_up(ctx: StepContext, session: Session, steps: list[Step]) -> dict
     found = await on_node.read_files(session, sorted(secret)) if secret else {}
     for path, state in found.items():
         if state is None:
-            ctx.journal.backup(node.name, BackupKind.FILE, path, existed=False)
+            await ctx.journal.backup(node.name, BackupKind.FILE, path, existed=False)
         else:
-            ctx.journal.backup(
+            await ctx.journal.backup(
                 node.name,
                 BackupKind.FILE,
                 path,
@@ -43,10 +43,10 @@ async def back_up(ctx: StepContext, session: Session, steps: list[Step]) -> dict
     for target in targets:
         if isinstance(target, KnownBackup):
             where = f"{target.store}/{target.alias}"
-            ctx.journal.backup(node.name, BackupKind.VECS, where, existed=True, content=target.content)
+            await ctx.journal.backup(node.name, BackupKind.VECS, where, existed=True, content=target.content)
         elif isinstance(target, VecsBackup):
             cert, key = await on_node.vecs_entry_pems(session, target.store, target.alias)
-            ctx.journal.backup(
+            await ctx.journal.backup(
                 node.name,
                 BackupKind.VECS,
                 f"{target.store}/{target.alias}",

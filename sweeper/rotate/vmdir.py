@@ -175,7 +175,7 @@ async def back_up_entries(
     for dn in dns:
         entry = found.get(dn.lower())
         content = json.dumps({"ldif": add_ldif(entry)}).encode() if entry else None
-        ctx.journal.backup(
+        await ctx.journal.backup(
             session.node.name,
             BackupKind.LDAP,
             dn.lower(),

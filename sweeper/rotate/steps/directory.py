@@ -126,7 +126,9 @@ class ReplaceSts(Step):
             rotation.issue_leaf, self.profile, public_pem, ctx.ca, ctx.leaf_days
         )
         new_sha = rotation.certificate_sha256(leaf_pem)
-        ctx.journal.record_issued(node.name, self.target, rotation.certificate_serial(leaf_pem), new_sha)
+        await ctx.journal.record_issued(
+            node.name, self.target, rotation.certificate_serial(leaf_pem), new_sha
+        )
         for entry in found:
             await vmdir.delete(session, ctx.sso_password, entry.dn)
         await on_node.run(

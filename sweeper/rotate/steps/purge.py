@@ -304,7 +304,7 @@ class PublishCrl(Step):
         crl = await asyncio.to_thread(rotation.revocation_list, ctx.ca, serials)
         if self.store_kind is not StoreKind.VECS:
             path = self._path(ctx, node)
-            ctx.journal.backup(node.name, BackupKind.FILE, path, existed=False)
+            await ctx.journal.backup(node.name, BackupKind.FILE, path, existed=False)
             written = (
                 await on_node.read_files(session, [path], self._script(ctx, node, crl), f"write {path}")
             )[path]
@@ -316,5 +316,7 @@ class PublishCrl(Step):
         if not ours:
             raise CommandFailed("TRUSTED_ROOT_CRLS holds no CRL of the new root after publishing it")
         for alias in ours:
-            ctx.journal.backup(node.name, BackupKind.VECS, f"{TRUSTED_ROOT_CRLS}/{alias}", existed=False)
+            await ctx.journal.backup(
+                node.name, BackupKind.VECS, f"{TRUSTED_ROOT_CRLS}/{alias}", existed=False
+            )
         return {"aliases": ours, "revoked": serials}

@@ -70,7 +70,7 @@ class Reissue(Step):
             rotation.issue_leaf, self.profile, public_pem, ctx.ca, ctx.leaf_days
         )
         new_sha = rotation.certificate_sha256(new_pem)
-        ctx.journal.record_issued(
+        await ctx.journal.record_issued(
             session.node.name, self.target, rotation.certificate_serial(new_pem), new_sha
         )
         return public_pem, new_pem, new_sha

@@ -78,7 +78,7 @@ class AddAnchor(Step):
         path = self._path(ctx, node)
         current = (await on_node.read_files(session, [path]))[path]
         if self.store_kind is not StoreKind.BUNDLE:
-            ctx.journal.backup(node.name, BackupKind.FILE, path, existed=current is not None)
+            await ctx.journal.backup(node.name, BackupKind.FILE, path, existed=current is not None)
         have = [] if current is None else on_node.certificate_shas(current.content)
         write = self._write(ctx, node, current) if ctx.ca.sha256 not in have else ""
         written = (await on_node.read_files(session, [path], write, f"write {path}"))[path]
@@ -109,7 +109,7 @@ class VmdirPublish(Step):
         return [("publish", on_node.vmdir_script(node, ctx.sso_password, "publish", ctx.ca.cert_pem))]
 
     async def apply(self, ctx: StepContext, session: Session) -> dict[str, Any]:
-        ctx.journal.backup(
+        await ctx.journal.backup(
             session.node.name,
             BackupKind.VMDIR,
             ctx.ca.sha256,

@@ -175,7 +175,9 @@ class UpdateVpxExt(Step):
             return {"vcdb": "absent"}
         for ext, value in rows.items():  # the first state seen is kept: a resumed step keeps the original
             content = json.dumps({"thumbprint": value}).encode()
-            ctx.journal.backup(node.name, BackupKind.VCDB, f"{TABLE}/{ext}", existed=True, content=content)
+            await ctx.journal.backup(
+                node.name, BackupKind.VCDB, f"{TABLE}/{ext}", existed=True, content=content
+            )
         current = await current_thumbprints(session)
         wanted = wanted_thumbprints(rows, current)
         changes: Rows = {ext: t for ext, t in wanted.items() if normal(rows[ext] or "") != normal(t)}

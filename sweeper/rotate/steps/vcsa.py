@@ -109,7 +109,7 @@ class RecertifyVecs(ReissueVecs):
             raise CommandFailed(f"vecs {self.target}: the entry's key is not the one its certificate names")
         new_pem = rotation.issue_leaf(self.profile, public_pem, ctx.ca, ctx.leaf_days)
         new_sha = rotation.certificate_sha256(new_pem)
-        ctx.journal.record_issued(node.name, self.target, rotation.certificate_serial(new_pem), new_sha)
+        await ctx.journal.record_issued(node.name, self.target, rotation.certificate_serial(new_pem), new_sha)
         if await _entry_sha(session, self.store, self.alias) != new_sha:
             await on_node.run(session, self._install(node, new_pem), "vecs-cli create")
         if await _entry_sha(session, self.store, self.alias) != new_sha:

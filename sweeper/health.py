@@ -11,8 +11,9 @@ import asyncio
 import base64
 import hashlib
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sweeper.errors import BadInput, CommandFailed, NodeError
 from sweeper.inventory import Inventory
@@ -241,19 +242,68 @@ def _der(pem: str) -> bytes | None:
 
 
 async def read_state(session: Session, sso_password: vmdir.SsoPassword) -> VcenterState:
-    """Everything the checks need, read without changing anything on the node."""
+    """Everything the checks need, read without changing anything on the node. The reads run side
+    by side over the one connection (the session bounds its channels): a real vCenter's vecs-cli
+    and dir-cli take a good part of a second each, and there are some seventeen of them."""
     node = session.node
     domain = vmdir.domain_of(node)
+    vecs, principals, credentials, served, published, endpoints, crls, vpx_ext, proxy = await together(
+        _vecs_certificates(session),
+        _principals(session, sso_password, domain),
+        _sts_credentials(session, sso_password, domain),
+        _served_sha256(node),
+        published_roots(session, sso_password),
+        node_endpoints(session, sso_password, domain),
+        on_node.vecs_entries(session, TRUSTED_ROOT_CRLS),
+        read_rows(session),
+        auth_proxy_certificate(session),
+    )
+    if not served and MACHINE_SSL in vecs:
+        served = hashlib.sha256(vecs[MACHINE_SSL]).hexdigest()
+    return VcenterState(
+        node=node.name,
+        machine_id=await vmdir.machine_id(session),
+        vecs=vecs,
+        principals=principals,
+        published=published,
+        sts_chains=[e.values("userCertificate") for e in credentials],
+        endpoints=endpoints,
+        served_sha256=served,
+        crl_count=len(crls),
+        vpx_ext=vpx_ext or {},
+        thumbprints=thumbprints_of(vecs, proxy),
+    )
+
+
+async def together(*reads: Coroutine[Any, Any, Any]) -> list[Any]:
+    """The reads' results, run side by side. The first to fail stops the others and is raised as
+    itself, as if they had run one after another."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(read) for read in reads]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+async def _vecs_certificates(session: Session) -> dict[str, bytes]:
+    """The certificate of Machine SSL and of each solution user, by store, as VECS holds them."""
+    pairs = ((MACHINE_SSL, MACHINE_SSL_ALIAS), *((su, su) for su in SOLUTION_USERS))
+    found = await together(*(_vecs_certificate(session, store, alias) for store, alias in pairs))
+    return {store: der for (store, _), der in zip(pairs, found, strict=True) if der is not None}
+
+
+async def _vecs_certificate(session: Session, store: str, alias: str) -> bytes | None:
+    try:
+        entries = await on_node.vecs_entries(session, store)
+    except CommandFailed:
+        return None  # a store this vCenter does not have (wcp before 7.0)
+    return next((d for e in entries if e.alias == alias and e.pem and (d := _der(e.pem))), None)
+
+
+async def _principals(session: Session, sso_password: vmdir.SsoPassword, domain: str) -> dict[str, bytes]:
+    """Each solution user's certificate as its ServicePrincipal in VMware Directory holds it."""
     machine_id = await vmdir.machine_id(session)
-    vecs: dict[str, bytes] = {}
-    for store, alias in ((MACHINE_SSL, MACHINE_SSL_ALIAS), *((su, su) for su in SOLUTION_USERS)):
-        try:
-            entries = await on_node.vecs_entries(session, store)
-        except CommandFailed:
-            continue  # a store this vCenter does not have (wcp before 7.0)
-        der = next((d for e in entries if e.alias == alias and e.pem and (d := _der(e.pem))), None)
-        if der is not None:
-            vecs[store] = der
     principals = {}
     for entry in await vmdir.search(
         session, sso_password, facts.service_principals_dn(domain), "one", f"(cn=*-{machine_id})"
@@ -262,33 +312,27 @@ async def read_state(session: Session, sso_password: vmdir.SsoPassword) -> Vcent
         su = name.removesuffix(f"-{machine_id}")
         if su in SOLUTION_USERS and entry.first("userCertificate"):
             principals[su] = entry.first("userCertificate") or b""
+    return principals
+
+
+async def _sts_credentials(session: Session, sso_password: vmdir.SsoPassword, domain: str) -> list[LdifEntry]:
+    """The STS signing credentials (TenantCredential-N), newest first."""
     credentials = [
         e
         for e in await vmdir.search(session, sso_password, facts.tenant_dn(domain), "sub", STS_CLASSES)
         if "tenantcredential-" in e.dn.lower()
     ]
-    credentials.sort(key=lambda e: _index(e.dn), reverse=True)
-    served = ""
-    if node.tls_port:
-        try:
-            served = await served_certificate(node.host, node.tls_port, node.host)
-        except (OSError, ssl.SSLError, TimeoutError):
-            served = ""
-    if not served and MACHINE_SSL in vecs:
-        served = hashlib.sha256(vecs[MACHINE_SSL]).hexdigest()
-    return VcenterState(
-        node=node.name,
-        machine_id=machine_id,
-        vecs=vecs,
-        principals=principals,
-        published=await published_roots(session, sso_password),
-        sts_chains=[e.values("userCertificate") for e in credentials],
-        endpoints=await node_endpoints(session, sso_password, domain),
-        served_sha256=served,
-        crl_count=len(await on_node.vecs_entries(session, TRUSTED_ROOT_CRLS)),
-        vpx_ext=await read_rows(session) or {},
-        thumbprints=thumbprints_of(vecs, await auth_proxy_certificate(session)),
-    )
+    return sorted(credentials, key=lambda e: _index(e.dn), reverse=True)
+
+
+async def _served_sha256(node: Node) -> str:
+    """SHA-256 of the certificate the node's TLS port presents, or "" when it cannot be reached."""
+    if not node.tls_port:
+        return ""
+    try:
+        return await served_certificate(node.host, node.tls_port, node.host)
+    except (OSError, ssl.SSLError, TimeoutError):
+        return ""
 
 
 def _index(dn: str) -> int:

@@ -552,6 +552,41 @@ def lying_openssl(tmp_path: Path, openssl_pki) -> str:
     return f"{directory}:/usr/bin:/bin"
 
 
+def test_one_connection_runs_at_most_four_commands_at_once_whatever_its_callers_start(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    import asyncio
+
+    from sweeper.inventory import load_inventory
+    from sweeper.ssh import Connector
+
+    _, _, inventory = one_node(tmp_path, sshd_factory, client_key, openssl_pki)
+    (node,) = load_inventory(inventory).nodes
+    seen = tmp_path / "seen"
+    seen.mkdir()
+
+    def command(index: int) -> str:  # how many commands run beside this one, counted on the node
+        return (
+            f"cd {seen} && touch running.{index} && sleep 0.4 && "
+            f"ls | grep -c running > count.{index}; rm running.{index}"
+        )
+
+    async def ten_at_once() -> list[int]:
+        async def all_ten(session) -> list[int]:
+            done = await asyncio.gather(*(session.run(command(i)) for i in range(10)))
+            return [result.exit_status for result in done]
+
+        connector = Connector((node,))
+        try:
+            return (await connector.with_session(node, all_ten))[0]
+        finally:
+            await connector.close()
+
+    assert asyncio.run(ten_at_once()) == [0] * 10
+    counts = [int((seen / f"count.{i}").read_text()) for i in range(10)]
+    assert 2 <= max(counts) <= 4, counts
+
+
 def test_a_node_script_that_exits_7_is_reported_with_exit_status_7(
     tmp_path: Path, sshd_factory, client_key, openssl_pki
 ) -> None:

@@ -117,3 +117,32 @@ def test_ldif_round_trips_exactly_and_skips_what_is_not_ldif():
     change = replace_ldif(entry.dn, [("userCertificate", [b"a", b"b"]), ("vmwSTSPrivateKey", [])])
     assert "replace: userCertificate\nuserCertificate:: YQ==\nuserCertificate:: Yg==\n-\n" in change
     assert "replace: vmwSTSPrivateKey\n-\n" in change
+
+
+def test_reads_side_by_side_come_back_in_order_and_the_first_failure_stops_the_rest() -> None:
+    import asyncio
+
+    from sweeper.errors import CommandFailed
+    from sweeper.health import together
+
+    async def value(v: int) -> int:
+        await asyncio.sleep(0)
+        return v
+
+    stopped: list[str] = []
+
+    async def never_done() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            stopped.append("cancelled")
+            raise
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise CommandFailed("vecs-cli: store not found")
+
+    assert asyncio.run(together(value(3), value(1), value(2))) == [3, 1, 2]
+    with pytest.raises(CommandFailed, match="store not found"):
+        asyncio.run(together(never_done(), fails()))
+    assert stopped == ["cancelled"], "a read still running after another failed was left behind"

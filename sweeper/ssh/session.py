@@ -28,6 +28,9 @@ from sweeper.ssh.faults import classify
 
 MAX_NODE_BYTES = 64 * 1024 * 1024
 """Default cap on one command's output (DESIGN: `--max-node-bytes`, 64 MiB)."""
+CHANNELS = 4
+"""Commands one connection runs at once: callers may start more side by side, the rest wait
+(OpenSSH's MaxSessions is 10 by default; a vCenter's tools are slow enough to gain from 4)."""
 CHUNK = 256 * 1024
 """Bytes asked for per read: asyncssh hands over what it has, up to this."""
 
@@ -94,6 +97,7 @@ class Session:
         self._become_password = become_password
         self.max_bytes = max_bytes
         """The most one command may print before it is cut off."""
+        self._channels = asyncio.Semaphore(CHANNELS)
 
     async def run(
         self, command: str, stdin: str | None = None, timeout: float | None = None
@@ -104,6 +108,10 @@ class Session:
         command given up on (the cap, its timeout, or the node's deadline cancelling us) is
         ended on the node where the server allows it, so that nothing keeps running there.
         """
+        async with self._channels:
+            return await self._run(command, stdin, timeout)
+
+    async def _run(self, command: str, stdin: str | None, timeout: float | None) -> CommandResult:
         try:
             running = await self._conn.create_process(
                 command, input=stdin.encode() if stdin is not None else None, encoding=None
@@ -163,7 +171,8 @@ class Session:
             result = await self.run(run_stdin(self.node.become), stdin=script, timeout=timeout)
         else:
             try:
-                result = await asyncio.wait_for(self._sudo_with_password(script), timeout)
+                async with self._channels:
+                    result = await asyncio.wait_for(self._sudo_with_password(script), timeout)
             except TimeoutError as exc:
                 raise Transient(f"command timed out after {timeout:g}s") from exc
         _raise_if_refused(self.node.become, result)

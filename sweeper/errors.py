@@ -46,6 +46,11 @@ class CorruptInput(BadInput):
         self.reason = reason
 
 
+class OutputError(SweeperError):
+    """A run's files could not be written where asked (a full disk, a folder gone meanwhile); exit
+    2. The message says where the report went instead, or that it could not be kept at all."""
+
+
 class NodeError(Exception):
     """A failure reaching or reading one node; becomes that node's status, never a crash."""
 

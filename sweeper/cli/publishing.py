@@ -9,7 +9,7 @@ import typer
 
 from sweeper import history
 from sweeper.cli.console import show_summary
-from sweeper.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK
+from sweeper.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, OutputError
 from sweeper.model import Report, Severity
 from sweeper.pki.sign import load_signer
 from sweeper.report.formats import parse_formats
@@ -34,7 +34,11 @@ def publication_for(
 
 def finish(report: Report, out: Path, publication: Publication) -> int:
     """Write the report in every format asked for, show the summary, and choose the exit code."""
-    paths = publish(report, out, publication)
+    try:
+        paths = publish(report, out, publication)
+    except OutputError:
+        show_summary(report)  # what the run found, though its files are not all where asked
+        raise
     show_summary(report)
     for path in paths:
         typer.echo(str(path))

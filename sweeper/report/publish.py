@@ -11,11 +11,13 @@ manifest of every one of its files (`report.manifest`).
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from sweeper import history
 from sweeper.atomic import atomic_write
+from sweeper.errors import OutputError
 from sweeper.model import Report
 from sweeper.pki.sign import Signer, signature_path
 from sweeper.report import manifest
@@ -35,27 +37,57 @@ class Publication:
 
 
 def publish(report: Report, out_dir: Path, publication: Publication) -> list[Path]:
-    """Write the run's files into `out_dir` and record it; returns the paths, the JSON first."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write the run's files into `out_dir` and record it; returns the paths, the JSON first.
+
+    :raises OutputError: a file could not be written (a full disk, a folder removed during the
+        run); the JSON, which holds everything the run found, is then kept elsewhere if at all
+        possible, and the message says where.
+    """
     name = stem(report)
-    path = out_dir / f"{name}.json"
     document = checked(report)
     raw = encode(document)
-    atomic_write(path, raw)
+    path = _write_report(out_dir / f"{name}.json", raw)
     written = [path]
-    if publication.signer is not None:
-        atomic_write(signature_path(path), publication.signer.sign(raw))
-        written.append(signature_path(path))
-    rendered: dict[Path, bytes] = {}
-    if renders_more(publication.formats):
-        on_disk = parse(raw, path)
-        rendered = write_formats(on_disk, out_dir, name, publication.formats, publication.options)
-    written += rendered
-    if publication.signer is not None:
-        written += manifest.write(path, {path: raw, **rendered}, publication.signer)
+    try:
+        if publication.signer is not None:
+            atomic_write(signature_path(path), publication.signer.sign(raw))
+            written.append(signature_path(path))
+        rendered: dict[Path, bytes] = {}
+        if renders_more(publication.formats):
+            on_disk = parse(raw, path)
+            rendered = write_formats(on_disk, out_dir, name, publication.formats, publication.options)
+        written += rendered
+        if publication.signer is not None:
+            written += manifest.write(path, {path: raw, **rendered}, publication.signer)
+    except OSError as exc:
+        raise OutputError(f"{path} is written, but not the run's other files: {_why(exc)}") from None
     if publication.history is not None:
         history.record(publication.history, document, path)
     return written
+
+
+def _write_report(path: Path, raw: bytes) -> Path:
+    """The JSON where asked; failing that, in a private folder of its own under the system's
+    temporary directory (another file system, often), so that a full disk does not lose the run."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, raw)
+        return path
+    except OSError as exc:
+        problem = f"could not write {path} ({_why(exc)})"
+    try:
+        spare = Path(tempfile.mkdtemp(prefix="sweeper-unsaved-")) / path.name
+        atomic_write(spare, raw, mode=0o600)
+    except OSError as exc:
+        where = tempfile.gettempdir()
+        raise OutputError(
+            f"{problem}, nor a copy in {where} ({_why(exc)}): the run's report is lost"
+        ) from None
+    raise OutputError(f"{problem}; the report is saved as {spare} instead (only there)")
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 def stem(report: Report) -> str:

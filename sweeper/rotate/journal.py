@@ -149,28 +149,57 @@ class Journal:
 
     @classmethod
     def create(cls, directory: Path, passphrase: str, meta: dict[str, Any]) -> Journal:
-        """A new journal in `directory` (made 0700); refuses to reuse one that holds a run."""
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(directory, 0o700)
+        """A new journal in `directory` (made 0700); refuses to reuse one that holds a run. One
+        that cannot be written whole (a full disk) is removed again: nothing has changed yet."""
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(directory, 0o700)
+        except OSError as exc:
+            raise JournalError(
+                f"{directory}: cannot make the journal folder ({exc.strerror or exc})"
+            ) from None
         if (directory / DB_NAME).exists():
             raise JournalError(
                 f"{directory}: already holds a rotation journal; use `sweeper resume {directory}`"
             )
-        db = cls._connect(directory)
-        salt = new_salt()
-        key = derive_key(passphrase, salt)
-        with db:
-            db.executescript(SCHEMA)
-            db.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                (("salt", salt.hex()), ("verifier", seal(key, VERIFIER, b"verifier").hex())),
-            )
-        os.chmod(directory / DB_NAME, 0o600)
-        journal = cls(directory, db, key)
-        rows = {"format": FORMAT, "created": _now(), **meta}
-        for name, value in rows.items():
-            journal.set_meta(name, value)
+        db: sqlite3.Connection | None = None
+        journal: Journal | None = None
+        try:
+            db = cls._connect(directory)
+            salt = new_salt()
+            key = derive_key(passphrase, salt)
+            with db:
+                db.executescript(SCHEMA)
+                db.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    (("salt", salt.hex()), ("verifier", seal(key, VERIFIER, b"verifier").hex())),
+                )
+            os.chmod(directory / DB_NAME, 0o600)
+            journal = cls(directory, db, key)
+            rows = {"format": FORMAT, "created": _now(), **meta}
+            for name, value in rows.items():
+                journal.set_meta(name, value)
+        except (sqlite3.Error, OSError, JournalError) as exc:
+            if db is not None and journal is None and isinstance(exc, JournalError):
+                db.close()
+                raise  # another sweeper holds the folder's lock: its files are not ours to remove
+            cls._abandon(directory, db, journal)
+            if isinstance(exc, JournalError):
+                raise
+            raise JournalError(f"{directory}: could not write the journal ({exc})") from None
         return journal
+
+    @staticmethod
+    def _abandon(directory: Path, db: sqlite3.Connection | None, journal: Journal | None) -> None:
+        """Close and remove a journal this run began but could not finish making."""
+        if journal is not None:
+            with contextlib.suppress(sqlite3.Error):
+                journal._db.close()
+            os.close(journal._lock)
+        elif db is not None:
+            db.close()
+        for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"):
+            (directory / name).unlink(missing_ok=True)
 
     @staticmethod
     def must_exist(directory: Path) -> None:

@@ -25,3 +25,13 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o666) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def not_writable(path: Path) -> Path | None:
+    """None when files can be made at `path`: a folder that exists and this process may write, or
+    one that would be made inside the nearest existing folder it may write. Else that nearest
+    existing path, for the error message. Creates nothing (checked before a run, not after it)."""
+    nearest = next((p for p in (path.absolute(), *path.absolute().parents) if p.exists()), None)
+    if nearest is not None and nearest.is_dir() and os.access(nearest, os.W_OK | os.X_OK):
+        return None
+    return nearest or path

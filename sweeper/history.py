@@ -10,13 +10,13 @@ to it, so the folder can be moved or archived whole.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sweeper.atomic import not_writable
 from sweeper.errors import BadInput
 from sweeper.report import schema
 from sweeper.report.drift import Snapshot, finding_key
@@ -94,8 +94,7 @@ def check(db: Path) -> None:
     if db.exists():
         with _connect(db):
             return
-    folder = next((parent for parent in db.absolute().parents if parent.exists()), None)
-    if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+    if (folder := not_writable(db.parent)) is not None:
         raise HistoryError(f"{db}: cannot create the history database there ({folder} is not writable)")
 
 

@@ -132,3 +132,24 @@ def test_a_rotation_whose_journal_meets_a_full_disk_stops_in_one_line_and_resume
     assert all(s["state"] in ("done", "skipped") for s in report["steps"])
     assert before["summary"]["findings"]["critical"] > 0
     assert report["summary"]["findings"]["critical"] == 0
+
+
+def test_a_report_folder_or_a_journal_on_a_read_only_disk_is_refused_before_any_node_is_read(
+    lab: LabHandle, small_disk: Path, tmp_path: Path
+) -> None:
+    run.scan(lab.inventory, tmp_path / "before", *scan_args(lab))
+    (source,) = (tmp_path / "before").glob("*.json")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    reports = small_disk / "reports"
+    scan = run.sweeper("scan", lab.inventory, "--out", reports, "--history", tmp_path / "history.sqlite")
+    assert scan.returncode == 2
+    assert (
+        scan.stderr.strip()
+        == f"sweeper: {reports}: cannot write reports there ({small_disk} is not a writable folder)"
+    )
+    journal = small_disk / "journal"
+    rotation = run.rotate(lab.inventory, source, journal, tmp_path / "r")
+    assert rotation.returncode == 2
+    assert rotation.stderr.strip() == (
+        f"sweeper: {journal}: cannot make the journal there ({small_disk} is not a writable folder)"
+    )

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from sweeper import history
+from sweeper.atomic import not_writable
 from sweeper.cli.console import show_summary
 from sweeper.errors import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, OutputError
 from sweeper.model import Report, Severity
@@ -20,7 +21,10 @@ from sweeper.report.publish import Publication, publish
 def publication_for(
     out: Path, formats: list[str], threshold: Severity, sign: Path | None, history_db: Path | None
 ) -> Publication:
-    """Check every output option before the sweep starts: a bad format, key or history path is exit 2."""
+    """Check every output option before the sweep starts: a bad format, key, report folder or
+    history path is exit 2."""
+    if (where := not_writable(out)) is not None:
+        raise OutputError(f"{out}: cannot write reports there ({where} is not a writable folder)")
     db = history_db or history.default_path(out)
     publication = Publication(
         formats=parse_formats(["json", *formats]),

@@ -134,6 +134,7 @@ def rotate_command(
         from sweeper.inventory import load_inventory
         from sweeper.report import schema
         from sweeper.report.manifest import load_verified
+        from sweeper.rotate.journal import Journal
         from sweeper.rotate.plan import WaveOptions
         from sweeper.rotate.service import RotateRequest, prepare, start
         from sweeper.ssh import RetryPolicy
@@ -163,6 +164,8 @@ def rotate_command(
             max_node_bytes=answer_cap,
             new_data_encipherment_key=new_data_encipherment_key,
         )
+        if not dry_run:
+            Journal.check_new(request.journal_dir)  # before the sweep, not after it
         to_sweep = len(load_inventory(inventory).limited(limit))
         err.rule("preflight: sweeping the fleet (read-only)")
         with progress_reporter(to_sweep) as on_node:

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sweeper.atomic import not_writable
 from sweeper.errors import BadInput, SweeperError
 from sweeper.pki.vault import VaultError, authentic, authenticate, derive_key, mac_key, new_salt, seal, unseal
 
@@ -151,6 +152,7 @@ class Journal:
     def create(cls, directory: Path, passphrase: str, meta: dict[str, Any]) -> Journal:
         """A new journal in `directory` (made 0700); refuses to reuse one that holds a run. One
         that cannot be written whole (a full disk) is removed again: nothing has changed yet."""
+        cls.check_new(directory)
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(directory, 0o700)
@@ -158,10 +160,6 @@ class Journal:
             raise JournalError(
                 f"{directory}: cannot make the journal folder ({exc.strerror or exc})"
             ) from None
-        if (directory / DB_NAME).exists():
-            raise JournalError(
-                f"{directory}: already holds a rotation journal; use `sweeper resume {directory}`"
-            )
         db: sqlite3.Connection | None = None
         journal: Journal | None = None
         try:
@@ -188,6 +186,19 @@ class Journal:
                 raise
             raise JournalError(f"{directory}: could not write the journal ({exc})") from None
         return journal
+
+    @staticmethod
+    def check_new(directory: Path) -> None:
+        """Fail before a rotation sweeps its fleet, not after, when its journal cannot be made in
+        `directory`: one is there already, or the folder cannot be written. Creates nothing."""
+        if (directory / DB_NAME).exists():
+            raise JournalError(
+                f"{directory}: already holds a rotation journal; use `sweeper resume {directory}`"
+            )
+        if (where := not_writable(directory)) is not None:
+            raise JournalError(
+                f"{directory}: cannot make the journal there ({where} is not a writable folder)"
+            )
 
     @staticmethod
     def _abandon(directory: Path, db: sqlite3.Connection | None, journal: Journal | None) -> None:

@@ -153,3 +153,18 @@ def test_a_report_folder_or_a_journal_on_a_read_only_disk_is_refused_before_any_
     assert rotation.stderr.strip() == (
         f"sweeper: {journal}: cannot make the journal there ({small_disk} is not a writable folder)"
     )
+
+
+def test_rendering_a_report_onto_a_full_disk_names_the_file_in_one_line_and_leaves_no_temporary_file(
+    lab: LabHandle, small_disk: Path, tmp_path: Path
+) -> None:
+    run.scan(lab.inventory, tmp_path / "before", *scan_args(lab))
+    (source,) = (tmp_path / "before").glob("*.json")
+    out = small_disk / "out"
+    out.mkdir()
+    fill(small_disk)
+    done = run.sweeper("report", source, "--format", "html,md", "--out", out)
+    assert done.returncode == 2
+    html = out / source.name.replace(".json", ".html")
+    assert done.stderr.strip() == f"sweeper: {html}: No space left on device"
+    assert list(out.iterdir()) == []

@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand
 
 from sweeper import __version__
-from sweeper.errors import SweeperError
+from sweeper.errors import EXIT_BAD_INPUT, SweeperError
 from sweeper.model import Severity
 
 
@@ -158,10 +158,15 @@ def byte_size(value: str) -> int:
 
 
 def run(action: Callable[[], int]) -> NoReturn:
-    """Run a command's body; a SweeperError becomes one line on stderr and its exit code."""
+    """Run a command's body; a SweeperError becomes one line on stderr and its exit code, and so
+    does a local file this machine could not read or write (a full disk, a folder gone): exit 2."""
     try:
         code = action()
     except SweeperError as exc:
         typer.echo(f"sweeper: {exc.message}", err=True)
         code = exc.exit_code
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"sweeper: {where}{exc.strerror or exc}", err=True)
+        code = EXIT_BAD_INPUT
     raise typer.Exit(code)

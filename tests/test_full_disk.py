@@ -14,23 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.lab import LabHandle, start_lab
+from sweeper.lab import LabHandle
 from tests.support import run
 from tests.support.journal_watch import Steps, journal_steps
+from tests.support.labs import own_lab
 
 PASSPHRASE = "full disk test"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
-    with start_lab(tmp_path_factory.mktemp("lab"), nodes=5) as handle:
-        yield handle
-
-
-@pytest.fixture(autouse=True)
-def lab_secrets(lab: LabHandle, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {**lab.env, "SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE}.items():
-        monkeypatch.setenv(name, value)
+lab, lab_secrets = own_lab(nodes=5, passphrase=PASSPHRASE)
 
 
 @pytest.fixture

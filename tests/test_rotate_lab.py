@@ -7,30 +7,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from sweeper.lab import LabHandle, start_lab
+from sweeper.lab import LabHandle
 from tests.support import run
+from tests.support.labs import own_lab
 
 PASSPHRASE = "lab rotation test"
 VECS = "var/lib/vmware/vmafd/vecs"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
-    with start_lab(tmp_path_factory.mktemp("lab"), nodes=6) as handle:
-        yield handle
-
-
-@pytest.fixture(autouse=True)
-def lab_secrets(lab: LabHandle, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every sweeper these tests start finds the lab's SSO password and the journal passphrase."""
-    for name, value in {**lab.env, "SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE}.items():
-        monkeypatch.setenv(name, value)
+lab, lab_secrets = own_lab(nodes=6, passphrase=PASSPHRASE)
 
 
 def scan(lab: LabHandle, out: Path, expected_roots: Path | None = None) -> dict[str, Any]:

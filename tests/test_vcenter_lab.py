@@ -11,33 +11,22 @@ import base64
 import json
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from sweeper.lab import LabHandle, start_lab
+from sweeper.lab import LabHandle
 from sweeper.lab.vcsa import VCDB
 from sweeper.platforms.vcdb import PSQL
 from sweeper.platforms.vcsa import SOLUTION_USERS, VMON_START_PROFILE
 from tests.support import run
 from tests.support.journal_watch import KILLED, Steps, journal_steps, kill_when, step_spans
+from tests.support.labs import own_lab
 
 PASSPHRASE = "vcenter lab test"
 VECS = "var/lib/vmware/vmafd/vecs"
 ADMIN = "cn=administrator,cn=users,dc=vsphere,dc=local"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
-    with start_lab(tmp_path_factory.mktemp("lab"), nodes=5) as handle:
-        yield handle
-
-
-@pytest.fixture(autouse=True)
-def lab_secrets(lab: LabHandle, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {**lab.env, "SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE}.items():
-        monkeypatch.setenv(name, value)
+lab, lab_secrets = own_lab(nodes=5, passphrase=PASSPHRASE)
 
 
 def vcenter(lab: LabHandle) -> Path:

@@ -286,3 +286,21 @@ def test_rollback_of_an_edited_journal_is_one_line_exit_2_before_any_change(tmp_
     directory = tampered(tmp_path, "UPDATE backups SET target = '/root/.ssh/authorized_keys'")
     done = run.sweeper("rollback", str(directory), env={"SWEEPER_JOURNAL_PASSPHRASE": PASS})
     assert done.returncode == 2 and "altered" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_second_sweeper_making_a_journal_in_the_same_folder_stops_before_touching_it(
+    tmp_path: Path,
+) -> None:
+    import fcntl
+
+    folder = tmp_path / "j"
+    folder.mkdir()
+    first = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(first, fcntl.LOCK_EX)  # the first sweeper, still making its journal
+    try:
+        with pytest.raises(JournalError, match="another sweeper is using this journal"):
+            Journal.create(folder, PASS, {})
+        assert sorted(p.name for p in folder.iterdir()) == ["lock"], "the second one made or removed files"
+    finally:
+        os.close(first)
+    Journal.create(folder, PASS, {}).close()

@@ -128,12 +128,12 @@ def _record(table: str, values: Sequence[object]) -> bytes:
 class Journal:
     """One rotation's durable record. Open with `create()` or `open()`; close when done."""
 
-    def __init__(self, directory: Path, db: sqlite3.Connection, key: bytes) -> None:
+    def __init__(self, directory: Path, db: sqlite3.Connection, key: bytes, lock: int | None = None) -> None:
         self.directory = directory
         self._db = db
         self._key = key
         self._mac_key = mac_key(key)
-        self._lock = self._take_lock(directory)
+        self._lock = self._take_lock(directory) if lock is None else lock
         self._waiting: list[asyncio.Future[None]] = []
         """Who waits for what they wrote to be on disk: all of them go on after the next commit."""
 
@@ -160,9 +160,10 @@ class Journal:
             raise JournalError(
                 f"{directory}: cannot make the journal folder ({exc.strerror or exc})"
             ) from None
+        lock = cls._take_lock(directory)  # before anything is made: a second sweeper stops here
         db: sqlite3.Connection | None = None
-        journal: Journal | None = None
         try:
+            cls.check_new(directory)  # again, under the lock
             db = cls._connect(directory)
             salt = new_salt()
             key = derive_key(passphrase, salt)
@@ -173,15 +174,16 @@ class Journal:
                     (("salt", salt.hex()), ("verifier", seal(key, VERIFIER, b"verifier").hex())),
                 )
             os.chmod(directory / DB_NAME, 0o600)
-            journal = cls(directory, db, key)
+            journal = cls(directory, db, key, lock)
             rows = {"format": FORMAT, "created": _now(), **meta}
             for name, value in rows.items():
                 journal.set_meta(name, value)
         except (sqlite3.Error, OSError, JournalError) as exc:
-            if db is not None and journal is None and isinstance(exc, JournalError):
+            if db is not None:  # made under our lock: ours to take away again
                 db.close()
-                raise  # another sweeper holds the folder's lock: its files are not ours to remove
-            cls._abandon(directory, db, journal)
+                for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"):
+                    (directory / name).unlink(missing_ok=True)
+            os.close(lock)
             if isinstance(exc, JournalError):
                 raise
             raise JournalError(f"{directory}: could not write the journal ({exc})") from None
@@ -199,18 +201,6 @@ class Journal:
             raise JournalError(
                 f"{directory}: cannot make the journal there ({where} is not a writable folder)"
             )
-
-    @staticmethod
-    def _abandon(directory: Path, db: sqlite3.Connection | None, journal: Journal | None) -> None:
-        """Close and remove a journal this run began but could not finish making."""
-        if journal is not None:
-            with contextlib.suppress(sqlite3.Error):
-                journal._db.close()
-            os.close(journal._lock)
-        elif db is not None:
-            db.close()
-        for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"):
-            (directory / name).unlink(missing_ok=True)
 
     @staticmethod
     def must_exist(directory: Path) -> None:

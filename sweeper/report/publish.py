@@ -60,7 +60,8 @@ def publish(report: Report, out_dir: Path, publication: Publication) -> list[Pat
         if publication.signer is not None:
             written += manifest.write(path, {path: raw, **rendered}, publication.signer)
     except OSError as exc:
-        raise OutputError(f"{path} is written, but not the run's other files: {_why(exc)}") from None
+        failed = exc.filename or "the run's other files"
+        raise OutputError(f"{path} is written, but not {failed} ({_why(exc)})") from None
     if publication.history is not None:
         history.record(publication.history, document, path)
     return written

@@ -5,8 +5,9 @@ lab's own server puts on a session's PATH.
 
 Where the lab's asyncssh server is Python on this machine's cores, sshd is C: the nodes' side of
 a run costs what it costs on a real fleet (a fork, a key exchange, a shell), so the client's share
-is what is measured. `FleetHandle.cpu()` is the CPU the servers spent (each listener and the
-per-connection processes it reaped).
+is what is measured. `FleetHandle.cpu()` is the CPU the servers spent: every listener and its
+sessions, running or ended, from a cgroup of their own where this machine allows one (root),
+else each listener and the sessions it has reaped (a session kept open counts when it ends).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
-from cputime import process_cpu  # bench/cputime.py
+from cputime import CpuGroup, cpu_group, process_cpu  # bench/cputime.py
 
 from sweeper.lab.build import build_lab
 from sweeper.lab.inventory import render_inventory, render_known_hosts
@@ -37,9 +38,12 @@ class FleetHandle:
     inventory: Path
     pids: tuple[int, ...]
     nodes: int
+    group: CpuGroup | None
 
     def cpu(self) -> float:
-        """CPU seconds every sshd listener and the sessions it reaped have spent so far."""
+        """CPU seconds every sshd listener and its sessions have spent so far."""
+        if self.group is not None:
+            return self.group.cpu()
         total = 0.0
         for pid in self.pids:
             with contextlib.suppress(OSError):  # a listener that has ended counts no more
@@ -111,33 +115,38 @@ def sshd_fleet(lab_dir: Path, nodes: int, rebuild: bool = False) -> Iterator[Fle
     authorized.write_text(paths.client_key.with_suffix(".pub").read_text())
     ports = dict(zip((n.name for n in plan), _free_ports(len(plan)), strict=True))
     processes: list[subprocess.Popen[bytes]] = []
-    try:
-        for node in plan:
-            config = _config(directory, ports[node.name], paths.host_key(node.name), authorized)
-            processes.append(
-                subprocess.Popen(
-                    [str(SSHD), "-D", "-f", str(config)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
+    with cpu_group(f"sweeper-bench-{os.getpid()}") as group:
+        try:
+            for node in plan:
+                config = _config(directory, ports[node.name], paths.host_key(node.name), authorized)
+                processes.append(
+                    subprocess.Popen(
+                        [str(SSHD), "-D", "-f", str(config)],
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
                 )
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        for node, process in zip(plan, processes, strict=True):
-            while not _banner(ports[node.name]):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"sshd for {node.name} did not come up (status {process.poll()})")
-                time.sleep(0.01)
-        public = {n.name: asyncssh.read_private_key(paths.host_key(n.name)).export_public_key() for n in plan}
-        paths.known_hosts.write_text(render_known_hosts(ports, public))
-        inventory = directory / "inventory.toml"
-        text = render_inventory(paths, plan, ports, dict.fromkeys(ports, 0))
-        inventory.write_text(text.replace("tls_port = 0\n", ""))  # no TLS endpoints here
-        yield FleetHandle(inventory, tuple(p.pid for p in processes), len(plan))
-    finally:
-        for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            process.wait()
+                if group is not None:  # before it serves anyone: its sessions are born inside
+                    group.add(processes[-1].pid)
+            deadline = time.monotonic() + START_TIMEOUT
+            for node, process in zip(plan, processes, strict=True):
+                while not _banner(ports[node.name]):
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit(f"sshd for {node.name} did not come up (status {process.poll()})")
+                    time.sleep(0.01)
+            public = {
+                n.name: asyncssh.read_private_key(paths.host_key(n.name)).export_public_key() for n in plan
+            }
+            paths.known_hosts.write_text(render_known_hosts(ports, public))
+            inventory = directory / "inventory.toml"
+            text = render_inventory(paths, plan, ports, dict.fromkeys(ports, 0))
+            inventory.write_text(text.replace("tls_port = 0\n", ""))  # no TLS endpoints here
+            yield FleetHandle(inventory, tuple(p.pid for p in processes), len(plan), group)
+        finally:
+            for process in processes:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+            for process in processes:
+                process.wait()

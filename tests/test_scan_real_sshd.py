@@ -587,6 +587,40 @@ def test_one_connection_runs_at_most_four_commands_at_once_whatever_its_callers_
     assert 2 <= max(counts) <= 4, counts
 
 
+def test_a_connector_that_keeps_connections_logs_in_once_per_node_and_again_after_the_node_drops_it(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    import asyncio
+
+    from sweeper.inventory import load_inventory
+    from sweeper.ssh import Connector
+
+    _, _, inventory = one_node(tmp_path, sshd_factory, client_key, openssl_pki)
+    (node,) = load_inventory(inventory).nodes
+
+    async def local_port(session) -> int:  # which TCP connection this session rides on, as sshd saw it
+        return int((await session.run("echo $SSH_CLIENT")).stdout.split()[1])
+
+    async def drop_from_the_node(session) -> None:  # the node's sshd session ends under us
+        await session.run("(sleep 0.2; kill -9 $PPID) >/dev/null 2>&1 &")
+
+    async def phases(keep_open: bool) -> list[int]:
+        connector = Connector((node,), keep_open=keep_open)
+        try:
+            ports = [(await connector.with_session(node, local_port))[0] for _ in range(3)]
+            await connector.with_session(node, drop_from_the_node)
+            await asyncio.sleep(0.5)
+            ports.append((await connector.with_session(node, local_port))[0])
+            return ports
+        finally:
+            await connector.close()
+
+    kept = asyncio.run(phases(keep_open=True))
+    assert kept[0] == kept[1] == kept[2], "one login for three phases"
+    assert kept[3] != kept[0], "a connection the node dropped is replaced, not reused"
+    assert len(set(asyncio.run(phases(keep_open=False)))) == 4, "without keep_open, a login each time"
+
+
 def test_a_node_script_that_exits_7_is_reported_with_exit_status_7(
     tmp_path: Path, sshd_factory, client_key, openssl_pki
 ) -> None:

@@ -273,7 +273,10 @@ def _connect(
     """A connector for the rotation's nodes, and what the steps need."""
     options = journal.meta("options")
     retry = RetryPolicy(attempts=options["attempts"])
-    connector = Connector(nodes, retry, ask, env, options.get("max_node_bytes", MAX_NODE_BYTES))
+    max_bytes = options.get("max_node_bytes", MAX_NODE_BYTES)
+    connector = Connector(
+        nodes, retry, ask, env, max_bytes, keep_open=True
+    )  # one login per node, not per phase
     context = StepContext(
         ca=ca,
         sso_password=sso_password_of(connector),

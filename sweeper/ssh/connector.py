@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import resource
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -35,6 +36,11 @@ HANDSHAKES_PER_SERVER = 5
 default `MaxStartups 10:30:100` drops new ones past 10, so inventories that put many nodes behind
 one server (containers, chroots, port maps) would otherwise lose nodes to retries. Well under 10:
 sshd counts a login done only once its child has told the listener, which lags under load."""
+
+KEEPALIVE_EVERY = 30.0
+"""Seconds between keepalives on a connection kept between a rotation's phases (a wave may leave a
+node idle for minutes): a NAT or firewall that forgets idle flows keeps it, and one dropped without
+a word is known dead after three unanswered, closed, and logged into again at the next phase."""
 
 __all__ = ["AskSecret", "Connector", "RetryPolicy"]
 
@@ -76,28 +82,43 @@ class Connector:
         max_node_bytes: int = MAX_NODE_BYTES,
         seed: CredentialSeed | None = None,
         handshakes_per_server: int = HANDSHAKES_PER_SERVER,
+        keep_open: bool = False,
     ):
         """`env`: where the variables the inventory names are read (default: this process's environment);
         `max_node_bytes`: the most one command on a node may print before it is cut off;
         `seed`: secrets and keys another process already loaded (a worker's);
-        `handshakes_per_server`: this process's share of HANDSHAKES_PER_SERVER (a worker's is smaller)."""
+        `handshakes_per_server`: this process's share of HANDSHAKES_PER_SERVER (a worker's is smaller);
+        `keep_open`: keep each node's connection for its next `with_session` (a rotation's phases:
+        one login per node instead of one per phase), as many as half this process's file limit."""
         self.retry = retry
         self.max_node_bytes = max_node_bytes
         self.credentials = Credentials(nodes, ask, env, seed)
         self.bastions = Bastions(self._connect_with_retries)
         self._handshakes = max(1, handshakes_per_server)
         self._servers: dict[tuple[str, int | None], asyncio.Semaphore] = {}
+        self._kept: dict[str, asyncssh.SSHClientConnection] = {}
+        self._keep = resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2 if keep_open else 0
 
     async def with_session(self, node: Node, work: Callable[[Session], Awaitable[T]]) -> tuple[T, int]:
-        """Connect (retrying transient faults), run `work`, close; returns its result and attempts."""
+        """Connect (retrying transient faults), run `work`, close (or keep: `keep_open`); returns its
+        result and attempts. A kept connection the node has dropped since fails like any lost one:
+        the retry connects again."""
 
         async def attempt() -> T:
-            conn = await self._connect(node, await self.bastions.tunnel(node))
+            conn = self._kept.pop(node.name, None)
+            if conn is None or conn.is_closed():
+                conn = await self._connect(node, await self.bastions.tunnel(node))
+            keep = False
             try:
                 become_password = self.credentials.become_password(node)
-                return await work(Session(node, conn, become_password, self.max_node_bytes))
+                result = await work(Session(node, conn, become_password, self.max_node_bytes))
+                keep = len(self._kept) < self._keep
+                return result
             finally:
-                conn.close()
+                if keep:
+                    self._kept[node.name] = conn
+                else:
+                    conn.close()
 
         return await self._retried(attempt)
 
@@ -105,6 +126,9 @@ class Connector:
         return self.credentials.identity(node, node.user or getpass.getuser())
 
     async def close(self) -> None:
+        for conn in self._kept.values():
+            conn.close()
+        self._kept.clear()
         await self.bastions.close()
 
     async def _connect_with_retries(
@@ -180,6 +204,8 @@ class Connector:
                     preferred_auth=("publickey", "keyboard-interactive", "password"),
                     x509_trusted_certs=None,
                     encryption_algs=CIPHERS,
+                    keepalive_interval=KEEPALIVE_EVERY if self._keep else (),
+                    keepalive_count_max=3 if self._keep else (),
                 )
         except (TimeoutError, asyncssh.Error, OSError) as exc:
             failure = classify(exc)

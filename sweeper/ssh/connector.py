@@ -112,7 +112,7 @@ class Connector:
             try:
                 become_password = self.credentials.become_password(node)
                 result = await work(Session(node, conn, become_password, self.max_node_bytes))
-                keep = len(self._kept) < self._keep
+                keep = len(self._kept) < self._keep and node.name not in self._kept
                 return result
             finally:
                 if keep:

@@ -48,17 +48,21 @@ class RunProcesses:
         """Marked, or below a process of the run; the verdict is kept for `pid` and those between."""
         between: list[tuple[int, int]] = []
         verdict = False
+        unread = False
         while pid in table:
             parent, started, _ = table[pid]
             if (pid, started) in self._ours:
                 verdict = self._ours[pid, started]
                 break
             between.append((pid, started))
-            if pid == self.root_pid or self._token in _environ(pid):
+            environ = _environ(pid)
+            if pid == self.root_pid or self._token in environ:
                 verdict = True
                 break
+            unread = unread or environ in ([], [b""])  # mid-exec, /proc may show no environment yet
             pid = parent
-        self._ours.update(dict.fromkeys(between, verdict))
+        if verdict or not unread:  # a "no" read from a moment with no environment is asked again
+            self._ours.update(dict.fromkeys(between, verdict))
         return verdict
 
 

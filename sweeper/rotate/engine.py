@@ -18,11 +18,9 @@ from sweeper.model import Node
 from sweeper.rotate.preflight import back_up
 from sweeper.rotate.steps import Phase, Step, StepContext
 from sweeper.ssh import Connector, Session
+from sweeper.ssh.session import CHANNELS
 
 PREFLIGHT = (Phase.PREFLIGHT, "backup")
-ALONGSIDE_CHANNELS = 4
-"""At most this many of a node's ALONGSIDE steps at once: one SSH channel each, well under
-OpenSSH's MaxSessions 10, and a vCenter's vmafd and VMware Directory serve each in turn."""
 Progress = Callable[[str, str, str], None]
 """(phase, node, status) as each node finishes a phase: for the live display."""
 
@@ -133,9 +131,11 @@ class Engine:
         return None
 
     async def _together(self, name: str, phase: Phase, batch: list[Step], session: Session) -> None:
-        """A batch of steps, at most ALONGSIDE_CHANNELS at once; each is journaled on its own. All of
-        them end before the first failure is raised, so none is left changing the node unwatched."""
-        channels = asyncio.Semaphore(ALONGSIDE_CHANNELS)
+        """A batch of steps, at most as many at once as a connection runs commands (one channel
+        each, `session.CHANNELS`: a vCenter's vmafd and VMware Directory serve each in turn); each
+        is journaled on its own. All of them end before the first failure is raised, so none is
+        left changing the node unwatched."""
+        channels = asyncio.Semaphore(CHANNELS)
 
         async def one(step: Step) -> None:
             async with channels:

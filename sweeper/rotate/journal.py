@@ -116,6 +116,11 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _not_written(directory: Path, exc: Exception) -> JournalError:
+    """The one line for a journal the disk refused (full, gone, read-only)."""
+    return JournalError(f"{directory}: could not write the journal ({exc})")
+
+
 def _record(table: str, values: Sequence[object]) -> bytes:
     """The exact bytes a row's MAC covers: its table and every column, bytes as base64."""
 
@@ -186,7 +191,7 @@ class Journal:
             os.close(lock)
             if isinstance(exc, JournalError):
                 raise
-            raise JournalError(f"{directory}: could not write the journal ({exc})") from None
+            raise _not_written(directory, exc) from None
         return journal
 
     @staticmethod
@@ -286,7 +291,7 @@ class Journal:
             if self._db.in_transaction:
                 self._db.commit()
         except sqlite3.Error as exc:
-            error = JournalError(f"{self.directory}: could not write the journal ({exc})")
+            error = _not_written(self.directory, exc)
             self._release(error)
             raise error from None
         self._release(None)
@@ -329,7 +334,7 @@ class Journal:
         try:
             return self._db.executemany(sql, values) if many else self._db.execute(sql, values)
         except sqlite3.Error as exc:
-            error = JournalError(f"{self.directory}: could not write the journal ({exc})")
+            error = _not_written(self.directory, exc)
             if not self._db.in_transaction:
                 self._release(error)
             raise error from None

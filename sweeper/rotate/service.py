@@ -274,9 +274,8 @@ def _connect(
     options = journal.meta("options")
     retry = RetryPolicy(attempts=options["attempts"])
     max_bytes = options.get("max_node_bytes", MAX_NODE_BYTES)
-    connector = Connector(
-        nodes, retry, ask, env, max_bytes, keep_open=True
-    )  # one login per node, not per phase
+    # one login per node for all the phases, not one per phase
+    connector = Connector(nodes, retry, ask, env, max_bytes, keep_open=True)
     context = StepContext(
         ca=ca,
         sso_password=sso_password_of(connector),

@@ -97,7 +97,7 @@ class Connector:
         self._handshakes = max(1, handshakes_per_server)
         self._servers: dict[tuple[str, int | None], asyncio.Semaphore] = {}
         self._kept: dict[str, asyncssh.SSHClientConnection] = {}
-        self._keep = resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2 if keep_open else 0
+        self._keep_at_most = resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2 if keep_open else 0
 
     async def with_session(self, node: Node, work: Callable[[Session], Awaitable[T]]) -> tuple[T, int]:
         """Connect (retrying transient faults), run `work`, close (or keep: `keep_open`); returns its
@@ -112,7 +112,7 @@ class Connector:
             try:
                 become_password = self.credentials.become_password(node)
                 result = await work(Session(node, conn, become_password, self.max_node_bytes))
-                keep = len(self._kept) < self._keep and node.name not in self._kept
+                keep = len(self._kept) < self._keep_at_most and node.name not in self._kept
                 return result
             finally:
                 if keep:
@@ -204,8 +204,8 @@ class Connector:
                     preferred_auth=("publickey", "keyboard-interactive", "password"),
                     x509_trusted_certs=None,
                     encryption_algs=CIPHERS,
-                    keepalive_interval=KEEPALIVE_EVERY if self._keep else (),
-                    keepalive_count_max=3 if self._keep else (),
+                    keepalive_interval=KEEPALIVE_EVERY if self._keep_at_most else (),
+                    keepalive_count_max=3 if self._keep_at_most else (),
                 )
         except (TimeoutError, asyncssh.Error, OSError) as exc:
             failure = classify(exc)

@@ -119,12 +119,13 @@ def cpu_group(name: str) -> Iterator[CpuGroup | None]:
             (root / name).mkdir()
         except OSError:
             continue
+        candidate = CpuGroup(root / name, v2)
         try:
-            CpuGroup(root / name, v2).cpu()
+            candidate.cpu()
         except (OSError, KeyError, ValueError):  # not this kind here: on to the next
-            (root / name).rmdir()
+            candidate.path.rmdir()
             continue
-        group = CpuGroup(root / name, v2)
+        group = candidate
         break
     try:
         yield group

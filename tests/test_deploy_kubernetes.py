@@ -19,6 +19,7 @@ import yaml
 
 from sweeper.lab import LabHandle, start_lab
 from tests.support import run
+from tests.support.labs import planted_scan_args
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the lab serves POSIX shells")
@@ -123,7 +124,7 @@ def run_container(manifest: dict[str, Any], env: dict[str, str]) -> subprocess.C
 
 
 def test_the_jobs_commands_sweep_the_lab_as_one_process_would(lab: LabHandle, tmp_path: Path) -> None:
-    scan_args = json.loads((lab.dir / "incident" / "manifest.json").read_text())["scan_args"]
+    scan_args = planted_scan_args(lab)
     given = {
         "SWEEPER_INVENTORY": str(lab.inventory),
         "SWEEPER_REPORTS": str(tmp_path / "reports"),

@@ -3,7 +3,6 @@ plants cannot get another node's good CA flagged, purged or judged away, and can
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -15,6 +14,7 @@ import pytest
 from sweeper.lab import LabHandle, start_lab
 from sweeper.lab.plan import DEEP_CHAIN, LINUX_BUNDLE, MANY_ANCHORS, MULTIPLE_MODULUS, SAME_NAME_CAS
 from tests.support import run
+from tests.support.labs import planted_scan_args
 
 CORP_ROOT = "Sweeper Lab Corp Root CA"
 HOSTILE = (MULTIPLE_MODULUS, DEEP_CHAIN, SAME_NAME_CAS, MANY_ANCHORS)  # hostile-01 .. hostile-04
@@ -29,7 +29,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
 @pytest.fixture(scope="module")
 def swept(lab: LabHandle, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("scan")
-    args = json.loads((lab.dir / "incident" / "manifest.json").read_text())["scan_args"]
+    args = planted_scan_args(lab)
     done, report = run.scan(lab.inventory, out, *args, env=lab.env)
     assert done.returncode == 1, done.stderr  # the lab's planted incident: critical findings
     (path,) = out.glob("*.json")
@@ -93,7 +93,7 @@ def test_a_deep_chain_same_name_cas_and_many_anchors_are_judged_in_seconds(
 def test_rules_out_of_time_still_write_the_report_and_the_run_is_incomplete(
     lab: LabHandle, tmp_path: Path
 ) -> None:
-    args = json.loads((lab.dir / "incident" / "manifest.json").read_text())["scan_args"]
+    args = planted_scan_args(lab)
     rules = ("--rule", "compromised-issuer", "--rule", "untrusted-chain", "--rule", "expired")
     done, report = run.scan(lab.inventory, tmp_path / "out", *args, *rules, "--rule-budget", "0", env=lab.env)
     assert done.returncode == 3, done.stderr

@@ -17,7 +17,7 @@ import pytest
 from sweeper.lab import LabHandle
 from tests.support import run
 from tests.support.journal_watch import Steps, journal_steps
-from tests.support.labs import own_lab
+from tests.support.labs import own_lab, planted_scan_args
 
 PASSPHRASE = "full disk test"
 
@@ -57,10 +57,6 @@ def fill(disk: Path) -> Path:
     return filler
 
 
-def scan_args(lab: LabHandle) -> list[str]:
-    return json.loads((lab.dir / "incident" / "manifest.json").read_text())["scan_args"]
-
-
 def test_a_sweep_whose_report_meets_a_full_disk_keeps_it_in_a_private_folder_and_says_where(
     lab: LabHandle, small_disk: Path, tmp_path: Path
 ) -> None:
@@ -70,7 +66,7 @@ def test_a_sweep_whose_report_meets_a_full_disk_keeps_it_in_a_private_folder_and
     done = run.sweeper(
         "scan",
         lab.inventory,
-        *scan_args(lab),
+        *planted_scan_args(lab),
         "--out",
         small_disk / "reports",
         "--history",
@@ -96,7 +92,7 @@ def test_a_sweep_whose_report_meets_a_full_disk_keeps_it_in_a_private_folder_and
 def test_a_rotation_whose_journal_meets_a_full_disk_stops_in_one_line_and_resumes_once_there_is_room(
     lab: LabHandle, small_disk: Path, tmp_path: Path
 ) -> None:
-    _, before = run.scan(lab.inventory, tmp_path / "before", *scan_args(lab))
+    _, before = run.scan(lab.inventory, tmp_path / "before", *planted_scan_args(lab))
     (source,) = (tmp_path / "before").glob("*.json")
     journal = small_disk / "journal"
 
@@ -129,7 +125,7 @@ def test_a_rotation_whose_journal_meets_a_full_disk_stops_in_one_line_and_resume
 def test_a_report_folder_or_a_journal_on_a_read_only_disk_is_refused_before_any_node_is_read(
     lab: LabHandle, small_disk: Path, tmp_path: Path
 ) -> None:
-    run.scan(lab.inventory, tmp_path / "before", *scan_args(lab))
+    run.scan(lab.inventory, tmp_path / "before", *planted_scan_args(lab))
     (source,) = (tmp_path / "before").glob("*.json")
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     reports = small_disk / "reports"
@@ -150,7 +146,7 @@ def test_a_report_folder_or_a_journal_on_a_read_only_disk_is_refused_before_any_
 def test_rendering_a_report_onto_a_full_disk_names_the_file_in_one_line_and_leaves_no_temporary_file(
     lab: LabHandle, small_disk: Path, tmp_path: Path
 ) -> None:
-    run.scan(lab.inventory, tmp_path / "before", *scan_args(lab))
+    run.scan(lab.inventory, tmp_path / "before", *planted_scan_args(lab))
     (source,) = (tmp_path / "before").glob("*.json")
     out = small_disk / "out"
     out.mkdir()

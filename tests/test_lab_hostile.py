@@ -8,7 +8,6 @@ Checked on the nodes' own files with the openssl CLI, not through sweeper's pars
 
 from __future__ import annotations
 
-import json
 import subprocess
 import tomllib
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 from sweeper.lab import LabHandle, start_lab
 from sweeper.lab.plan import FLOOD, FORGED_ISSUER, GREEDY_NAMES, LYING_OPENSSL
 from tests.support import run
+from tests.support.labs import planted_scan_args
 
 PASSPHRASE = "hostile lab rotation"
 
@@ -67,7 +67,7 @@ def test_hostile_nodes_are_confined_or_failed_and_everyone_else_is_rotated(
 ) -> None:
     for name, value in {**lab.env, "SWEEPER_JOURNAL_PASSPHRASE": PASSPHRASE}.items():
         monkeypatch.setenv(name, value)
-    args = json.loads((lab.dir / "incident" / "manifest.json").read_text())["scan_args"]
+    args = planted_scan_args(lab)
     _, before = run.scan(lab.inventory, tmp_path / "before", *args)
     (source,) = (tmp_path / "before").glob("*.json")
     partner = {

@@ -12,7 +12,7 @@ from typing import Any
 
 from sweeper.lab import LabHandle
 from tests.support import run
-from tests.support.labs import own_lab
+from tests.support.labs import own_lab, planted_scan_args
 
 PASSPHRASE = "lab rotation test"
 VECS = "var/lib/vmware/vmafd/vecs"
@@ -22,7 +22,7 @@ lab, lab_secrets = own_lab(nodes=6, passphrase=PASSPHRASE)
 
 
 def scan(lab: LabHandle, out: Path, expected_roots: Path | None = None) -> dict[str, Any]:
-    args = json.loads((lab.dir / "incident" / "manifest.json").read_text())["scan_args"]
+    args = planted_scan_args(lab)
     if expected_roots is not None:
         args[args.index("--expected-roots") + 1] = str(expected_roots)
     return run.scan(lab.inventory, out, *args)[1]

@@ -22,6 +22,7 @@ from sweeper.lab import LabHandle, start_lab
 from sweeper.model import Node
 from sweeper.shard import ShardSpec, parse_shard, shard_of
 from tests.support import run
+from tests.support.labs import planted_scan_args
 
 SHARDS = 3
 LINUX_ONLY = pytest.mark.skipif(sys.platform != "linux", reason="the lab serves POSIX shells")
@@ -123,7 +124,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
 
 @pytest.fixture(scope="module")
 def scan_args(lab: LabHandle) -> list[str]:
-    return json.loads((lab.dir / "incident" / "manifest.json").read_text())["scan_args"]
+    return planted_scan_args(lab)
 
 
 @pytest.fixture(scope="module")

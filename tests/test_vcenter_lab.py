@@ -8,7 +8,6 @@ Checked with the real OpenLDAP clients and openssl, not through sweeper's own re
 from __future__ import annotations
 
 import base64
-import json
 import subprocess
 import threading
 from pathlib import Path
@@ -19,7 +18,7 @@ from sweeper.platforms.vcdb import PSQL
 from sweeper.platforms.vcsa import SOLUTION_USERS, VMON_START_PROFILE
 from tests.support import run
 from tests.support.journal_watch import KILLED, Steps, journal_steps, kill_when, step_spans
-from tests.support.labs import own_lab
+from tests.support.labs import own_lab, planted_scan_args
 
 PASSPHRASE = "vcenter lab test"
 VECS = "var/lib/vmware/vmafd/vecs"
@@ -74,7 +73,7 @@ def der(path: Path) -> bytes:
 
 
 def source_report(lab: LabHandle, out: Path) -> Path:
-    args = json.loads((lab.dir / "incident" / "manifest.json").read_text())["scan_args"]
+    args = planted_scan_args(lab)
     run.scan(lab.inventory, out, "--limit", vcenter(lab).name, *args)
     (report,) = out.glob("*.json")
     return report

@@ -1,12 +1,14 @@
-"""A test module's own lab, for the modules whose tests change it (rotations, rollbacks): the lab
-for the whole module, and for every test the lab's secrets and a journal passphrase in the
-environment, so that each sweeper a test starts finds them as an operator's shell would hold them.
+"""Labs in tests: the planted incident's scan options, and a test module's own lab, for the modules
+whose tests change it (rotations, rollbacks): the lab for the whole module, and for every test the
+lab's secrets and a journal passphrase in the environment, so that each sweeper a test starts
+finds them as an operator's shell would hold them.
 
     lab, lab_secrets = own_lab(nodes=5, passphrase="...")  # module level: pytest finds both
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -28,3 +30,8 @@ def own_lab(nodes: int, passphrase: str) -> tuple[Callable[..., object], Callabl
             monkeypatch.setenv(name, value)
 
     return lab, lab_secrets
+
+
+def planted_scan_args(lab: LabHandle) -> list[str]:
+    """The scan options of the lab's planted incident (CRL, IOCs, compromised CA, expected roots)."""
+    return json.loads((lab.dir / "incident" / "manifest.json").read_text())["scan_args"]

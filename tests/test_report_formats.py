@@ -31,7 +31,7 @@ from sweeper.model import (
     StoreResult,
 )
 from sweeper.pki.facts import CertFacts
-from sweeper.report import csv_report, html, junit, markdown, sarif, schema
+from sweeper.report import csv_report, html, junit, markdown, sarif, schema, view
 from sweeper.report.formats import FORMATS
 from sweeper.report.options import RenderOptions
 from tests.fixtures.reports import (
@@ -88,6 +88,27 @@ def test_html_shows_rotation_plan_steps_and_before_after() -> None:
     assert "vmdir-unpublish" in page and "st-failed" in page and "stopped at purge" in page
     assert "change-removed" in page and "change-added" in page
     assert XSS_MARK not in page
+
+
+def test_a_certificate_that_never_expires_sits_at_the_timelines_end_and_squeezes_no_other(
+    report: schema.Report,
+) -> None:
+    """9999-12-31 is RFC 5280's "no expiry": the axis once ran to year 10000 (a ValueError, no
+    HTML at all); an axis to 9999 would put every other certificate on one pixel."""
+    node = next(n for n in report.nodes if len(n.certificates) >= 2)
+    never, soon = node.certificates[:2]
+    started = report.run.started
+    never = never.model_copy(update={"not_after": datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)})
+    soon = soon.model_copy(update={"not_after": started.replace(year=started.year + 1)})
+    nodes = [n.model_copy(update={"certificates": [never, soon]}) if n is node else n for n in report.nodes]
+    changed = report.model_copy(update={"nodes": nodes})
+
+    timeline = view.expiry_timeline(changed)
+    (lane,) = [lane for lane in timeline.lanes if lane.node == node.name]
+    end = timeline.width - 20
+    assert lane.dots[0].x == end and lane.dots[0].not_after == "9999-12-31T23:59:59Z"
+    assert lane.dots[1].x - timeline.now_x > 10, "a year ahead is still apart from the run's line"
+    assert "9999-12-31T23:59:59Z" in html.render(changed, DEFAULT)
 
 
 def test_scan_report_has_no_rotation_section(report: schema.Report) -> None:

@@ -745,6 +745,28 @@ def test_a_file_name_with_a_line_break_is_reported_and_the_other_files_are_read(
     assert openssl_pki.leaf_ec.sha256 not in {c["sha256"] for c in node["certificates"]}
 
 
+def test_a_certificate_valid_from_year_1_is_reported_and_its_report_reads_back(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    """X.509 allows validity from year 1 to 9999; strftime wrote year 1 as `1-01-01T…`, a report
+    that neither `sweeper report` nor `merge` could read again: one node's certificate made the
+    whole run's report unreadable."""
+    (server,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki, leaf=openssl_pki.ancient)
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [tree_entry("old", server, tree)],
+        defaults(tmp_path, client_key, [server.host_key_line]),
+    )
+    done, report = run.scan(inventory, tmp_path / "reports")
+    (leaf,) = [c for c in report["nodes"][0]["certificates"] if c["sha256"] == openssl_pki.ancient.sha256]
+    assert (leaf["not_before"], leaf["not_after"]) == ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z")
+    (source,) = (tmp_path / "reports").glob("*.json")
+    rendered = run.sweeper("report", source, "--format", "html", "--out", tmp_path / "again")
+    assert rendered.returncode == 0, rendered.stderr
+    assert "9999-12-31" in next((tmp_path / "again").glob("*.html")).read_text()
+
+
 def test_the_read_script_travels_on_the_command_line_and_other_scripts_on_stdin(
     tmp_path: Path, sshd_factory, client_key
 ) -> None:

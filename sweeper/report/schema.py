@@ -50,8 +50,10 @@ SEVERITIES = tuple(severity.label for severity in sorted(Severity, reverse=True)
 
 
 def iso(moment: datetime) -> str:
-    """ISO 8601 UTC with a Z, second precision: how every time in a report is written."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """ISO 8601 UTC with a Z, second precision: how every time in a report is written. The year
+    always has four digits: strftime writes year 1 (a certificate may claim it) as `1`, which no
+    ISO reader takes back."""
+    return moment.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 def _severity(value: object) -> Severity:

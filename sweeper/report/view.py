@@ -94,19 +94,26 @@ class Timeline:
     left: int
 
 
+TIMELINE_YEARS = 30
+"""How far before and after the run the expiry axis reaches. X.509 allows any date from year 1
+to 9999 (9999-12-31 is RFC 5280's "no expiry", device certificates carry it): an axis to such a
+date would squeeze every other certificate into one pixel, so dates past the axis sit at its end,
+their own date in the dot's title."""
+
+
 def expiry_timeline(report: Report, width: int = 880, lane: int = 28, left: int = 120) -> Timeline | None:
     certs = [cert for node in report.nodes for cert in node.certificates]
     if not certs:
         return None
     now = report.run.started
     moments = [cert.not_after for cert in certs] + [now]
-    first = datetime(min(moments).year, 1, 1, tzinfo=now.tzinfo)
-    last = datetime(max(moments).year + 1, 1, 1, tzinfo=now.tzinfo)
+    first = datetime(max(min(moments).year, now.year - TIMELINE_YEARS), 1, 1, tzinfo=now.tzinfo)
+    last = datetime(min(max(moments).year, now.year + TIMELINE_YEARS) + 1, 1, 1, tzinfo=now.tzinfo)
     span = (last - first).total_seconds()
     plot = width - left - 20
 
     def x(moment: datetime) -> int:
-        return left + round(plot * (moment - first).total_seconds() / span)
+        return left + round(plot * (min(max(moment, first), last) - first).total_seconds() / span)
 
     worst = worst_by_certificate(report)
     lanes: list[Lane] = []

@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT_SERIAL = 0x0100
 INTERMEDIATE_SERIAL = 0x1000
 EXPIRED_WINDOW = ("200101000000Z", "210101000000Z")  # 2020-01-01 .. 2021-01-01 UTC
+ANCIENT_WINDOW = ("00010101000000Z", "99991231235959Z")  # year 1 .. 9999: the widest X.509 allows
 
 
 class PkiError(RuntimeError):
@@ -54,6 +55,7 @@ class OpenSSLPki:
     expired: PkiCert  # valid 2020-01-01 .. 2021-01-01 only
     weak_rsa1024: PkiCert  # RSA 1024
     sha1_signed: PkiCert  # sha1WithRSAEncryption
+    ancient: PkiCert  # EC P-256, valid from year 1 to 9999 (GeneralizedTime at both ends)
     chain: Path  # intermediate then root, PEM
     crl: Path  # the intermediate's CRL, lists `revoked`, PEM
     crl_der: Path  # the same CRL, DER
@@ -159,6 +161,12 @@ _LEAVES = {
         ("-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"), "weak.test", "DNS:weak.test"
     ),
     "sha1_signed": _Leaf(_RSA2048, "sha1.test", "DNS:sha1.test", ("-md", "sha1")),
+    "ancient": _Leaf(
+        ("-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"),
+        "ancient.test",
+        "DNS:ancient.test",
+        ("-startdate", ANCIENT_WINDOW[0], "-enddate", ANCIENT_WINDOW[1]),
+    ),
 }
 
 

@@ -1,10 +1,14 @@
-"""PEM blocks as nodes hold them: surrounding text, CRLF, unmatched and nested markers, headers."""
+"""PEM blocks as nodes hold them (surrounding text, CRLF, unmatched and nested markers, headers), and
+what a certificate's facts say of its key."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from sweeper.pki.parse import ParseError, PemBlock, pem_blocks
+from sweeper.pki.parse import ParseError, PemBlock, certificate_facts, pem_blocks
+from tests.support.openssl_pki import OpenSSLPki, openssl
 
 
 def test_blocks_are_found_among_any_text_with_crlf_and_spaces_around_the_body() -> None:
@@ -44,3 +48,23 @@ def test_a_block_ends_at_the_first_end_of_its_own_label() -> None:
 def test_headed_or_broken_bodies_are_one_line_errors(data: bytes, problem: str) -> None:
     with pytest.raises(ParseError, match=problem):
         pem_blocks(data)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "described"),
+    [("X25519", ("X25519", 256)), ("X448", ("X448", 448)), ("ED448", ("Ed448", 456))],
+)
+def test_a_certified_key_of_any_type_cryptography_loads_is_named_and_sized(
+    tmp_path: Path, openssl_pki: OpenSSLPki, algorithm: str, described: tuple[str, int]
+) -> None:
+    """X25519 and X448 keys (certified for key agreement, `-force_pubkey`) were named after their
+    Python class, `X448PublicKey`, with 0 bits."""
+    key, public = tmp_path / "k.pem", tmp_path / "pub.pem"
+    openssl("genpkey", "-algorithm", algorithm, "-out", key)
+    openssl("pkey", "-in", key, "-pubout", "-out", public)
+    made = openssl(
+        "x509", "-new", "-subj", "/CN=agreement.test", "-force_pubkey", public, "-days", "1",
+        "-CA", openssl_pki.intermediate.cert, "-CAkey", openssl_pki.intermediate.key, "-outform", "DER",
+    )  # fmt: skip
+    facts = certificate_facts(made)
+    assert (facts.key_type, facts.key_bits) == described

@@ -19,6 +19,7 @@ from sweeper.ssh import Connector
 from tests.support import run
 from tests.support.fixtures import write_inventory
 from tests.support.node_tree import HANGING_STORE, LinuxNodeTree, lay_hanging_vecs_cli, lay_linux_node_tree
+from tests.support.openssl_pki import make_unloadable_keys
 from tests.support.sshd import wrong_host_key_line
 
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server")
@@ -765,6 +766,36 @@ def test_a_certificate_valid_from_year_1_is_reported_and_its_report_reads_back(
     rendered = run.sweeper("report", source, "--format", "html", "--out", tmp_path / "again")
     assert rendered.returncode == 0, rendered.stderr
     assert "9999-12-31" in next((tmp_path / "again").glob("*.html")).read_text()
+
+
+def test_keys_cryptography_cannot_load_are_inventoried_and_sink_neither_the_node_nor_a_rule(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    """An SM2 or brainpool-t key made `public_key()` raise UnsupportedAlgorithm (no ValueError): one
+    such certificate turned its whole node into an error, every other certificate unseen, and an
+    SM2 impostor named as a CA reached the chain and CRL checks' key loads too."""
+    odd = make_unloadable_keys(openssl_pki, tmp_path / "odd")
+    (server,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki, leaf=odd.sm2_leaf)
+    with tree.host_path(tree.trust_bundle).open("ab") as bundle:
+        bundle.write(odd.sm2_impostor.read_bytes() + odd.brainpool_leaf.cert.read_bytes())
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [tree_entry("odd", server, tree)],
+        defaults(tmp_path, client_key, [server.host_key_line]),
+    )
+    done, report = run.scan(inventory, tmp_path / "reports")
+    (node,) = report["nodes"]
+    assert node["status"] == "ok" and all(s["status"] == "ok" for s in node["stores"]), node
+    certs = {c["sha256"]: c for c in node["certificates"]}
+    sm2, brainpool = certs[odd.sm2_leaf.sha256], certs[odd.brainpool_leaf.sha256]
+    assert (sm2["key_type"], sm2["key_bits"]) == ("EC-1.2.156.10197.1.301", 256)
+    assert (brainpool["key_type"], brainpool["key_bits"]) == ("EC-1.3.36.3.3.2.8.1.1.14", 512)
+    assert sm2["spki_sha256"] == odd.sm2_leaf.spki_sha256 and sm2["key"]["matches"] is True
+    assert {openssl_pki.root.sha256, openssl_pki.intermediate.sha256} <= set(certs)
+    rules = {f["rule"] for f in report["findings"]}
+    assert "rule-error" not in rules and "key-mismatch" not in rules, report["findings"]
+    assert done.returncode in (0, 1), done.stderr
 
 
 def test_the_read_script_travels_on_the_command_line_and_other_scripts_on_stdin(

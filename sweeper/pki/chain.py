@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 from cryptography.x509 import verification
 
 from sweeper.pki.parse import certificate_facts, load_certificate
+from sweeper.pki.spki import public_key_of
 
 MAX_DEPTH = 8
 
@@ -49,7 +50,7 @@ def _verify_legacy(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
         algorithm = cert.signature_hash_algorithm
     except UnsupportedAlgorithm:
         return False
-    return verify_signature(issuer.public_key(), cert.signature, cert.tbs_certificate_bytes, algorithm)
+    return verify_signature(public_key_of(issuer), cert.signature, cert.tbs_certificate_bytes, algorithm)
 
 
 def verify_signature(

@@ -29,6 +29,7 @@ from typing import TypeVar
 from cryptography import x509
 
 from sweeper.pki.parse import MALFORMED, ParseError, load_certificate
+from sweeper.pki.spki import public_key_of
 
 _E = TypeVar("_E", bound=x509.ExtensionType)
 
@@ -243,9 +244,10 @@ def crl_signature_valid(crl_der: bytes, cert_der: bytes) -> bool:
     try:
         crl = x509.load_der_x509_crl(crl_der)
         cert = load_certificate(cert_der)
-        if crl.issuer != cert.subject:
+        key = public_key_of(cert)
+        if crl.issuer != cert.subject or key is None:
             return False
-        return crl.is_signature_valid(cert.public_key())  # type: ignore[arg-type]
+        return crl.is_signature_valid(key)  # type: ignore[arg-type]
     except MALFORMED:
         return False
 

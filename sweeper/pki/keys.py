@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from sweeper.pki.parse import ParseError, load_certificate
+from sweeper.pki.spki import load_spki, spki_of
 
 RSA_CHECKS = ("fermat", "roca", "rsainvalid", "rsapoly", "sharedprimes", "smalld", "smallfactors", "pattern")
 DSA_CHECKS = ("dsasparse",)
@@ -44,17 +45,13 @@ class KeyFlaw:
 
 def public_key_der(cert_der: bytes) -> bytes:
     """The certificate's SubjectPublicKeyInfo, DER."""
-    return (
-        load_certificate(cert_der)
-        .public_key()
-        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    return spki_of(load_certificate(cert_der))
 
 
 @lru_cache(maxsize=65536)
 def key_flaws(spki_der: bytes) -> tuple[KeyFlaw, ...]:
     """badkeys' offline verdicts on one public key (empty: nothing known against it)."""
-    key = serialization.load_der_public_key(spki_der)
+    key = load_spki(spki_der)
     if isinstance(key, rsa.RSAPublicKey):
         numbers = key.public_numbers()
         results = checkrsa(numbers.n, e=numbers.e, checks=RSA_CHECKS)
@@ -69,7 +66,7 @@ def key_flaws(spki_der: bytes) -> tuple[KeyFlaw, ...]:
 
 
 def rsa_modulus(spki_der: bytes) -> int | None:
-    key = serialization.load_der_public_key(spki_der)
+    key = load_spki(spki_der)
     return key.public_numbers().n if isinstance(key, rsa.RSAPublicKey) else None
 
 
@@ -174,7 +171,7 @@ def _blocklist_names(meta: Path) -> dict[int, str]:
 
 def blocklist_hash(spki_der: bytes) -> bytes:
     """badkeys' BKHASH120: SHA-256 of the key's defining number (RSA n, EC x, DSA y, raw EdDSA)."""
-    key = serialization.load_der_public_key(spki_der)
+    key = load_spki(spki_der)
     if isinstance(key, rsa.RSAPublicKey):
         value = key.public_numbers().n
     elif isinstance(key, ec.EllipticCurvePublicKey):

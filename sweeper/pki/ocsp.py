@@ -20,6 +20,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 
 from sweeper.pki.chain import issued_by, verify_signature
 from sweeper.pki.parse import load_certificate
+from sweeper.pki.spki import public_key_of
 
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -84,7 +85,7 @@ def read_ocsp_response(
         return OcspAnswer("unknown", detail="response not signed by the issuer or a responder it authorised")
     responder = signer.subject.rfc4514_string()
     if not verify_signature(
-        signer.public_key(),
+        public_key_of(signer),
         response.signature,
         response.tbs_response_bytes,
         response.signature_hash_algorithm,
@@ -121,8 +122,10 @@ def _signer(
 
 def _names_responder(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
     if response.responder_key_hash is not None:
-        key_hash = x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest  # type: ignore[arg-type]
-        return response.responder_key_hash == key_hash
+        key = public_key_of(cert)
+        if key is None:
+            return False
+        return response.responder_key_hash == x509.SubjectKeyIdentifier.from_public_key(key).digest  # type: ignore[arg-type]
     return response.responder_name == cert.subject
 
 

@@ -11,9 +11,10 @@ from functools import lru_cache
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
 
 from sweeper.pki.facts import CertFacts
+from sweeper.pki.spki import describe_unloadable, public_key_of, spki_of
 
 _PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 _WHITESPACE = b" \t\n\r\x0b\x0c"  # what a regex's \s matches in bytes
@@ -99,11 +100,9 @@ def certificate_facts(der: bytes) -> CertFacts:
     """
     cert = load_certificate(der)
     try:
-        public_key = cert.public_key()
-        key_type, key_bits = describe_public_key(public_key)
-        spki = public_key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        spki = spki_of(cert)
+        key = public_key_of(cert)
+        key_type, key_bits = describe_public_key(key) if key is not None else describe_unloadable(spki)
         return CertFacts(
             subject=cert.subject.rfc4514_string(),
             issuer=cert.issuer.rfc4514_string(),
@@ -135,6 +134,10 @@ def describe_public_key(key: object) -> tuple[str, int]:
         return "Ed25519", 256
     if isinstance(key, ed448.Ed448PublicKey):
         return "Ed448", 456
+    if isinstance(key, x25519.X25519PublicKey):
+        return "X25519", 256
+    if isinstance(key, x448.X448PublicKey):
+        return "X448", 448
     return type(key).__name__, 0
 
 
@@ -177,11 +180,17 @@ def _sans(cert: x509.Certificate) -> tuple[str, ...]:
 
 
 def spki_sha256_from_public_pem(data: bytes) -> str:
-    """SHA-256 of the SubjectPublicKeyInfo in an `openssl pkey -pubout` PEM."""
+    """SHA-256 of the SubjectPublicKeyInfo in an `openssl pkey -pubout` PEM; for a key
+    cryptography cannot load (SM2, ...), of the block's bytes as they are."""
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError as exc:
         raise ParseError(f"not a public key ({exc})") from None
+    except UnsupportedAlgorithm:
+        blocks = [block.der for block in pem_blocks(data) if block.label == "PUBLIC KEY"]
+        if not blocks:
+            raise ParseError("not a public key") from None
+        return hashlib.sha256(blocks[0]).hexdigest()
     return _spki_sha256(key)
 
 
@@ -196,6 +205,8 @@ def spki_sha256_from_private_key(data: bytes) -> str:
         raise ParseError("private key is encrypted") from None
     except ValueError:
         raise ParseError("not a private key") from None
+    except UnsupportedAlgorithm as exc:
+        raise ParseError(f"private key of an unsupported algorithm ({exc})") from None
     return _spki_sha256(key.public_key())
 
 

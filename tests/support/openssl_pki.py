@@ -325,3 +325,65 @@ def _write_crlf_bundle(directory: Path, certs: list[PkiCert]) -> Path:
     path = directory / "bundle-crlf.pem"
     path.write_bytes(text.encode())
     return path
+
+
+@dataclass(frozen=True, slots=True)
+class UnloadableKeys:
+    """Certificates whose keys cryptography cannot load (real ones: SM2 is China's national
+    standard, brainpool "t" curves are in RFC 5639), made by the openssl CLI."""
+
+    sm2_leaf: PkiCert  # SM2 key, issued by the test PKI's intermediate (an RSA signature)
+    brainpool_leaf: PkiCert  # brainpoolP512t1 key, issued by the intermediate
+    sm2_impostor: Path  # self-signed SM2 certificate named exactly as the intermediate
+
+
+def make_unloadable_keys(pki: OpenSSLPki, directory: Path) -> UnloadableKeys:
+    """Issued with `openssl x509 -req` and serials of their own: the test PKI's CA database, and
+    so its CRLs, stay as they are."""
+    directory.mkdir(parents=True, exist_ok=True)
+    curves = {"sm2_leaf": "SM2", "brainpool_leaf": "brainpoolP512t1", "sm2_impostor": "SM2"}
+    for name, curve in curves.items():
+        openssl(
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            f"ec_paramgen_curve:{curve}",
+            "-out",
+            directory / f"{name}.key",
+        )
+    for serial, name in enumerate(("sm2_leaf", "brainpool_leaf"), start=0x5300):
+        csr = directory / f"{name}.csr"
+        openssl(
+            "req",
+            "-new",
+            "-key",
+            directory / f"{name}.key",
+            "-subj",
+            f"/O=Sweeper Test/CN={name}.test",
+            "-out",
+            csr,
+        )
+        openssl(
+            "x509", "-req", "-in", csr, "-CA", pki.intermediate.cert, "-CAkey", pki.intermediate.key,
+            "-set_serial", str(serial), "-days", "30", "-out", directory / f"{name}.crt",
+        )  # fmt: skip
+    impostor = directory / "sm2_impostor.crt"
+    subject = "/O=Sweeper Test/CN=Sweeper Test Intermediate CA"
+    openssl(
+        "req",
+        "-x509",
+        "-key",
+        directory / "sm2_impostor.key",
+        "-subj",
+        subject,
+        "-days",
+        "30",
+        "-out",
+        impostor,
+    )
+    return UnloadableKeys(
+        sm2_leaf=_describe(directory, "sm2_leaf"),
+        brainpool_leaf=_describe(directory, "brainpool_leaf"),
+        sm2_impostor=impostor,
+    )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -16,7 +18,7 @@ import pytest
 
 from sweeper.model import Node
 from sweeper.ssh import Connector
-from tests.support import run
+from tests.support import odd_certs, run
 from tests.support.fixtures import write_inventory
 from tests.support.node_tree import HANGING_STORE, LinuxNodeTree, lay_hanging_vecs_cli, lay_linux_node_tree
 from tests.support.openssl_pki import make_unloadable_keys
@@ -796,6 +798,40 @@ def test_keys_cryptography_cannot_load_are_inventoried_and_sink_neither_the_node
     rules = {f["rule"] for f in report["findings"]}
     assert "rule-error" not in rules and "key-mismatch" not in rules, report["findings"]
     assert done.returncode in (0, 1), done.stderr
+
+
+def test_certificates_with_parts_cryptography_refuses_are_one_stores_problems_not_the_nodes(
+    tmp_path: Path, sshd_factory, client_key, openssl_pki
+) -> None:
+    """An extension twice or an x400Address name made cryptography raise neither ValueError nor
+    anything sweeper caught: one such planted file turned its node into an error, every other
+    certificate unseen. Now each is a named problem of its store, counted, and the rest is read."""
+    (server,) = sshd_factory(1)
+    tree = lay_linux_node_tree(tmp_path / "n", openssl_pki)
+    folder = tree.host_path("/usr/local/share/ca-certificates")
+    folder.mkdir(parents=True)
+    planted = {"a-twice.der": odd_certs.duplicate_extension(), "b-x400.der": odd_certs.x400_address_name()}
+    planted["c-negative.der"] = odd_certs.negative_serial()
+    for name, der in planted.items():
+        (folder / name).write_bytes(der)
+    shutil.copyfile(openssl_pki.root.der, folder / "d-root.der")
+    stores = [*tree.stores, {"kind": "dir", "role": "trust", "path": "/usr/local/share/ca-certificates"}]
+    inventory = write_inventory(
+        tmp_path / "inv.toml",
+        [node_entry("odd", server, tree.root, stores, names=list(tree.names))],
+        defaults(tmp_path, client_key, [server.host_key_line]),
+    )
+    done, report = run.scan(inventory, tmp_path / "reports")
+    (node,) = report["nodes"]
+    assert node["status"] == "ok", node["error"]
+    store = next(s for s in node["stores"] if s["store"] == "/usr/local/share/ca-certificates")
+    assert store["status"] == "corrupt" and store["certificates"] == 2
+    assert store["error"].startswith("/usr/local/share/ca-certificates/a-twice.der: malformed certificate")
+    assert store["error"].endswith("(and 1 more problem(s) in this store)")
+    serials = {c["sha256"]: c["serial"] for c in node["certificates"]}
+    assert serials[hashlib.sha256(planted["c-negative.der"]).hexdigest()] == "-dcc"
+    assert openssl_pki.root.sha256 in serials and openssl_pki.leaf_rsa.sha256 in serials
+    assert "Warning" not in done.stderr, "no library warning reaches the operator's terminal"
 
 
 def test_the_read_script_travels_on_the_command_line_and_other_scripts_on_stdin(

@@ -306,7 +306,11 @@ def test_a_device_behind_a_link_is_reported_never_read(tmp_path: Path, sh: str) 
     )
     read = run_script(node, sh)
     assert [(s.status, s.error) for s in read.stores] == [
-        ("error", "/c.crt: is not a regular file (a device, FIFO or socket is never read)"),
+        (
+            "error",
+            "/c.crt: is not a regular file (a device, FIFO or socket is never read)"
+            " (and 1 more problem(s) in this store)",  # the key, /k.key
+        ),
         ("error", "/fifo.pem: is not a regular file (a device, FIFO or socket is never read)"),
     ]
     assert read.certificates == ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -12,6 +13,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
+from cryptography.utils import CryptographyDeprecationWarning
 
 from sweeper.pki.facts import CertFacts
 from sweeper.pki.spki import describe_unloadable, public_key_of, spki_of
@@ -26,10 +28,21 @@ class ParseError(ValueError):
     """Bytes that should hold a certificate, key or CRL do not; the message says why."""
 
 
-MALFORMED = (ValueError, TypeError, x509.InvalidVersion)
+# A node's certificate with a zero or negative serial (RFC 5280 forbids them, cryptography still
+# reads them) is reported with its serial as it is; the library's warning would reach the
+# operator's terminal once per such certificate, naming sweeper's source lines.
+warnings.filterwarnings("ignore", "Parsed a serial number which wasn't", CryptographyDeprecationWarning)
+
+MALFORMED = (
+    ValueError,
+    TypeError,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
 """What cryptography raises on bytes that are not a well-formed certificate or CRL (a bad version
-number is InvalidVersion, which is no ValueError): node bytes must never escape as anything but
-ParseError."""
+number, an extension twice, a name form it does not know: none of them a ValueError): node bytes
+must never escape as anything but ParseError."""
 
 
 @dataclass(frozen=True, slots=True)

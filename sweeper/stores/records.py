@@ -26,19 +26,24 @@ class StoreRead:
     crls: list[CrlRecord] = field(default_factory=list)
     status: str = "ok"
     error: str | None = None
+    more_errors: int = 0
 
     def fail(self, status: str, error: str) -> None:
-        """Keep the first failure: it is the one that explains the others."""
+        """Keep the first failure, which explains the others, and count the rest: a folder of
+        several unreadable files says so, not only the first one's name."""
         if self.status == "ok":
             self.status, self.error = status, error
+        else:
+            self.more_errors += 1
 
     def result(self) -> StoreResult:
+        more = f" (and {self.more_errors} more problem(s) in this store)" if self.more_errors else ""
         return StoreResult(
             label=self.label,
             kind=self.kind,
             role=self.role,
             status=self.status,
-            error=self.error,
+            error=self.error and self.error + more,
             certificates=len(self.certificates),
         )
 

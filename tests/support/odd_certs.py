@@ -1,0 +1,50 @@
+"""Certificates cryptography parses but refuses to read a part of, as a hostile node may plant them:
+each made by cryptography's builder, then one DER field changed (the signature is then wrong,
+which a parser does not look at)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+_PLACEHOLDER = x509.ObjectIdentifier("1.2.3.4")  # DER 06 03 2a 03 04: as long as basicConstraints' OID
+_BASIC_CONSTRAINTS = bytes.fromhex("0603551d13")
+
+
+def _certificate(name: str, serial: int, *extensions: x509.ExtensionType) -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    builder = x509.CertificateBuilder(
+        subject, subject, key.public_key(), serial, now, now + timedelta(days=90)
+    )
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)
+
+
+def duplicate_extension() -> bytes:
+    """basicConstraints twice (RFC 5280 §4.2 forbids it): cryptography's DuplicateExtension."""
+    second = x509.UnrecognizedExtension(
+        _PLACEHOLDER, x509.BasicConstraints(ca=True, path_length=None).public_bytes()
+    )
+    der = _certificate("twice.test", 0x1001, x509.BasicConstraints(ca=False, path_length=None), second)
+    return der.replace(bytes.fromhex("06032a0304"), _BASIC_CONSTRAINTS)
+
+
+def x400_address_name() -> bytes:
+    """A subjectAltName of a form cryptography does not know (x400Address): UnsupportedGeneralNameType."""
+    der = _certificate("x400.test", 0x1002, x509.SubjectAlternativeName([x509.DNSName("abcd")]))
+    return der.replace(b"\x82\x04abcd", b"\xa3\x04abcd")
+
+
+def negative_serial() -> bytes:
+    """Serial -0xdcc (RFC 5280 wants it positive; cryptography reads it with a warning)."""
+    return _certificate("negative.test", 0x1234).replace(
+        bytes.fromhex("02021234"), bytes.fromhex("0202f234"), 1
+    )

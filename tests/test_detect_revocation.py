@@ -9,6 +9,9 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from sweeper.detect import Context, detect
 from sweeper.incident import Incident, SourcedCert, load_incident
 from sweeper.model import CertRecord, Severity
@@ -23,6 +26,7 @@ from tests.detect_material import (
     node,
     record,
 )
+from tests.support import odd_certs
 from tests.support.openssl_pki import OpenSSLPki
 
 REVOCATION_RULES = ("revoked", "crl-stale", "crl-unverified")
@@ -78,6 +82,23 @@ def test_a_forged_crl_is_ignored_and_reported_unverified(openssl_pki: OpenSSLPki
     assert (
         ignored.evidence["crl"] == "/evidence/forged.crl" and "does not verify" in ignored.evidence["problem"]
     )
+
+
+def test_a_signed_crl_with_an_extension_twice_is_unverified_and_the_rule_goes_on(
+    openssl_pki: OpenSSLPki,
+) -> None:
+    """cryptography's DuplicateExtension is no ValueError: it escaped the CRL's parse and made the
+    whole revocation rule a rule-error, for every node, from one planted CRL."""
+    key = serialization.load_pem_private_key(openssl_pki.intermediate.key.read_bytes(), None)
+    issuer = x509.load_pem_x509_certificate(openssl_pki.intermediate.cert.read_bytes())
+    planted = crl_record(
+        "n1:/etc/pki/tls/crl/twice.crl", odd_certs.duplicate_crl_extension(issuer, key), "n1"
+    )
+    good = crl_record("n1:/etc/pki/tls/crl/intermediate.crl.pem", openssl_pki.crl_der.read_bytes(), "n1")
+    found = run([pki_node(openssl_pki, openssl_pki.revoked, crls=(planted, good))])
+    assert sorted(f.rule for f in found) == ["crl-unverified", "revoked"]
+    (ignored,) = [f for f in found if f.rule == "crl-unverified"]
+    assert "Duplicate 2.5.29.20 extension" in ignored.evidence["problem"]
 
 
 def test_a_crl_signed_by_an_impostor_revokes_only_what_the_impostor_signed(

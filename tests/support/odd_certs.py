@@ -1,6 +1,6 @@
-"""Certificates cryptography parses but refuses to read a part of, as a hostile node may plant them:
-each made by cryptography's builder, then one DER field changed (the signature is then wrong,
-which a parser does not look at)."""
+"""Certificates and CRLs cryptography parses but refuses to read a part of, as a hostile node may
+plant them: each made by cryptography's builder, then one DER field changed (a certificate's
+signature is then wrong, which a parser does not look at; the CRL is signed again)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 _PLACEHOLDER = x509.ObjectIdentifier("1.2.3.4")  # DER 06 03 2a 03 04: as long as basicConstraints' OID
 _BASIC_CONSTRAINTS = bytes.fromhex("0603551d13")
+_CRL_NUMBER = bytes.fromhex("0603551d14")
+_SHA256_WITH_RSA = bytes.fromhex("300d06092a864886f70d01010b0500")  # AlgorithmIdentifier, NULL parameters
 
 
 def _certificate(name: str, serial: int, *extensions: x509.ExtensionType) -> bytes:
@@ -48,3 +50,26 @@ def negative_serial() -> bytes:
     return _certificate("negative.test", 0x1234).replace(
         bytes.fromhex("02021234"), bytes.fromhex("0202f234"), 1
     )
+
+
+def duplicate_crl_extension(issuer: x509.Certificate, key: rsa.RSAPrivateKey) -> bytes:
+    """A CRL of `issuer` with crlNumber twice, signed by `key` over the changed contents (it
+    verifies): cryptography reading its extensions raises DuplicateExtension."""
+    now = datetime.now(UTC)
+    builder = x509.CertificateRevocationListBuilder(issuer.subject, now, now + timedelta(days=7))
+    builder = builder.add_extension(x509.CRLNumber(5), critical=False)
+    builder = builder.add_extension(
+        x509.UnrecognizedExtension(_PLACEHOLDER, x509.CRLNumber(6).public_bytes()), False
+    )
+    tbs = builder.sign(key, hashes.SHA256()).tbs_certlist_bytes.replace(
+        bytes.fromhex("06032a0304"), _CRL_NUMBER
+    )
+    signature = b"\x00" + key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())  # BIT STRING: no unused bits
+    return _der(0x30, tbs + _SHA256_WITH_RSA + _der(0x03, signature))
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    if len(content) < 0x80:
+        return bytes([tag, len(content)]) + content
+    size = len(content).to_bytes((len(content).bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + content

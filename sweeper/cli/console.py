@@ -33,9 +33,23 @@ STATUS_STYLE = {
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 
 
+MAX_SHOWN = 400
+"""Characters of one node-given text the summary shows: a certificate's subject may be tens of
+kilobytes (a hostile node's is), which would fill the operator's screen for one finding."""
+
+
 def plain(text: object, style: str = "") -> Text:
     """Node or report text for the terminal: never markup, control characters escaped."""
     return Text(escape_controls(text, keep="\t\n"), style=style)
+
+
+def clipped(text: object, style: str = "") -> Text:
+    """`plain`, cut at MAX_SHOWN characters with a note of how much the report holds beyond."""
+    shown = plain(text, style)
+    if len(shown) > MAX_SHOWN:
+        beyond = len(shown) - MAX_SHOWN
+        shown = shown[:MAX_SHOWN] + plain(f"… ({beyond} more characters in the report)", "dim")
+    return shown
 
 
 def stdout_console() -> Console:
@@ -85,7 +99,7 @@ class progress_reporter:
             self.progress.update(self.task, advance=1, description=description)
             return
         detail = f"{len(result.certificates)} certificates" if result.swept else (result.error or "")
-        write_line(plain(f"[{self.done}/{self.total}] {result.name}: {result.status} {detail}"))
+        write_line(clipped(f"[{self.done}/{self.total}] {result.name}: {result.status} {detail}"))
 
 
 def write_line(text: Text) -> None:
@@ -109,14 +123,14 @@ def show_summary(report: Report) -> None:
     err.print(nodes)
     for node in [n for n in report.nodes if not n.swept][:10]:
         line = Text("  ") + plain(node.name, STATUS_STYLE.get(node.status, ""))
-        err.print(line + plain(f" ({node.host}): {node.error}"))
+        err.print(line + clipped(f" ({node.host}): {node.error}"))
     findings = Table(title="Findings", title_justify="left")
     for column in ("severity", "rule", "node", "entry", "message"):
         findings.add_column(column, overflow="fold")
     for item in report.findings[:25]:
         label = item.severity.label
         cells = (item.rule, item.node or "", place(item.store, item.entry), item.message)
-        findings.add_row(plain(label, SEVERITY_STYLE[label]), *(plain(cell) for cell in cells))
+        findings.add_row(plain(label, SEVERITY_STYLE[label]), *(clipped(cell) for cell in cells))
     if report.findings:
         err.print(findings)
         if len(report.findings) > 25:

@@ -503,3 +503,21 @@ def test_a_clean_read_says_nothing_on_stderr(tmp_path: Path, material: Path, sh:
     )
     assert done.stderr == b""
     assert stores.parse(node, shell.split_output(TOKEN, done.stdout, 0)).certificates[0].key.matches is True
+
+
+def test_a_node_keeps_at_most_max_certificates_and_names_the_store_cut_short(
+    tmp_path: Path, material: Path
+) -> None:
+    """One certificate repeated fits 40,000 times in 40 MB (under --max-node-bytes): the node then
+    cost half a gigabyte and a 36 MB report. Past the allowance a store is an error saying so."""
+    leaf = (material / "leaf.crt").read_bytes()
+    lay(tmp_path, {"/c.crt": leaf, "/bundle.pem": leaf * (stores.MAX_CERTIFICATES + 5)})
+    node = node_at(
+        tmp_path, StoreSpec("pem", "leaf", cert="/c.crt"), StoreSpec("bundle", "trust", path="/bundle.pem")
+    )
+    read = run_script(node)
+    assert len(read.certificates) == stores.MAX_CERTIFICATES
+    assert [(s.status, s.error, s.certificates) for s in read.stores] == [
+        ("ok", None, 1),
+        ("error", f"6 certificate(s) not kept: a node keeps at most {stores.MAX_CERTIFICATES}", 9_999),
+    ]

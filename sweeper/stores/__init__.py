@@ -14,7 +14,7 @@ from types import ModuleType
 from sweeper.model import CertRecord, CrlRecord, Node, StoreKind, StoreResult
 from sweeper.shell import Output
 from sweeper.stores import files, script, vecs
-from sweeper.stores.records import KeyLedger
+from sweeper.stores.records import KeyLedger, StoreRead
 
 _KINDS: dict[StoreKind, ModuleType] = {
     StoreKind.PEM: files,
@@ -22,6 +22,12 @@ _KINDS: dict[StoreKind, ModuleType] = {
     StoreKind.DIR: files,
     StoreKind.VECS: vecs,
 }
+
+
+MAX_CERTIFICATES = 10_000
+"""Certificates kept from one node. A real node holds hundreds at most (a Linux trust bundle ~150,
+a vCenter's VECS stores a few dozen); within `--max-node-bytes` a hostile one can send 100,000
+(one certificate repeated): 0.5 GB of memory and a 36 MB report for that node alone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +59,16 @@ def parse(node: Node, split: Output, known_keys: Mapping[str, str] | None = None
         for read in _KINDS[spec.kind].collect(spec, node, sections, keys):
             if not sections and split.complete:
                 read.fail("error", "the node printed nothing for this store")
+            _keep_within(read, MAX_CERTIFICATES - len(certificates))
             certificates.extend(read.certificates)
             crls.extend(read.crls)
             results.append(read.result())
     return NodeRead(tuple(certificates), tuple(crls), tuple(results), keys)
+
+
+def _keep_within(read: StoreRead, room: int) -> None:
+    """Keep no more of the store's certificates than the node has room left for; say so."""
+    if len(read.certificates) > room:
+        left_out = len(read.certificates) - room
+        del read.certificates[room:]
+        read.fail("error", f"{left_out} certificate(s) not kept: a node keeps at most {MAX_CERTIFICATES}")

@@ -79,27 +79,57 @@ def scan(
     `shard`: the nodes are that shard's (`shard.shard_of`); the report says so, with each
     node's inventory position, and keeps what `merge` needs.
     """
-    rules = select(options.rules)  # an unknown rule is bad input before any connection is made
+    select(options.rules)  # an unknown rule is bad input before any connection is made
+    started = datetime.now(UTC)
+    results, interrupted = read_nodes(nodes, options, on_node)
+    return judge(inventory, Swept(nodes, results, interrupted, started), options, argv, shard)
+
+
+@dataclass(frozen=True, slots=True)
+class Swept:
+    """What reading the nodes gave, before the rules: results in the nodes' order."""
+
+    nodes: tuple[Node, ...]
+    results: list[NodeResult]
+    interrupted: bool
+    started: datetime
+
+
+async def sweep_again(nodes: tuple[Node, ...], connector: Connector, concurrency: int) -> Swept:
+    """Read `nodes` over a connector that already holds their connections (a rotation's verify,
+    a rollback's sweep after): no second login per node. Keys are derived afresh (no cache)."""
+    started = datetime.now(UTC)
+    results, interrupted = await sweep_with(nodes, connector, KeyCache(None), concurrency)
+    return Swept(nodes, results, interrupted, started)
+
+
+def judge(
+    inventory: Inventory,
+    swept: Swept,
+    options: ScanOptions,
+    argv: list[str] | None = None,
+    shard: ShardSpec | None = None,
+) -> Report:
+    """The rules over what was read, and the run's report."""
+    rules = select(options.rules)
     shard_info = None
     if shard is not None:
         place = {node.name: position for position, node in enumerate(inventory.nodes)}
-        positions = tuple(place[node.name] for node in nodes)
+        positions = tuple(place[node.name] for node in swept.nodes)
         shard_info = ShardInfo(shard.index, shard.count, positions, shard.judging)
-    started = datetime.now(UTC)
-    results, interrupted = read_nodes(nodes, options, on_node)
     context = replace(options.context, names=names.policies(inventory.nodes))
-    findings = detect(results, context, options.rules)
+    findings = detect(swept.results, context, options.rules)
     run = RunInfo(
         id=secrets.token_hex(4),
         kind="scan",
-        started=started,
+        started=swept.started,
         finished=datetime.now(UTC),
         tool_version=__version__,
         inventory=InventoryRef(str(inventory.path), inventory.sha256),
         argv=tuple(argv if argv is not None else sys.argv),  # no option takes a secret's value
-        interrupted=interrupted,
+        interrupted=swept.interrupted,
         shard=shard_info,
         inputs=context.incident.inputs,
         rules=tuple(chosen.id for chosen in rules),
     )
-    return Report(run=run, nodes=tuple(results), findings=tuple(findings))
+    return Report(run=run, nodes=tuple(swept.results), findings=tuple(findings))

@@ -3,7 +3,7 @@
 Each phase finishes on every node before the next starts, so no node stops trusting a
 peer that still presents an old certificate: preflight (backups) and trust everywhere,
 then re-issue in canary-then-waves under a failure budget, then purge — only once every
-node is re-issued (or with --force, said loudly). A node is one SSH connection per phase;
+node is re-issued (or with --force, said loudly). A node is one SSH connection for every phase;
 transient faults are retried by the connector, and finished steps are never redone.
 """
 

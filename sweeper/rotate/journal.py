@@ -512,7 +512,9 @@ class Journal:
             content = unseal(self._key, content, self._context(node, kind, target))
         return Backup(seq, node, kind, target, bool(existed), owner, grp, mode, content, bool(restored))
 
-    def mark_restored(self, seq: int) -> None:
+    async def mark_restored(self, seq: int) -> None:
+        """On disk when this returns, in one commit with every node's that marks one in the same
+        turn (rollbacks run side by side)."""
         row = self._db.execute(
             f"SELECT {', '.join(BACKUP_COLUMNS)} FROM backups WHERE seq = ?", (seq,)
         ).fetchone()
@@ -520,7 +522,7 @@ class Journal:
         self._write(
             "UPDATE backups SET restored = 1, mac = ? WHERE seq = ?", (self._tag("backups", restored), seq)
         )
-        self.commit()
+        await self.durable()
 
     # --- certificates this rotation issued ---------------------------------------------------
 

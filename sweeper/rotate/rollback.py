@@ -56,7 +56,7 @@ async def rollback_node(ctx: StepContext, session: Session) -> dict[str, int]:
             await _withdraw_published(ctx, session, item)
         elif item.kind == BackupKind.VCDB:
             await vcdb.restore_row(session, item)
-        ctx.journal.mark_restored(item.seq)
+        await ctx.journal.mark_restored(item.seq)
     await _clean_pending(ctx, session)
     commands = 0
     if pending:

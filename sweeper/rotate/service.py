@@ -34,7 +34,7 @@ from sweeper.rotate.steps import StepContext
 from sweeper.rotate.vcenter import check_sts_domains, check_vcenters, prechecked
 from sweeper.rotate.verify import VerifyBasis, verify_basis
 from sweeper.rotate.vmdir import sso_password_of
-from sweeper.scan import ScanOptions, scan
+from sweeper.scan import ScanOptions, Swept, judge, scan, sweep_again
 from sweeper.ssh import MAX_NODE_BYTES, AskSecret, Connector, RetryPolicy
 
 
@@ -307,21 +307,22 @@ def _carry_out(
     options = journal.meta("options")
     retry = RetryPolicy(attempts=options["attempts"])
 
-    async def go() -> Outcome:
+    async def go() -> tuple[Outcome, Swept]:
         connector, ctx = _connect(journal, nodes, plan, ca, ask, env)
         engine = Engine(ctx, {n.name: n for n in nodes}, connector, options["concurrency"], progress)
         engine.record_plan()
         try:
-            return await engine.run(force=options["force"])
+            outcome = await engine.run(force=options["force"])
+            journal.set_meta("state", "complete" if outcome.complete else f"stopped at {outcome.stopped_at}")
+            return outcome, await sweep_again(nodes, connector, options["concurrency"])  # the verify's read
         finally:
             await connector.close()
 
     try:
         try:
-            outcome = asyncio.run(go())
+            outcome, swept = asyncio.run(go())
         except SweeperError as exc:
             raise RotationStopped(exc.message, journal.directory) from None
-        journal.set_meta("state", "complete" if outcome.complete else f"stopped at {outcome.stopped_at}")
         verify_options = ScanOptions(
             concurrency=options["concurrency"],
             retry=retry,
@@ -330,7 +331,7 @@ def _carry_out(
             env=env,
             max_node_bytes=options.get("max_node_bytes", MAX_NODE_BYTES),
         )
-        after = scan(inventory, nodes, verify_options)
+        after = judge(inventory, swept, verify_options)
         after = _check_vcenters(nodes, plan, outcome, after, verify_options)
         report = _rotation_report(journal, plan, ca, outcome, after)
     finally:
@@ -407,8 +408,9 @@ def rollback(
     ask: AskSecret | None,
     progress: Progress | None = None,
 ) -> RollbackResult:
-    """Restore every backup of the journal (or of the named nodes), newest change first, then sweep
-    those nodes so the audit trail holds the state the rollback left (a `rollback` report)."""
+    """Restore every backup of the journal (or of the named nodes), each node newest change first and
+    as many nodes at once as the rotation changed, then sweep those nodes over the same connections
+    so the audit trail holds the state the rollback left (a `rollback` report)."""
     journal = Journal.open(journal_dir, passphrase)
     started = datetime.now(UTC)
     try:
@@ -419,27 +421,34 @@ def rollback(
                 raise BadInput(f"--node {', '.join(sorted(unknown))}: not in this rotation")
             nodes = tuple(n for n in nodes if n.name in only)
 
-        async def go() -> dict[str, Any]:
+        options = journal.meta("options")
+
+        async def go() -> tuple[dict[str, Any], Swept]:
             connector, ctx = _connect(journal, nodes, plan, rot_ca, ask)
             refuse_unplanned(ctx, nodes)
-            results: dict[str, Any] = {}
-            try:
-                for node in nodes:
+            gate = asyncio.Semaphore(max(1, options["concurrency"]))
+
+            async def one(node: Node) -> dict[str, Any]:
+                async with gate:
                     try:
                         done, _ = await connector.with_session(node, lambda s: rollback_node(ctx, s))
-                        results[node.name] = done
                     except NodeError as exc:
-                        results[node.name] = {"error": str(exc)}
-                    if progress:
-                        progress("rollback", node.name, "failed" if "error" in results[node.name] else "done")
+                        done = {"error": str(exc)}
+                if progress:
+                    progress("rollback", node.name, "failed" if "error" in done else "done")
+                return done
+
+            try:
+                restored = await asyncio.gather(*(one(node) for node in nodes))
+                journal.set_meta("state", "rolled back" if not only else f"rolled back {', '.join(only)}")
+                return dict(zip((n.name for n in nodes), restored, strict=True)), await sweep_again(
+                    nodes, connector, options["concurrency"]
+                )
             finally:
                 await connector.close()
-            return results
 
-        results = asyncio.run(go())
-        journal.set_meta("state", "rolled back" if not only else f"rolled back {', '.join(only)}")
-        options = journal.meta("options")
-        after = scan(inventory, nodes, ScanOptions(concurrency=options["concurrency"], ask=ask))
+        results, swept = asyncio.run(go())
+        after = judge(inventory, swept, ScanOptions(concurrency=options["concurrency"], ask=ask))
     finally:
         journal.close()
     failed = {name: r["error"] for name, r in results.items() if "error" in r}

@@ -56,17 +56,20 @@ def describe_unloadable(spki: bytes) -> tuple[str, int]:
         return _oid(oid), 0
     point = _content(public_key)[1:]  # after the BIT STRING's unused-bits byte
     coordinates = 2 if point[:1] == b"\x04" else 1  # uncompressed: x and y; compressed: x
-    return f"EC-{_oid(parameters[0])}", (len(point) - 1) // coordinates * 8
+    return f"EC-{_oid(parameters[0])}", max(0, (len(point) - 1) // coordinates * 8)
 
 
 def _span(data: bytes, at: int) -> tuple[int, int]:
-    """Where the content of the DER element at `at` starts and ends. Only for bytes cryptography
-    has already parsed as DER: single-byte tags, definite lengths."""
+    """Where the content of the DER element at `at` starts and ends. For bytes cryptography has
+    already parsed as DER (single-byte tags, definite lengths); anything else is a ValueError."""
+    if at + 2 > len(data):
+        raise ValueError("truncated DER element")
     size = data[at + 1]
-    if size < 0x80:
-        return at + 2, at + 2 + size
-    start = at + 2 + (size & 0x7F)
-    return start, start + int.from_bytes(data[at + 2 : start], "big")
+    start = at + 2 + (size & 0x7F if size & 0x80 else 0)
+    end = start + (int.from_bytes(data[at + 2 : start], "big") if size & 0x80 else size)
+    if end > len(data):
+        raise ValueError("truncated DER element")
+    return start, end
 
 
 def _content(element: bytes) -> bytes:
@@ -92,5 +95,7 @@ def _oid(element: bytes) -> str:
         if not byte & 0x80:
             arcs.append(value)
             value = 0
+    if not arcs:
+        raise ValueError("empty OBJECT IDENTIFIER")
     first = min(arcs[0] // 40, 2)
     return ".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]]))

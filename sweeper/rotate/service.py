@@ -441,9 +441,8 @@ def rollback(
             try:
                 restored = await asyncio.gather(*(one(node) for node in nodes))
                 journal.set_meta("state", "rolled back" if not only else f"rolled back {', '.join(only)}")
-                return dict(zip((n.name for n in nodes), restored, strict=True)), await sweep_again(
-                    nodes, connector, options["concurrency"]
-                )
+                swept = await sweep_again(nodes, connector, options["concurrency"])
+                return dict(zip((n.name for n in nodes), restored, strict=True)), swept
             finally:
                 await connector.close()
 

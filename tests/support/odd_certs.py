@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-_PLACEHOLDER = x509.ObjectIdentifier("1.2.3.4")  # DER 06 03 2a 03 04: as long as basicConstraints' OID
+_PLACEHOLDER = x509.ObjectIdentifier("1.2.3.4")
+_PLACEHOLDER_DER = bytes.fromhex("06032a0304")  # as long as the OIDs put in its place
 _BASIC_CONSTRAINTS = bytes.fromhex("0603551d13")
 _CRL_NUMBER = bytes.fromhex("0603551d14")
 _SHA256_WITH_RSA = bytes.fromhex("300d06092a864886f70d01010b0500")  # AlgorithmIdentifier, NULL parameters
@@ -36,7 +37,7 @@ def duplicate_extension() -> bytes:
         _PLACEHOLDER, x509.BasicConstraints(ca=True, path_length=None).public_bytes()
     )
     der = _certificate("twice.test", 0x1001, x509.BasicConstraints(ca=False, path_length=None), second)
-    return der.replace(bytes.fromhex("06032a0304"), _BASIC_CONSTRAINTS)
+    return der.replace(_PLACEHOLDER_DER, _BASIC_CONSTRAINTS)
 
 
 def x400_address_name() -> bytes:
@@ -61,9 +62,7 @@ def duplicate_crl_extension(issuer: x509.Certificate, key: rsa.RSAPrivateKey) ->
     builder = builder.add_extension(
         x509.UnrecognizedExtension(_PLACEHOLDER, x509.CRLNumber(6).public_bytes()), False
     )
-    tbs = builder.sign(key, hashes.SHA256()).tbs_certlist_bytes.replace(
-        bytes.fromhex("06032a0304"), _CRL_NUMBER
-    )
+    tbs = builder.sign(key, hashes.SHA256()).tbs_certlist_bytes.replace(_PLACEHOLDER_DER, _CRL_NUMBER)
     signature = b"\x00" + key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())  # BIT STRING: no unused bits
     return _der(0x30, tbs + _SHA256_WITH_RSA + _der(0x03, signature))
 

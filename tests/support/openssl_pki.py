@@ -342,46 +342,19 @@ def make_unloadable_keys(pki: OpenSSLPki, directory: Path) -> UnloadableKeys:
     so its CRLs, stay as they are."""
     directory.mkdir(parents=True, exist_ok=True)
     curves = {"sm2_leaf": "SM2", "brainpool_leaf": "brainpoolP512t1", "sm2_impostor": "SM2"}
+    keys = {name: directory / f"{name}.key" for name in curves}
     for name, curve in curves.items():
-        openssl(
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            f"ec_paramgen_curve:{curve}",
-            "-out",
-            directory / f"{name}.key",
-        )
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", f"ec_paramgen_curve:{curve}", "-out", keys[name])
+    signer = ("-CA", pki.intermediate.cert, "-CAkey", pki.intermediate.key, "-days", "30")
     for serial, name in enumerate(("sm2_leaf", "brainpool_leaf"), start=0x5300):
         csr = directory / f"{name}.csr"
+        openssl("req", "-new", "-key", keys[name], "-subj", f"/O=Sweeper Test/CN={name}.test", "-out", csr)
         openssl(
-            "req",
-            "-new",
-            "-key",
-            directory / f"{name}.key",
-            "-subj",
-            f"/O=Sweeper Test/CN={name}.test",
-            "-out",
-            csr,
+            "x509", "-req", "-in", csr, *signer, "-set_serial", str(serial), "-out", directory / f"{name}.crt"
         )
-        openssl(
-            "x509", "-req", "-in", csr, "-CA", pki.intermediate.cert, "-CAkey", pki.intermediate.key,
-            "-set_serial", str(serial), "-days", "30", "-out", directory / f"{name}.crt",
-        )  # fmt: skip
     impostor = directory / "sm2_impostor.crt"
-    subject = "/O=Sweeper Test/CN=Sweeper Test Intermediate CA"
-    openssl(
-        "req",
-        "-x509",
-        "-key",
-        directory / "sm2_impostor.key",
-        "-subj",
-        subject,
-        "-days",
-        "30",
-        "-out",
-        impostor,
-    )
+    as_intermediate = ("-subj", "/O=Sweeper Test/CN=Sweeper Test Intermediate CA")
+    openssl("req", "-x509", "-key", keys["sm2_impostor"], *as_intermediate, "-days", "30", "-out", impostor)
     return UnloadableKeys(
         sm2_leaf=_describe(directory, "sm2_leaf"),
         brainpool_leaf=_describe(directory, "brainpool_leaf"),

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from sweeper.errors import CorruptInput
 from sweeper.pki import issue, rotation
+from tests.support import odd_certs
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -245,3 +247,22 @@ def test_a_rotation_ca_signs_with_the_key_it_loaded_once(tmp_path: Path) -> None
     assert subprocess.run(verify, capture_output=True, check=False).returncode == 0
     checked = ["openssl", "crl", "-in", tmp_path / "crl.pem", "-CAfile", tmp_path / "root.pem", "-noout"]
     assert b"verify OK" in subprocess.run(checked, capture_output=True, check=False).stderr
+
+
+def test_an_enterprise_ca_of_a_key_type_cryptography_cannot_load_is_one_line_of_bad_input(
+    tmp_path: Path,
+) -> None:
+    """An SM2 CA (`--ca-cert/--ca-key`) raised UnsupportedAlgorithm, a CA certificate with an
+    extension twice DuplicateExtension: both ended in a traceback instead of exit 2."""
+    sm2_key, sm2_cert = tmp_path / "sm2.key", tmp_path / "sm2.pem"
+    openssl_cli = ("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:SM2", "-out")
+    subprocess.run([*openssl_cli, sm2_key], check=True, capture_output=True)
+    subject = ("-subj", "/CN=SM2 CA", "-addext", "basicConstraints=critical,CA:TRUE", "-days", "30")
+    subprocess.run(["openssl", "req", "-x509", "-key", sm2_key, *subject, "-out", sm2_cert], check=True)
+    with pytest.raises(CorruptInput, match="the CA key must be RSA or ECDSA"):
+        rotation.load_authority(sm2_cert.read_bytes(), sm2_key.read_bytes(), None, "sm2.pem")
+
+    key = issue.generate_key("ec-p256")
+    twice = rotation.der_to_pem(odd_certs.duplicate_extension(key))
+    with pytest.raises(CorruptInput, match="extensions are malformed"):
+        rotation.load_authority(twice, issue.key_pem(key), None, "twice.pem")

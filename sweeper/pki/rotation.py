@@ -28,6 +28,8 @@ from sweeper.pki.issue import (
     make_crl,
     make_root,
 )
+from sweeper.pki.parse import MALFORMED
+from sweeper.pki.spki import public_key_of
 
 ROOT_KEY_TYPES = {"rsa3072": "rsa3072", "rsa4096": "rsa4096", "ec-p384": "ec-p384"}
 LEAF_BACKDATE = timedelta(days=1)  # ESXi wants notBefore a day in the past
@@ -77,15 +79,20 @@ def load_authority(
         raise CorruptInput(source, "the CA key is encrypted: give its passphrase") from None
     except ValueError:
         raise CorruptInput(source, "not a PEM private key, or the wrong passphrase") from None
+    except UnsupportedAlgorithm:
+        key = None  # SM2 and the like: refused below with the others
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise CorruptInput(source, "the CA key must be RSA or ECDSA")
-    if _spki(key.public_key()) != _spki(cert.public_key()):
+    certified = public_key_of(cert)
+    if certified is None or _spki(key.public_key()) != _spki(certified):
         raise CorruptInput(source, "the CA key does not belong to the CA certificate")
     try:
         if not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
             raise CorruptInput(source, "the certificate is not a CA (basicConstraints CA:FALSE)")
     except x509.ExtensionNotFound:
         raise CorruptInput(source, "the certificate is not a CA (no basicConstraints)") from None
+    except MALFORMED as exc:
+        raise CorruptInput(source, f"the CA certificate's extensions are malformed ({exc})") from None
     return _authority(cert, key)
 
 

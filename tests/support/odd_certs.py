@@ -19,8 +19,10 @@ _CRL_NUMBER = bytes.fromhex("0603551d14")
 _SHA256_WITH_RSA = bytes.fromhex("300d06092a864886f70d01010b0500")  # AlgorithmIdentifier, NULL parameters
 
 
-def _certificate(name: str, serial: int, *extensions: x509.ExtensionType) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
+def _certificate(
+    name: str, serial: int, *extensions: x509.ExtensionType, key: ec.EllipticCurvePrivateKey | None = None
+) -> bytes:
+    key = key or ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     builder = x509.CertificateBuilder(
@@ -31,12 +33,15 @@ def _certificate(name: str, serial: int, *extensions: x509.ExtensionType) -> byt
     return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)
 
 
-def duplicate_extension() -> bytes:
-    """basicConstraints twice (RFC 5280 §4.2 forbids it): cryptography's DuplicateExtension."""
+def duplicate_extension(key: ec.EllipticCurvePrivateKey | None = None) -> bytes:
+    """basicConstraints twice (RFC 5280 §4.2 forbids it): cryptography's DuplicateExtension. The
+    certificate carries `key`'s public half (a new key's when None)."""
     second = x509.UnrecognizedExtension(
         _PLACEHOLDER, x509.BasicConstraints(ca=True, path_length=None).public_bytes()
     )
-    der = _certificate("twice.test", 0x1001, x509.BasicConstraints(ca=False, path_length=None), second)
+    der = _certificate(
+        "twice.test", 0x1001, x509.BasicConstraints(ca=True, path_length=None), second, key=key
+    )
     return der.replace(_PLACEHOLDER_DER, _BASIC_CONSTRAINTS)
 
 

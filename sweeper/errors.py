@@ -16,6 +16,11 @@ EXIT_DECLINED = 5
 """rotate: the operator said no at the prompt (or aborted it); nothing was changed."""
 
 
+def os_reason(exc: OSError) -> str:
+    """Why the system refused a file, as one phrase ("No space left on device")."""
+    return exc.strerror or str(exc)
+
+
 class SweeperError(Exception):
     """Base of every error sweeper raises on purpose; only cli.py catches it and exits."""
 

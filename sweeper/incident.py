@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sweeper.errors import BadInput, CorruptInput
+from sweeper.errors import BadInput, CorruptInput, os_reason
 from sweeper.model import CrlRecord, InputRef
 from sweeper.pki.crl import crl_facts
 from sweeper.pki.keys import load_blocklist
@@ -169,7 +169,7 @@ def file_sha256(path: Path) -> str:
         with path.open("rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError as exc:
-        raise CorruptInput(path, exc.strerror or str(exc)) from None
+        raise CorruptInput(path, os_reason(exc)) from None
 
 
 def _folder_files(path: Path) -> list[Path]:
@@ -184,7 +184,7 @@ def _read(path: Path) -> bytes:
     except IsADirectoryError:
         raise CorruptInput(path, "is a directory, not a file") from None
     except OSError as exc:
-        raise CorruptInput(path, exc.strerror or str(exc)) from None
+        raise CorruptInput(path, os_reason(exc)) from None
 
 
 def load_crl_input(path: Path) -> tuple[list[CrlRecord], list[SourcedCert]]:

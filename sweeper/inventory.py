@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sweeper import platforms
-from sweeper.errors import InventoryError
+from sweeper.errors import InventoryError, os_reason
 from sweeper.model import Node, Profile, Role, StoreKind, StoreSpec
 
 DEFAULT_ROLES = {
@@ -142,7 +142,7 @@ def load_inventory(path: str | Path) -> Inventory:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise InventoryError(f"{path}: cannot read inventory: {exc.strerror or exc}") from None
+        raise InventoryError(f"{path}: cannot read inventory: {os_reason(exc)}") from None
     data = _parse(path, raw)
     try:
         model = InventoryModel.model_validate(data)

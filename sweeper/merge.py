@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sweeper import __version__
 from sweeper.detect import REGISTRY, Context, detect, finding_order, select
-from sweeper.errors import BadInput, CorruptInput
+from sweeper.errors import BadInput, CorruptInput, os_reason
 from sweeper.model import (
     RULE_ERROR,
     CertRecord,
@@ -66,7 +66,7 @@ def read_shard(path: Path) -> ShardReport:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise CorruptInput(path, f"cannot read report: {exc.strerror or exc}") from None
+        raise CorruptInput(path, f"cannot read report: {os_reason(exc)}") from None
     report = schema.parse(raw, path)
     if report.run.kind != "scan":
         raise CorruptInput(path, f"a {report.run.kind} report, not a scan's: only scan shards merge")

@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand
 
 from sweeper import __version__
-from sweeper.errors import EXIT_BAD_INPUT, SweeperError
+from sweeper.errors import EXIT_BAD_INPUT, SweeperError, os_reason
 from sweeper.model import Severity
 
 
@@ -167,6 +167,6 @@ def run(action: Callable[[], int]) -> NoReturn:
         code = exc.exit_code
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        typer.echo(f"sweeper: {where}{exc.strerror or exc}", err=True)
+        typer.echo(f"sweeper: {where}{os_reason(exc)}", err=True)
         code = EXIT_BAD_INPUT
     raise typer.Exit(code)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from sweeper.cli.app import FormatOption, HistoryOption, command, fail_on_severity, run
-from sweeper.errors import EXIT_FINDINGS, EXIT_OK, EXIT_SIGNATURE_INVALID, BadInput, CorruptInput
+from sweeper.errors import EXIT_FINDINGS, EXIT_OK, EXIT_SIGNATURE_INVALID, BadInput, CorruptInput, os_reason
 
 if TYPE_CHECKING:
     from sweeper.report.drift import Drift
@@ -91,7 +91,7 @@ def _checked_report(path: Path, pub: Path | None) -> Report | None:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise CorruptInput(path, f"cannot read report: {exc.strerror or exc}") from None
+        raise CorruptInput(path, f"cannot read report: {os_reason(exc)}") from None
     problem = unkeyed_problem(path, data)
     if problem is not None:
         typer.echo(f"sweeper: {path}: signed, but {problem}; not rendered", err=True)

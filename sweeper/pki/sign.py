@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from sweeper.errors import CorruptInput
+from sweeper.errors import CorruptInput, os_reason
 
 SIGNATURE_SUFFIX = ".sig"
 
@@ -96,4 +96,4 @@ def _read(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise CorruptInput(path, f"cannot read {what}: {exc.strerror or exc}") from None
+        raise CorruptInput(path, f"cannot read {what}: {os_reason(exc)}") from None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sweeper import history
 from sweeper.atomic import atomic_write
-from sweeper.errors import OutputError
+from sweeper.errors import OutputError, os_reason
 from sweeper.model import Report
 from sweeper.pki.sign import Signer, signature_path
 from sweeper.report import manifest
@@ -61,7 +61,7 @@ def publish(report: Report, out_dir: Path, publication: Publication) -> list[Pat
             written += manifest.write(path, {path: raw, **rendered}, publication.signer)
     except OSError as exc:
         failed = exc.filename or "the run's other files"
-        raise OutputError(f"{path} is written, but not {failed} ({_why(exc)})") from None
+        raise OutputError(f"{path} is written, but not {failed} ({os_reason(exc)})") from None
     if publication.history is not None:
         history.record(publication.history, document, path)
     return written
@@ -75,20 +75,16 @@ def _write_report(path: Path, raw: bytes) -> Path:
         atomic_write(path, raw)
         return path
     except OSError as exc:
-        problem = f"could not write {path} ({_why(exc)})"
+        problem = f"could not write {path} ({os_reason(exc)})"
     try:
         spare = Path(tempfile.mkdtemp(prefix="sweeper-unsaved-")) / path.name
         atomic_write(spare, raw, mode=0o600)
     except OSError as exc:
         where = tempfile.gettempdir()
         raise OutputError(
-            f"{problem}, nor a copy in {where} ({_why(exc)}): the run's report is lost"
+            f"{problem}, nor a copy in {where} ({os_reason(exc)}): the run's report is lost"
         ) from None
     raise OutputError(f"{problem}; the report is saved as {spare} instead (only there)")
-
-
-def _why(exc: OSError) -> str:
-    return exc.strerror or str(exc)
 
 
 def stem(report: Report) -> str:

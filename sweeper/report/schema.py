@@ -40,7 +40,7 @@ from pydantic import (
 )
 
 from sweeper import model
-from sweeper.errors import CorruptInput
+from sweeper.errors import CorruptInput, os_reason
 from sweeper.model import NODE_STATUSES, Severity
 from sweeper.report.jsontext import indented
 
@@ -451,7 +451,7 @@ def load(path: Path) -> Report:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise CorruptInput(path, f"cannot read report: {exc.strerror or exc}") from None
+        raise CorruptInput(path, f"cannot read report: {os_reason(exc)}") from None
     return parse(raw, path)
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeper.atomic import not_writable
-from sweeper.errors import BadInput, SweeperError
+from sweeper.errors import BadInput, SweeperError, os_reason
 from sweeper.pki.vault import VaultError, authentic, authenticate, derive_key, mac_key, new_salt, seal, unseal
 
 DB_NAME = "journal.sqlite"
@@ -162,9 +162,7 @@ class Journal:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(directory, 0o700)
         except OSError as exc:
-            raise JournalError(
-                f"{directory}: cannot make the journal folder ({exc.strerror or exc})"
-            ) from None
+            raise JournalError(f"{directory}: cannot make the journal folder ({os_reason(exc)})") from None
         lock = cls._take_lock(directory)  # before anything is made: a second sweeper stops here
         db: sqlite3.Connection | None = None
         try:

@@ -6,7 +6,7 @@ import socket
 
 import asyncssh
 
-from sweeper.errors import AuthFailed, HostKeyMismatch, NodeError, Transient, Unreachable
+from sweeper.errors import AuthFailed, HostKeyMismatch, NodeError, Transient, Unreachable, os_reason
 
 
 def classify(exc: BaseException) -> NodeError:
@@ -32,7 +32,7 @@ def classify(exc: BaseException) -> NodeError:
     if isinstance(exc, socket.gaierror):
         return Unreachable(f"cannot resolve host name: {exc.strerror}")
     if isinstance(exc, OSError):
-        return Transient(exc.strerror or str(exc))
+        return Transient(os_reason(exc))
     return NodeError(f"{type(exc).__name__}: {exc}")
 
 

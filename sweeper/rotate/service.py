@@ -20,6 +20,7 @@ from sweeper.errors import (
     CorruptInput,
     NodeError,
     SweeperError,
+    os_reason,
 )
 from sweeper.incident import reload_incident
 from sweeper.inventory import Inventory, load_inventory
@@ -176,7 +177,7 @@ def _authority(request: RotateRequest, ask: AskSecret | None) -> rotation.Certif
         try:
             cert, key = request.ca_cert.read_bytes(), request.ca_key.read_bytes()
         except OSError as exc:
-            raise CorruptInput(exc.filename, f"cannot read: {exc.strerror}") from None
+            raise CorruptInput(exc.filename, f"cannot read: {os_reason(exc)}") from None
         passphrase = request.ca_passphrase
         if passphrase is None and ask is not None and b"ENCRYPTED" in key:
             passphrase = ask(f"passphrase for the CA key {request.ca_key}: ")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncssh
 
-from sweeper.errors import BadInput
+from sweeper.errors import BadInput, os_reason
 from sweeper.model import Node
 from sweeper.ssh.hashed_hosts import HASHED, lookup_names, resolve
 
@@ -180,7 +180,7 @@ class Credentials:
                 return self._read_key(path, self._ask(f"passphrase for {path}: "))
             raise BadInput(f"{path}: cannot load client key: {exc}") from None
         except OSError as exc:
-            raise BadInput(f"{path}: cannot read client key: {exc.strerror}") from None
+            raise BadInput(f"{path}: cannot read client key: {os_reason(exc)}") from None
         if not key.get_comment():
             key.set_comment(os.path.basename(path))
         return key

@@ -30,7 +30,7 @@ def classify(exc: BaseException) -> NodeError:
     if isinstance(exc, ConnectionResetError):
         return Transient("connection reset")
     if isinstance(exc, socket.gaierror):
-        return Unreachable(f"cannot resolve host name: {exc.strerror}")
+        return Unreachable(f"cannot resolve host name: {os_reason(exc)}")
     if isinstance(exc, OSError):
         return Transient(os_reason(exc))
     return NodeError(f"{type(exc).__name__}: {exc}")

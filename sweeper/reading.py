@@ -76,7 +76,8 @@ async def sweep_with(
     stop: asyncio.Event | None = None,
 ) -> tuple[list[NodeResult], bool]:
     """`sweep` with its connector and key cache given; it stops early when `stop` is set
-    (None: on SIGINT/SIGTERM). The connector is closed on the way out."""
+    (None: on SIGINT/SIGTERM). The connector stays open: whoever made it closes it (a rotation
+    still has work for its kept connections)."""
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(node: Node) -> NodeResult:
@@ -87,10 +88,7 @@ async def sweep_with(
         return result
 
     tasks = [asyncio.create_task(one(n), name=n.name) for n in nodes]
-    try:
-        interrupted = await _wait_unless_stopped(tasks, stop)
-    finally:
-        await connector.close()
+    interrupted = await _wait_unless_stopped(tasks, stop)
     results = []
     for node, task in zip(nodes, tasks, strict=True):
         if task.done() and not task.cancelled() and task.exception() is None:

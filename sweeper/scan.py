@@ -51,6 +51,7 @@ async def sweep(
     try:
         return await sweep_with(nodes, connector, cache, options.concurrency, on_node)
     finally:
+        await connector.close()
         cache.save()
 
 

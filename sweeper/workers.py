@@ -315,6 +315,9 @@ async def _sweep_job(conn: Connection, job: WorkerJob) -> None:
     )
     cache = KeyCache(None)
     cache.adopt(job.known_keys)
-    results, interrupted = await sweep_with(job.nodes, connector, cache, job.concurrency, send, stop)
+    try:
+        results, interrupted = await sweep_with(job.nodes, connector, cache, job.concurrency, send, stop)
+    finally:
+        await connector.close()
     unfinished = [(position[r.name], r) for r in results if r.name not in sent]
     conn.send(("done", interrupted, unfinished, cache.tables(position)))

@@ -12,13 +12,15 @@ import subprocess
 import threading
 from pathlib import Path
 
+from sweeper.health import MAX_CRLS
 from sweeper.lab import LabHandle
 from sweeper.lab.vcsa import VCDB
 from sweeper.platforms.vcdb import PSQL
 from sweeper.platforms.vcsa import SOLUTION_USERS, VMON_START_PROFILE
 from tests.support import run
 from tests.support.journal_watch import KILLED, Steps, journal_steps, kill_when, step_spans
-from tests.support.labs import own_lab, planted_scan_args
+from tests.support.labs import logins, own_lab, planted_scan_args
+from tests.support.openssl_pki import OpenSSLPki
 
 PASSPHRASE = "vcenter lab test"
 VECS = "var/lib/vmware/vmafd/vecs"
@@ -201,6 +203,43 @@ def test_rotation_keeps_the_vcenter_invariants_and_rollback_restores_the_directo
     assert done.returncode == 0, done.stderr
     assert objects(ldapsearch(lab)) == objects(directory), "VMware Directory not restored byte for byte"
     assert service_control_start(root).returncode == 0
+
+
+def test_the_verify_checks_each_rotated_vcenter_over_the_rotations_own_login(
+    lab: LabHandle, tmp_path: Path, openssl_pki: OpenSSLPki
+):
+    """A vCenter holding more CRLs than its services start with in good time: the rotation's steps
+    all pass, the verify's vCenter check (as `sweeper check`) says so and fails the node, and it
+    ran over the connection the rotation logged in with."""
+    root = vcenter(lab)
+    source = source_report(lab, tmp_path / "before")
+    planted = [root / VECS / "TRUSTED_ROOT_CRLS" / f"planted-{n}" for n in range(MAX_CRLS + 1)]
+    for entry in planted:  # as the lab's vecs-cli keeps a CRL entry
+        entry.mkdir()
+        (entry / "crl.pem").write_bytes(openssl_pki.root_crl.read_bytes())
+    try:
+        before = logins(lab, root.name)
+        done = run.rotate(
+            lab.inventory, source, tmp_path / "journal", tmp_path / "rotate", "--limit", root.name
+        )
+        during = logins(lab, root.name) - before
+        rolled = run.sweeper("rollback", tmp_path / "journal")
+    finally:
+        for entry in planted:
+            (entry / "crl.pem").unlink()
+            entry.rmdir()
+    assert done.returncode == 4, done.stderr  # EXIT_ROTATION_STOPPED
+    report = run.only_report(tmp_path / "rotate")
+    (failure,) = report["rotation"]["failed"].items()
+    assert failure[0] == root.name and failure[1].startswith("vCenter check: ")
+    assert "CRLs in TRUSTED_ROOT_CRLS (more than 100)" in failure[1]
+    assert [f["rule"] for f in report["findings"] if f["rule"].startswith("vcenter-")] == [
+        "vcenter-crl-count"
+    ]
+    assert during == 3, (
+        "logins: the preflight sweep, the vCenter precheck, then the rotation through its check"
+    )
+    assert rolled.returncode == 0, rolled.stderr
 
 
 def test_a_vecs_only_change_breaks_the_lab_vcenter_and_check_reports_the_mismatch(

@@ -40,6 +40,8 @@ from sweeper.lab.vmdir import start_directory, stop_directory
 from sweeper.ssh.logs import skip_disabled_levels
 
 LAB_SCHEMA = "sweeper.lab/1"
+LOGIN = "Accepted publickey for"
+"""How a lab node's var/log/auth.log records a login (sshd's words)."""
 _CHUNK = 65536
 
 
@@ -100,7 +102,7 @@ async def serve_lab(dir: Path, stop: asyncio.Event | None = None) -> None:
                 sftp_factory=True,
                 encoding=None,
                 process_factory=partial(_run, session),
-                acceptor=connections.add,
+                acceptor=partial(_logged_in, session, connections),
             )
             listeners.append(listener)
             ports[node.name] = listener.get_port()
@@ -144,6 +146,24 @@ async def serve_lab(dir: Path, stop: asyncio.Event | None = None) -> None:
         await asyncio.gather(*(lst.wait_closed() for lst in listeners), return_exceptions=True)
         if directory is not None:
             stop_directory(paths, directory)
+
+
+def _logged_in(
+    node: _Node,
+    connections: weakref.WeakSet[asyncssh.SSHServerConnection],
+    conn: asyncssh.SSHServerConnection,
+) -> None:
+    """A login: kept to be closed on the way out, and written to the node's /var/log/auth.log as
+    sshd writes it, so a test can count a node's logins as on a real one."""
+    connections.add(conn)
+    host, port = (conn.get_extra_info("peername") or ("?", 0))[:2]
+    user = conn.get_extra_info("username") or "?"
+    logs = node.root / "var/log"
+    with suppress(OSError):
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / "auth.log", "a") as log:
+            when = f"{datetime.now(UTC):%b %d %H:%M:%S}"
+            log.write(f"{when} {node.name} sshd: {LOGIN} {user} from {host} port {port} ssh2\n")
 
 
 async def _run(node: _Node, process: asyncssh.SSHServerProcess[bytes]) -> None:

@@ -308,20 +308,22 @@ def _carry_out(
     options = journal.meta("options")
     retry = RetryPolicy(attempts=options["attempts"])
 
-    async def go() -> tuple[Outcome, Swept]:
+    async def go() -> tuple[Outcome, Swept, list[Finding]]:
         connector, ctx = _connect(journal, nodes, plan, ca, ask, env)
         engine = Engine(ctx, {n.name: n for n in nodes}, connector, options["concurrency"], progress)
         engine.record_plan()
         try:
             outcome = await engine.run(force=options["force"])
             journal.set_meta("state", "complete" if outcome.complete else f"stopped at {outcome.stopped_at}")
-            return outcome, await sweep_again(nodes, connector, options["concurrency"])  # the verify's read
+            swept = await sweep_again(nodes, connector, options["concurrency"])  # the verify's read
+            rotated = _changed_vcenters(nodes, plan, outcome)
+            return outcome, swept, await health.check_vcenters(rotated, connector, ctx.sso_password)
         finally:
             await connector.close()
 
     try:
         try:
-            outcome, swept = asyncio.run(go())
+            outcome, swept, unhealthy = asyncio.run(go())
         except SweeperError as exc:
             raise RotationStopped(exc.message, journal.directory) from None
         verify_options = ScanOptions(
@@ -332,22 +334,24 @@ def _carry_out(
             env=env,
             max_node_bytes=options.get("max_node_bytes", MAX_NODE_BYTES),
         )
-        after = judge(inventory, swept, verify_options)
-        after = _check_vcenters(nodes, plan, outcome, after, verify_options)
+        after = _fail_unhealthy(outcome, judge(inventory, swept, verify_options), unhealthy)
         report = _rotation_report(journal, plan, ca, outcome, after)
     finally:
         journal.close()
     return RotationResult(outcome, report, journal.directory)
 
 
-def _check_vcenters(
-    nodes: tuple[Node, ...], plan: Plan, outcome: Outcome, after: Report, options: ScanOptions
-) -> Report:
-    """The verify's vCenter health check (as `sweeper check`) on every vCenter the rotation
-    changed: a finding that remains fails that node."""
+def _changed_vcenters(nodes: tuple[Node, ...], plan: Plan, outcome: Outcome) -> list[Node]:
+    """The vCenters the verify checks as `sweeper check` does: every one the rotation changed
+    that did not already fail."""
     changed = {s.node for s in plan.steps}
-    rotated = [n for n in nodes if n.name in changed and n.name not in outcome.failed]
-    found = health.vcenter_findings(rotated, options)
+    return [
+        n for n in nodes if n.profile is Profile.VCSA and n.name in changed and n.name not in outcome.failed
+    ]
+
+
+def _fail_unhealthy(outcome: Outcome, after: Report, found: list[Finding]) -> Report:
+    """The verify's vCenter health findings join the report; each fails its node."""
     for finding in found:
         if finding.node is not None:
             outcome.failed.setdefault(finding.node, f"vCenter check: {finding.message}")

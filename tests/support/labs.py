@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from sweeper.lab import LabHandle, start_lab
+from sweeper.lab.server import LOGIN
 
 
 def own_lab(nodes: int, passphrase: str) -> tuple[Callable[..., object], Callable[..., object]]:
@@ -35,3 +36,9 @@ def own_lab(nodes: int, passphrase: str) -> tuple[Callable[..., object], Callabl
 def planted_scan_args(lab: LabHandle) -> list[str]:
     """The scan options of the lab's planted incident (CRL, IOCs, compromised CA, expected roots)."""
     return json.loads((lab.dir / "incident" / "manifest.json").read_text())["scan_args"]
+
+
+def logins(lab: LabHandle, node: str) -> int:
+    """How many times `node` was logged in to so far, from its var/log/auth.log as sshd's."""
+    log = lab.dir / "nodes" / node / "var" / "log" / "auth.log"
+    return log.read_text().count(LOGIN) if log.exists() else 0

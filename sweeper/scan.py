@@ -96,11 +96,14 @@ class Swept:
     started: datetime
 
 
-async def sweep_again(nodes: tuple[Node, ...], connector: Connector, concurrency: int) -> Swept:
-    """Read `nodes` over a connector that already holds their connections (a rotation's verify,
-    a rollback's sweep after): no second login per node. Keys are derived afresh (no cache)."""
+async def sweep_again(
+    nodes: tuple[Node, ...], connector: Connector, concurrency: int, on_node: NodeCallback | None = None
+) -> Swept:
+    """Read `nodes` over a connector that holds, or is to keep, their connections (a rotation's
+    preflight, its verify, a rollback's sweep after): no second login per node for what comes
+    next. Keys are derived afresh (no cache)."""
     started = datetime.now(UTC)
-    results, interrupted = await sweep_with(nodes, connector, KeyCache(None), concurrency)
+    results, interrupted = await sweep_with(nodes, connector, KeyCache(None), concurrency, on_node)
     return Swept(nodes, results, interrupted, started)
 
 

@@ -32,10 +32,10 @@ from sweeper.rotate.journal import Journal
 from sweeper.rotate.plan import Plan, WaveOptions, flagged_from_report, make_plan
 from sweeper.rotate.rollback import refuse_unplanned, rollback_node
 from sweeper.rotate.steps import StepContext
-from sweeper.rotate.vcenter import check_sts_domains, check_vcenters, prechecked
+from sweeper.rotate.vcenter import check_sts_domains, precheck_vcenters, prechecked
 from sweeper.rotate.verify import VerifyBasis, verify_basis
 from sweeper.rotate.vmdir import sso_password_of
-from sweeper.scan import ScanOptions, Swept, judge, scan, sweep_again
+from sweeper.scan import ScanOptions, Swept, judge, sweep_again
 from sweeper.ssh import MAX_NODE_BYTES, AskSecret, Connector, RetryPolicy
 
 
@@ -108,43 +108,57 @@ def prepare(request: RotateRequest, ask: AskSecret | None, on_node: Callable | N
     nodes = inventory.limited(list(request.limit))
     incident = reload_incident(request.source.run.inputs)  # checked before any node is swept
     ca = _authority(request, ask)
-    before = scan(
-        inventory,
-        nodes,
-        ScanOptions(
-            concurrency=request.concurrency,
-            retry=request.retry,
-            ask=ask,
-            env=request.env,
-            max_node_bytes=request.max_node_bytes,
-        ),
-        on_node=on_node,
-    )
-    missing = [n.name for n in before.nodes if not n.swept]
-    if missing and not request.allow_partial:
-        raise PreflightIncomplete(
-            f"preflight: {len(missing)} node(s) could not be swept ({', '.join(missing[:5])}); "
-            "fix them or pass --allow-partial"
-        )
-    plan = make_plan(
-        {n.name: n for n in nodes},
-        before.nodes,
-        flagged_from_report(request.source),
-        ca.sha256,
-        request.waves,
-        vmca_compatible=ca.is_rsa,
-        name_policies=names.policies(inventory.nodes),
-        new_data_encipherment_key=request.new_data_encipherment_key,
-    )
-    _check_sso(nodes, plan, request.env, ask)
-    check_sts_domains(inventory.nodes, nodes, plan)
-    checked = set(prechecked(plan))
-    vcenters = tuple(n for n in nodes if n.name in checked)
-    if vcenters:  # a connector of their own: only their credentials are loaded again
-        connector = Connector(vcenters, request.retry, ask, request.env, request.max_node_bytes)
-        check_vcenters({n.name: n for n in vcenters}, plan, connector, sso_password_of(connector))
+    before, plan = asyncio.run(_preflight(request, inventory, nodes, ca, ask, on_node))
     verify = verify_basis(request.source, incident, plan.remove, ca.sha256)
     return Prepared(inventory, nodes, before, ca, plan, verify)
+
+
+async def _preflight(
+    request: RotateRequest,
+    inventory: Inventory,
+    nodes: tuple[Node, ...],
+    ca: rotation.CertificateAuthority,
+    ask: AskSecret | None,
+    on_node: Callable | None,
+) -> tuple[Report, Plan]:
+    """Sweep and plan, then precheck the vCenters the plan changes over the connections the sweep
+    logged in with (only theirs are kept; all are closed before the operator is asked to go on)."""
+    options = ScanOptions(
+        concurrency=request.concurrency,
+        retry=request.retry,
+        ask=ask,
+        env=request.env,
+        max_node_bytes=request.max_node_bytes,
+    )
+    vcenters = [n.name for n in nodes if n.profile is Profile.VCSA]
+    connector = Connector(nodes, request.retry, ask, request.env, request.max_node_bytes, keep_open=vcenters)
+    try:
+        before = judge(inventory, await sweep_again(nodes, connector, request.concurrency, on_node), options)
+        missing = [n.name for n in before.nodes if not n.swept]
+        if missing and not request.allow_partial:
+            raise PreflightIncomplete(
+                f"preflight: {len(missing)} node(s) could not be swept ({', '.join(missing[:5])}); "
+                "fix them or pass --allow-partial"
+            )
+        plan = make_plan(
+            {n.name: n for n in nodes},
+            before.nodes,
+            flagged_from_report(request.source),
+            ca.sha256,
+            request.waves,
+            vmca_compatible=ca.is_rsa,
+            name_policies=names.policies(inventory.nodes),
+            new_data_encipherment_key=request.new_data_encipherment_key,
+        )
+        _check_sso(nodes, plan, request.env, ask)
+        check_sts_domains(inventory.nodes, nodes, plan)
+        checked = set(prechecked(plan))
+        if checked:
+            prechecks = {n.name: n for n in nodes if n.name in checked}
+            await precheck_vcenters(prechecks, plan, connector, sso_password_of(connector))
+        return before, plan
+    finally:
+        await connector.close()
 
 
 def _check_sso(

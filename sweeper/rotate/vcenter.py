@@ -66,7 +66,7 @@ def prechecked(plan: Plan) -> list[str]:
     return list(dict.fromkeys(s.node for s in plan.steps if s.uses_sso or isinstance(s, UpdateVpxExt)))
 
 
-def check_vcenters(
+async def precheck_vcenters(
     nodes: Mapping[str, Node], plan: Plan, connector: Connector, password: Callable[[Node], str]
 ) -> None:
     """Every vCenter the plan logs in to or whose VCDB it updates, checked concurrently before
@@ -99,14 +99,7 @@ def check_vcenters(
         return found
 
     names = prechecked(plan)
-
-    async def every() -> list[str | None]:
-        try:
-            return await asyncio.gather(*(one(name) for name in names))
-        finally:
-            await connector.close()
-
-    for name, found in zip(names, asyncio.run(every()), strict=True):
+    for name, found in zip(names, await asyncio.gather(*(one(name) for name in names)), strict=True):
         if found:
             raise BadInput(f"node '{name}': {found}; nothing was changed")
 

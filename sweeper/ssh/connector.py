@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import resource
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -82,14 +82,15 @@ class Connector:
         max_node_bytes: int = MAX_NODE_BYTES,
         seed: CredentialSeed | None = None,
         handshakes_per_server: int = HANDSHAKES_PER_SERVER,
-        keep_open: bool = False,
+        keep_open: bool | Collection[str] = False,
     ):
         """`env`: where the variables the inventory names are read (default: this process's environment);
         `max_node_bytes`: the most one command on a node may print before it is cut off;
         `seed`: secrets and keys another process already loaded (a worker's);
         `handshakes_per_server`: this process's share of HANDSHAKES_PER_SERVER (a worker's is smaller);
-        `keep_open`: keep each node's connection for its next `with_session` (a rotation's phases:
-        one login per node instead of one per phase), as many as half this process's file limit."""
+        `keep_open`: keep each node's connection (True), or only these nodes' (their names), for its
+        next `with_session` (a rotation's phases: one login per node instead of one per phase), as
+        many as half this process's file limit."""
         self.retry = retry
         self.max_node_bytes = max_node_bytes
         self.credentials = Credentials(nodes, ask, env, seed)
@@ -98,6 +99,7 @@ class Connector:
         self._servers: dict[tuple[str, int | None], asyncio.Semaphore] = {}
         self._kept: dict[str, asyncssh.SSHClientConnection] = {}
         self._keep_at_most = resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2 if keep_open else 0
+        self._keep_only = None if isinstance(keep_open, bool) else frozenset(keep_open)
 
     async def with_session(self, node: Node, work: Callable[[Session], Awaitable[T]]) -> tuple[T, int]:
         """Connect (retrying transient faults), run `work`, close (or keep: `keep_open`); returns its
@@ -112,7 +114,11 @@ class Connector:
             try:
                 become_password = self.credentials.become_password(node)
                 result = await work(Session(node, conn, become_password, self.max_node_bytes))
-                keep = len(self._kept) < self._keep_at_most and node.name not in self._kept
+                keep = (
+                    len(self._kept) < self._keep_at_most
+                    and node.name not in self._kept
+                    and (self._keep_only is None or node.name in self._keep_only)
+                )
                 return result
             finally:
                 if keep:

@@ -131,9 +131,9 @@ async def _preflight(
         max_node_bytes=request.max_node_bytes,
     )
     vcenters = [n.name for n in nodes if n.profile is Profile.VCSA]
-    connector = Connector(nodes, request.retry, ask, request.env, request.max_node_bytes, keep_open=vcenters)
+    connector = Connector(nodes, options.retry, ask, options.env, options.max_node_bytes, keep_open=vcenters)
     try:
-        before = judge(inventory, await sweep_again(nodes, connector, request.concurrency, on_node), options)
+        before = judge(inventory, await sweep_again(nodes, connector, options.concurrency, on_node), options)
         missing = [n.name for n in before.nodes if not n.swept]
         if missing and not request.allow_partial:
             raise PreflightIncomplete(

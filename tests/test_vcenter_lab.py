@@ -12,6 +12,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+from sweeper.errors import EXIT_ROTATION_STOPPED
 from sweeper.health import MAX_CRLS
 from sweeper.lab import LabHandle
 from sweeper.lab.vcsa import VCDB
@@ -228,11 +229,11 @@ def test_the_verify_checks_each_rotated_vcenter_over_the_rotations_own_login(
         for entry in planted:
             (entry / "crl.pem").unlink()
             entry.rmdir()
-    assert done.returncode == 4, done.stderr  # EXIT_ROTATION_STOPPED
+    assert done.returncode == EXIT_ROTATION_STOPPED, done.stderr
     report = run.only_report(tmp_path / "rotate")
     (failure,) = report["rotation"]["failed"].items()
     assert failure[0] == root.name and failure[1].startswith("vCenter check: ")
-    assert "CRLs in TRUSTED_ROOT_CRLS (more than 100)" in failure[1]
+    assert f"CRLs in TRUSTED_ROOT_CRLS (more than {MAX_CRLS})" in failure[1]
     assert [f["rule"] for f in report["findings"] if f["rule"].startswith("vcenter-")] == [
         "vcenter-crl-count"
     ]

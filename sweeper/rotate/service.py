@@ -330,7 +330,7 @@ def _carry_out(
             outcome = await engine.run(force=options["force"])
             journal.set_meta("state", "complete" if outcome.complete else f"stopped at {outcome.stopped_at}")
             swept = await sweep_again(nodes, connector, options["concurrency"])  # the verify's read
-            rotated = _changed_vcenters(nodes, plan, outcome)
+            rotated = _rotated(nodes, plan, outcome)  # check_vcenters keeps the vCenters among them
             return outcome, swept, await health.check_vcenters(rotated, connector, ctx.sso_password)
         finally:
             await connector.close()
@@ -355,13 +355,11 @@ def _carry_out(
     return RotationResult(outcome, report, journal.directory)
 
 
-def _changed_vcenters(nodes: tuple[Node, ...], plan: Plan, outcome: Outcome) -> list[Node]:
-    """The vCenters the verify checks as `sweeper check` does: every one the rotation changed
-    that did not already fail."""
+def _rotated(nodes: tuple[Node, ...], plan: Plan, outcome: Outcome) -> list[Node]:
+    """The nodes the rotation changed that did not fail: the verify checks the vCenters among them
+    as `sweeper check` does."""
     changed = {s.node for s in plan.steps}
-    return [
-        n for n in nodes if n.profile is Profile.VCSA and n.name in changed and n.name not in outcome.failed
-    ]
+    return [n for n in nodes if n.name in changed and n.name not in outcome.failed]
 
 
 def _fail_unhealthy(outcome: Outcome, after: Report, found: list[Finding]) -> Report:

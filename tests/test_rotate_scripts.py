@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import re
 import stat
 import subprocess
+import time
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
 from sweeper.rotate import remote
+
+ENV = {"PATH": "/usr/bin:/bin", "T": "sweeper-test-token"}
 
 
 def run_sh(body: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        ["sh", "-s"],
-        input=remote.script(body).encode(),
-        capture_output=True,
-        env={"PATH": "/usr/bin:/bin", "T": "sweeper-test-token"},
-        check=False,
+        ["sh", "-s"], input=remote.script(body).encode(), capture_output=True, env=ENV, check=False
     )
 
 
@@ -41,3 +46,58 @@ def test_a_put_that_cannot_write_stops_the_script_and_leaves_the_file(tmp_path: 
     assert done.returncode != 0 and b"after" not in done.stdout
     assert target.read_bytes() == b"old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["server.crt"]
+
+
+def test_a_killed_runs_key_maker_still_running_on_the_node_cannot_swap_the_key_a_resume_proved(
+    tmp_path: Path,
+) -> None:
+    """A killed sweeper's scripts run on after it (sshd does not end a command whose client went
+    away): a resume making the same pending key meanwhile must end with the key it proved."""
+    pending = tmp_path / "pending" / "key.pem"
+    started, go = tmp_path / "started", tmp_path / "go"
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "openssl").write_text(  # the killed run's openssl genpkey, held until the resume is done
+        "#!/bin/sh\n"
+        f'if [ "$1" = genpkey ]; then : > {started}; while [ ! -e {go} ]; do sleep 0.05; done; fi\n'
+        'exec /usr/bin/openssl "$@"\n'
+    )
+    (tools / "openssl").chmod(0o755)
+    pending.parent.mkdir()
+    (pending.parent / "key.pem.999.tmp").write_text("what a maker killed before its link left")
+    script = remote.script(remote.ensure_pending_key(str(pending), "ec-p256", "orphan")).encode()
+    orphan = subprocess.Popen(
+        ["sh", "-s"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**ENV, "PATH": f"{tools}:{ENV['PATH']}"},
+    )
+    assert orphan.stdin is not None
+    orphan.stdin.write(script)
+    orphan.stdin.close()
+    deadline = time.monotonic() + 30
+    while not started.exists():
+        assert time.monotonic() < deadline and orphan.poll() is None
+        time.sleep(0.02)
+
+    resumed = run_sh(remote.ensure_pending_key(str(pending), "ec-p256", "resumed"))
+    go.touch()
+    assert orphan.stdout is not None
+    orphaned = orphan.stdout.read()
+    orphan.wait(timeout=30)
+
+    assert resumed.returncode == 0 and orphan.returncode == 0, resumed.stderr
+    held = serialization.load_pem_private_key(pending.read_bytes(), None).public_key()
+    assert _request_key(resumed.stdout) == _request_key(orphaned) == _spki(held)
+    assert os.listdir(pending.parent) == ["key.pem"]
+
+
+def _request_key(stdout: bytes) -> bytes:
+    (pem,) = re.findall(
+        rb"-----BEGIN CERTIFICATE REQUEST-----.+?-----END CERTIFICATE REQUEST-----", stdout, re.S
+    )
+    return _spki(x509.load_pem_x509_csr(pem).public_key())
+
+
+def _spki(key: PublicKeyTypes) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

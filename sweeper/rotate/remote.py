@@ -104,7 +104,13 @@ KEY_ALGORITHMS = {
 def ensure_pending_key(pending: str, key_kind: str, nonce: str) -> str:
     """Where the node has openssl (said by a `tool` section): make the new private key on the node
     (kept across a crash) and print a request signed with it, for `CN=<nonce>`: the proof that the
-    node holds the key whose public half we are to sign. Without openssl it prints nothing."""
+    node holds the key whose public half we are to sign. Without openssl it prints nothing.
+
+    The first key put in place stays: each maker writes a temp file of its own and links it to
+    `pending`, which fails once a key is there. A killed sweeper's script goes on running on the
+    node (sshd does not end a command whose client went away), so a resume may make the same key
+    at the same time; whichever key lands first is the one both prove and the one installed.
+    Where the file system has no hard links, the temp file is renamed instead (last one wins)."""
     return (
         "if command -v openssl >/dev/null 2>&1; then\n"
         + mark(Tag.TOOL, "openssl")
@@ -113,7 +119,14 @@ def ensure_pending_key(pending: str, key_kind: str, nonce: str) -> str:
         k={q(pending)}
         if [ ! -s "$k" ]; then
           [ -d "${{k%/*}}" ] || mkdir -p "${{k%/*}}"
-          openssl genpkey {KEY_ALGORITHMS[key_kind]} -out "$k.tmp" 2>/dev/null && sw_fsync "$k.tmp" && mv -f "$k.tmp" "$k"
+          for sw_o in "$k".*.tmp; do  # what a maker killed before its link left
+            if [ -e "$sw_o" ]; then rm -f "$k".*.tmp; fi; break
+          done
+          sw_t="$k.$$.tmp"
+          if openssl genpkey {KEY_ALGORITHMS[key_kind]} -out "$sw_t" 2>/dev/null && sw_fsync "$sw_t"; then
+            ln "$sw_t" "$k" 2>/dev/null || [ -s "$k" ] || mv -f "$sw_t" "$k"
+          fi
+          rm -f "$sw_t"
         fi
         """)
         + mark(Tag.CSR, "p0")

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the Debian packages the tests need: a real OpenSSH sshd and client,
 # the openssl CLI (the test PKI is made with it), sudo (the `become` tests), busybox
-# (ESXi's shell, for the read script), strace (counts the read script's processes), tcsh (a
+# (ESXi's shell, for the read script), strace (counts the read script's processes), procps
+# (pgrep: a resume finds a killed run's commands still running on a node), tcsh (a
 # login shell that is not POSIX), and Chromium with a font (the HTML report is
 # opened headless: render, filter, screenshot, print to PDF), and OpenLDAP's slapd with
 # its clients (the lab vCenter's VMware Directory).
@@ -16,7 +17,7 @@ export DEBIAN_FRONTEND=noninteractive
 # package:file that proves it is installed
 lab="openssl:/usr/bin/openssl slapd:/usr/sbin/slapd ldap-utils:/usr/bin/ldapsearch"
 wanted="$lab openssh-server:/usr/sbin/sshd openssh-client:/usr/bin/ssh-keygen sudo:/usr/bin/sudo \
-busybox:/bin/busybox strace:/usr/bin/strace tcsh:/usr/bin/tcsh chromium:/usr/bin/chromium \
+busybox:/bin/busybox strace:/usr/bin/strace procps:/usr/bin/pgrep tcsh:/usr/bin/tcsh chromium:/usr/bin/chromium \
 fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 if [ "${1-}" = --lab ]; then
     wanted=$lab

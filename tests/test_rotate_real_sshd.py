@@ -341,6 +341,30 @@ def test_kill_9_at_several_points_then_resume_reaches_the_same_end(
         assert tree.host_path(tree.key).read_bytes() == leaf.key.read_bytes()
 
 
+def test_a_resume_redoes_a_step_only_once_the_killed_runs_command_has_ended_on_the_node(
+    tmp_path, sshd_factory, client_key, openssl_pki
+):
+    """kill -9 while a node's restart command runs: sshd lets that command run on without its
+    client, and the resume does the step again after it, not beside it."""
+    log = "{root}/restart.log"
+    restart = f"echo start >> {log}; sleep 3; echo end >> {log}"
+    inventory, trees, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki, 1, restart=restart)
+    source = scan_report(tmp_path, inventory)
+    journal = tmp_path / "journal"
+    restart_log = trees[0].root / "restart.log"
+
+    def restarting(s: Steps) -> bool:
+        return s["n0", "reissue", "restart:services"] == "running" and restart_log.exists()
+
+    first = run.start(
+        *("rotate", inventory, "--from", source, "--yes", "--journal", journal), "--out", tmp_path / "r0"
+    )
+    assert kill_when(first, journal, restarting) == KILLED
+    resumed = run.sweeper("resume", journal, "--out", tmp_path / "r1")
+    assert resumed.returncode == 0, resumed.stderr
+    assert restart_log.read_text().split() == ["start", "end", "start", "end"]
+
+
 def test_an_ecdsa_root_can_be_asked_for_and_the_rotation_report_signed(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):

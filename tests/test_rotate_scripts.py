@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import stat
 import subprocess
 import time
@@ -101,3 +103,30 @@ def _request_key(stdout: bytes) -> bytes:
 
 def _spki(key: PublicKeyTypes) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def test_a_node_is_changed_only_once_another_runs_scripts_there_have_ended(tmp_path: Path) -> None:
+    """A resumed run first waits while a killed run's script still runs on the node (found by the
+    label its shell carries), not for its own, and says which processes it gave up waiting for."""
+    other, own = (
+        subprocess.Popen(["sh", "-c", f"sleep {seconds}; :", label], start_new_session=True)
+        for seconds, label in (
+            (2, f"{remote.CHANGE_LABEL}0123456789abcdef"),
+            (30, f"{remote.CHANGE_LABEL}ours"),
+        )
+    )
+    try:
+        gave_up = run_sh(remote.wait_for_other_runs(f"{remote.CHANGE_LABEL}ours", 0))
+        started = time.monotonic()
+        waited = run_sh(remote.wait_for_other_runs(f"{remote.CHANGE_LABEL}ours", 20))
+        took = time.monotonic() - started
+        assert other.poll() is not None and own.poll() is None
+    finally:
+        for shell in (own, other):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(shell.pid, signal.SIGKILL)
+            shell.wait()
+    assert gave_up.returncode == 0 and f"busy w0 {other.pid}".encode() in gave_up.stdout
+    assert waited.returncode == 0 and b"busy" not in waited.stdout and 0.5 < took < 10
+    alone = run_sh(remote.wait_for_other_runs(f"{remote.CHANGE_LABEL}ours", 0))
+    assert alone.returncode == 0 and b"busy" not in alone.stdout

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from sweeper.errors import NodeError, SweeperError
 from sweeper.model import Node
+from sweeper.rotate import node as on_node
 from sweeper.rotate.preflight import back_up
 from sweeper.rotate.steps import Phase, Step, StepContext
 from sweeper.ssh import Connector, Session
@@ -53,6 +54,7 @@ class Engine:
         self.connector = connector
         self.gate = asyncio.Semaphore(max(1, concurrency))
         self.progress = progress or (lambda phase, node, status: None)
+        self._mid_step: set[str] = set()  # nodes an earlier run left with a step running
         self._of_node: dict[str, list[Step]] = {}  # looked up per node and phase: indexed once
         self._steps: dict[tuple[str, Phase], list[Step]] = {}
         for step in context.plan.steps:
@@ -67,6 +69,7 @@ class Engine:
 
     async def run(self, force: bool = False) -> Outcome:
         outcome = Outcome(forced=force)
+        self._mid_step = {s.node for s in self.ctx.journal.steps() if s.state == "running"}
         everyone = self._nodes_with_work()
         if not await self._phase(Phase.PREFLIGHT, everyone, outcome):
             return self._stop(outcome, Phase.PREFLIGHT)
@@ -113,6 +116,9 @@ class Engine:
             return None
 
         async def work(session: Session) -> None:
+            if name in self._mid_step:  # its commands may still run there: they end first
+                await on_node.wait_for_other_runs(session)
+                self._mid_step.discard(name)
             if phase == Phase.PREFLIGHT:
                 await self._step(name, *PREFLIGHT, lambda: back_up(self.ctx, session, steps))
                 return

@@ -18,10 +18,31 @@ from sweeper.shell import Output, Tag, mark, run_node_script
 from sweeper.ssh import Session
 from sweeper.stores.vecs import VecsEntry, parse_entry_list
 
+RUN_LABEL = f"{remote.CHANGE_LABEL}{secrets.token_hex(8)}"
+"""This process's rotation scripts, as the node's process list shows them (`wait_for_other_runs`)."""
+
 
 async def run(session: Session, body: str, what: str) -> Output:
     """Run a rotation script (reading and writing helpers + `body`); it must reach its end marker."""
-    return await run_node_script(session, remote.script(body), what)
+    return await run_node_script(session, remote.script(body), what, label=RUN_LABEL)
+
+
+async def wait_for_other_runs(session: Session) -> None:
+    """Before a run changes a node that an earlier run may have left mid-step: wait while that
+    run's scripts still run there. A killed sweeper's commands go on on the node (sshd does not end
+    a command whose client went away), and the same step done again meanwhile would race them.
+
+    :raises CommandFailed: they still ran when the node's deadline drew near
+    """
+    seconds = max(1, int(session.node.deadline) - 15)
+    output = await run(session, remote.wait_for_other_runs(RUN_LABEL, seconds), "wait for an earlier run")
+    busy = output.tagged(Tag.BUSY)
+    if busy:
+        pids = [word for word in busy[0].args.split() if word.isdigit()][:10]
+        raise CommandFailed(
+            f"an earlier run's change is still running on the node after {seconds}s "
+            f"(process {', '.join(pids) or '?'}): let it end, then resume"
+        )
 
 
 async def read_files(

@@ -19,6 +19,8 @@ from sweeper.shell import quote as q
 from sweeper.stores.script import prelude
 
 PENDING_DIR = "/var/lib/sweeper/pending"
+CHANGE_LABEL = "sweeper-change-"
+"""What the shell of every rotation script is called on the node (`$0`), followed by its run's id."""
 
 HELPERS = r"""
 set -u
@@ -133,6 +135,27 @@ def ensure_pending_key(pending: str, key_kind: str, nonce: str) -> str:
         + f'openssl req -new -key "$k" -subj {q("/CN=" + nonce)} 2>&1\n'
         + "fi\n"
     )
+
+
+def wait_for_other_runs(own_label: str, seconds: int) -> str:
+    """Wait while a rotation script of another run is still running on the node, up to `seconds`,
+    then print its processes' ids in a `busy` section. `pgrep -af` finds them by their label;
+    where pgrep cannot list command lines (busybox), nothing is waited for."""
+    return textwrap.dedent(f"""\
+        sw_i=0
+        while :; do
+          sw_p=$(pgrep -af {q(CHANGE_LABEL)} 2>/dev/null) || break
+          sw_b=''
+          while IFS= read -r sw_l; do
+            case $sw_l in ''|*{q(own_label)}*) ;; *) sw_b="$sw_b ${{sw_l%% *}}" ;; esac
+          done <<SW_P
+        $sw_p
+        SW_P
+          [ -n "$sw_b" ] || break
+          if [ "$sw_i" -ge {seconds} ]; then sw_mark {Tag.BUSY} w0 $sw_b; break; fi
+          sleep 1; sw_i=$((sw_i + 1))
+        done
+        """)
 
 
 def install_leaf(

@@ -24,16 +24,22 @@ VECS stores) goes to a thread, where its certificates' parsing cannot stall the 
 
 
 async def run_node_script(
-    session: Session, body: str, what: str, timeout: float | None = None, inline: bool = False
+    session: Session,
+    body: str,
+    what: str,
+    timeout: float | None = None,
+    inline: bool = False,
+    label: str | None = None,
 ) -> Output:
     """Run `body` on the node (as its `become` user) and return its sections; `inline`: it holds no
-    secret, so it may travel on the command line (`Session.run_script`).
+    secret, so it may travel on the command line; `label`: what the node's process list shows on
+    its shell (`Session.run_script`).
 
     :raises CommandFailed: the script did not reach its end marker; the message names `what`,
         the script's own exit status and its first line of stderr.
     :raises AnswerTooLarge: the files it was to read would pass the session's cap.
     """
-    return await run_and_parse(session, body, what, _as_is, timeout, inline)
+    return await run_and_parse(session, body, what, _as_is, timeout, inline, label)
 
 
 async def run_and_parse(
@@ -43,12 +49,14 @@ async def run_and_parse(
     parse: Callable[[Output], T],
     timeout: float | None = None,
     inline: bool = False,
+    label: str | None = None,
 ) -> T:
     """`run_node_script`, then `parse` its sections: split and parsed in one go, off the event loop
     unless the answer is small (`PARSE_ON_LOOP_MAX`)."""
     token = new_token()
     script = frame(token, body, session.max_bytes)
-    result = await session.run_script(script, timeout=timeout or session.node.deadline, inline=inline)
+    deadline = timeout or session.node.deadline
+    result = await session.run_script(script, timeout=deadline, inline=inline, label=label)
     if len(result.stdout) <= PARSE_ON_LOOP_MAX:
         return _checked_then(token, result, what, session.max_bytes, parse)
     return await asyncio.to_thread(_checked_then, token, result, what, session.max_bytes, parse)

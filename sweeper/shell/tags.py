@@ -52,6 +52,8 @@ class Tag(enum.StrEnum):
     REFRESH = "refresh"
     VCDB = "vcdb"
     """psql's answer from a vCenter's database (VCDB)."""
+    BUSY = "busy"
+    """An earlier run's change still running on the node: the ids of its processes."""
 
     @classmethod
     def parse(cls, text: str) -> Tag | None:

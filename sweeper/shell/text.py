@@ -69,13 +69,20 @@ def run_inline(script: str) -> str | None:
     return f"sh -c {quote(script)}" if len(script) <= INLINE_MAX else None
 
 
-def run_stdin(become: str | None = None) -> str:
-    """The command line that runs a script given on stdin, as ourselves or through `sudo -n`/`doas -n`."""
-    runner = f"sh -c {quote(RUNNER)}"
+def run_stdin(become: str | None = None, label: str | None = None) -> str:
+    """The command line that runs a script given on stdin, as ourselves or through `sudo -n`/`doas -n`.
+
+    `label` is the shell's `$0`: the node's process list shows it on the shell for as long as
+    the script runs (a rotation's scripts say which run they belong to)."""
+    runner = f"sh -c {quote(RUNNER)}{_as_zero(label)}"
     return f"{become} -n {runner}" if become else runner
 
 
-def run_stdin_sudo_password() -> str:
+def run_stdin_sudo_password(label: str | None = None) -> str:
     """`sudo -S` that prompts with our marker, then says when the shell is ready for the script."""
     ready = f'echo "{SHELL_READY}" >&2; {RUNNER}'
-    return f"sudo -S -p {quote(SUDO_PROMPT)} sh -c {quote(ready)}"
+    return f"sudo -S -p {quote(SUDO_PROMPT)} sh -c {quote(ready)}{_as_zero(label)}"
+
+
+def _as_zero(label: str | None) -> str:
+    return f" {quote(label)}" if label else ""

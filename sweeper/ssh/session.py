@@ -147,12 +147,13 @@ class Session:
             listener.close()
 
     async def run_script(
-        self, script: str, timeout: float | None = None, inline: bool = False
+        self, script: str, timeout: float | None = None, inline: bool = False, label: str | None = None
     ) -> CommandResult:
         """Run a POSIX sh script (on stdin) as the node's `become` user, or as ourselves.
 
         `inline`: the script holds no secret, so as ourselves it may go on the command line (see
-        `shell.run_inline`): the node spares the process that reads it from stdin.
+        `shell.run_inline`): the node spares the process that reads it from stdin. `label`: the
+        `$0` of a script given on stdin, which the node's process list shows (`shell.run_stdin`).
 
         With a become password, sudo is asked to prompt with a marker and the password is
         written only when that marker appears, so it can never reach the shell as a command
@@ -166,21 +167,21 @@ class Session:
                     return result
                 # nothing printed: a login shell that is not POSIX (csh, tcsh) cannot take a
                 # multi-line argument, but it can start the one-line stdin runner
-            return await self.run(run_stdin(), stdin=script, timeout=timeout)
+            return await self.run(run_stdin(label=label), stdin=script, timeout=timeout)
         if self._become_password is None:
-            result = await self.run(run_stdin(self.node.become), stdin=script, timeout=timeout)
+            result = await self.run(run_stdin(self.node.become, label), stdin=script, timeout=timeout)
         else:
             try:
                 async with self._channels:
-                    result = await asyncio.wait_for(self._sudo_with_password(script), timeout)
+                    result = await asyncio.wait_for(self._sudo_with_password(script, label), timeout)
             except TimeoutError as exc:
                 raise Transient(f"command timed out after {timeout:g}s") from exc
         _raise_if_refused(self.node.become, result)
         return result
 
-    async def _sudo_with_password(self, script: str) -> CommandResult:
+    async def _sudo_with_password(self, script: str, label: str | None) -> CommandResult:
         try:
-            proc = await self._conn.create_process(run_stdin_sudo_password(), encoding=None)
+            proc = await self._conn.create_process(run_stdin_sudo_password(label), encoding=None)
         except (asyncssh.Error, OSError) as exc:
             raise classify(exc) from exc
         budget = _Budget(self.max_bytes)

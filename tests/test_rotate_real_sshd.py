@@ -365,6 +365,25 @@ def test_a_resume_redoes_a_step_only_once_the_killed_runs_command_has_ended_on_t
     assert restart_log.read_text().split() == ["start", "end", "start", "end"]
 
 
+def test_a_step_whose_command_timed_out_is_done_again_only_once_that_command_has_ended(
+    tmp_path, sshd_factory, client_key, openssl_pki
+):
+    """A restart that outlives the node's deadline runs on (sshd signals no root login's command),
+    and the retried attempt waits for it before it restarts again."""
+    log, once = "{root}/restart.log", "{root}/restarted-once"
+    restart = (
+        f"if [ -e {once} ]; then echo start >> {log}; echo end >> {log}; "
+        f"else : > {once}; echo start >> {log}; sleep 6; echo end >> {log}; fi"
+    )
+    inventory, trees, _ = fleet(
+        tmp_path, sshd_factory, client_key, openssl_pki, 1, restart=restart, deadline=3
+    )
+    source = scan_report(tmp_path, inventory)
+    done = rotate(inventory, source, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (trees[0].root / "restart.log").read_text().split() == ["start", "end", "start", "end"]
+
+
 def test_an_ecdsa_root_can_be_asked_for_and_the_rotation_report_signed(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):

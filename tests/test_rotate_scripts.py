@@ -105,28 +105,37 @@ def _spki(key: PublicKeyTypes) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def test_a_node_is_changed_only_once_another_runs_scripts_there_have_ended(tmp_path: Path) -> None:
-    """A resumed run first waits while a killed run's script still runs on the node (found by the
-    label its shell carries), not for its own, and says which processes it gave up waiting for."""
-    other, own = (
+def test_a_step_is_done_again_only_once_the_scripts_that_did_it_before_have_ended(tmp_path: Path) -> None:
+    """Before a node's step is done again, the run waits while a killed run's script (found by the
+    label its shell carries) or its own earlier one for that node still runs, not for its own on
+    another node of the host, nor for another node's wait (its pgrep, the pattern on its command
+    line); past its time it names the processes it waited for."""
+    this_run = f"{remote.CHANGE_LABEL}0123456789abcdef-"
+    node = f"{this_run}11111111"
+    killed_run, earlier_attempt, other_node, other_wait = (
         subprocess.Popen(["sh", "-c", f"sleep {seconds}; :", label], start_new_session=True)
         for seconds, label in (
-            (2, f"{remote.CHANGE_LABEL}0123456789abcdef"),
-            (30, f"{remote.CHANGE_LABEL}ours"),
+            (2, f"{remote.CHANGE_LABEL}fedcba9876543210-11111111"),
+            (1, node),
+            (30, f"{this_run}22222222"),
+            (30, f"{remote.CHANGE_LABEL}[0-9a-f]"),
         )
     )
     try:
-        gave_up = run_sh(remote.wait_for_other_runs(f"{remote.CHANGE_LABEL}ours", 0))
+        gave_up = run_sh(remote.wait_for_earlier_scripts(this_run, node, 0))
         started = time.monotonic()
-        waited = run_sh(remote.wait_for_other_runs(f"{remote.CHANGE_LABEL}ours", 20))
+        waited = run_sh(remote.wait_for_earlier_scripts(this_run, node, 20))
         took = time.monotonic() - started
-        assert other.poll() is not None and own.poll() is None
+        assert killed_run.poll() is not None and earlier_attempt.poll() is not None
+        assert other_node.poll() is None and other_wait.poll() is None
     finally:
-        for shell in (own, other):
+        for shell in (killed_run, earlier_attempt, other_node, other_wait):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(shell.pid, signal.SIGKILL)
             shell.wait()
-    assert gave_up.returncode == 0 and f"busy w0 {other.pid}".encode() in gave_up.stdout
+    busy = re.search(rb"busy w0 ([0-9 ]+)", gave_up.stdout)
+    assert gave_up.returncode == 0 and busy is not None
+    assert sorted(map(int, busy.group(1).split())) == sorted([killed_run.pid, earlier_attempt.pid])
     assert waited.returncode == 0 and b"busy" not in waited.stdout and 0.5 < took < 10
-    alone = run_sh(remote.wait_for_other_runs(f"{remote.CHANGE_LABEL}ours", 0))
+    alone = run_sh(remote.wait_for_earlier_scripts(this_run, node, 0))
     assert alone.returncode == 0 and b"busy" not in alone.stdout

@@ -54,7 +54,7 @@ class Engine:
         self.connector = connector
         self.gate = asyncio.Semaphore(max(1, concurrency))
         self.progress = progress or (lambda phase, node, status: None)
-        self._mid_step: set[str] = set()  # nodes an earlier run left with a step running
+        self._mid_step: set[str] = set()  # nodes an earlier run left with a step running or failed
         self._of_node: dict[str, list[Step]] = {}  # looked up per node and phase: indexed once
         self._steps: dict[tuple[str, Phase], list[Step]] = {}
         for step in context.plan.steps:
@@ -69,7 +69,7 @@ class Engine:
 
     async def run(self, force: bool = False) -> Outcome:
         outcome = Outcome(forced=force)
-        self._mid_step = {s.node for s in self.ctx.journal.steps() if s.state == "running"}
+        self._mid_step = {s.node for s in self.ctx.journal.steps() if s.state in ("running", "failed")}
         everyone = self._nodes_with_work()
         if not await self._phase(Phase.PREFLIGHT, everyone, outcome):
             return self._stop(outcome, Phase.PREFLIGHT)
@@ -115,9 +115,13 @@ class Engine:
             self.progress(phase, name, "already done")
             return None
 
+        attempts = 0
+
         async def work(session: Session) -> None:
-            if name in self._mid_step:  # its commands may still run there: they end first
-                await on_node.wait_for_other_runs(session)
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 or name in self._mid_step:  # what did a step before may still run there
+                await on_node.wait_for_earlier_scripts(session)
                 self._mid_step.discard(name)
             if phase == Phase.PREFLIGHT:
                 await self._step(name, *PREFLIGHT, lambda: back_up(self.ctx, session, steps))

@@ -18,29 +18,41 @@ from sweeper.shell import Output, Tag, mark, run_node_script
 from sweeper.ssh import Session
 from sweeper.stores.vecs import VecsEntry, parse_entry_list
 
-RUN_LABEL = f"{remote.CHANGE_LABEL}{secrets.token_hex(8)}"
-"""This process's rotation scripts, as the node's process list shows them (`wait_for_other_runs`)."""
+RUN_ID = secrets.token_hex(8)
+"""This process's rotation: its scripts' shells are named after it on the nodes (`label_of`)."""
+WAIT_AT_LEAST = 60
+"""Seconds a run waits at least for an earlier script to end on a node (more: the node's deadline)."""
+
+
+def label_of(node: Node) -> str:
+    """The `$0` of this run's scripts on `node`: the run, then the node (nodes may share a host)."""
+    return f"{remote.CHANGE_LABEL}{RUN_ID}-{hashlib.sha256(node.name.encode()).hexdigest()[:8]}"
 
 
 async def run(session: Session, body: str, what: str) -> Output:
     """Run a rotation script (reading and writing helpers + `body`); it must reach its end marker."""
-    return await run_node_script(session, remote.script(body), what, label=RUN_LABEL)
+    return await run_node_script(session, remote.script(body), what, label=label_of(session.node))
 
 
-async def wait_for_other_runs(session: Session) -> None:
-    """Before a run changes a node that an earlier run may have left mid-step: wait while that
-    run's scripts still run there. A killed sweeper's commands go on on the node (sshd does not end
-    a command whose client went away), and the same step done again meanwhile would race them.
+async def wait_for_earlier_scripts(session: Session) -> None:
+    """Before a node's step is done again: wait while a script that did it before still runs there.
 
-    :raises CommandFailed: they still ran when the node's deadline drew near
+    A command whose client went away goes on on the node (sshd does not end it; nor does a
+    timed-out one's signal for a root login): a killed run's, or this run's from an attempt that
+    timed out or lost its connection. The same step done again meanwhile would race it. This
+    script carries no label, so no other run's wait waits for it.
+
+    :raises CommandFailed: one still ran when the wait's time was up
     """
-    seconds = max(1, int(session.node.deadline) - 15)
-    output = await run(session, remote.wait_for_other_runs(RUN_LABEL, seconds), "wait for an earlier run")
+    node = session.node
+    seconds = int(max(node.deadline, WAIT_AT_LEAST))
+    body = remote.wait_for_earlier_scripts(f"{remote.CHANGE_LABEL}{RUN_ID}-", label_of(node), seconds)
+    output = await run_node_script(session, remote.script(body), "wait for earlier scripts", seconds + 30)
     busy = output.tagged(Tag.BUSY)
     if busy:
         pids = [word for word in busy[0].args.split() if word.isdigit()][:10]
         raise CommandFailed(
-            f"an earlier run's change is still running on the node after {seconds}s "
+            f"an earlier script is still running on the node after {seconds}s "
             f"(process {', '.join(pids) or '?'}): let it end, then resume"
         )
 

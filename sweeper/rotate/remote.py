@@ -137,17 +137,25 @@ def ensure_pending_key(pending: str, key_kind: str, nonce: str) -> str:
     )
 
 
-def wait_for_other_runs(own_label: str, seconds: int) -> str:
-    """Wait while a rotation script of another run is still running on the node, up to `seconds`,
-    then print its processes' ids in a `busy` section. `pgrep -af` finds them by their label;
-    where pgrep cannot list command lines (busybox), nothing is waited for."""
+def wait_for_earlier_scripts(this_run: str, this_node: str, seconds: int) -> str:
+    """Wait, up to `seconds`, while a rotation script is still running on the node that is
+    another run's or was this node's in this run (`this_node`, the label of its scripts), then
+    print those processes' ids in a `busy` section. `pgrep -af` finds them by their label (its
+    pattern does not match itself, so waits on nodes that share a host do not see each other; a
+    script of this run for another node sharing the host is not waited for); where pgrep cannot
+    list command lines (busybox), nothing is waited for."""
     return textwrap.dedent(f"""\
         sw_i=0
         while :; do
-          sw_p=$(pgrep -af {q(CHANGE_LABEL)} 2>/dev/null) || break
+          sw_p=$(pgrep -af {q(CHANGE_LABEL + "[0-9a-f]")} 2>/dev/null) || break
           sw_b=''
           while IFS= read -r sw_l; do
-            case $sw_l in ''|*{q(own_label)}*) ;; *) sw_b="$sw_b ${{sw_l%% *}}" ;; esac
+            case $sw_l in
+              '') ;;
+              *{q(this_node)}*) sw_b="$sw_b ${{sw_l%% *}}" ;;
+              *{q(this_run)}*) ;;
+              *) sw_b="$sw_b ${{sw_l%% *}}" ;;
+            esac
           done <<SW_P
         $sw_p
         SW_P

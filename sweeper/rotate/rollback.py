@@ -41,7 +41,7 @@ def refuse_unplanned(ctx: StepContext, nodes: Iterable[Node]) -> None:
 
 async def rollback_node(ctx: StepContext, session: Session) -> dict[str, int]:
     node = session.node
-    await on_node.wait_for_other_runs(session)  # a killed run's, or a killed rollback's, commands
+    await on_node.wait_for_earlier_scripts(session)  # a killed run's or rollback's, a failed attempt's
     pending = [b for b in ctx.journal.backups(node.name) if not b.restored]
     # Newest change first; CRLs after everything else: dir-cli attaches a CRL to its CA's
     # object in VMware Directory, so the CA must be published again before its CRL can be.

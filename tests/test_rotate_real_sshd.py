@@ -384,6 +384,40 @@ def test_a_step_whose_command_timed_out_is_done_again_only_once_that_command_has
     assert (trees[0].root / "restart.log").read_text().split() == ["start", "end", "start", "end"]
 
 
+def test_a_node_where_an_earlier_script_outlasts_the_wait_fails_in_one_line_naming_it(
+    tmp_path, sshd_factory, client_key, openssl_pki, monkeypatch
+):
+    import asyncio
+
+    from sweeper.errors import CommandFailed
+    from sweeper.inventory import load_inventory
+    from sweeper.rotate import node as on_node
+    from sweeper.rotate import remote
+    from sweeper.ssh import Connector
+
+    inventory, _, _ = fleet(tmp_path, sshd_factory, client_key, openssl_pki, 1, deadline=1)
+    (node,) = load_inventory(inventory).nodes
+    monkeypatch.setattr(on_node, "WAIT_AT_LEAST", 1)
+    killed_runs = f"{remote.CHANGE_LABEL}{'0' * 16}-{'0' * 8}"
+    leftover = subprocess.Popen(["sh", "-c", "sleep 60; :", killed_runs], start_new_session=True)
+
+    async def wait() -> None:
+        connector = Connector((node,))
+        try:
+            await connector.with_session(node, on_node.wait_for_earlier_scripts)
+        finally:
+            await connector.close()
+
+    try:
+        with pytest.raises(
+            CommandFailed, match=rf"still running on the node after 1s \(process {leftover.pid}\)"
+        ):
+            asyncio.run(wait())
+    finally:
+        os.killpg(leftover.pid, signal.SIGKILL)
+        leftover.wait()
+
+
 def test_an_ecdsa_root_can_be_asked_for_and_the_rotation_report_signed(
     tmp_path, sshd_factory, client_key, openssl_pki
 ):

@@ -53,7 +53,7 @@ async def wait_for_earlier_scripts(session: Session) -> None:
         pids = [word for word in busy[0].args.split() if word.isdigit()][:10]
         raise CommandFailed(
             f"an earlier script is still running on the node after {seconds}s "
-            f"(process {', '.join(pids) or '?'}): let it end, then resume"
+            f"(process {', '.join(pids) or '?'}): let it end, then run this again"
         )
 
 

@@ -363,6 +363,7 @@ def test_a_resume_redoes_a_step_only_once_the_killed_runs_command_has_ended_on_t
     resumed = run.sweeper("resume", journal, "--out", tmp_path / "r1")
     assert resumed.returncode == 0, resumed.stderr
     assert restart_log.read_text().split() == ["start", "end", "start", "end"]
+    assert "n0: waiting up to 300s for an earlier script still running there (process " in resumed.stderr
 
 
 def test_a_step_whose_command_timed_out_is_done_again_only_once_that_command_has_ended(

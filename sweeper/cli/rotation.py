@@ -356,6 +356,9 @@ class RotationProgress:
         if phase != self.phase:
             self._close_phase()
             self.phase, self.done, self.failed = phase, 0, 0
+        if status.startswith("waiting"):  # not done yet: said once, so a long wait is not a hang
+            err.print(plain(f"{phase:>9}  {node}: {status}", "yellow"), soft_wrap=True)
+            return
         self.done += 1
         if status.startswith("failed"):
             self.failed += 1

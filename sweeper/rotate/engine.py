@@ -23,7 +23,8 @@ from sweeper.ssh.session import CHANNELS
 
 PREFLIGHT = (Phase.PREFLIGHT, "backup")
 Progress = Callable[[str, str, str], None]
-"""(phase, node, status) as each node finishes a phase: for the live display."""
+"""(phase, node, status) as each node finishes a phase, or "waiting ..." while it cannot start one
+yet: for the live display."""
 
 
 @dataclass(slots=True)
@@ -121,7 +122,7 @@ class Engine:
             nonlocal attempts
             attempts += 1
             if attempts > 1 or name in self._mid_step:  # what did a step before may still run there
-                await on_node.wait_for_earlier_scripts(session)
+                await on_node.wait_for_earlier_scripts(session, lambda why: self.progress(phase, name, why))
                 self._mid_step.discard(name)
             if phase == Phase.PREFLIGHT:
                 await self._step(name, *PREFLIGHT, lambda: back_up(self.ctx, session, steps))

@@ -34,27 +34,35 @@ async def run(session: Session, body: str, what: str) -> Output:
     return await run_node_script(session, remote.script(body), what, label=label_of(session.node))
 
 
-async def wait_for_earlier_scripts(session: Session) -> None:
+async def wait_for_earlier_scripts(session: Session, waiting: Callable[[str], None] | None = None) -> None:
     """Before a node's step is done again: wait while a script that did it before still runs there.
 
     A command whose client went away goes on on the node (sshd does not end it; nor does a
     timed-out one's signal for a root login): a killed run's, or this run's from an attempt that
-    timed out or lost its connection. The same step done again meanwhile would race it. This
-    script carries no label, so no other run's wait waits for it.
+    timed out or lost its connection. The same step done again meanwhile would race it. The node
+    is asked once; only when such a script runs is `waiting` told (for the operator) and the node
+    asked again, to wait. These scripts carry no label, so no other run's wait waits for them.
 
     :raises CommandFailed: one still ran when the wait's time was up
     """
     node = session.node
     seconds = int(max(node.deadline, WAIT_AT_LEAST))
-    body = remote.wait_for_earlier_scripts(f"{remote.CHANGE_LABEL}{RUN_ID}-", label_of(node), seconds)
-    output = await run_node_script(session, remote.script(body), "wait for earlier scripts", seconds + 30)
-    busy = output.tagged(Tag.BUSY)
-    if busy:
-        pids = [word for word in busy[0].args.split() if word.isdigit()][:10]
+    pids = await _earlier_scripts(session, 0)
+    if pids and waiting is not None:
+        waiting(f"waiting up to {seconds}s for an earlier script still running there (process {pids})")
+    if pids and (pids := await _earlier_scripts(session, seconds)):
         raise CommandFailed(
             f"an earlier script is still running on the node after {seconds}s "
-            f"(process {', '.join(pids) or '?'}): let it end, then run this again"
+            f"(process {pids}): let it end, then run this again"
         )
+
+
+async def _earlier_scripts(session: Session, seconds: int) -> str:
+    """The ids of the earlier scripts still running on the node after up to `seconds`, or ''."""
+    body = remote.wait_for_earlier_scripts(f"{remote.CHANGE_LABEL}{RUN_ID}-", label_of(session.node), seconds)
+    output = await run_node_script(session, remote.script(body), "look for earlier scripts", seconds + 30)
+    busy = output.tagged(Tag.BUSY)
+    return ", ".join([word for word in busy[0].args.split() if word.isdigit()][:10] or ["?"]) if busy else ""
 
 
 async def read_files(

@@ -18,15 +18,15 @@ from sweeper.shell import Output, Tag, mark, run_node_script
 from sweeper.ssh import Session
 from sweeper.stores.vecs import VecsEntry, parse_entry_list
 
-RUN_ID = secrets.token_hex(8)
-"""This process's rotation: its scripts' shells are named after it on the nodes (`label_of`)."""
+RUN_LABEL = f"{remote.CHANGE_LABEL}{secrets.token_hex(8)}-"
+"""This process's rotation: its scripts' shells on the nodes are named after it (`label_of`)."""
 WAIT_AT_LEAST = 60
 """Seconds a run waits at least for an earlier script to end on a node (more: the node's deadline)."""
 
 
 def label_of(node: Node) -> str:
     """The `$0` of this run's scripts on `node`: the run, then the node (nodes may share a host)."""
-    return f"{remote.CHANGE_LABEL}{RUN_ID}-{hashlib.sha256(node.name.encode()).hexdigest()[:8]}"
+    return f"{RUN_LABEL}{hashlib.sha256(node.name.encode()).hexdigest()[:8]}"
 
 
 async def run(session: Session, body: str, what: str) -> Output:
@@ -48,9 +48,12 @@ async def wait_for_earlier_scripts(session: Session, waiting: Callable[[str], No
     node = session.node
     seconds = int(max(node.deadline, WAIT_AT_LEAST))
     pids = await _earlier_scripts(session, 0)
-    if pids and waiting is not None:
+    if not pids:
+        return
+    if waiting is not None:
         waiting(f"waiting up to {seconds}s for an earlier script still running there (process {pids})")
-    if pids and (pids := await _earlier_scripts(session, seconds)):
+    pids = await _earlier_scripts(session, seconds)
+    if pids:
         raise CommandFailed(
             f"an earlier script is still running on the node after {seconds}s "
             f"(process {pids}): let it end, then run this again"
@@ -59,7 +62,7 @@ async def wait_for_earlier_scripts(session: Session, waiting: Callable[[str], No
 
 async def _earlier_scripts(session: Session, seconds: int) -> str:
     """The ids of the earlier scripts still running on the node after up to `seconds`, or ''."""
-    body = remote.wait_for_earlier_scripts(f"{remote.CHANGE_LABEL}{RUN_ID}-", label_of(session.node), seconds)
+    body = remote.wait_for_earlier_scripts(RUN_LABEL, label_of(session.node), seconds)
     output = await run_node_script(session, remote.script(body), "look for earlier scripts", seconds + 30)
     busy = output.tagged(Tag.BUSY)
     return ", ".join([word for word in busy[0].args.split() if word.isdigit()][:10] or ["?"]) if busy else ""

@@ -53,7 +53,8 @@ class Tag(enum.StrEnum):
     VCDB = "vcdb"
     """psql's answer from a vCenter's database (VCDB)."""
     BUSY = "busy"
-    """An earlier run's change still running on the node: the ids of its processes."""
+    """Rotation scripts that did a step before (another run's, or this node's in this run) still
+    running on the node: the ids of their processes."""
 
     @classmethod
     def parse(cls, text: str) -> Tag | None:

@@ -27,12 +27,13 @@ HELPERS = r"""
 set -u
 if command -v base64 >/dev/null 2>&1; then sw_unb64() { base64 -d; }; else sw_unb64() { openssl base64 -d; }; fi
 sw_fsync() { sync "$1" 2>/dev/null || sync; }
+sw_clear() {  # sw_clear GLOB: remove what a script killed mid-write left; no process when nothing is
+  for sw_o in "$@"; do if [ -e "$sw_o" ]; then rm -f "$@"; fi; break; done
+}
 sw_put() {  # sw_put PATH OWNER GROUP MODE < base64 ; atomic replace (PATH absolute)
   d=${1%/*}; d=${d:-/}  # parameter expansions, tests and globs: no process unless there is work
   [ -d "$d" ] || mkdir -p "$d"
-  for sw_o in "$d"/.sweeper.??????; do  # temp files of a run killed mid-write (one sweeper per journal)
-    if [ -e "$sw_o" ]; then rm -f "$d"/.sweeper.??????; fi; break
-  done
+  sw_clear "$d"/.sweeper.??????
   tmp=$(mktemp "$d/.sweeper.XXXXXX") || return 1
   if ! sw_unb64 > "$tmp"; then rm -f "$tmp"; return 1; fi
   if [ "$2" != "-" ]; then chown "$2:$3" "$tmp" || { rm -f "$tmp"; return 1; }; fi
@@ -122,9 +123,7 @@ def ensure_pending_key(pending: str, key_kind: str, nonce: str) -> str:
         k={q(pending)}
         if [ ! -s "$k" ]; then
           [ -d "${{k%/*}}" ] || mkdir -p "${{k%/*}}"
-          for sw_o in "$k".*.tmp; do  # what a maker killed before its link left
-            if [ -e "$sw_o" ]; then rm -f "$k".*.tmp; fi; break
-          done
+          sw_clear "$k".*.tmp
           sw_t="$k.$$.tmp"
           if openssl genpkey {KEY_ALGORITHMS[key_kind]} -out "$sw_t" 2>/dev/null && sw_fsync "$sw_t"; then
             ln "$sw_t" "$k" 2>/dev/null || [ -s "$k" ] || mv -f "$sw_t" "$k"

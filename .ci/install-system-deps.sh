@@ -2,7 +2,7 @@
 # Install the Debian packages the tests need: a real OpenSSH sshd and client,
 # the openssl CLI (the test PKI is made with it), sudo (the `become` tests), busybox
 # (ESXi's shell, for the read script), strace (counts the read script's processes), procps
-# (pgrep: a resume finds a killed run's commands still running on a node), tcsh (a
+# (pgrep: where a node has no /proc, a resume finds a killed run's commands by it), tcsh (a
 # login shell that is not POSIX), and Chromium with a font (the HTML report is
 # opened headless: render, filter, screenshot, print to PDF), and OpenLDAP's slapd with
 # its clients (the lab vCenter's VMware Directory).

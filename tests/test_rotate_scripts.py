@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -105,11 +108,38 @@ def _spki(key: PublicKeyTypes) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def test_a_step_is_done_again_only_once_the_scripts_that_did_it_before_have_ended(tmp_path: Path) -> None:
+def _busybox_node(tmp_path: Path) -> Callable[[str], subprocess.CompletedProcess[bytes]]:
+    """Runs a rotation script as a busybox node would: busybox's sh, grep, tr and sleep, no procps."""
+    applets = tmp_path / "busybox-bin"
+    applets.mkdir()
+    for applet in ("sh", "grep", "tr", "sleep", "cat", "rm"):
+        (applets / applet).symlink_to(shutil.which("busybox") or "busybox")
+    return lambda body: subprocess.run(
+        [str(applets / "sh"), "-s"],
+        input=remote.script(body).encode(),
+        capture_output=True,
+        env={**ENV, "PATH": str(applets)},
+        check=False,
+    )
+
+
+def _without_proc(body: str) -> subprocess.CompletedProcess[bytes]:
+    """Runs a rotation script as on a node without /proc, where procps' pgrep lists the scripts."""
+    return run_sh(body.replace("[ -r /proc/self/cmdline ]", "false"))
+
+
+@pytest.mark.parametrize("kind", ["linux", "busybox, no procps", "no /proc, pgrep"])
+def test_a_step_is_done_again_only_once_the_scripts_that_did_it_before_have_ended(
+    tmp_path: Path, kind: str
+) -> None:
     """Before a node's step is done again, the run waits while a killed run's script (found by the
     label its shell carries) or its own earlier one for that node still runs, not for its own on
-    another node of the host, nor for another node's wait (its pgrep, the pattern on its command
-    line); past its time it names the processes it waited for."""
+    another node of the host, nor for another node's wait (the pattern on its command line); past
+    its time it names the processes it waited for. On Linux and busybox alike (their command lines
+    under /proc), and by pgrep where there is no /proc."""
+    if kind.startswith("busybox") and not shutil.which("busybox"):
+        pytest.skip("busybox not installed")
+    run = {"linux": run_sh, "no /proc, pgrep": _without_proc}.get(kind) or _busybox_node(tmp_path)
     this_run = f"{remote.CHANGE_LABEL}0123456789abcdef-"
     node = f"{this_run}11111111"
     killed_run, earlier_attempt, other_node, other_wait = (
@@ -122,9 +152,9 @@ def test_a_step_is_done_again_only_once_the_scripts_that_did_it_before_have_ende
         )
     )
     try:
-        gave_up = run_sh(remote.wait_for_earlier_scripts(this_run, node, 0))
+        gave_up = run(remote.wait_for_earlier_scripts(this_run, node, 0))
         started = time.monotonic()
-        waited = run_sh(remote.wait_for_earlier_scripts(this_run, node, 20))
+        waited = run(remote.wait_for_earlier_scripts(this_run, node, 20))
         took = time.monotonic() - started
         assert killed_run.poll() is not None and earlier_attempt.poll() is not None
         assert other_node.poll() is None and other_wait.poll() is None
@@ -137,5 +167,5 @@ def test_a_step_is_done_again_only_once_the_scripts_that_did_it_before_have_ende
     assert gave_up.returncode == 0 and busy is not None
     assert sorted(map(int, busy.group(1).split())) == sorted([killed_run.pid, earlier_attempt.pid])
     assert waited.returncode == 0 and b"busy" not in waited.stdout and 0.5 < took < 10
-    alone = run_sh(remote.wait_for_earlier_scripts(this_run, node, 0))
+    alone = run(remote.wait_for_earlier_scripts(this_run, node, 0))
     assert alone.returncode == 0 and b"busy" not in alone.stdout

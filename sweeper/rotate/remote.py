@@ -140,14 +140,25 @@ def ensure_pending_key(pending: str, key_kind: str, nonce: str) -> str:
 def wait_for_earlier_scripts(this_run: str, this_node: str, seconds: int) -> str:
     """Wait, up to `seconds`, while a rotation script is still running on the node that is
     another run's or was this node's in this run (`this_node`, the label of its scripts), then
-    print those processes' ids in a `busy` section. `pgrep -af` finds them by their label (its
-    pattern does not match itself, so waits on nodes that share a host do not see each other; a
-    script of this run for another node sharing the host is not waited for); where pgrep cannot
-    list command lines (busybox), nothing is waited for."""
+    print those processes' ids in a `busy` section. They are found by their label in the command
+    lines under /proc (one `grep` over them all: Linux, Photon, busybox and minimal images without
+    procps alike), or by `pgrep -af` where there is no /proc. The pattern does not match itself,
+    so waits on nodes that share a host do not see each other; a script of this run for another
+    node sharing the host is not waited for. Where neither can list command lines, nothing is
+    waited for."""
+    pattern = q(CHANGE_LABEL + "[0-9a-f]")
     return textwrap.dedent(f"""\
         sw_i=0
         while :; do
-          sw_p=$(pgrep -af {q(CHANGE_LABEL + "[0-9a-f]")} 2>/dev/null) || break
+          if [ -r /proc/self/cmdline ]; then  # "pid command line" of each, as pgrep -af prints them
+            sw_p=''
+            for sw_f in $(grep -l {pattern} /proc/[0-9]*/cmdline 2>/dev/null); do
+              sw_c=$(tr '\\000' ' ' < "$sw_f" 2>/dev/null) || continue  # it ended meanwhile
+              sw_f=${{sw_f#/proc/}}; sw_p="$sw_p${{sw_f%/cmdline}} $sw_c$NL"
+            done
+          else
+            sw_p=$(pgrep -af {pattern} 2>/dev/null) || break
+          fi
           sw_b=''
           while IFS= read -r sw_l; do
             case $sw_l in

@@ -136,14 +136,14 @@ def test_a_step_is_done_again_only_once_the_scripts_that_did_it_before_have_ende
     label its shell carries) or its own earlier one for that node still runs, not for its own on
     another node of the host, nor for another node's wait (the pattern on its command line); past
     its time it names the processes it waited for. On Linux and busybox alike (their command lines
-    under /proc), and by pgrep where there is no /proc."""
+    under /proc, a line break in one read as a blank), and by pgrep where there is no /proc."""
     if kind.startswith("busybox") and not shutil.which("busybox"):
         pytest.skip("busybox not installed")
     run = {"linux": run_sh, "no /proc, pgrep": _without_proc}.get(kind) or _busybox_node(tmp_path)
     this_run = f"{remote.CHANGE_LABEL}0123456789abcdef-"
     node = f"{this_run}11111111"
     killed_run, earlier_attempt, other_node, other_wait = (
-        subprocess.Popen(["sh", "-c", f"sleep {seconds}; :", label], start_new_session=True)
+        subprocess.Popen(["sh", "-c", f"sleep {seconds}\n:", label], start_new_session=True)
         for seconds, label in (
             (2, f"{remote.CHANGE_LABEL}fedcba9876543210-11111111"),
             (1, node),

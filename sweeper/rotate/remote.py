@@ -153,7 +153,7 @@ def wait_for_earlier_scripts(this_run: str, this_node: str, seconds: int) -> str
           if [ -r /proc/self/cmdline ]; then  # "pid command line" of each, as pgrep -af prints them
             sw_p=''
             for sw_f in $(grep -l {pattern} /proc/[0-9]*/cmdline 2>/dev/null); do
-              sw_c=$(tr '\\000' ' ' < "$sw_f" 2>/dev/null) || continue  # it ended meanwhile
+              sw_c=$(tr '\\000\\n' '  ' < "$sw_f" 2>/dev/null) || continue  # it ended meanwhile
               sw_f=${{sw_f#/proc/}}; sw_p="$sw_p${{sw_f%/cmdline}} $sw_c$NL"
             done
           else

@@ -19,14 +19,42 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from sweeper.rotate import remote
+from sweeper.shell.text import on_stdin
 
 ENV = {"PATH": "/usr/bin:/bin", "T": "sweeper-test-token"}
 
 
 def run_sh(body: str) -> subprocess.CompletedProcess[bytes]:
+    """A rotation script run as a node runs it: on stdin (as `on_stdin` sends it) to `sh -s`."""
     return subprocess.run(
-        ["sh", "-s"], input=remote.script(body).encode(), capture_output=True, env=ENV, check=False
+        ["sh", "-s"], input=on_stdin(remote.script(body)).encode(), capture_output=True, env=ENV, check=False
     )
+
+
+@pytest.mark.parametrize("sh", ["sh", "busybox sh"])
+def test_a_script_cut_short_on_its_way_to_the_node_runs_not_at_all(tmp_path: Path, sh: str) -> None:
+    """A connection lost while a script is sent ends its stdin early. Nothing of it runs then: not
+    the first file's replacement, nor a second one's with part of its bytes. A command in it that
+    reads stdin gets nothing, not the rest of the script."""
+    if sh.startswith("busybox") and not shutil.which("busybox"):
+        pytest.skip("busybox not installed")
+    first, second = tmp_path / "first.crt", tmp_path / "second.crt"
+    body = (
+        remote.put_file(str(first), b"first\n", None, None, "0644")
+        + 'read sw_line || sw_line=nothing; echo "stdin: $sw_line"\n'
+        + remote.put_file(str(second), b"A" * 4000, None, None, "0644")
+    )
+    sent = on_stdin(remote.script(body)).encode()
+    whole = subprocess.run([*sh.split(), "-s"], input=sent, capture_output=True, env=ENV, check=False)
+    assert whole.returncode == 0 and b"stdin: nothing" in whole.stdout, whole.stderr
+    assert first.read_bytes() == b"first\n" and second.read_bytes() == b"A" * 4000
+    first.unlink()
+    second.unlink()
+
+    cut = sent[: sent.index(b"SWEEPER_B64", sent.index(b"stdin:")) + 200]  # inside the second file
+    half = subprocess.run([*sh.split(), "-s"], input=cut, capture_output=True, env=ENV, check=False)
+    assert half.returncode != 0 and half.stdout == b""
+    assert not first.exists() and not second.exists() and os.listdir(tmp_path) == []
 
 
 def test_put_makes_the_folder_replaces_atomically_and_clears_a_killed_runs_temp_files(tmp_path: Path) -> None:
@@ -116,7 +144,7 @@ def _busybox_node(tmp_path: Path) -> Callable[[str], subprocess.CompletedProcess
         (applets / applet).symlink_to(shutil.which("busybox") or "busybox")
     return lambda body: subprocess.run(
         [str(applets / "sh"), "-s"],
-        input=remote.script(body).encode(),
+        input=on_stdin(remote.script(body)).encode(),
         capture_output=True,
         env={**ENV, "PATH": str(applets)},
         check=False,

@@ -14,7 +14,7 @@ import pytest
 
 from sweeper import shell, stores
 from sweeper.model import Node, StoreSpec
-from sweeper.shell.text import RUNNER
+from sweeper.shell.text import on_stdin
 from sweeper.stores.vecs import parse_entry_list
 from tests.support.openssl_pki import OpenSSLPki
 
@@ -66,12 +66,12 @@ def run_locally(
     output decoded as the session decodes a node's (bytes that are not UTF-8 shown as `\\xNN`).
 
     `sh`: "sh" (dash on Debian), "dash", or "busybox" (ESXi's shell)."""
-    command = ["busybox", "sh", "-c", RUNNER] if sh == "busybox" else [sh, "-c", RUNNER]
+    command = ["busybox", "sh", "-s"] if sh == "busybox" else [sh, "-s"]
     if user:
         command = ["setpriv", f"--reuid={user}", "--regid=65534", "--clear-groups", *command]
     done = subprocess.run(
         command,
-        input=shell.frame(TOKEN, body, max_bytes).encode(),
+        input=on_stdin(shell.frame(TOKEN, body, max_bytes)).encode(),
         capture_output=True,
         check=False,
         timeout=30,

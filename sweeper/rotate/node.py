@@ -25,7 +25,8 @@ WAIT_AT_LEAST = 60
 
 
 def label_of(node: Node) -> str:
-    """The `$0` of this run's scripts on `node`: the run, then the node (nodes may share a host)."""
+    """The label of this run's scripts' shells on `node`: the run, then the node (nodes may share a
+    host)."""
     return f"{RUN_LABEL}{hashlib.sha256(node.name.encode()).hexdigest()[:8]}"
 
 

@@ -20,8 +20,8 @@ from sweeper.stores.script import prelude
 
 PENDING_DIR = "/var/lib/sweeper/pending"
 CHANGE_LABEL = "sweeper-change-"
-"""What the shell of every rotation script is called on the node (`$0`), followed by its run's id
-and its node's (`node.label_of`)."""
+"""What the shell of every rotation script carries on the node (its argument, in its command line),
+followed by its run's id and its node's (`node.label_of`)."""
 
 HELPERS = r"""
 set -u

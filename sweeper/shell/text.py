@@ -2,9 +2,11 @@
 
 Every node script is POSIX sh (ESXi's busybox included), whole before any of it runs: a script
 that holds no secret travels on the command line itself (`sh -c SCRIPT`: no process to read it,
-nothing on stdin); any other is sent on stdin and read whole first (so a command that reads stdin
-gets EOF, not the rest of the script, and a script cut short never half runs). Its status is the
-script's own, so "exit status N" in an error is the script's.
+nothing on stdin); any other is sent on stdin to `sh -s` as one brace group (`on_stdin`), which the
+shell parses whole before it runs any of it: a script cut short (a connection lost while it was
+sent) is a syntax error and runs not at all, and a command that reads stdin gets /dev/null, not
+the rest of the script. Its status is the script's own, so "exit status N" in an error is the
+script's.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ import shlex
 
 from sweeper.shell.tags import Tag
 
-RUNNER = 'eval "$(cat)"'
-"""The one-line program a script on stdin runs under: read it all, then run it."""
 INLINE_MAX = 64 * 1024
 """Longest script sent on the command line (Linux takes 128 KiB in one argument)."""
 
@@ -69,20 +69,28 @@ def run_inline(script: str) -> str | None:
     return f"sh -c {quote(script)}" if len(script) <= INLINE_MAX else None
 
 
-def run_stdin(become: str | None = None, label: str | None = None) -> str:
-    """The command line that runs a script given on stdin, as ourselves or through `sudo -n`/`doas -n`.
+def on_stdin(script: str) -> str:
+    """`script` as sent on stdin (to `run_stdin`'s shell): one brace group, parsed whole before any
+    of it runs, whose commands read /dev/null."""
+    return "{\n" + script + "\n} </dev/null\n"
 
-    `label` is the shell's `$0`: the node's process list shows it on the shell for as long as
+
+def run_stdin(become: str | None = None, label: str | None = None) -> str:
+    """The command line that runs a script given on stdin (`on_stdin`), as ourselves or through
+    `sudo -n`/`doas -n`.
+
+    `label` is the shell's argument: the node's process list shows it on the shell for as long as
     the script runs (a rotation's scripts say which run they belong to)."""
-    runner = f"sh -c {quote(RUNNER)}{_as_zero(label)}"
+    runner = f"sh -s{_argument(label)}"
     return f"{become} -n {runner}" if become else runner
 
 
 def run_stdin_sudo_password(label: str | None = None) -> str:
-    """`sudo -S` that prompts with our marker, then says when the shell is ready for the script."""
-    ready = f'echo "{SHELL_READY}" >&2; {RUNNER}'
-    return f"sudo -S -p {quote(SUDO_PROMPT)} sh -c {quote(ready)}{_as_zero(label)}"
+    """`sudo -S` that prompts with our marker, then says when the shell is ready for the script
+    (`on_stdin`), and becomes `run_stdin`'s shell."""
+    ready = f'echo "{SHELL_READY}" >&2; exec sh -s "$@"'
+    return f"sudo -S -p {quote(SUDO_PROMPT)} sh -c {quote(ready)} sh{_argument(label)}"
 
 
-def _as_zero(label: str | None) -> str:
+def _argument(label: str | None) -> str:
     return f" {quote(label)}" if label else ""

@@ -20,6 +20,7 @@ from sweeper.shell.text import (
     SHELL_READY,
     SUDO_PROMPT,
     node_text,
+    on_stdin,
     run_inline,
     run_stdin,
     run_stdin_sudo_password,
@@ -152,8 +153,8 @@ class Session:
         """Run a POSIX sh script (on stdin) as the node's `become` user, or as ourselves.
 
         `inline`: the script holds no secret, so as ourselves it may go on the command line (see
-        `shell.run_inline`): the node spares the process that reads it from stdin. `label`: the
-        `$0` of a script given on stdin, which the node's process list shows (`shell.run_stdin`).
+        `shell.run_inline`): nothing is sent on stdin. `label`: the argument of the shell that runs
+        a script given on stdin, which the node's process list shows (`shell.run_stdin`).
 
         With a become password, sudo is asked to prompt with a marker and the password is
         written only when that marker appears, so it can never reach the shell as a command
@@ -167,9 +168,11 @@ class Session:
                     return result
                 # nothing printed: a login shell that is not POSIX (csh, tcsh) cannot take a
                 # multi-line argument, but it can start the one-line stdin runner
-            return await self.run(run_stdin(label=label), stdin=script, timeout=timeout)
+            return await self.run(run_stdin(label=label), stdin=on_stdin(script), timeout=timeout)
         if self._become_password is None:
-            result = await self.run(run_stdin(self.node.become, label), stdin=script, timeout=timeout)
+            result = await self.run(
+                run_stdin(self.node.become, label), stdin=on_stdin(script), timeout=timeout
+            )
         else:
             try:
                 async with self._channels:
@@ -187,7 +190,7 @@ class Session:
         budget = _Budget(self.max_bytes)
         try:
             early = await self._answer_sudo(proc, budget)
-            proc.stdin.write(script.encode())
+            proc.stdin.write(on_stdin(script).encode())
             proc.stdin.write_eof()
             stdout, stderr = await budget.drain_both(proc)
             await proc.wait_closed()

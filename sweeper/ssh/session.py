@@ -160,29 +160,29 @@ class Session:
         written only when that marker appears, so it can never reach the shell as a command
         (sudo may have cached credentials or a NOPASSWD rule). It is never on a command line.
         """
+        command = run_inline(script) if inline and not self.node.become else None
+        if command is not None:
+            result = await self.run(command, timeout=timeout)
+            if result.stdout or result.exit_status == 0:
+                return result
+            # nothing printed: a login shell that is not POSIX (csh, tcsh) cannot take a
+            # multi-line argument, but it can start the one-line stdin runner
+        sent = on_stdin(script)
         if not self.node.become:
-            command = run_inline(script) if inline else None
-            if command is not None:
-                result = await self.run(command, timeout=timeout)
-                if result.stdout or result.exit_status == 0:
-                    return result
-                # nothing printed: a login shell that is not POSIX (csh, tcsh) cannot take a
-                # multi-line argument, but it can start the one-line stdin runner
-            return await self.run(run_stdin(label=label), stdin=on_stdin(script), timeout=timeout)
+            return await self.run(run_stdin(label=label), stdin=sent, timeout=timeout)
         if self._become_password is None:
-            result = await self.run(
-                run_stdin(self.node.become, label), stdin=on_stdin(script), timeout=timeout
-            )
+            result = await self.run(run_stdin(self.node.become, label), stdin=sent, timeout=timeout)
         else:
             try:
                 async with self._channels:
-                    result = await asyncio.wait_for(self._sudo_with_password(script, label), timeout)
+                    result = await asyncio.wait_for(self._sudo_with_password(sent, label), timeout)
             except TimeoutError as exc:
                 raise Transient(f"command timed out after {timeout:g}s") from exc
         _raise_if_refused(self.node.become, result)
         return result
 
-    async def _sudo_with_password(self, script: str, label: str | None) -> CommandResult:
+    async def _sudo_with_password(self, sent: str, label: str | None) -> CommandResult:
+        """`sent`: the script as `on_stdin` wraps it, written once sudo's shell is ready."""
         try:
             proc = await self._conn.create_process(run_stdin_sudo_password(label), encoding=None)
         except (asyncssh.Error, OSError) as exc:
@@ -190,7 +190,7 @@ class Session:
         budget = _Budget(self.max_bytes)
         try:
             early = await self._answer_sudo(proc, budget)
-            proc.stdin.write(on_stdin(script).encode())
+            proc.stdin.write(sent.encode())
             proc.stdin.write_eof()
             stdout, stderr = await budget.drain_both(proc)
             await proc.wait_closed()

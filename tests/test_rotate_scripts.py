@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -24,10 +25,14 @@ from sweeper.shell.text import on_stdin
 ENV = {"PATH": "/usr/bin:/bin", "T": "sweeper-test-token"}
 
 
-def run_sh(body: str) -> subprocess.CompletedProcess[bytes]:
+def run_sh(body: str, sh: str = "sh", path: str = ENV["PATH"]) -> subprocess.CompletedProcess[bytes]:
     """A rotation script run as a node runs it: on stdin (as `on_stdin` sends it) to `sh -s`."""
     return subprocess.run(
-        ["sh", "-s"], input=on_stdin(remote.script(body)).encode(), capture_output=True, env=ENV, check=False
+        [sh, "-s"],
+        input=on_stdin(remote.script(body)).encode(),
+        capture_output=True,
+        env={**ENV, "PATH": path},
+        check=False,
     )
 
 
@@ -98,7 +103,7 @@ def test_a_killed_runs_key_maker_still_running_on_the_node_cannot_swap_the_key_a
     (tools / "openssl").chmod(0o755)
     pending.parent.mkdir()
     (pending.parent / "key.pem.999.tmp").write_text("what a maker killed before its link left")
-    script = remote.script(remote.ensure_pending_key(str(pending), "ec-p256", "orphan")).encode()
+    script = on_stdin(remote.script(remote.ensure_pending_key(str(pending), "ec-p256", "orphan"))).encode()
     orphan = subprocess.Popen(
         ["sh", "-s"],
         stdin=subprocess.PIPE,
@@ -142,13 +147,7 @@ def _busybox_node(tmp_path: Path) -> Callable[[str], subprocess.CompletedProcess
     applets.mkdir()
     for applet in ("sh", "grep", "tr", "sleep", "cat", "rm"):
         (applets / applet).symlink_to(shutil.which("busybox") or "busybox")
-    return lambda body: subprocess.run(
-        [str(applets / "sh"), "-s"],
-        input=on_stdin(remote.script(body)).encode(),
-        capture_output=True,
-        env={**ENV, "PATH": str(applets)},
-        check=False,
-    )
+    return functools.partial(run_sh, sh=str(applets / "sh"), path=str(applets))
 
 
 def _without_proc(body: str) -> subprocess.CompletedProcess[bytes]:

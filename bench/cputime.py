@@ -73,8 +73,9 @@ def children_peak() -> Iterator[list[float]]:
     def sample() -> None:
         while not done.wait(SAMPLE_EVERY):
             for task in Path("/proc/self/task").glob("*/children"):
-                for pid in task.read_text().split():
-                    peak[0] = max(peak[0], peak_rss_mb(pid))
+                with contextlib.suppress(OSError):  # a thread that ended since the glob
+                    for pid in task.read_text().split():
+                        peak[0] = max(peak[0], peak_rss_mb(pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

@@ -55,6 +55,7 @@ import asyncssh
 from cputime import children_cpu, children_peak, own_cpu, peak_rss_mb, run_sampled  # bench/cputime.py
 from fleets import Fleet, serve  # bench/fleets.py
 
+from sweeper.collector import collect_less_often
 from sweeper.inventory import load_inventory
 from sweeper.model import Node
 from sweeper.platforms.vcsa import VECS_CLI
@@ -149,6 +150,7 @@ def measure(args: argparse.Namespace) -> None:
         if args.measure == "floor":
             asyncio.run(floor_sweep(nodes, args.concurrency))
         else:
+            collect_less_often()  # as the command line does at its start
             workers = None if args.workers == "auto" else int(args.workers)
             processes = worker_count(workers, nodes, args.concurrency)
             options = ScanOptions(concurrency=args.concurrency, key_cache=args.key_cache, workers=workers)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING
 
+from sweeper.collector import collect_less_often
 from sweeper.keycache import KeyCache
 from sweeper.model import Node, NodeResult
 from sweeper.names import ip_form, normal
@@ -279,6 +280,7 @@ def _stop_requests() -> Iterator[list[bool]]:
 def work(fd: int) -> None:
     """A worker process's entry point (`_ENTRY`): sweep the job sent through socket `fd`, report
     each node as it is done, then its end."""
+    collect_less_often()
     for sig in _SIGNALS:
         signal.signal(sig, signal.SIG_IGN)  # the parent says when to stop
     conn = Connection(fd)

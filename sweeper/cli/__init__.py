@@ -14,6 +14,7 @@ from sweeper.cli import scan, merge, check, rotation, reports, lab
 import typer
 
 from sweeper import __version__
+from sweeper.collector import collect_less_often
 from sweeper.errors import EXIT_DECLINED
 
 __all__ = ["app", "check", "lab", "main", "merge", "reports", "rotation", "scan"]
@@ -28,6 +29,7 @@ def version_command() -> None:
 def main() -> None:
     """The console entry: usage errors (a bad option value, a missing argument) are one line,
     `sweeper: ...` exit 2, like every other bad input, instead of a boxed panel."""
+    collect_less_often()
     try:
         code = app(standalone_mode=False)
     except typer.Abort:

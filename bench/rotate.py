@@ -33,6 +33,7 @@ from pathlib import Path
 from cputime import own_cpu  # bench/cputime.py
 from fleets import serve  # bench/fleets.py
 
+from sweeper.collector import collect_less_often
 from sweeper.demo import LabIncident, lab_journal_passphrase
 from sweeper.inventory import load_inventory
 from sweeper.report import schema
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, help="lab folder (default: a temporary one)")
     parser.add_argument("--fleet", choices=("lab", "sshd"), default="lab", help="the nodes' servers")
     args = parser.parse_args()
+    collect_less_often()  # as the command line does at its start
     work = args.dir or Path(tempfile.mkdtemp(prefix="sweeper-bench-rotate-"))
     for previous in ("journal", "reports"):  # a run's own, on a lab built afresh below
         shutil.rmtree(work / previous, ignore_errors=True)

@@ -11,6 +11,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from sweeper.collector import collect_less_often
 from sweeper.lab.build import build_lab
 from sweeper.lab.paths import LabError
 from sweeper.lab.server import serve_lab
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         verb = "reused" if build.reused else "built"
         print(f"lab {verb}: {args.nodes} nodes in {build.seconds:.1f}s", file=sys.stderr)
         if args.command == "serve":
+            collect_less_often()  # a sweeper process: its SSH servers make garbage as a sweep's client does
             asyncio.run(serve_lab(args.dir))
     except LabError as exc:
         print(f"sweeper lab: {exc}", file=sys.stderr)
